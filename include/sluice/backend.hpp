@@ -1,0 +1,123 @@
+#pragma once
+/// @file backend.hpp
+/// @brief The execution backend interface: the columnar operations that built-in operators
+/// are made of. The CPU backend implements them on the host; the CUDA backend implements
+/// the same interface on device columns. Operators call the backend of their context.
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/column.hpp"
+
+namespace sluice {
+
+/// @brief Which backend a context runs on.
+enum class BackendKind {
+  Cpu,   ///< host memory, the reference implementation
+  Cuda,  ///< device memory and CUDA kernels (requires a GPU)
+  Auto,  ///< Cuda when a GPU and the CUDA backend are present, otherwise Cpu
+};
+
+/// @brief "cpu", "cuda", "auto"; throws sluice::Error naming @p name otherwise.
+BackendKind parse_backend(std::string_view name);
+std::string_view backend_name(BackendKind kind);
+
+/// @brief A built-in aggregate function.
+enum class AggregateKind {
+  Count,  ///< rows (no input field) or non-null values of the input field; int64
+  Sum,    ///< int64 for integer and bool inputs, float64 for floating point; nulls skipped
+  Min,    ///< type of the input; nulls skipped
+  Max,    ///< type of the input; nulls skipped
+  Mean,   ///< float64; nulls skipped
+};
+
+/// @brief "count", "sum", "min", "max", "mean" (also "avg"); throws naming @p name otherwise.
+AggregateKind parse_aggregate(std::string_view name);
+std::string_view aggregate_name(AggregateKind kind);
+/// @brief Count, Sum and Mean can be subtracted out of a window; Min and Max cannot.
+constexpr bool is_invertible(AggregateKind k) { return k == AggregateKind::Count || k == AggregateKind::Sum || k == AggregateKind::Mean; }
+
+/// @brief One aggregate of a keyed aggregation: kind, input field (empty for count of
+/// rows) and the name of the output field.
+struct AggregateSpec {
+  AggregateKind kind = AggregateKind::Count;
+  std::string input;
+  std::string output;
+};
+
+/// @brief reduceByKey with built-in aggregates. Aggregation runs in two steps so that
+/// partial results can be kept per window pane and combined:
+///   partials(batch) -> combine(partials..., with signs) -> finalize.
+/// A partial table holds the key fields, then per aggregate its partial state fields
+/// ("OUT#sum", "OUT#count", "OUT#min", "OUT#max"), then "#records" (input rows per key).
+struct KeyedAggregation {
+  std::vector<std::string> keys;
+  std::vector<AggregateSpec> aggregates;
+
+  /// Validates against @p input (fields exist, inputs numeric where needed) and returns the
+  /// schema of partial tables; throws sluice::Error naming the field.
+  Schema partial_schema(const Schema& input) const;
+  /// The schema of finalized results: keys then one field per aggregate.
+  Schema result_schema(const Schema& input) const;
+  /// True when every aggregate is invertible.
+  bool invertible() const;
+};
+
+/// @brief Columnar operations of one backend.
+class ExecutionBackend {
+ public:
+  virtual ~ExecutionBackend() = default;
+  virtual BackendKind kind() const = 0;
+  virtual std::string_view name() const = 0;
+
+  /// Per-key partial aggregates of @p input (one row per distinct key).
+  virtual Table aggregate_partials(const Table& input, const KeyedAggregation& plan) = 0;
+  /// Combines partial tables (same partial schema) key by key. @p signs holds +1 or -1 per
+  /// table (-1 subtracts a leaving pane; only for invertible plans). Keys whose #records
+  /// reaches 0 are removed.
+  virtual Table combine_partials(std::span<const Table* const> partials, std::span<const int> signs,
+                                 const KeyedAggregation& plan) = 0;
+  /// Turns partials into results (count, sum, min, max, mean values).
+  virtual Table finalize(const Table& partials, const KeyedAggregation& plan) = 0;
+};
+
+/// @brief The host backend (always available).
+std::unique_ptr<ExecutionBackend> make_cpu_backend();
+
+/// @brief The backend for @p requested: Cpu always; Cuda throws a clear sluice::Error when
+/// no GPU is present or when this build has no CUDA backend yet; Auto picks the GPU when
+/// it can, otherwise the CPU (logging which and why).
+std::unique_ptr<ExecutionBackend> make_backend(BackendKind requested);
+
+/// @brief How many CUDA devices this build can see (0 without CUDA support or a device).
+int cuda_device_count();
+
+/// @brief Rows of @p table grouped by the fields @p key_columns: a dense group id per row
+/// (in order of first appearance) and the first row of each group.
+struct Grouping {
+  std::vector<int32_t> group_of_row;
+  std::vector<int64_t> first_row_of_group;
+};
+Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
+
+/// @brief Joins within a batch: rows of @p left and @p right whose key fields are equal.
+enum class JoinKind { Inner, LeftOuter, RightOuter, FullOuter };
+
+/// @brief Result fields: left keys, then left's other fields, then right's other fields
+/// (nullable where the join is outer on the other side). Key fields of a right-only row come
+/// from the right table. Key types must match: throws naming the field otherwise.
+Table join_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                  std::span<const size_t> right_keys, JoinKind kind);
+
+/// @brief cogroup: one row per key in either table: the keys, then a List field "left" of
+/// left's other fields and a List field "right" of right's other fields.
+Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                     std::span<const size_t> right_keys);
+
+/// @brief group_by_key: one row per key: the keys, then a List field "values" of the other fields.
+Table group_by_key_table(const Table& input, std::span<const size_t> key_columns);
+
+}  // namespace sluice

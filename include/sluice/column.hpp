@@ -1,0 +1,185 @@
+#pragma once
+/// @file column.hpp
+/// @brief Columns and tables in the Apache Arrow layout, owned in host memory.
+///
+/// A batch is a Table: a Schema and one Column per field. Fixed-width values are
+/// contiguous; strings are int32 offsets plus one character buffer; lists (of structs)
+/// are int32 offsets plus child columns; an optional validity bitmap marks nulls
+/// (bit set = valid, least significant bit first, as in Arrow).
+
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "sluice/types.hpp"
+
+namespace sluice {
+
+/// @brief A runtime scalar: null, bool, integer, floating point or string.
+using Value = std::variant<std::monostate, bool, int64_t, double, std::string>;
+
+/// @brief "null", "true", "42", "1.5", "\"text\"" (JSON spelling).
+std::string value_to_json(const Value& v);
+
+/// @brief C++ storage type of a fixed-width TypeId.
+template <TypeId> struct storage_of;
+template <> struct storage_of<TypeId::Bool> { using type = uint8_t; };
+template <> struct storage_of<TypeId::Int32> { using type = int32_t; };
+template <> struct storage_of<TypeId::Int64> { using type = int64_t; };
+template <> struct storage_of<TypeId::Float32> { using type = float; };
+template <> struct storage_of<TypeId::Float64> { using type = double; };
+
+/// @brief TypeId whose storage is @p T (uint8_t maps to Bool).
+template <class T> constexpr TypeId type_of_storage() {
+  if constexpr (std::is_same_v<T, uint8_t>) return TypeId::Bool;
+  else if constexpr (std::is_same_v<T, int32_t>) return TypeId::Int32;
+  else if constexpr (std::is_same_v<T, int64_t>) return TypeId::Int64;
+  else if constexpr (std::is_same_v<T, float>) return TypeId::Float32;
+  else if constexpr (std::is_same_v<T, double>) return TypeId::Float64;
+  else static_assert(sizeof(T) == 0, "not a column storage type");
+}
+
+/// @brief An owning column in host memory. Cheap to move; copies are deep.
+class Column {
+ public:
+  Column() = default;
+  /// An empty column of @p type; @p nullable columns carry a validity bitmap.
+  explicit Column(TypeId type, bool nullable = false);
+  /// An empty List column whose elements are structs of @p children (each empty).
+  static Column make_list(std::vector<Column> children, bool nullable = false);
+  /// An empty column with the layout that @p field describes (List children included).
+  static Column make_for(const Field& field);
+
+  TypeId type() const { return type_; }
+  size_t size() const { return size_; }
+  bool nullable() const { return nullable_; }
+  size_t null_count() const;
+  bool is_valid(size_t row) const {
+    return !nullable_ || (validity_[row >> 3] >> (row & 7)) & 1;
+  }
+
+  // ---- fixed-width access ----
+  /// Values of a fixed-width column; @p T must be the column's storage type.
+  template <class T> std::span<const T> values() const {
+    check_storage(type_of_storage<T>());
+    return {reinterpret_cast<const T*>(data_.data()), size_};
+  }
+  template <class T> std::span<T> mutable_values() {
+    check_storage(type_of_storage<T>());
+    return {reinterpret_cast<T*>(data_.data()), size_};
+  }
+  const std::byte* data() const { return data_.data(); }
+
+  // ---- string access ----
+  std::string_view string_at(size_t row) const {
+    return {chars_.data() + offsets_[row], static_cast<size_t>(offsets_[row + 1] - offsets_[row])};
+  }
+  /// size() + 1 offsets for String and List columns.
+  std::span<const int32_t> offsets() const { return offsets_; }
+  std::span<const char> chars() const { return chars_; }
+
+  // ---- list access ----
+  const std::vector<Column>& children() const { return children_; }
+  std::vector<Column>& children() { return children_; }
+  /// Child rows [first, last) of list element @p row.
+  std::pair<size_t, size_t> list_range(size_t row) const {
+    return {static_cast<size_t>(offsets_[row]), static_cast<size_t>(offsets_[row + 1])};
+  }
+
+  // ---- building ----
+  void reserve(size_t rows, size_t chars = 0);
+  /// Appends a fixed-width value; @p T must be the storage type (uint8_t for Bool).
+  template <class T> void append(T v) {
+    check_storage(type_of_storage<T>());
+    const size_t at = data_.size();
+    data_.resize(at + sizeof(T));
+    std::memcpy(data_.data() + at, &v, sizeof(T));
+    push_valid();
+  }
+  void append_string(std::string_view s);
+  /// Closes a list element whose struct rows were appended to children() since the last one.
+  void append_list_end();
+  /// Appends a null (a zero value, an empty string or an empty list under the bitmap).
+  void append_null();
+  /// Appends row @p row of @p other, which must have the same type (nulls and lists included).
+  void append_from(const Column& other, size_t row);
+  /// Appends all rows of @p other.
+  void append_all(const Column& other);
+  /// Appends @p v converted to this column's type; throws sluice::Error when it does not fit.
+  void append_value(const Value& v);
+  /// Turns on the validity bitmap (all existing rows valid).
+  void make_nullable();
+
+  /// Row @p row as a runtime scalar (List columns are not scalars: throws).
+  Value value_at(size_t row) const;
+  /// Numeric value at @p row as double (Bool, integers, floats).
+  double number_at(size_t row) const;
+  /// Appends row @p row in JSON spelling (lists as arrays of arrays/scalars).
+  void append_json(size_t row, std::string& out) const;
+
+  /// Rows @p rows, in that order.
+  Column gather(std::span<const int64_t> rows) const;
+
+  friend bool operator==(const Column& a, const Column& b);
+
+ private:
+  void check_storage(TypeId storage) const;
+  void push_valid();
+
+  TypeId type_ = TypeId::Int64;
+  bool nullable_ = false;
+  size_t size_ = 0;
+  std::vector<std::byte> data_;       // fixed-width values
+  std::vector<int32_t> offsets_;      // String, List: size_ + 1 entries
+  std::vector<char> chars_;           // String
+  std::vector<uint8_t> validity_;     // bitmap when nullable_
+  std::vector<Column> children_;      // List: struct fields of the elements
+};
+
+/// @brief An owning batch: a schema and one column per field, all of one length.
+class Table {
+ public:
+  Table() = default;
+  /// Checks that there is one column per field, of the field's type, all of one length.
+  Table(Schema schema, std::vector<Column> columns);
+  /// A table with no rows and empty columns laid out as @p schema says.
+  static Table empty(const Schema& schema);
+
+  const Schema& schema() const { return schema_; }
+  size_t num_rows() const { return num_rows_; }
+  size_t num_columns() const { return columns_.size(); }
+  const Column& column(size_t i) const { return columns_[i]; }
+  /// Column of the field called @p name; throws sluice::Error naming it otherwise.
+  const Column& column(std::string_view name) const { return columns_[schema_.index_of(name)]; }
+  const std::vector<Column>& columns() const { return columns_; }
+  /// Moves the columns out (the table is left empty).
+  std::vector<Column> release_columns();
+
+  /// Rows @p rows, in that order.
+  Table gather(std::span<const int64_t> rows) const;
+  /// Rows whose @p mask value is non-zero.
+  Table filter(std::span<const uint8_t> mask) const;
+  /// The same rows with the fields renamed (same count and types).
+  Table with_schema(Schema schema) const&;
+  Table with_schema(Schema schema) &&;
+  /// All rows of @p tables, which must share one schema (field names may differ: the first wins).
+  static Table concat(std::span<const Table* const> tables);
+  static Table concat(const std::vector<Table>& tables);
+
+  /// Row @p row in JSON: a scalar for one column, otherwise an array in field order.
+  std::string row_json(size_t row) const;
+
+  friend bool operator==(const Table& a, const Table& b);
+
+ private:
+  Schema schema_;
+  std::vector<Column> columns_;
+  size_t num_rows_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,128 @@
+// Windowed and stateful keyed aggregation: panes and state are partial-aggregate tables,
+// combined on the context's backend, so the same nodes serve every backend.
+#include <unordered_map>
+
+#include "sluice/context.hpp"
+#include "sluice/pane_ring.hpp"
+#include "sluice/table_ops.hpp"
+
+namespace sluice {
+namespace {
+
+class AggregateWindowNode final : public StreamNode {
+ public:
+  AggregateWindowNode(StreamNode::Ptr parent, KeyedAggregation plan, Duration window, Duration slide)
+      : StreamNode("reduce_by_key_and_window", plan.result_schema(parent->schema()), slide, {parent}),
+        plan_(std::move(plan)),
+        partial_schema_(plan_.partial_schema(parent->schema())),
+        ring_(static_cast<size_t>(window / slide)),
+        window_(Table::empty(partial_schema_)) {}
+
+  std::optional<Table> compute(StepContext& ctx) override {
+    ExecutionBackend& backend = *ctx.backend;
+    if (const Table* t = parent_output(0)) current_.push_back(backend.aggregate_partials(*t, plan_));
+    if (!due_at(ctx.time, ctx.zero_time)) return std::nullopt;
+    Table pane = combine(backend, current_);
+    current_.clear();
+    if (plan_.invertible()) {
+      std::optional<Table> leaving = ring_.push(pane);
+      std::vector<const Table*> parts{&window_, &pane};
+      std::vector<int> signs{+1, +1};
+      if (leaving) {
+        parts.push_back(&*leaving);
+        signs.push_back(-1);
+      }
+      window_ = backend.combine_partials(parts, signs, plan_);
+      return backend.finalize(window_, plan_);
+    }
+    ring_.push(std::move(pane));
+    std::vector<Table> panes;
+    ring_.for_each([&](const Table& p) { panes.push_back(p); });
+    return backend.finalize(combine(backend, panes), plan_);
+  }
+
+ private:
+  Table combine(ExecutionBackend& backend, const std::vector<Table>& parts) const {
+    if (parts.empty()) return Table::empty(partial_schema_);
+    if (parts.size() == 1) return parts[0];
+    std::vector<const Table*> ptrs;
+    for (const auto& p : parts) ptrs.push_back(&p);
+    const std::vector<int> signs(parts.size(), +1);
+    return backend.combine_partials(ptrs, signs, plan_);
+  }
+
+  KeyedAggregation plan_;
+  Schema partial_schema_;
+  PaneRing<Table> ring_;
+  std::vector<Table> current_;
+  Table window_;
+};
+
+class AggregateStateNode final : public StreamNode {
+ public:
+  AggregateStateNode(StreamNode::Ptr parent, KeyedAggregation plan, size_t expire_after_batches)
+      : StreamNode("update_state_by_key", plan.result_schema(parent->schema()), parent->slide(), {parent}),
+        plan_(std::move(plan)),
+        key_columns_(plan_.keys.size()),
+        expire_after_(expire_after_batches),
+        state_(Table::empty(plan_.partial_schema(parent->schema()))) {
+    for (size_t i = 0; i < key_columns_.size(); ++i) key_columns_[i] = i;  // keys lead partial tables
+  }
+
+  std::optional<Table> compute(StepContext& ctx) override {
+    const Table* t = parent_output(0);
+    if (!t) return std::nullopt;
+    ++batch_;
+    ExecutionBackend& backend = *ctx.backend;
+    Table batch = backend.aggregate_partials(*t, plan_);
+    // Which state rows the batch touched: partial tables lead with the keys, state keys are
+    // distinct, so in the grouping of (state rows, batch rows) a state row's group is its index.
+    const size_t old_rows = state_.num_rows();
+    {
+      const Table* both_ptrs[] = {&state_, &batch};
+      const Table both = Table::concat(both_ptrs);
+      const Grouping g = group_rows(both, key_columns_);
+      last_seen_.resize(g.first_row_of_group.size(), batch_);
+      for (size_t r = old_rows; r < both.num_rows(); ++r) last_seen_[static_cast<size_t>(g.group_of_row[r])] = batch_;
+    }
+    const Table* parts[] = {&state_, &batch};
+    const int signs[] = {+1, +1};
+    state_ = backend.combine_partials(parts, signs, plan_);
+    if (expire_after_ > 0) {
+      std::vector<int64_t> keep;
+      std::vector<size_t> kept_seen;
+      for (size_t r = 0; r < state_.num_rows(); ++r) {
+        if (batch_ - last_seen_[r] < expire_after_) {
+          keep.push_back(static_cast<int64_t>(r));
+          kept_seen.push_back(last_seen_[r]);
+        }
+      }
+      if (keep.size() != state_.num_rows()) {
+        state_ = state_.gather(keep);
+        last_seen_ = std::move(kept_seen);
+      }
+    }
+    return backend.finalize(state_, plan_);
+  }
+
+ private:
+  KeyedAggregation plan_;
+  std::vector<size_t> key_columns_;
+  size_t expire_after_;
+  size_t batch_ = 0;
+  std::vector<size_t> last_seen_;
+  Table state_;
+};
+
+}  // namespace
+
+TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide) {
+  check_window("reduce_by_key_and_window", window, slide, input.slide());
+  return input.add(std::make_shared<AggregateWindowNode>(input.node(), std::move(plan), window, slide));
+}
+
+TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches) {
+  return input.add(std::make_shared<AggregateStateNode>(input.node(), std::move(plan), expire_after_batches));
+}
+
+}  // namespace sluice

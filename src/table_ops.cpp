@@ -1,0 +1,58 @@
+#include "sluice/table_ops.hpp"
+
+#include "sluice/context.hpp"
+
+namespace sluice {
+
+std::vector<size_t> field_indexes(std::string_view op, const Schema& schema, const std::vector<std::string>& names) {
+  SLUICE_EXPECTS(!names.empty(), std::string(op) + ": at least one key field is required");
+  std::vector<size_t> out;
+  for (const auto& n : names) {
+    const int i = schema.find(n);
+    SLUICE_EXPECTS(i >= 0, std::string(op) + ": no field '" + n + "' in {" + schema.to_string() + "}");
+    out.push_back(static_cast<size_t>(i));
+  }
+  return out;
+}
+
+TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan) {
+  const Schema result = plan.result_schema(input.schema());  // validates the plan
+  return input.transform("reduce_by_key", result, [plan = std::move(plan)](std::span<const Table* const> in, StepContext& ctx) {
+    return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
+  });
+}
+
+TableStream join_streams(const TableStream& left, std::vector<std::string> left_keys, const TableStream& right,
+                         std::vector<std::string> right_keys, JoinKind kind) {
+  const auto lk = field_indexes("join", left.schema(), left_keys);
+  const auto rk = field_indexes("join", right.schema(), right_keys);
+  SLUICE_EXPECTS(lk.size() == rk.size(), "join: " + std::to_string(lk.size()) + " left keys but " +
+                                             std::to_string(rk.size()) + " right keys");
+  // The output schema comes from joining two empty batches, so definition errors surface now.
+  const Schema schema = join_tables(Table::empty(left.schema()), lk, Table::empty(right.schema()), rk, kind).schema();
+  return left.transform_with("join", schema, {right}, [lk, rk, kind, schema](std::span<const Table* const> in, StepContext&) {
+    return join_tables(*in[0], lk, *in[1], rk, kind).with_schema(schema);
+  });
+}
+
+TableStream cogroup_streams(const TableStream& left, std::vector<std::string> left_keys, const TableStream& right,
+                            std::vector<std::string> right_keys) {
+  const auto lk = field_indexes("cogroup", left.schema(), left_keys);
+  const auto rk = field_indexes("cogroup", right.schema(), right_keys);
+  SLUICE_EXPECTS(lk.size() == rk.size(), "cogroup: " + std::to_string(lk.size()) + " left keys but " +
+                                             std::to_string(rk.size()) + " right keys");
+  const Schema schema = cogroup_tables(Table::empty(left.schema()), lk, Table::empty(right.schema()), rk).schema();
+  return left.transform_with("cogroup", schema, {right}, [lk, rk, schema](std::span<const Table* const> in, StepContext&) {
+    return cogroup_tables(*in[0], lk, *in[1], rk).with_schema(schema);
+  });
+}
+
+TableStream group_by_key(const TableStream& input, std::vector<std::string> keys) {
+  const auto k = field_indexes("group_by_key", input.schema(), keys);
+  const Schema schema = group_by_key_table(Table::empty(input.schema()), k).schema();
+  return input.transform("group_by_key", schema, [k, schema](std::span<const Table* const> in, StepContext&) {
+    return group_by_key_table(*in[0], k).with_schema(schema);
+  });
+}
+
+}  // namespace sluice
