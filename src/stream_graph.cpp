@@ -34,7 +34,7 @@ static Duration common_slide(const std::string& name, const std::vector<StreamNo
 }
 
 BatchFunctionNode::BatchFunctionNode(std::string name, Schema schema, std::vector<Ptr> parents, Function fn)
-    : StreamNode(name, std::move(schema), common_slide(name, parents), std::move(parents)), fn_(std::move(fn)) {}
+    : StreamNode(name, std::move(schema), common_slide(name, parents), parents), fn_(std::move(fn)) {}
 
 std::optional<Table> BatchFunctionNode::compute(StepContext& ctx) {
   std::vector<const Table*> inputs;

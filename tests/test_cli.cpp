@@ -62,11 +62,11 @@ TEST_F(CliTest, ReplayWordCountWithWindowWritesExactBatches) {
                                   "[\"b\"]\n"
                                   "[]\n"
                                   "[\"c c\"]\n");
-  const std::string pipeline = write("p.yaml", R"(
+  const std::string pipeline = write("p.yaml", R"Y(
 name: wc
 batch_interval: 1s
 sources:
-  lines: {type: replay, path: )" + input + R"(, schema: {line: string}}
+  lines: {type: replay, path: )Y" + input + R"Y(, schema: {line: string}}
 streams:
   counts:
     from: lines
@@ -75,8 +75,8 @@ streams:
       - reduce_by_key_and_window: {key: word, aggregates: {n: "count()"}, window: 2s, slide: 1s}
       - transform: {sort_by: [word]}
 sinks:
-  - {stream: counts, type: jsonl, path: )" + (dir_ / "out.jsonl").string() + R"(}
-)");
+  - {stream: counts, type: jsonl, path: )Y" + (dir_ / "out.jsonl").string() + R"Y(}
+)Y");
   const CommandResult r = sluice("run " + pipeline);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read("out.jsonl"),
@@ -90,11 +90,11 @@ TEST_F(CliTest, CsvRecordsWithMalformedLinesAreCountedAndDeadLettered) {
   const std::string input = write("in.jsonl",
                                   "[\"eu,3\", \"us,x\", \"eu,4\"]\n"
                                   "[\"us,1\", \"broken\"]\n");
-  const std::string pipeline = write("p.yaml", R"(
+  const std::string pipeline = write("p.yaml", R"Y(
 batch_interval: 1s
-dead_letter: )" + (dir_ / "dead.jsonl").string() + R"(
+dead_letter: )Y" + (dir_ / "dead.jsonl").string() + R"Y(
 sources:
-  raw: {type: replay, path: )" + input + R"(, schema: {line: string}}
+  raw: {type: replay, path: )Y" + input + R"Y(, schema: {line: string}}
 streams:
   sales:
     from: raw
@@ -103,8 +103,8 @@ streams:
       - reduce_by_key: {key: region, aggregates: {total: "sum(amount)", orders: "count()"}}
       - filter: "total > 0"
 sinks:
-  - {stream: sales, type: jsonl, path: )" + (dir_ / "out.jsonl").string() + R"(}
-)");
+  - {stream: sales, type: jsonl, path: )Y" + (dir_ / "out.jsonl").string() + R"Y(}
+)Y");
   const CommandResult r = sluice("run " + pipeline);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read("out.jsonl"),
@@ -119,18 +119,18 @@ sinks:
 TEST_F(CliTest, JoinOfTwoReplayStreams) {
   const std::string left = write("l.jsonl", "[[\"a\", 1], [\"b\", 2]]\n[[\"c\", 3]]\n");
   const std::string right = write("r.jsonl", "[[\"a\", \"x\"], [\"z\", \"y\"]]\n[[\"c\", \"w\"]]\n");
-  const std::string pipeline = write("p.yaml", R"(
+  const std::string pipeline = write("p.yaml", R"Y(
 sources:
-  l: {type: replay, path: )" + left + R"(, schema: {k: string, v: int64}}
-  r: {type: replay, path: )" + right + R"(, schema: {k: string, w: string}}
+  l: {type: replay, path: )Y" + left + R"Y(, schema: {k: string, v: int64}}
+  r: {type: replay, path: )Y" + right + R"Y(, schema: {k: string, w: string}}
 streams:
   j:
     from: l
     ops:
       - left_outer_join: {with: r, key: k}
 sinks:
-  - {stream: j, type: jsonl, path: )" + (dir_ / "out.jsonl").string() + R"(}
-)");
+  - {stream: j, type: jsonl, path: )Y" + (dir_ / "out.jsonl").string() + R"Y(}
+)Y");
   const CommandResult r = sluice("run " + pipeline);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read("out.jsonl"),

@@ -58,7 +58,7 @@ struct ContextOptions {
 class StreamingContext {
  public:
   explicit StreamingContext(ContextOptions options);
-  explicit StreamingContext(Duration batch_interval) : StreamingContext(ContextOptions{batch_interval}) {}
+  explicit StreamingContext(Duration batch_interval) : StreamingContext(options_with_interval(batch_interval)) {}
   StreamingContext(const StreamingContext&) = delete;
   StreamingContext& operator=(const StreamingContext&) = delete;
   /// Stops without waiting for pending batches.
@@ -105,6 +105,11 @@ class StreamingContext {
   void add_output(StreamNode::Ptr node);
 
  private:
+  static ContextOptions options_with_interval(Duration batch_interval) {
+    ContextOptions o;
+    o.batch_interval = batch_interval;
+    return o;
+  }
   enum class State { Initialized, Running, Stopped };
   struct PendingBatch {
     Time time;

@@ -73,6 +73,10 @@ constexpr size_t fixed_width(TypeId t) {
 
 /// @brief One named field of a schema. A List field's element is the struct of @ref children.
 struct Field {
+  Field() = default;
+  Field(std::string name_, TypeId type_, bool nullable_ = false, std::vector<Field> children_ = {})
+      : name(std::move(name_)), type(type_), nullable(nullable_), children(std::move(children_)) {}
+
   std::string name;
   TypeId type = TypeId::Int64;
   bool nullable = false;

@@ -1,1 +1,283 @@
-// placeholder: filled in by the change that implements it
+// Joins, cogroup and group_by_key within one batch, on the host.
+//
+// Both sides' key columns are grouped together (group_rows over the left keys followed by the
+// right keys), so a group id identifies a key across the two tables; the right rows of each
+// group form the build side and the left rows probe it in order. As in Spark's pair RDDs, a
+// null key equals a null key.
+#include <algorithm>
+#include <numeric>
+
+#include "sluice/backend.hpp"
+
+namespace sluice {
+namespace {
+
+/// Checks one side's key indexes; @p side is "left", "right" or "input".
+void check_key_indexes(std::string_view op, std::string_view side, const Table& table, std::span<const size_t> keys) {
+  SLUICE_EXPECTS(!keys.empty(), std::string(op) + ": at least one key field is required");
+  for (size_t k : keys) {
+    SLUICE_EXPECTS(k < table.num_columns(), std::string(op) + ": key column " + std::to_string(k) + " of the " +
+                                                std::string(side) + " table is out of range for {" +
+                                                table.schema().to_string() + "}");
+    SLUICE_EXPECTS(table.schema()[k].type != TypeId::List, std::string(op) + ": key field '" + table.schema()[k].name +
+                                                               "' of the " + std::string(side) +
+                                                               " table is a list; lists cannot be keys");
+  }
+}
+
+/// Checks that the two sides' keys pair up with equal types.
+void check_key_pairs(std::string_view op, const Table& left, std::span<const size_t> left_keys, const Table& right,
+                     std::span<const size_t> right_keys) {
+  check_key_indexes(op, "left", left, left_keys);
+  check_key_indexes(op, "right", right, right_keys);
+  SLUICE_EXPECTS(left_keys.size() == right_keys.size(), std::string(op) + ": " + std::to_string(left_keys.size()) +
+                                                            " left key fields but " + std::to_string(right_keys.size()) +
+                                                            " right key fields");
+  for (size_t i = 0; i < left_keys.size(); ++i) {
+    const Field& l = left.schema()[left_keys[i]];
+    const Field& r = right.schema()[right_keys[i]];
+    SLUICE_EXPECTS(l.type == r.type, std::string(op) + ": key field '" + l.name + "' of the left table is " +
+                                         std::string(type_name(l.type)) + " but key field '" + r.name +
+                                         "' of the right table is " + std::string(type_name(r.type)));
+  }
+}
+
+/// Indexes of the fields of @p schema that are not keys, in order.
+std::vector<size_t> value_fields(const Schema& schema, std::span<const size_t> keys) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < schema.size(); ++i)
+    if (std::find(keys.begin(), keys.end(), i) == keys.end()) out.push_back(i);
+  return out;
+}
+
+/// Left rows then right rows of the key columns, and their grouping: a group id names one
+/// key across both tables; groups whose first row is below left.num_rows() occur on the left.
+struct KeysOfBoth {
+  Table keys;
+  Grouping grouping;
+};
+
+KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                              std::span<const size_t> right_keys) {
+  std::vector<Field> fields;
+  std::vector<Column> columns;
+  for (size_t i = 0; i < left_keys.size(); ++i) {
+    const Column& l = left.column(left_keys[i]);
+    const Column& r = right.column(right_keys[i]);
+    Column both = l.gather({});
+    if (r.nullable() || l.nullable()) both.make_nullable();
+    both.reserve(l.size() + r.size(), l.chars().size() + r.chars().size());
+    both.append_all(l);
+    both.append_all(r);
+    Field field = left.schema()[left_keys[i]];
+    field.nullable = field.nullable || right.schema()[right_keys[i]].nullable || both.nullable();
+    fields.push_back(std::move(field));
+    columns.push_back(std::move(both));
+  }
+  KeysOfBoth out{Table(Schema(std::move(fields)), std::move(columns)), {}};
+  std::vector<size_t> all(left_keys.size());
+  std::iota(all.begin(), all.end(), 0);
+  out.grouping = group_rows(out.keys, all);
+  return out;
+}
+
+/// The rows of each group, in row order (a counting sort of rows by group).
+struct RowsByGroup {
+  std::vector<int64_t> start;  // group_count + 1 entries
+  std::vector<int64_t> rows;
+
+  std::span<const int64_t> of(size_t group) const {
+    return std::span<const int64_t>(rows).subspan(static_cast<size_t>(start[group]),
+                                                  static_cast<size_t>(start[group + 1] - start[group]));
+  }
+};
+
+/// Rows [first, last) of @p group_of_row, numbered from 0, by group.
+RowsByGroup rows_by_group(const std::vector<int32_t>& group_of_row, size_t first, size_t last, size_t group_count) {
+  RowsByGroup out;
+  out.start.assign(group_count + 1, 0);
+  for (size_t r = first; r < last; ++r) ++out.start[static_cast<size_t>(group_of_row[r]) + 1];
+  std::partial_sum(out.start.begin(), out.start.end(), out.start.begin());
+  std::vector<int64_t> next(out.start.begin(), out.start.end() - 1);
+  out.rows.resize(last - first);
+  for (size_t r = first; r < last; ++r)
+    out.rows[static_cast<size_t>(next[static_cast<size_t>(group_of_row[r])]++)] = static_cast<int64_t>(r - first);
+  return out;
+}
+
+/// Rows @p rows of @p source, a null where the row is -1; nullable when @p nullable is set.
+Column gather_or_null(const Column& source, std::span<const int64_t> rows, bool nullable) {
+  Column out;
+  if (std::none_of(rows.begin(), rows.end(), [](int64_t r) { return r < 0; })) {
+    out = source.gather(rows);
+  } else {
+    out = source.gather({});
+    out.make_nullable();
+    out.reserve(rows.size());
+    for (int64_t r : rows) {
+      if (r < 0) out.append_null();
+      else out.append_from(source, static_cast<size_t>(r));
+    }
+  }
+  if (nullable) out.make_nullable();
+  return out;
+}
+
+/// A List field @p name whose elements are structs of @p fields of @p table.
+Field list_field(std::string name, const Table& table, std::span<const size_t> fields) {
+  Field list{std::move(name), TypeId::List, false, {}};
+  for (size_t f : fields) list.children.push_back(table.schema()[f]);
+  return list;
+}
+
+/// One list per group in @p groups: the rows of @p table in that group (@p rows), as structs
+/// of @p fields.
+Column list_column(const Field& field, const Table& table, std::span<const size_t> fields, const RowsByGroup& rows,
+                   size_t group_count) {
+  Column list = Column::make_for(field);
+  list.reserve(group_count);
+  for (size_t g = 0; g < group_count; ++g) {
+    const std::span<const int64_t> members = rows.of(g);
+    for (size_t c = 0; c < fields.size(); ++c) {
+      Column& child = list.children()[c];
+      const Column& source = table.column(fields[c]);
+      for (int64_t r : members) child.append_from(source, static_cast<size_t>(r));
+    }
+    list.append_list_end();
+  }
+  return list;
+}
+
+/// @p name, or when an earlier field already has it, @p name + "_right" (repeated until unique),
+/// so that every field of a join's result can be named.
+std::string unique_name(std::string name, const std::vector<Field>& earlier) {
+  auto taken = [&](const std::string& n) {
+    return std::any_of(earlier.begin(), earlier.end(), [&](const Field& f) { return f.name == n; });
+  };
+  while (taken(name)) name += "_right";
+  return name;
+}
+
+}  // namespace
+
+Table join_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                  std::span<const size_t> right_keys, JoinKind kind) {
+  check_key_pairs("join", left, left_keys, right, right_keys);
+  const bool keep_unmatched_left = kind == JoinKind::LeftOuter || kind == JoinKind::FullOuter;
+  const bool keep_unmatched_right = kind == JoinKind::RightOuter || kind == JoinKind::FullOuter;
+  const size_t left_rows = left.num_rows();
+  const size_t right_rows = right.num_rows();
+
+  const KeysOfBoth both = group_keys_of_both(left, left_keys, right, right_keys);
+  const Grouping& g = both.grouping;
+  const size_t group_count = g.first_row_of_group.size();
+  const RowsByGroup right_by_group = rows_by_group(g.group_of_row, left_rows, left_rows + right_rows, group_count);
+
+  // Pairs of (left row, right row), -1 for the side that has no match.
+  std::vector<int64_t> left_of_output;
+  std::vector<int64_t> right_of_output;
+  size_t output_rows = 0;
+  for (size_t l = 0; l < left_rows; ++l) {
+    const size_t matches = right_by_group.of(static_cast<size_t>(g.group_of_row[l])).size();
+    output_rows += matches > 0 ? matches : (keep_unmatched_left ? 1 : 0);
+  }
+  left_of_output.reserve(output_rows);
+  right_of_output.reserve(output_rows);
+  for (size_t l = 0; l < left_rows; ++l) {
+    const std::span<const int64_t> matches = right_by_group.of(static_cast<size_t>(g.group_of_row[l]));
+    for (int64_t r : matches) {
+      left_of_output.push_back(static_cast<int64_t>(l));
+      right_of_output.push_back(r);
+    }
+    if (matches.empty() && keep_unmatched_left) {
+      left_of_output.push_back(static_cast<int64_t>(l));
+      right_of_output.push_back(-1);
+    }
+  }
+  const size_t rows_with_left = left_of_output.size();
+  if (keep_unmatched_right) {
+    for (size_t r = 0; r < right_rows; ++r) {
+      // A right key is unmatched when its group first appears among the right rows.
+      const size_t group = static_cast<size_t>(g.group_of_row[left_rows + r]);
+      if (g.first_row_of_group[group] >= static_cast<int64_t>(left_rows)) {
+        left_of_output.push_back(-1);
+        right_of_output.push_back(static_cast<int64_t>(r));
+      }
+    }
+  }
+
+  std::vector<Field> fields;
+  std::vector<Column> columns;
+  // Keys: the left's, except in right-only rows, which carry the right's.
+  for (size_t i = 0; i < left_keys.size(); ++i) {
+    Field field = left.schema()[left_keys[i]];
+    field.nullable = field.nullable || (keep_unmatched_right && right.schema()[right_keys[i]].nullable);
+    Column key = gather_or_null(left.column(left_keys[i]),
+                                std::span<const int64_t>(left_of_output).first(rows_with_left), field.nullable);
+    const Column& right_key = right.column(right_keys[i]);
+    for (size_t o = rows_with_left; o < right_of_output.size(); ++o)
+      key.append_from(right_key, static_cast<size_t>(right_of_output[o]));
+    fields.push_back(std::move(field));
+    columns.push_back(std::move(key));
+  }
+  for (size_t f : value_fields(left.schema(), left_keys)) {
+    Field field = left.schema()[f];
+    field.nullable = field.nullable || keep_unmatched_right;
+    columns.push_back(gather_or_null(left.column(f), left_of_output, field.nullable));
+    fields.push_back(std::move(field));
+  }
+  for (size_t f : value_fields(right.schema(), right_keys)) {
+    Field field = right.schema()[f];
+    field.nullable = field.nullable || keep_unmatched_left;
+    field.name = unique_name(field.name, fields);
+    columns.push_back(gather_or_null(right.column(f), right_of_output, field.nullable));
+    fields.push_back(std::move(field));
+  }
+  return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                     std::span<const size_t> right_keys) {
+  check_key_pairs("cogroup", left, left_keys, right, right_keys);
+  const size_t left_rows = left.num_rows();
+  const KeysOfBoth both = group_keys_of_both(left, left_keys, right, right_keys);
+  const Grouping& g = both.grouping;
+  const size_t group_count = g.first_row_of_group.size();
+
+  // Keys in order of first appearance, left rows first; the key comes from whichever side
+  // had it first.
+  std::vector<Field> fields = both.keys.schema().fields();
+  std::vector<Column> columns;
+  for (size_t k = 0; k < left_keys.size(); ++k) columns.push_back(both.keys.column(k).gather(g.first_row_of_group));
+
+  const std::vector<size_t> left_values = value_fields(left.schema(), left_keys);
+  const std::vector<size_t> right_values = value_fields(right.schema(), right_keys);
+  fields.push_back(list_field("left", left, left_values));
+  fields.push_back(list_field("right", right, right_values));
+  const RowsByGroup left_by_group = rows_by_group(g.group_of_row, 0, left_rows, group_count);
+  const RowsByGroup right_by_group =
+      rows_by_group(g.group_of_row, left_rows, left_rows + right.num_rows(), group_count);
+  columns.push_back(list_column(fields[fields.size() - 2], left, left_values, left_by_group, group_count));
+  columns.push_back(list_column(fields.back(), right, right_values, right_by_group, group_count));
+  return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+Table group_by_key_table(const Table& input, std::span<const size_t> key_columns) {
+  check_key_indexes("group_by_key", "input", input, key_columns);
+  const Grouping g = group_rows(input, key_columns);
+  const size_t group_count = g.first_row_of_group.size();
+
+  std::vector<Field> fields;
+  std::vector<Column> columns;
+  for (size_t k : key_columns) {
+    fields.push_back(input.schema()[k]);
+    columns.push_back(input.column(k).gather(g.first_row_of_group));
+  }
+  const std::vector<size_t> values = value_fields(input.schema(), key_columns);
+  fields.push_back(list_field("values", input, values));
+  const RowsByGroup by_group = rows_by_group(g.group_of_row, 0, input.num_rows(), group_count);
+  columns.push_back(list_column(fields.back(), input, values, by_group, group_count));
+  return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+}  // namespace sluice

@@ -78,7 +78,8 @@ namespace detail {
 struct ExprNode;
 }
 
-/// @brief A parsed expression. Immutable and cheap to copy (the tree is shared).
+/// @brief A parsed expression. Immutable and cheap to copy (the tree is shared); its const
+/// members may run on several threads at once.
 class Expression {
  public:
   /// @brief Parses @p text.

@@ -451,7 +451,7 @@ class PipelineBuilder {
       const std::string text = r_.string(kv.second, what + ": '" + kv.first.Scalar() + "'");
       try {
         Expression e = Expression::parse(text);
-        fields.push_back(Field{kv.first.Scalar(), e.result_type(s.schema()), true, {}});
+        fields.push_back(Field{kv.first.Scalar(), e.result_type(s.schema()), e.result_nullable(s.schema()), {}});
         exprs.emplace_back(kv.first.Scalar(), std::move(e));
       } catch (const Error& e) {
         r_.fail(kv.second, what + ": " + e.what());
@@ -462,9 +462,7 @@ class PipelineBuilder {
       std::vector<Column> cols;
       for (size_t k : kept) cols.push_back(in[0]->column(k));
       for (const auto& [name, e] : exprs) cols.push_back(e.evaluate(*in[0]));
-      std::vector<Field> fields = schema.fields();
-      for (size_t i = 0; i < cols.size(); ++i) fields[i].nullable = cols[i].nullable();
-      return Table(Schema(std::move(fields)), std::move(cols));
+      return Table(schema, std::move(cols));
     });
   }
 
