@@ -27,7 +27,7 @@ TEST(Memory, LongWindowedRunStaysFlat) {
   StreamingContext ctx(ContextOptions{.batch_interval = 100ms, .clock = clock});
   GeneratorOptions g;
   g.kind = GeneratorOptions::Kind::Pairs;
-  g.rate = 100'000;  // 10k records per 100 ms batch
+  g.rate = 50'000;  // 5k records per 100 ms batch
   g.distinct_keys = 5000;
   TableStream pairs = ctx.generator(g);
   size_t windows_seen = 0;
@@ -44,11 +44,11 @@ TEST(Memory, LongWindowedRunStaysFlat) {
   ctx.start();
   ctx.advance_batches(300);  // windows and state are full, allocator pools warmed up
   const size_t early = resident_kib();
-  for (int i = 0; i < 30; ++i) ctx.advance_batches(100);
+  for (int i = 0; i < 20; ++i) ctx.advance_batches(100);
   const size_t late = resident_kib();
   ctx.stop();
-  EXPECT_GT(windows_seen, 600u);
-  EXPECT_EQ(ctx.summary().records_in, 3300u * 10'000u);
-  // 3000 more batches (30M records) may not grow the process by more than 32 MiB.
+  EXPECT_GT(windows_seen, 400u);
+  EXPECT_EQ(ctx.summary().records_in, 2300u * 5'000u);
+  // 2000 more batches (10M records) may not grow the process by more than 32 MiB.
   EXPECT_LT(late, early + 32 * 1024) << "resident set grew from " << early << " KiB to " << late << " KiB";
 }
