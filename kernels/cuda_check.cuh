@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "sluice/types.hpp"
+#include "sluice/error.hpp"
 
 #define SLUICE_CUDA_TRY(call)                                                                  \
   do {                                                                                         \

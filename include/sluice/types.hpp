@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/error.hpp"
+
 namespace sluice {
 
 /// Batch times and durations are whole milliseconds, as in Spark Streaming.
@@ -22,19 +24,6 @@ struct Time {
   Time operator-(Duration d) const { return Time{ms - d.count()}; }
   Duration operator-(Time other) const { return Duration{ms - other.ms}; }
 };
-
-/// @brief Every error the engine reports: a precondition that failed, a bad input, a
-/// failed system or CUDA call. The message names the input and what was wrong.
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// @brief Throws sluice::Error with @p message unless @p condition holds.
-#define SLUICE_EXPECTS(condition, message)                 \
-  do {                                                     \
-    if (!(condition)) throw ::sluice::Error(message);      \
-  } while (0)
 
 /// @brief Physical type of a column, in the Apache Arrow layout.
 enum class TypeId : uint8_t {
