@@ -199,6 +199,9 @@ void StreamingContext::process_batches() {
     } catch (const std::exception& e) {
       finish(std::make_exception_ptr(Error("batch " + std::to_string(t.ms) + " ms failed: " + e.what())));
       break;
+    } catch (...) {  // user code may throw anything; escaping the thread would terminate the process
+      finish(std::make_exception_ptr(Error("batch " + std::to_string(t.ms) + " ms failed: unknown exception")));
+      break;
     }
   }
   std::lock_guard lock(mutex_);
@@ -224,6 +227,8 @@ void StreamingContext::run_batch(Time t, Duration scheduling_delay) {
       n->set_output(n->compute(ctx));
     } catch (const std::exception& e) {
       throw Error("operator '" + n->name() + "': " + e.what());
+    } catch (...) {
+      throw Error("operator '" + n->name() + "': unknown exception (not a std::exception)");
     }
   }
   for (StreamNode* n : active_nodes_) n->set_output(std::nullopt);  // batches do not outlive their step
@@ -295,7 +300,13 @@ bool StreamingContext::await_termination(std::optional<Duration> timeout) {
 void StreamingContext::stop(bool graceful) {
   State expected = State::Running;
   if (!state_.compare_exchange_strong(expected, State::Stopped)) {
-    if (expected == State::Initialized) state_ = State::Stopped;
+    if (expected == State::Initialized) {
+      // Never started: nothing to join, but await_termination() must see the stop.
+      state_ = State::Stopped;
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+      changed_.notify_all();
+    }
     return;
   }
   {

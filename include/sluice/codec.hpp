@@ -133,9 +133,13 @@ template <class T> struct Codec<std::optional<T>> {
       for (size_t i = 0; i < width; ++i) c[i].append_null();
     }
   }
+  /// Present when any of T's columns is valid at @p row. Columns carry no struct-level
+  /// validity, so an optional whose value has every component null (an optional pair of
+  /// two empty optionals) reads back as none.
   static std::optional<T> read(const Column* c, size_t row) {
-    if (!c[0].is_valid(row)) return std::nullopt;
-    return Codec<T>::read(c, row);
+    for (size_t i = 0; i < width; ++i)
+      if (c[i].is_valid(row)) return Codec<T>::read(c, row);
+    return std::nullopt;
   }
 };
 

@@ -75,7 +75,8 @@ class StreamingContext {
   /// Lines of each new file moved into @p directory, every file exactly once.
   DStream<std::string> text_file_stream(std::string directory, SourceOptions options = {});
   /// In-memory batches (tests, examples): one per batch time, or all in the first batch.
-  template <class T> DStream<T> queue_stream(std::vector<std::vector<T>> batches, bool one_at_a_time = true);
+  /// A stream of pairs comes back as a PairDStream.
+  template <class T> auto queue_stream(std::vector<std::vector<T>> batches, bool one_at_a_time = true);
   /// Seeded synthetic records (see GeneratorOptions for the schema of each kind).
   TableStream generator(GeneratorOptions generator, SourceOptions options = {});
   /// Any source.
@@ -153,10 +154,10 @@ class StreamingContext {
 
 namespace sluice {
 template <class T>
-DStream<T> StreamingContext::queue_stream(std::vector<std::vector<T>> batches, bool one_at_a_time) {
+auto StreamingContext::queue_stream(std::vector<std::vector<T>> batches, bool one_at_a_time) {
   std::vector<Table> tables;
   tables.reserve(batches.size());
   for (const auto& b : batches) tables.push_back(encode(b));
-  return DStream<T>(add_source(make_queue_source(schema_of<T>(), std::move(tables), one_at_a_time)));
+  return detail::stream_for_t<T>(add_source(make_queue_source(schema_of<T>(), std::move(tables), one_at_a_time)));
 }
 }  // namespace sluice

@@ -210,6 +210,7 @@ template <class T, bool kNullable> void group_integer_key(const Column& column, 
   const uint64_t lo = static_cast<uint64_t>(static_cast<int64_t>(lo_value));
   const uint64_t range = static_cast<uint64_t>(static_cast<int64_t>(hi_value)) - lo;
   if (range < 2 * static_cast<uint64_t>(rows) + 1024) {
+    g.first_row_of_group.reserve(std::min<size_t>(rows, static_cast<size_t>(range) + 2));
     std::vector<int32_t> group_of_value(static_cast<size_t>(range) + 1, -1);
     assign_integer_groups<T, kNullable>(column, g, [&](T v, size_t r) {
       int32_t& group = group_of_value[static_cast<uint64_t>(static_cast<int64_t>(v)) - lo];
@@ -218,6 +219,7 @@ template <class T, bool kNullable> void group_integer_key(const Column& column, 
     });
     return;
   }
+  g.first_row_of_group.reserve(rows);  // virtual memory: only the pages used are touched
   SlotTable<false> table(rows);
   assign_integer_groups<T, kNullable>(column, g, [&](T v, size_t r) {
     return table.find_or_insert(
@@ -237,6 +239,7 @@ template <bool kNullable> void group_string_key(const Column& column, Grouping& 
     const size_t first = key_offsets[static_cast<size_t>(group)];
     return std::string_view(key_chars.data() + first, key_offsets[static_cast<size_t>(group) + 1] - first);
   };
+  g.first_row_of_group.reserve(rows);  // virtual memory: only the pages used are touched
   SlotTable<true> table(rows);
   int32_t null_group = -1;
   int32_t* out = g.group_of_row.data();
@@ -313,6 +316,7 @@ void group_general_keys(std::span<const Column* const> keys, size_t rows, Groupi
   // The key of each group, copied compactly (see group_string_key).
   std::vector<Column> group_keys;
   for (const Column* key : keys) group_keys.push_back(key->gather({}));
+  g.first_row_of_group.reserve(rows);  // virtual memory: only the pages used are touched
   SlotTable<true> table(rows);
   int32_t* out = g.group_of_row.data();
   for (size_t r = 0; r < rows; ++r) {
@@ -488,10 +492,16 @@ void fold_rows(const Accumulator& a, const Table& table, size_t begin, size_t en
       return;
     case Fold::CountValid: {
       const Column& column = table.column(a.column);
-      for (size_t r = begin; r < end; ++r) {
-        if (column.nullable() && !column.is_valid(r)) continue;
-        std::byte* p = state_of(r);
-        store<int64_t>(p, load<int64_t>(p) + 1);
+      if (!column.nullable()) {
+        for (size_t r = begin; r < end; ++r) {
+          std::byte* p = state_of(r);
+          store<int64_t>(p, load<int64_t>(p) + 1);
+        }
+      } else {
+        for (size_t r = begin; r < end; ++r) {
+          std::byte* p = state_of(r);
+          store<int64_t>(p, load<int64_t>(p) + (column.is_valid(r) ? 1 : 0));
+        }
       }
       return;
     }
