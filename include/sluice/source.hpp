@@ -93,7 +93,8 @@ class IngestQueue {
   bool push(std::string record);
   /// Moves every queued record into @p out (appended) and wakes blocked producers.
   size_t drain(std::vector<std::string>& out);
-  /// Wakes and releases blocked producers; later pushes are refused.
+  /// Wakes and releases blocked producers (a push already under way keeps its record);
+  /// pushes that begin later are refused.
   void close();
   void reopen();
   size_t size() const;
