@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Sluice builds and tests with, where they are missing.
-# Idempotent and quiet when everything is present. Needs root (or sudo) to install.
+# Installs what Sluice builds and tests with, where it is missing: Debian packages (the
+# compilers, libraries, librdkafka and kcat) and the confluent-kafka Python client (an
+# independent producer in the Kafka tests). Idempotent and quiet when everything is
+# present. Needs root (or sudo) to install Debian packages.
 set -euo pipefail
-packages=(cmake g++ make pkg-config libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev python3)
+packages=(cmake g++ make pkg-config libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+          python3 librdkafka-dev kcat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "setup-deps: installing ${missing[*]}" >&2
-sudo_cmd=()
-[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-deps: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! python3 -c "import confluent_kafka" >/dev/null 2>&1; then
+  echo "setup-deps: installing the confluent-kafka Python client" >&2
+  python3 -m pip install -q confluent-kafka 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages confluent-kafka
+fi

@@ -112,9 +112,16 @@ void StreamingContext::start() {
 
   const int64_t interval = options_.batch_interval.count();
   const Time now = clock_->now();
+  acknowledgements_.clear();
   const Time start_time{(now.ms / interval + 1) * interval};
   zero_time_ = start_time - options_.batch_interval;
   last_processed_ = zero_time_;
+  for (SourceNode* s : sources_) {
+    SourceAcknowledgement ack{s, {}, zero_time_};
+    for (const auto& o : outputs_)
+      if (o->last_output_including(*s, start_time, zero_time_)) ack.outputs.push_back(o.get());
+    acknowledgements_.push_back(std::move(ack));
+  }
   clock_->reset();
   try {
     for (StreamNode* n : active_nodes_) n->start(zero_time_, options_.batch_interval);
@@ -251,7 +258,34 @@ void StreamingContext::run_batch(Time t, Duration scheduling_delay) {
     last_processed_ = t;
     changed_.notify_all();
   }
+  acknowledge_sources(t);
   for (auto& l : listeners) l->on_batch_completed(info);
+}
+
+void StreamingContext::acknowledge_sources(Time completed) {
+  // A source batch is acknowledged once every output that can include its records (the
+  // last window holding them) has run: at-least-once for sources that commit on it.
+  for (auto& ack : acknowledgements_) {
+    Time through = ack.acknowledged;
+    while (true) {
+      const Time candidate = through + options_.batch_interval;
+      if (candidate > completed) break;
+      bool done = true;
+      for (StreamNode* o : ack.outputs) {
+        const auto last = o->last_output_including(*ack.source, candidate, zero_time_);
+        if (last && *last > completed) {
+          done = false;
+          break;
+        }
+      }
+      if (!done) break;
+      through = candidate;
+    }
+    if (through > ack.acknowledged) {
+      ack.acknowledged = through;
+      ack.source->source().commit_through(through);
+    }
+  }
 }
 
 void StreamingContext::finish(std::exception_ptr error) {

@@ -17,8 +17,21 @@ void StepContext::report_malformed(std::string_view origin, std::string_view rec
 }
 
 StreamNode::StreamNode(std::string name, Schema schema, Duration slide, std::vector<Ptr> parents)
-    : name_(std::move(name)), schema_(std::move(schema)), slide_(slide), parents_(std::move(parents)) {
+    : name_(std::move(name)), schema_(std::move(schema)), slide_(slide), window_(slide), parents_(std::move(parents)) {
   SLUICE_EXPECTS(slide_.count() > 0, name_ + ": slide must be positive, got " + std::to_string(slide_.count()) + " ms");
+}
+
+std::optional<Time> StreamNode::last_output_including(const StreamNode& source, Time batch_time, Time zero_time) const {
+  if (this == &source) return batch_time;
+  std::optional<Time> latest;
+  for (const auto& p : parents_)
+    if (auto t = p->last_output_including(source, batch_time, zero_time)) latest = latest ? std::max(*latest, *t) : *t;
+  if (!latest) return std::nullopt;
+  // The last output time T on this node's grid whose window (T - window, T] still holds
+  // the parent output at *latest: the largest multiple of the slide below latest + window.
+  const int64_t slide = slide_.count();
+  const int64_t last = (latest->ms - zero_time.ms) + window_.count() - 1;
+  return Time{zero_time.ms + last / slide * slide};
 }
 
 // ------------------------------------------------------------ BatchFunctionNode
@@ -54,24 +67,31 @@ SourceNode::SourceNode(std::unique_ptr<Source> source, Duration batch_interval)
 
 void SourceNode::start(Time zero_time, Duration batch_interval) { source_->start(zero_time, batch_interval); }
 
-void SourceNode::stop() { source_->stop(); }
+void SourceNode::stop() {
+  source_->stop();
+  source_->close();
+}
 
 void SourceNode::cut(Time t) {
   Table batch = source_->next_batch(t);
+  std::vector<RejectedRecord> rejected = source_->take_rejected();
   std::lock_guard lock(mutex_);
-  cut_.emplace_back(t, std::move(batch));
+  cut_.push_back(CutBatch{t, std::move(batch), std::move(rejected)});
 }
 
 std::optional<Table> SourceNode::compute(StepContext& ctx) {
   std::optional<Table> batch;
+  std::vector<RejectedRecord> rejected;
   {
     std::lock_guard lock(mutex_);
-    while (!cut_.empty() && cut_.front().first < ctx.time) cut_.pop_front();
-    if (!cut_.empty() && cut_.front().first == ctx.time) {
-      batch = std::move(cut_.front().second);
+    while (!cut_.empty() && cut_.front().time < ctx.time) cut_.pop_front();
+    if (!cut_.empty() && cut_.front().time == ctx.time) {
+      batch = std::move(cut_.front().table);
+      rejected = std::move(cut_.front().rejected);
       cut_.pop_front();
     }
   }
+  for (const auto& r : rejected) ctx.report_malformed(name(), r.record, r.reason);
   if (!batch) batch = Table::empty(schema());
   ctx.records_in += batch->num_rows();
   const size_t dropped = source_->counters().dropped;
@@ -112,7 +132,9 @@ class WindowNode final : public StreamNode {
  public:
   WindowNode(StreamNode::Ptr parent, Duration window, Duration slide)
       : StreamNode("window", parent->schema(), slide, {parent}),
-        ring_(static_cast<size_t>(window / slide)) {}
+        ring_(static_cast<size_t>(window / slide)) {
+    set_window(window);
+  }
 
   std::optional<Table> compute(StepContext& ctx) override {
     if (const Table* t = parent_output(0)) current_.push_back(*t);
@@ -135,7 +157,9 @@ class CountByWindowNode final : public StreamNode {
  public:
   CountByWindowNode(StreamNode::Ptr parent, Duration window, Duration slide)
       : StreamNode("count_by_window", Schema{{"count", TypeId::Int64}}, slide, {parent}),
-        ring_(static_cast<size_t>(window / slide)) {}
+        ring_(static_cast<size_t>(window / slide)) {
+    set_window(window);
+  }
 
   std::optional<Table> compute(StepContext& ctx) override {
     if (const Table* t = parent_output(0)) current_ += static_cast<int64_t>(t->num_rows());

@@ -119,6 +119,7 @@ class StreamingContext {
   void cut_batches();
   void process_batches();
   void run_batch(Time t, Duration scheduling_delay);
+  void acknowledge_sources(Time completed);
   void finish(std::exception_ptr error);
 
   ContextOptions options_;
@@ -129,6 +130,13 @@ class StreamingContext {
   std::vector<StreamNode::Ptr> outputs_;
   std::vector<StreamNode*> active_nodes_;  // nodes some output depends on, in order
   std::vector<SourceNode*> sources_;
+  /// Per source: the outputs that depend on it and the last batch acknowledged to it.
+  struct SourceAcknowledgement {
+    SourceNode* source;
+    std::vector<StreamNode*> outputs;
+    Time acknowledged;
+  };
+  std::vector<SourceAcknowledgement> acknowledgements_;
   std::vector<std::shared_ptr<StreamingListener>> listeners_;
 
   std::atomic<State> state_{State::Initialized};

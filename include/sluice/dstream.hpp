@@ -104,7 +104,9 @@ template <class K, class V, class F, class Inv, class Filter> class WindowReduce
   WindowReduceNode(StreamNode::Ptr parent, Duration window, Duration slide, F f, std::optional<Inv> inv,
                    std::optional<Filter> filter)
       : StreamNode("reduce_by_key_and_window", schema_of<std::pair<K, V>>(), slide, {parent}),
-        ring_(static_cast<size_t>(window / slide)), f_(std::move(f)), inv_(std::move(inv)), filter_(std::move(filter)) {}
+        ring_(static_cast<size_t>(window / slide)), f_(std::move(f)), inv_(std::move(inv)), filter_(std::move(filter)) {
+    set_window(window);
+  }
 
   std::optional<Table> compute(StepContext& ctx) override {
     if (const Table* t = parent_output(0))

@@ -40,6 +40,13 @@ struct SourceCounters {
   size_t errors = 0;     ///< connection or read errors (logged)
 };
 
+/// @brief A record a source received but cannot deliver (too large, undecodable); the
+/// engine counts it as malformed and sends it to the dead-letter sink.
+struct RejectedRecord {
+  std::string record;
+  std::string reason;
+};
+
 /// @brief A source of batches. next_batch() is called once per batch time, in order, on
 /// the scheduler's thread; start() and stop() bracket the run.
 class Source {
@@ -64,6 +71,15 @@ class Source {
   /// True once the source will never deliver another record (finite sources).
   virtual bool finished() const { return false; }
   virtual SourceCounters counters() const { return {}; }
+  /// Records rejected since the last call (taken on the batch cutter's thread, right after
+  /// next_batch(), and reported with that batch).
+  virtual std::vector<RejectedRecord> take_rejected() { return {}; }
+  /// Every output that depends on the records of the batches up to @p batch_time has been
+  /// produced: a source with acknowledgements (Kafka offsets) may commit them now. Called
+  /// on the processing thread, with increasing times, only after successful batches.
+  virtual void commit_through(Time batch_time) { (void)batch_time; }
+  /// Called once after the last batch was processed and committed: release connections.
+  virtual void close() {}
 };
 
 /// @brief Token bucket for max_rate: acquire(n) sleeps until n more records may pass.

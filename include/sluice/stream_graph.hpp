@@ -69,6 +69,13 @@ class StreamNode {
   /// Interval between this node's outputs (the batch interval, or a window's slide).
   Duration slide() const { return slide_; }
   const std::vector<Ptr>& parents() const { return parents_; }
+  /// Length of the span of parent outputs each output covers: a window's length, otherwise
+  /// the slide (an output covers only the parents' latest batch).
+  Duration window() const { return window_; }
+  /// The time of the last output of this node that can depend on @p source's batch at
+  /// @p batch_time (the batch's records leave every window by then), or none when this node
+  /// does not depend on @p source. Used to acknowledge input only once its outputs exist.
+  std::optional<Time> last_output_including(const StreamNode& source, Time batch_time, Time zero_time) const;
   /// True when @p t is one of this node's output times.
   bool due_at(Time t, Time zero_time) const { return t > zero_time && (t - zero_time).count() % slide_.count() == 0; }
 
@@ -78,10 +85,15 @@ class StreamNode {
   /// Parent @p i's output of this step, or null.
   const Table* parent_output(size_t i) const { return parents_[i]->output(); }
 
+ protected:
+  /// Window nodes declare their length (see window()).
+  void set_window(Duration window) { window_ = window; }
+
  private:
   std::string name_;
   Schema schema_;
   Duration slide_;
+  Duration window_;
   std::vector<Ptr> parents_;
   std::optional<Table> output_;
 };
@@ -113,7 +125,12 @@ class SourceNode final : public StreamNode {
   std::unique_ptr<Source> source_;
   size_t dropped_seen_ = 0;
   std::mutex mutex_;
-  std::deque<std::pair<Time, Table>> cut_;
+  struct CutBatch {
+    Time time;
+    Table table;
+    std::vector<RejectedRecord> rejected;
+  };
+  std::deque<CutBatch> cut_;
 };
 
 /// @brief An output operation: calls @p fn with the batch time and the parent's batch each

@@ -16,7 +16,9 @@ class AggregateWindowNode final : public StreamNode {
         plan_(std::move(plan)),
         partial_schema_(plan_.partial_schema(parent->schema())),
         ring_(static_cast<size_t>(window / slide)),
-        window_(Table::empty(partial_schema_)) {}
+        window_(Table::empty(partial_schema_)) {
+    set_window(window);
+  }
 
   std::optional<Table> compute(StepContext& ctx) override {
     ExecutionBackend& backend = *ctx.backend;

@@ -12,6 +12,7 @@
 #include "pipeline/expression.hpp"
 #include "pipeline/record_parsers.hpp"
 #include "pipeline/replay.hpp"
+#include "sluice/kafka.hpp"
 #include "sluice/log.hpp"
 #include "sluice/table_ops.hpp"
 
@@ -293,10 +294,11 @@ class PipelineBuilder {
   TableStream build_source(const std::string& name, const YAML::Node& n) {
     const std::string what = "source '" + name + "'";
     r_.map(n, what);
+    const std::string type = r_.required_string(n, "type", what);
+    if (type == "kafka") return build_kafka_source(name, n);
     r_.only_keys(n, {"type", "host", "port", "path", "kind", "rate", "seed", "keys", "limit", "max_rate", "queue_capacity",
                      "overflow", "format", "schema", "delimiter", "skip_header", "field"},
                  what);
-    const std::string type = r_.required_string(n, "type", what);
     SourceOptions options;
     if (n["max_rate"]) options.max_rate = r_.number(n["max_rate"], what + ": max_rate");
     if (n["queue_capacity"]) options.queue_capacity = static_cast<size_t>(r_.integer(n["queue_capacity"], what + ": queue_capacity"));
@@ -333,7 +335,7 @@ class PipelineBuilder {
         return stream;  // replay records are already typed
       } else {
         r_.fail(n["type"], what + ": unknown source type '" + type +
-                               "' (expected socket, directory, generator or replay)");
+                               "' (expected socket, directory, generator, replay or kafka)");
       }
     } catch (const PipelineError&) {
       throw;
@@ -347,19 +349,42 @@ class PipelineBuilder {
     return parse_records(stream, format, parse_schema(r_, n["schema"]), n, what);
   }
 
+  /// Parses the string field (default: the first) as @p format records of @p schema; the
+  /// fields named in @p keep (e.g. Kafka's partition and offset) are carried over.
   TableStream parse_records(const TableStream& in, const std::string& format, Schema schema, const YAML::Node& n,
-                            const std::string& what) {
-    const std::string field = r_.optional_string(n, "field", what).value_or(in.schema()[0].name);
+                            const std::string& what, const std::vector<std::string>& keep = {},
+                            const std::string& default_field = "") {
+    const std::string field =
+        r_.optional_string(n, "field", what).value_or(default_field.empty() ? in.schema()[0].name : default_field);
     const int index = in.schema().find(field);
     if (index < 0 || in.schema()[static_cast<size_t>(index)].type != TypeId::String)
       r_.fail(n, what + ": no string field '" + field + "' to parse in {" + in.schema().to_string() + "}");
-    if (format == "csv") {
-      CsvOptions csv;
-      if (auto d = r_.optional_string(n, "delimiter", what)) {
-        if (d->size() != 1) r_.fail(n["delimiter"], what + ": delimiter must be one character");
-        csv.delimiter = (*d)[0];
+    if (!keep.empty()) {
+      const std::vector<size_t> kept = field_indexes(what, in.schema(), keep);
+      std::vector<Field> fields = schema.fields();
+      for (size_t k : kept) {
+        if (schema.find(in.schema()[k].name) >= 0)
+          r_.fail(n, what + ": metadata field '" + in.schema()[k].name + "' is also a field of the schema");
+        fields.push_back(in.schema()[k]);
       }
-      if (n["skip_header"]) csv.skip_header = r_.boolean(n["skip_header"], what + ": skip_header");
+      if (format != "csv" && format != "json")
+        r_.fail(n["format"] ? n["format"] : n, what + ": unknown format '" + format + "' (expected text, csv or json)");
+      const Schema parsed_schema = schema;
+      const Schema out_schema(fields);
+      return in.transform("parse_" + format, out_schema,
+                          [this_format = format, parsed_schema, out_schema, kept, index, what,
+                           csv = csv_options(n, what)](std::span<const Table* const> t, StepContext& ctx) {
+                            const Column& lines = t[0]->column(static_cast<size_t>(index));
+                            ParseResult result = this_format == "csv" ? parse_csv(lines, parsed_schema, csv)
+                                                                      : parse_json(lines, parsed_schema);
+                            for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
+                            std::vector<Column> cols = result.table.release_columns();
+                            for (size_t k : kept) cols.push_back(t[0]->column(k).gather(result.rows));
+                            return Table(out_schema, std::move(cols));
+                          });
+    }
+    if (format == "csv") {
+      const CsvOptions csv = csv_options(n, what);
       return in.transform("parse_csv", schema, [schema, csv, index, what](std::span<const Table* const> t, StepContext& ctx) {
         ParseResult result = parse_csv(t[0]->column(static_cast<size_t>(index)), schema, csv);
         for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
@@ -374,6 +399,87 @@ class PipelineBuilder {
       });
     }
     r_.fail(n["format"] ? n["format"] : n, what + ": unknown format '" + format + "' (expected text, csv or json)");
+  }
+
+  CsvOptions csv_options(const YAML::Node& n, const std::string& what) const {
+    CsvOptions csv;
+    if (auto d = r_.optional_string(n, "delimiter", what)) {
+      if (d->size() != 1) r_.fail(n["delimiter"], what + ": delimiter must be one character");
+      csv.delimiter = (*d)[0];
+    }
+    if (n["skip_header"]) csv.skip_header = r_.boolean(n["skip_header"], what + ": skip_header");
+    return csv;
+  }
+
+  std::map<std::string, std::string> properties(const YAML::Node& n, const std::string& what) const {
+    std::map<std::string, std::string> out;
+    if (!n) return out;
+    if (!n.IsMap()) r_.fail(n, what + ": 'properties' must map librdkafka property names to values");
+    for (const auto& kv : n) out[kv.first.Scalar()] = r_.string(kv.second, what + ": property '" + kv.first.Scalar() + "'");
+    return out;
+  }
+
+  /// type: kafka. Records are {topic, partition, offset, timestamp, key, value}; with a
+  /// format and schema the value is parsed, keeping the fields listed in 'metadata'.
+  TableStream build_kafka_source(const std::string& name, const YAML::Node& n) {
+    const std::string what = "source '" + name + "'";
+    r_.only_keys(n, {"type", "brokers", "topics", "assign", "group", "start_from", "max_rate_per_partition",
+                     "queue_capacity", "max_value_bytes", "properties", "format", "schema", "delimiter", "skip_header",
+                     "metadata"},
+                 what);
+    KafkaSourceOptions o;
+    o.brokers = r_.required_string(n, "brokers", what);
+    if (n["topics"]) o.topics = r_.strings(n["topics"], what + ": topics");
+    if (n["assign"]) {
+      // "topic:partition" or "topic:partition:offset"
+      for (const std::string& spec : r_.strings(n["assign"], what + ": assign")) {
+        const size_t a = spec.rfind(':');
+        const size_t b = a == std::string::npos || a == 0 ? std::string::npos : spec.rfind(':', a - 1);
+        KafkaPartition p;
+        try {
+          if (a == std::string::npos) throw std::invalid_argument(spec);
+          if (b == std::string::npos) {
+            p.topic = spec.substr(0, a);
+            p.partition = std::stoi(spec.substr(a + 1));
+          } else {
+            p.topic = spec.substr(0, b);
+            p.partition = std::stoi(spec.substr(b + 1, a - b - 1));
+            p.offset = std::stoll(spec.substr(a + 1));
+          }
+        } catch (const std::exception&) {
+          r_.fail(n["assign"], what + ": assign entry '" + spec + "' must be topic:partition or topic:partition:offset");
+        }
+        o.assign.push_back(p);
+      }
+    }
+    if (auto g = r_.optional_string(n, "group", what)) o.group_id = *g;
+    if (auto st = r_.optional_string(n, "start_from", what)) {
+      if (*st == "committed") o.start = KafkaStart::Committed;
+      else if (*st == "earliest") o.start = KafkaStart::Earliest;
+      else if (*st == "latest") o.start = KafkaStart::Latest;
+      else r_.fail(n["start_from"], what + ": start_from must be committed, earliest or latest, not '" + *st + "'");
+    }
+    if (n["max_rate_per_partition"])
+      o.max_rate_per_partition = r_.number(n["max_rate_per_partition"], what + ": max_rate_per_partition");
+    if (n["queue_capacity"]) o.queue_capacity = static_cast<size_t>(r_.integer(n["queue_capacity"], what + ": queue_capacity"));
+    if (n["max_value_bytes"]) o.max_value_bytes = static_cast<size_t>(r_.integer(n["max_value_bytes"], what + ": max_value_bytes"));
+    o.properties = properties(n["properties"], what);
+    TableStream stream;
+    try {
+      stream = ctx_->add_source(make_kafka_source(std::move(o)));
+    } catch (const Error& e) {
+      r_.fail(n, what + ": " + e.what());
+    }
+    kafka_sources_[name] = stream;
+    const std::string format = r_.optional_string(n, "format", what).value_or("text");
+    std::vector<std::string> metadata;
+    if (n["metadata"]) metadata = r_.strings(n["metadata"], what + ": metadata");
+    if (format == "text") {
+      if (n["schema"] || !metadata.empty()) r_.fail(n, what + ": schema and metadata need format csv or json");
+      return stream;
+    }
+    if (!n["schema"]) r_.fail(n, what + ": format '" + format + "' needs a schema");
+    return parse_records(stream, format, parse_schema(r_, n["schema"]), n, what, metadata, "value");
   }
 
   TableStream build_stream(const std::string& name, const YAML::Node& n) {
@@ -659,6 +765,7 @@ class PipelineBuilder {
   void build_sink(const YAML::Node& n) {
     const std::string what = "sink";
     r_.map(n, what);
+    if (n["type"] && n["type"].IsScalar() && n["type"].Scalar() == "kafka") return build_kafka_sink(n);
     r_.only_keys(n, {"stream", "type", "n", "path", "prefix", "suffix"}, what);
     if (!n["stream"]) r_.fail(n, "sink: missing 'stream' (the stream it writes)");
     const TableStream s = lookup(n["stream"], "sink: stream");
@@ -684,7 +791,38 @@ class PipelineBuilder {
     } else if (type == "text_files") {
       s.save_as_text_files(r_.required_string(n, "prefix", "text_files sink"), r_.optional_string(n, "suffix", what).value_or(""));
     } else {
-      r_.fail(n["type"], "sink: unknown type '" + type + "' (expected print, jsonl or text_files)");
+      r_.fail(n["type"], "sink: unknown type '" + type + "' (expected print, jsonl, text_files or kafka)");
+    }
+  }
+
+  void build_kafka_sink(const YAML::Node& n) {
+    const std::string what = "kafka sink";
+    r_.only_keys(n, {"stream", "type", "brokers", "topic", "key", "value_format", "transactional_id", "offsets_from",
+                     "properties", "flush_timeout"},
+                 what);
+    if (!n["stream"]) r_.fail(n, what + ": missing 'stream' (the stream it writes)");
+    const TableStream s = lookup(n["stream"], what + ": stream");
+    KafkaSinkOptions o;
+    o.brokers = r_.required_string(n, "brokers", what);
+    o.topic = r_.required_string(n, "topic", what);
+    if (auto k = r_.optional_string(n, "key", what)) o.key_field = *k;
+    if (auto f = r_.optional_string(n, "value_format", what)) {
+      if (*f == "json") o.value_format = KafkaValueFormat::Json;
+      else if (*f == "text") o.value_format = KafkaValueFormat::Text;
+      else r_.fail(n["value_format"], what + ": value_format must be json or text, not '" + *f + "'");
+    }
+    if (auto t = r_.optional_string(n, "transactional_id", what)) o.transactional_id = *t;
+    if (const YAML::Node from = n["offsets_from"]) {
+      auto it = kafka_sources_.find(r_.string(from, what + ": offsets_from"));
+      if (it == kafka_sources_.end()) r_.fail(from, what + ": offsets_from must name a kafka source defined under sources");
+      o.offsets_from = it->second;
+    }
+    if (n["flush_timeout"]) o.flush_timeout = r_.duration(n["flush_timeout"], what + ": flush_timeout");
+    o.properties = properties(n["properties"], what);
+    try {
+      write_to_kafka(s, std::move(o));
+    } catch (const Error& e) {
+      r_.fail(n, what + ": " + e.what());
     }
   }
 
@@ -692,6 +830,7 @@ class PipelineBuilder {
   RunOverrides overrides_;
   StreamingContext* ctx_ = nullptr;
   std::map<std::string, TableStream> streams_;
+  std::map<std::string, TableStream> kafka_sources_;  // the sources themselves, before parsing
 };
 
 }  // namespace

@@ -400,6 +400,7 @@ ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOption
       continue;
     }
     for (size_t i = 0; i < schema.size(); ++i) append_cell(columns[i], schema[i], cells[i]);
+    result.rows.push_back(static_cast<int64_t>(row));
   }
   result.table = Table(schema, std::move(columns));
   return result;
@@ -421,6 +422,7 @@ ParseResult parse_json(const Column& lines, const Schema& schema) {
     if (record.is_discarded()) reason = "not valid JSON";
     else reason = detail::append_json_record(record, schema, columns, detail::JsonRecordShape::ObjectOrArray);
     if (!reason.empty()) result.malformed.push_back({std::string(lines.string_at(row)), std::move(reason)});
+    else result.rows.push_back(static_cast<int64_t>(row));
   }
   result.table = Table(schema, std::move(columns));
   return result;

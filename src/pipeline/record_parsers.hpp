@@ -40,6 +40,8 @@ struct MalformedRecord {
 /// @brief The rows that parsed, in input order, and the records that did not.
 struct ParseResult {
   Table table;
+  /// For each row of table, the index of the line it was parsed from.
+  std::vector<int64_t> rows;
   std::vector<MalformedRecord> malformed;
 };
 
