@@ -455,6 +455,7 @@ TEST(KafkaSource, UnreachableBrokersAreReportedAndTheEngineKeepsRunning) {
 
 TEST(KafkaSource, UnknownTopicIsReportedAndTheEngineKeepsRunning) {
   sluice::KafkaMockCluster cluster(1);
+  cluster.set_topic_error("no-such-topic", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
   sluice::KafkaSourceOptions o = group_source(cluster, "no-such-topic", "lost");
   sluice::StreamingContext ctx(realtime());
   auto stream = sluice::kafka_stream(ctx, o);

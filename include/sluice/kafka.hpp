@@ -147,6 +147,9 @@ class KafkaMockCluster {
   void set_broker_down(int broker_id);
   void set_broker_up(int broker_id);
   void set_partition_leader(const std::string& topic, int32_t partition, int broker_id);
+  /// Metadata requests for @p topic answer with Kafka error @p error_code (e.g. 3,
+  /// UNKNOWN_TOPIC_OR_PARTITION: the mock cluster otherwise creates topics on first use).
+  void set_topic_error(const std::string& topic, int error_code);
   /// The next @p count requests of Kafka API @p api_key (e.g. 1 = Fetch, 8 = OffsetCommit)
   /// fail with Kafka error code @p error_code.
   void push_request_errors(int16_t api_key, int count, int error_code);

@@ -67,6 +67,10 @@ void KafkaMockCluster::set_partition_leader(const std::string& topic, int32_t pa
                 "] to broker " + std::to_string(broker_id) + ": " + error_text(err));
 }
 
+void KafkaMockCluster::set_topic_error(const std::string& topic, int error_code) {
+  rd_kafka_mock_topic_set_error(impl_->cluster, topic.c_str(), static_cast<rd_kafka_resp_err_t>(error_code));
+}
+
 void KafkaMockCluster::push_request_errors(int16_t api_key, int count, int error_code) {
   SLUICE_EXPECTS(count >= 0, "kafka mock cluster: negative error count");
   std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count), static_cast<rd_kafka_resp_err_t>(error_code));
