@@ -266,21 +266,8 @@ void StreamingContext::acknowledge_sources(Time completed) {
   // A source batch is acknowledged once every output that can include its records (the
   // last window holding them) has run: at-least-once for sources that commit on it.
   for (auto& ack : acknowledgements_) {
-    Time through = ack.acknowledged;
-    while (true) {
-      const Time candidate = through + options_.batch_interval;
-      if (candidate > completed) break;
-      bool done = true;
-      for (StreamNode* o : ack.outputs) {
-        const auto last = o->last_output_including(*ack.source, candidate, zero_time_);
-        if (last && *last > completed) {
-          done = false;
-          break;
-        }
-      }
-      if (!done) break;
-      through = candidate;
-    }
+    const Time through = complete_through(ack.outputs, *ack.source, ack.acknowledged, completed,
+                                          options_.batch_interval, zero_time_);
     if (through > ack.acknowledged) {
       ack.acknowledged = through;
       ack.source->source().commit_through(through);

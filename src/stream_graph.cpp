@@ -34,6 +34,20 @@ std::optional<Time> StreamNode::last_output_including(const StreamNode& source, 
   return Time{zero_time.ms + last / slide * slide};
 }
 
+Time complete_through(std::span<const StreamNode* const> outputs, const StreamNode& source, Time acknowledged,
+                      Time completed, Duration batch_interval, Time zero_time) {
+  Time through = acknowledged;
+  while (true) {
+    const Time candidate = through + batch_interval;
+    if (candidate > completed) return through;
+    for (const StreamNode* o : outputs) {
+      const auto last = o->last_output_including(source, candidate, zero_time);
+      if (last && *last > completed) return through;
+    }
+    through = candidate;
+  }
+}
+
 // ------------------------------------------------------------ BatchFunctionNode
 
 static Duration common_slide(const std::string& name, const std::vector<StreamNode::Ptr>& parents) {

@@ -106,38 +106,6 @@ int64_t committed_total(const std::string& brokers, const std::string& group, co
   return total;
 }
 
-/// Every message of @p topic (values), read by an independent consumer until @p expected
-/// arrived or nothing more comes for 3 s.
-std::vector<std::string> read_topic(const std::string& brokers, const std::string& topic, int partitions,
-                                    size_t expected, bool read_committed = false) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[256];
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err);
-  rd_kafka_conf_set(conf, "isolation.level", read_committed ? "read_committed" : "read_uncommitted", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  rd_kafka_poll_set_consumer(rk);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  std::vector<std::string> values;
-  auto last = std::chrono::steady_clock::now();
-  while (values.size() < expected && std::chrono::steady_clock::now() - last < 3s) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m) continue;
-    if (!m->err) {
-      values.emplace_back(static_cast<const char*>(m->payload), m->len);
-      last = std::chrono::steady_clock::now();
-    }
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
-  return values;
-}
-
 /// Collects what a stream delivers, batch by batch.
 struct Collected {
   std::mutex mutex;
@@ -293,7 +261,6 @@ TEST(KafkaSource, FailedBatchIsNotCommittedAndIsReadAgainAfterRestart) {
     std::this_thread::sleep_for(300ms);
     ctx.stop(true);
   }
-  std::vector<std::string> expected_second;
   std::set<std::string> got(second.values.begin(), second.values.end());
   EXPECT_EQ(second.values.size(), 500u);
   for (int i = 500; i < 1000; ++i) EXPECT_TRUE(got.count("v" + std::to_string(i))) << "v" << i << " lost";

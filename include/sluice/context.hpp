@@ -133,7 +133,7 @@ class StreamingContext {
   /// Per source: the outputs that depend on it and the last batch acknowledged to it.
   struct SourceAcknowledgement {
     SourceNode* source;
-    std::vector<StreamNode*> outputs;
+    std::vector<const StreamNode*> outputs;
     Time acknowledged;
   };
   std::vector<SourceAcknowledgement> acknowledgements_;

@@ -145,6 +145,12 @@ class OutputNode final : public StreamNode {
   Function fn_;
 };
 
+/// @brief The latest source batch time, from @p acknowledged on in steps of @p batch_interval,
+/// whose records every node of @p outputs has finished with once the batch at @p completed
+/// ran (see StreamNode::last_output_including); @p acknowledged when none is new.
+Time complete_through(std::span<const StreamNode* const> outputs, const StreamNode& source, Time acknowledged,
+                      Time completed, Duration batch_interval, Time zero_time);
+
 /// @brief Checks a window definition against the batch interval and the parent's slide;
 /// throws sluice::Error naming the operator and the durations otherwise
 /// ("reduce_by_key_and_window: window 2500 ms is not a multiple of the batch interval 1000 ms").

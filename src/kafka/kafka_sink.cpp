@@ -187,14 +187,9 @@ class KafkaSinkNode final : public StreamNode {
     try {
       produce_all(t, ctx);
       // Input batches whose every window ends at or before this output are covered.
-      Time through = covered_;
-      while (true) {
-        const Time next = through + ctx.batch_interval;
-        if (next > ctx.time) break;
-        const auto last = last_output_including(*offsets_source_, next, ctx.zero_time);
-        if (last && *last > ctx.time) break;
-        through = next;
-      }
+      const StreamNode* self = this;
+      const Time through = complete_through({&self, 1}, *offsets_source_, covered_, ctx.time, ctx.batch_interval,
+                                            ctx.zero_time);
       PartitionListPtr offsets = offsets_->offsets_through(through);
       if (offsets) {
         std::unique_ptr<rd_kafka_consumer_group_metadata_t, GroupMetadataDeleter> group(offsets_->group_metadata());

@@ -131,10 +131,6 @@ class KafkaSource final : public Source, public TransactionalOffsets {
     }
     closing_ = true;
     if (auto err = rd_kafka_consumer_close(rk_)) log::warn(name_ + ": closing the consumer: " + error_text(err));
-    {
-      std::lock_guard lock(mutex_);
-      for (auto& [tp, s] : partitions_) s.records.clear();
-    }
     rd_kafka_destroy(rk_);
     rk_ = nullptr;
   }
