@@ -1,0 +1,484 @@
+// sluice-bench-runner: the C++ half of bench/sluice-bench.
+//   generate  writes a workload's event files (bench/WORKLOADS.md)
+//   run       runs a workload on a Sluice backend over those files: result.csv + metrics.json
+//   bound     measures the CPU bound (memory read bandwidth) as JSON
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "generators.hpp"
+#include "pipeline/record_parsers.hpp"
+#include "sluice/sluice.hpp"
+
+using namespace sluice;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("sluice-bench-runner: cannot read " + path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Splits @p text at '\n' into a string column (the ingest step a file or socket source does).
+Column split_lines(const std::string& text) {
+  Column lines(TypeId::String);
+  lines.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1, text.size());
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    lines.append_string(std::string_view(text).substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
+}
+
+Schema event_schema(const std::string& kind) {
+  const auto S = TypeId::String;
+  const auto I = TypeId::Int64;
+  if (kind == "ysb")
+    return Schema{{"user_id", S}, {"page_id", S},    {"ad_id", S},          {"ad_type", S},
+                  {"event_type", S}, {"event_time", I}, {"ip_address", S}};
+  if (kind == "text") return Schema{{"event_time", I}, {"line", S}};
+  if (kind == "keyed") return Schema{{"event_time", I}, {"key", I}, {"value", I}};
+  return Schema{{"kind", I},  {"event_time", I}, {"id", I},       {"auction", I},  {"bidder", I},
+                {"price", I}, {"channel", S},    {"url", S},      {"name", S},     {"city", S},
+                {"state", S}, {"category", I},   {"seller", I},   {"reserve", I},  {"expires", I}};
+}
+
+/// The event files, read into memory before the timed region; each batch is split into
+/// lines and parsed as CSV inside it, as the peers parse theirs.
+class PreloadedCsvFiles final : public Source {
+ public:
+  PreloadedCsvFiles(std::vector<std::string> files, Schema schema)
+      : files_(std::move(files)), schema_(std::move(schema)), parse_ms_(files_.size(), 0.0) {}
+  std::string name() const override { return "preloaded event files"; }
+  const Schema& schema() const override { return schema_; }
+  Table next_batch(Time) override {
+    const size_t i = next_.load();
+    if (i >= files_.size()) return Table::empty(schema_);
+    const auto t0 = Clock::now();
+    pipeline::ParseResult parsed = pipeline::parse_csv(split_lines(files_[i]), schema_);
+    if (!parsed.malformed.empty())
+      throw Error("sluice-bench-runner: event file " + std::to_string(i) + ": " + parsed.malformed.front().reason +
+                  " in '" + parsed.malformed.front().record + "'");
+    parse_ms_[i] = ms_since(t0);
+    next_.store(i + 1);
+    return std::move(parsed.table);
+  }
+  bool finished() const override { return next_.load() >= files_.size(); }
+  double parse_ms(size_t batch) const { return parse_ms_[batch]; }
+
+ private:
+  std::vector<std::string> files_;
+  Schema schema_;
+  std::vector<double> parse_ms_;
+  std::atomic<size_t> next_{0};
+};
+
+/// Per batch time: the graph's processing time, measured around each batch on the
+/// processing thread (BatchInfo's durations are whole milliseconds).
+class ProcessingTimes final : public StreamingListener {
+ public:
+  void on_batch_started(const BatchInfo&) override { started_ = Clock::now(); }
+  void on_batch_completed(const BatchInfo& info) override {
+    const double ms = ms_since(started_);
+    std::lock_guard lock(mutex_);
+    ms_[info.batch_time.ms] = ms;
+  }
+  std::map<int64_t, double> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return ms_;
+  }
+
+ private:
+  Clock::time_point started_;  // only touched on the processing thread
+  mutable std::mutex mutex_;
+  std::map<int64_t, double> ms_;
+};
+
+/// Shortest decimal that reads back as @p v.
+void append_number(std::string& out, double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+/// Builds a string column and an int64 column from per-row lambdas (the filter/project
+/// steps of the queries, written as a user of the C++ API would).
+Table make_table(Schema schema, std::vector<Column> columns) { return Table(std::move(schema), std::move(columns)); }
+
+/// The workload's graph on @p events; every output row is appended to @p result as CSV.
+void build_query(const std::string& workload, const nlohmann::json& meta, const fs::path& data, TableStream events,
+                 std::string& result) {
+  const auto window_output = [&result](int64_t window_ms, auto write_rows) {
+    return [&result, window_ms, write_rows](Time t, const Table& table) {
+      // The window output at batch time T holds files with event time in [T - window, T).
+      write_rows(t.ms - window_ms, table, result);
+    };
+  };
+
+  if (workload == "ysb") {
+    std::unordered_map<std::string, std::string> campaign_of;
+    {
+      std::istringstream in(read_file(data / "ysb-campaigns.csv"));
+      std::string line;
+      while (std::getline(in, line)) {
+        const size_t comma = line.find(',');
+        if (comma == std::string::npos) throw Error("sluice-bench-runner: bad line in ysb-campaigns.csv: " + line);
+        campaign_of.emplace(line.substr(0, comma), line.substr(comma + 1));
+      }
+    }
+    // filter(event_type == "view") -> project(ad_id) -> join with the static campaign table.
+    TableStream views = events.transform(
+        "ysb_filter_join", Schema{{"campaign_id", TypeId::String}},
+        [campaign_of = std::move(campaign_of)](std::span<const Table* const> in, StepContext&) {
+          const Table& t = *in[0];
+          const Column& type = t.column("event_type");
+          const Column& ad = t.column("ad_id");
+          Column campaign(TypeId::String);
+          for (size_t r = 0; r < t.num_rows(); ++r) {
+            if (type.string_at(r) != "view") continue;
+            auto it = campaign_of.find(std::string(ad.string_at(r)));
+            if (it != campaign_of.end()) campaign.append_string(it->second);
+          }
+          std::vector<Column> cols;
+          cols.push_back(std::move(campaign));
+          return make_table(Schema{{"campaign_id", TypeId::String}}, std::move(cols));
+        });
+    aggregate_by_key_and_window(views, {{"campaign_id"}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, 10s, 10s)
+        .foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
+          const Column& c = t.column("campaign_id");
+          const auto n = t.column("count").values<int64_t>();
+          for (size_t r = 0; r < t.num_rows(); ++r) {
+            out += std::to_string(start) + ',';
+            out += c.string_at(r);
+            out += ',' + std::to_string(n[r]) + '\n';
+          }
+        }));
+    return;
+  }
+
+  if (workload == "wordcount") {
+    TableStream words = events.transform("split_words", Schema{{"word", TypeId::String}},
+                                         [](std::span<const Table* const> in, StepContext&) {
+                                           const Column& lines = in[0]->column("line");
+                                           Column words(TypeId::String);
+                                           for (size_t r = 0; r < lines.size(); ++r) {
+                                             std::string_view line = lines.string_at(r);
+                                             while (!line.empty()) {
+                                               const size_t space = line.find(' ');
+                                               words.append_string(line.substr(0, space));
+                                               if (space == std::string_view::npos) break;
+                                               line.remove_prefix(space + 1);
+                                             }
+                                           }
+                                           std::vector<Column> cols;
+                                           cols.push_back(std::move(words));
+                                           return make_table(Schema{{"word", TypeId::String}}, std::move(cols));
+                                         });
+    aggregate_by_key_and_window(words, {{"word"}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, 30s, 10s)
+        .foreach_batch(window_output(30'000, [](int64_t start, const Table& t, std::string& out) {
+          const Column& w = t.column("word");
+          const auto n = t.column("count").values<int64_t>();
+          for (size_t r = 0; r < t.num_rows(); ++r) {
+            out += std::to_string(start) + ',';
+            out += w.string_at(r);
+            out += ',' + std::to_string(n[r]) + '\n';
+          }
+        }));
+    return;
+  }
+
+  if (workload == "windowed") {
+    const int64_t window_ms = meta.at("params").at("window_ms").get<int64_t>();
+    const int64_t slide_ms = meta.at("params").at("slide_ms").get<int64_t>();
+    KeyedAggregation plan{{"key"},
+                          {AggregateSpec{AggregateKind::Sum, "value", "sum"}, AggregateSpec{AggregateKind::Mean, "value", "mean"},
+                           AggregateSpec{AggregateKind::Max, "value", "max"}}};
+    aggregate_by_key_and_window(events, plan, Duration(window_ms), Duration(slide_ms))
+        .foreach_batch(window_output(window_ms, [](int64_t start, const Table& t, std::string& out) {
+          const auto key = t.column("key").values<int64_t>();
+          const auto sum = t.column("sum").values<int64_t>();
+          const auto mean = t.column("mean").values<double>();
+          const auto max = t.column("max").values<int64_t>();
+          for (size_t r = 0; r < t.num_rows(); ++r) {
+            out += std::to_string(start) + ',' + std::to_string(key[r]) + ',' + std::to_string(sum[r]) + ',';
+            append_number(out, mean[r]);
+            out += ',' + std::to_string(max[r]) + '\n';
+          }
+        }));
+    return;
+  }
+
+  // NEXMark: every query starts from the bids.
+  const Schema bid_schema{{"auction", TypeId::Int64}, {"bidder", TypeId::Int64}, {"price", TypeId::Int64},
+                          {"event_time", TypeId::Int64}};
+  TableStream bids = events.transform("bids", bid_schema, [bid_schema](std::span<const Table* const> in, StepContext&) {
+    const Table& t = *in[0];
+    const auto kind = t.column("kind").values<int64_t>();
+    std::vector<int64_t> rows;
+    for (size_t r = 0; r < t.num_rows(); ++r)
+      if (kind[r] == 2) rows.push_back(static_cast<int64_t>(r));
+    std::vector<Column> cols;
+    for (const char* name : {"auction", "bidder", "price", "event_time"}) cols.push_back(t.column(name).gather(rows));
+    return make_table(bid_schema, std::move(cols));
+  });
+
+  if (workload == "nexmark-q1") {
+    bids.foreach_batch([&result](Time, const Table& t) {
+      const auto auction = t.column("auction").values<int64_t>();
+      const auto bidder = t.column("bidder").values<int64_t>();
+      const auto price = t.column("price").values<int64_t>();
+      const auto time = t.column("event_time").values<int64_t>();
+      for (size_t r = 0; r < t.num_rows(); ++r) {
+        result += std::to_string(auction[r]) + ',' + std::to_string(bidder[r]) + ',';
+        append_number(result, 0.908 * static_cast<double>(price[r]));
+        result += ',' + std::to_string(time[r]) + '\n';
+      }
+    });
+  } else if (workload == "nexmark-q2") {
+    bids.foreach_batch([&result](Time, const Table& t) {
+      const auto auction = t.column("auction").values<int64_t>();
+      const auto price = t.column("price").values<int64_t>();
+      for (size_t r = 0; r < t.num_rows(); ++r)
+        if (auction[r] % 123 == 0) result += std::to_string(auction[r]) + ',' + std::to_string(price[r]) + '\n';
+    });
+  } else if (workload == "nexmark-q5") {
+    // Hot items: bids per auction over 10 s windows sliding by 2 s, then the top auction(s).
+    aggregate_by_key_and_window(bids, {{"auction"}, {AggregateSpec{AggregateKind::Count, "", "num"}}}, 10s, 2s)
+        .foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
+          const auto auction = t.column("auction").values<int64_t>();
+          const auto num = t.column("num").values<int64_t>();
+          if (num.empty()) return;
+          const int64_t top = *std::max_element(num.begin(), num.end());
+          for (size_t r = 0; r < t.num_rows(); ++r)
+            if (num[r] == top)
+              out += std::to_string(start) + ',' + std::to_string(auction[r]) + ',' + std::to_string(top) + '\n';
+        }));
+  } else if (workload == "nexmark-q7") {
+    // Highest bid per 10 s tumbling window: the window's bids, then those at its max price.
+    bids.window(10s, 10s).foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
+      const auto auction = t.column("auction").values<int64_t>();
+      const auto bidder = t.column("bidder").values<int64_t>();
+      const auto price = t.column("price").values<int64_t>();
+      if (price.empty()) return;
+      const int64_t top = *std::max_element(price.begin(), price.end());
+      for (size_t r = 0; r < t.num_rows(); ++r)
+        if (price[r] == top)
+          out += std::to_string(start) + ',' + std::to_string(auction[r]) + ',' + std::to_string(bidder[r]) + ',' +
+                 std::to_string(top) + '\n';
+    }));
+  } else {
+    throw Error("sluice-bench-runner: unknown workload '" + workload + "'");
+  }
+}
+
+int run(const std::string& workload, const std::string& engine, const fs::path& data, const fs::path& out) {
+  const nlohmann::json meta = nlohmann::json::parse(read_file(data / "meta.json"));
+  const std::string kind = bench::data_kind(workload);
+  if (meta.at("kind").get<std::string>() != kind)
+    throw Error("sluice-bench-runner: " + data.string() + " holds '" + meta.at("kind").get<std::string>() +
+                "' data, workload " + workload + " needs '" + kind + "'");
+  BackendKind backend;
+  if (engine == "sluice-cpu") {
+    backend = BackendKind::Cpu;
+  } else if (engine == "sluice-gpu") {
+    backend = BackendKind::Cuda;
+    make_backend(backend);  // throws with the reason ("compiled without CUDA", "no CUDA device") before any work
+  } else {
+    throw Error("sluice-bench-runner: unknown engine '" + engine + "' (sluice-cpu, sluice-gpu)");
+  }
+
+  const int64_t batches = meta.at("batches").get<int64_t>();
+  std::vector<std::string> files;
+  uint64_t bytes = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    char name[32];
+    std::snprintf(name, sizeof name, "part-%05lld.csv", static_cast<long long>(b));
+    files.push_back(read_file(data / "events" / name));
+    bytes += files.back().size();
+  }
+
+  auto clock = std::make_shared<ManualClock>();
+  StreamingContext ctx(ContextOptions{.batch_interval = 1000ms, .backend = backend, .clock = clock});
+  auto source = std::make_unique<PreloadedCsvFiles>(std::move(files), event_schema(kind));
+  PreloadedCsvFiles* files_source = source.get();
+  TableStream events = ctx.add_source(std::move(source));
+  std::string result;
+  result.reserve(1 << 20);
+  build_query(workload, meta, data, events, result);
+  auto times = std::make_shared<ProcessingTimes>();
+  ctx.add_listener(times);
+
+  ctx.start();
+  const auto t0 = Clock::now();
+  ctx.advance_batches(static_cast<size_t>(batches));
+  const double wall_ms = ms_since(t0);
+  ctx.stop();
+  ctx.await_termination();
+
+  // Batch b (file b) is the batch at time (b + 1) s on a ManualClock starting at 0.
+  const auto processing = times->snapshot();
+  nlohmann::json per_batch = nlohmann::json::array();
+  for (int64_t b = 0; b < batches; ++b) {
+    auto it = processing.find((b + 1) * 1000);
+    if (it == processing.end()) throw Error("sluice-bench-runner: batch " + std::to_string(b) + " did not complete");
+    per_batch.push_back(files_source->parse_ms(static_cast<size_t>(b)) + it->second);
+  }
+
+  fs::create_directories(out);
+  {
+    std::ofstream f(out / "result.csv", std::ios::binary);
+    f << result;
+    if (!f.flush()) throw Error("sluice-bench-runner: cannot write " + (out / "result.csv").string());
+  }
+  nlohmann::json metrics = {
+      {"engine", engine},
+      {"engine_version", "sluice " + std::string(SLUICE_VERSION)},
+      {"workload", workload},
+      {"events", meta.at("events")},
+      {"input_bytes", bytes},
+      {"processing_seconds", wall_ms / 1000.0},
+      {"batch_processing_ms", per_batch},
+      {"method",
+       "wall time of the whole backlog (all files, preloaded in memory, each split into lines and parsed as CSV "
+       "on the batch cutter while the previous batch is processed); per batch: parse + graph processing time"},
+      {"notes", nlohmann::json::array({"backend " + std::string(backend_name(backend)) +
+                                       ", one cutter thread and one processing thread"})}};
+  std::ofstream(out / "metrics.json") << metrics.dump(2) << '\n';
+  return 0;
+}
+
+/// Memory read bandwidth: the best of 5 passes over 1 GiB, with one and with all threads.
+nlohmann::json bound() {
+  const size_t words = size_t{1} << 27;
+  std::vector<int64_t> data(words, 1);
+  const auto measure = [&](unsigned threads) {
+    double best = 0;
+    for (int pass = 0; pass < 5; ++pass) {
+      std::vector<int64_t> sums(threads);
+      const auto t0 = Clock::now();
+      std::vector<std::thread> pool;
+      for (unsigned t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+          const size_t begin = words * t / threads, end = words * (t + 1) / threads;
+          sums[t] = std::accumulate(data.begin() + static_cast<ptrdiff_t>(begin), data.begin() + static_cast<ptrdiff_t>(end),
+                                    int64_t{0});
+        });
+      for (auto& th : pool) th.join();
+      const double seconds = ms_since(t0) / 1000.0;
+      if (std::accumulate(sums.begin(), sums.end(), int64_t{0}) != static_cast<int64_t>(words))
+        throw Error("sluice-bench-runner: bandwidth check summed wrongly");
+      best = std::max(best, static_cast<double>(words * sizeof(int64_t)) / seconds);
+    }
+    return best;
+  };
+  const unsigned all = std::max(1u, std::thread::hardware_concurrency());
+  return {{"memory_read_bytes_per_s_1_thread", measure(1)},
+          {"memory_read_bytes_per_s", measure(all)},
+          {"threads", all},
+          {"method", "best of 5 sequential int64 sums over 1 GiB, split across the threads"}};
+}
+
+int usage(std::ostream& os, int code) {
+  os << "usage:\n"
+        "  sluice-bench-runner generate --workload W --out DIR [--batches N] [--events-per-batch M] [--seed S]\n"
+        "                               [--keys K] [--window-ms MS] [--slide-ms MS] [--corpus FILE]...\n"
+        "  sluice-bench-runner run --workload W --data DIR --out DIR [--engine sluice-cpu|sluice-gpu]\n"
+        "  sluice-bench-runner bound\n"
+        "workloads: ysb wordcount windowed nexmark-q1 nexmark-q2 nexmark-q5 nexmark-q7 (bench/WORKLOADS.md)\n";
+  return code;
+}
+
+int64_t to_int(const std::string& flag, const std::string& value) {
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(value, &used);
+    if (used == value.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error("sluice-bench-runner: " + flag + " expects an integer, got '" + value + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage(std::cerr, 2);
+  const std::string command = argv[1];
+  if (command == "--help" || command == "-h") return usage(std::cout, 0);
+  try {
+    std::map<std::string, std::string> flags;
+    bench::GenerateOptions gen;
+    for (int i = 2; i < argc; ++i) {
+      const std::string flag = argv[i];
+      if (flag == "--help" || flag == "-h") return usage(std::cout, 0);
+      if (flag.rfind("--", 0) != 0 || i + 1 >= argc) {
+        std::cerr << "sluice-bench-runner: unexpected argument '" << flag << "'\n";
+        return usage(std::cerr, 2);
+      }
+      const std::string value = argv[++i];
+      if (flag == "--corpus") {
+        gen.corpus.emplace_back(value);
+      } else {
+        flags[flag] = value;
+      }
+    }
+    const auto take = [&](const std::string& flag, const std::string& fallback = "") {
+      auto it = flags.find(flag);
+      std::string v = it == flags.end() ? fallback : it->second;
+      if (it != flags.end()) flags.erase(it);
+      if (v.empty()) throw Error("sluice-bench-runner " + command + ": " + flag + " is required");
+      return v;
+    };
+    int rc = 0;
+    if (command == "generate") {
+      gen.workload = take("--workload");
+      const fs::path dir = take("--out");
+      gen.batches = to_int("--batches", take("--batches", "20"));
+      gen.events_per_batch = to_int("--events-per-batch", take("--events-per-batch", "10000"));
+      gen.seed = static_cast<uint64_t>(to_int("--seed", take("--seed", "1")));
+      gen.keys = to_int("--keys", take("--keys", "1000"));
+      gen.window_ms = to_int("--window-ms", take("--window-ms", "10000"));
+      gen.slide_ms = to_int("--slide-ms", take("--slide-ms", "1000"));
+      if (!flags.empty()) throw Error("sluice-bench-runner generate: unknown option " + flags.begin()->first);
+      std::cout << bench::generate(gen, dir).dump() << '\n';
+    } else if (command == "run") {
+      const std::string workload = take("--workload");
+      const fs::path data = take("--data");
+      const fs::path out = take("--out");
+      const std::string engine = take("--engine", "sluice-cpu");
+      if (!flags.empty()) throw Error("sluice-bench-runner run: unknown option " + flags.begin()->first);
+      rc = run(workload, engine, data, out);
+    } else if (command == "bound") {
+      std::cout << bound().dump() << '\n';
+    } else {
+      std::cerr << "sluice-bench-runner: unknown command '" << command << "'\n";
+      return usage(std::cerr, 2);
+    }
+    return rc;
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << '\n';
+    return 2;
+  }
+}
