@@ -194,7 +194,8 @@ class WholeRun(unittest.TestCase):
                 results = json.load(f)
             self.assertTrue(os.path.exists(os.path.join(tmp, "results.md")))
         names = [c["name"] for c in results["cases"]]
-        self.assertEqual(len(names), 8, names)
+        self.assertEqual(len(names), 9, names)
+        self.assertIn("ysb-kafka", names)
         for case in results["cases"]:
             cpu = case["engines"]["sluice-cpu"]
             self.assertEqual(cpu["status"], "ok", case["name"])

@@ -17,11 +17,14 @@
 #include <thread>
 #include <unordered_map>
 
+#include <librdkafka/rdkafka.h>
+
 #include "generators.hpp"
 #ifdef SLUICE_BENCH_HAS_CUDA
 #include "device_runtime.hpp"
 #endif
 #include "pipeline/record_parsers.hpp"
+#include "sluice/kafka.hpp"
 #include "sluice/sluice.hpp"
 
 using namespace sluice;
@@ -297,7 +300,65 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
   }
 }
 
-int run(const std::string& workload, const std::string& engine, const fs::path& data, const fs::path& out) {
+/// Partitions for the Kafka topic: as many as divide a batch evenly (so that a per-partition
+/// rate cap cuts exactly one file per batch), each under the mock cluster's 5 MiB log.
+int kafka_partitions(int64_t events_per_batch, uint64_t bytes) {
+  for (int p = 64; p >= 1; --p)
+    if (events_per_batch % p == 0 && bytes / static_cast<uint64_t>(p) < (uint64_t{4} << 20)) return p;
+  throw Error("sluice-bench-runner: " + std::to_string(bytes) +
+              " bytes of events do not fit the mock Kafka cluster (5 MiB per partition, 64 partitions at most, "
+              "and the partitions must divide the " + std::to_string(events_per_batch) + " events of a batch)");
+}
+
+/// Produces every line of every file, line j of a file to partition j % partitions, in order.
+void produce_events(const std::string& brokers, const std::string& topic, int partitions,
+                    const std::vector<std::string>& files) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : std::map<std::string, std::string>{{"bootstrap.servers", brokers},
+                                                              {"linger.ms", "5"},
+                                                              {"batch.num.messages", "10000"},
+                                                              {"queue.buffering.max.messages", "1000000"},
+                                                              {"queue.buffering.max.kbytes", "1048576"}})
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw Error("sluice-bench-runner: producer property " + k + ": " + err);
+    }
+  static std::atomic<size_t> failed;
+  failed = 0;
+  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+    if (m->err) failed++;
+  });
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (!rk) throw Error(std::string("sluice-bench-runner: creating the Kafka producer: ") + err);
+  std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> producer(rk, &rd_kafka_destroy);
+  for (const std::string& text : files) {
+    size_t begin = 0, line = 0;
+    while (begin < text.size()) {
+      size_t end = text.find('\n', begin);
+      if (end == std::string::npos) end = text.size();
+      while (true) {
+        const rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(static_cast<int32_t>(line % partitions)),
+            RD_KAFKA_V_VALUE(const_cast<char*>(text.data() + begin), end - begin),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+          throw Error(std::string("sluice-bench-runner: producing to Kafka: ") + rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 10);
+      }
+      ++line;
+      begin = end + 1;
+    }
+    rd_kafka_poll(rk, 0);
+  }
+  if (rd_kafka_flush(rk, 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR || failed > 0)
+    throw Error("sluice-bench-runner: " + std::to_string(failed.load()) + " events were not delivered to Kafka (" +
+                std::to_string(rd_kafka_outq_len(rk)) + " still queued)");
+}
+
+int run(const std::string& workload, const std::string& engine, const std::string& source_kind,
+        const fs::path& data, const fs::path& out) {
   const nlohmann::json meta = nlohmann::json::parse(read_file(data / "meta.json"));
   const std::string kind = bench::data_kind(workload);
   if (meta.at("kind").get<std::string>() != kind)
@@ -325,9 +386,49 @@ int run(const std::string& workload, const std::string& engine, const fs::path& 
 
   auto clock = std::make_shared<ManualClock>();
   StreamingContext ctx(ContextOptions{.batch_interval = 1000ms, .backend = backend, .clock = clock});
-  auto source = std::make_unique<PreloadedCsvFiles>(std::move(files), event_schema(kind));
-  PreloadedCsvFiles* files_source = source.get();
-  TableStream events = ctx.add_source(std::move(source));
+  const Schema schema = event_schema(kind);
+  TableStream events;
+  PreloadedCsvFiles* files_source = nullptr;
+  Source* kafka_source = nullptr;
+  std::unique_ptr<KafkaMockCluster> cluster;
+  const int64_t total_events = meta.at("events").get<int64_t>();
+  double produce_ms = 0;
+  int partitions = 0;
+  if (source_kind == "files") {
+    auto source = std::make_unique<PreloadedCsvFiles>(std::move(files), schema);
+    files_source = source.get();
+    events = ctx.add_source(std::move(source));
+  } else if (source_kind == "kafka") {
+    // The events go to a topic on librdkafka's mock cluster (in this process, before the
+    // timed region); the Kafka source reads them and the graph parses each value as CSV.
+    const int64_t per_batch = meta.at("events_per_batch").get<int64_t>();
+    partitions = kafka_partitions(per_batch, bytes);
+    cluster = std::make_unique<KafkaMockCluster>(1);
+    cluster->create_topic("events", partitions);
+    const auto p0 = Clock::now();
+    produce_events(cluster->bootstrap_servers(), "events", partitions, files);
+    produce_ms = ms_since(p0);
+    files.clear();
+    KafkaSourceOptions options;
+    options.brokers = cluster->bootstrap_servers();
+    for (int p = 0; p < partitions; ++p) options.assign.push_back({"events", p, 0});
+    // A per-partition cap of one file's share makes each batch exactly one file (one second
+    // of event time), so batch-time windows are the event-time windows of the other engines.
+    options.max_rate_per_partition = static_cast<double>(per_batch / partitions);
+    options.queue_capacity = static_cast<size_t>(total_events) + static_cast<size_t>(partitions);
+    auto source = make_kafka_source(options);
+    kafka_source = source.get();
+    TableStream records = ctx.add_source(std::move(source));
+    events = records.transform("parse_csv", schema, [schema](std::span<const Table* const> in, StepContext&) {
+      pipeline::ParseResult parsed = pipeline::parse_csv(in[0]->column("value"), schema);
+      if (!parsed.malformed.empty())
+        throw Error("malformed event from Kafka: " + parsed.malformed.front().reason + " in '" +
+                    parsed.malformed.front().record + "'");
+      return std::move(parsed.table);
+    });
+  } else {
+    throw Error("sluice-bench-runner: unknown source '" + source_kind + "' (files, kafka)");
+  }
   std::string result;
   result.reserve(1 << 20);
   build_query(workload, meta, data, events, result);
@@ -336,6 +437,19 @@ int run(const std::string& workload, const std::string& engine, const fs::path& 
 
   ctx.start();
   const auto t0 = Clock::now();
+  double fetch_ms = 0;
+  if (kafka_source) {
+    // Everything is fetched into the source's buffer before the first batch is cut, so that
+    // no partition lags behind a batch boundary; the fetch is timed and counted.
+    while (kafka_source->counters().buffered < static_cast<size_t>(total_events)) {
+      if (ms_since(t0) > 120'000)
+        throw Error("sluice-bench-runner: the Kafka source fetched " +
+                    std::to_string(kafka_source->counters().buffered) + " of " + std::to_string(total_events) +
+                    " events in 120 s");
+      std::this_thread::sleep_for(1ms);
+    }
+    fetch_ms = ms_since(t0);
+  }
   ctx.advance_batches(static_cast<size_t>(batches));
   const double wall_ms = ms_since(t0);
   ctx.stop();
@@ -348,7 +462,7 @@ int run(const std::string& workload, const std::string& engine, const fs::path& 
   for (int64_t b = 0; b < batches; ++b) {
     auto it = processing.find((b + 1) * 1000);
     if (it == processing.end()) throw Error("sluice-bench-runner: batch " + std::to_string(b) + " did not complete");
-    const double parse = files_source->parse_ms(static_cast<size_t>(b));
+    const double parse = files_source ? files_source->parse_ms(static_cast<size_t>(b)) : 0.0;
     per_batch.push_back(parse + it->second);
     parse_total += parse;
     graph_total += it->second;
@@ -369,12 +483,28 @@ int run(const std::string& workload, const std::string& engine, const fs::path& 
       {"processing_seconds", wall_ms / 1000.0},
       {"batch_processing_ms", per_batch},
       {"method",
-       "wall time of the whole backlog (all files, preloaded in memory, each split into lines and parsed as CSV "
-       "on the batch cutter while the previous batch is processed); per batch: parse + graph processing time"},
+       kafka_source
+           ? "wall time from the context's start: fetching every event from the Kafka topic into the source's "
+             "buffer, then all batches (each parses its records' values as CSV in the graph); per batch: graph "
+             "processing time"
+           : "wall time of the whole backlog (all files, preloaded in memory, each split into lines and parsed as "
+             "CSV on the batch cutter while the previous batch is processed); per batch: parse + graph processing "
+             "time"},
       {"notes", nlohmann::json::array({"backend " + std::string(backend_name(backend)) +
-                                           ", one cutter thread and one processing thread",
-                                       "summed over batches: split + CSV parse " + std::to_string(parse_total / 1000) +
-                                           " s, graph " + std::to_string(graph_total / 1000) + " s"})}};
+                                       ", one cutter thread and one processing thread"})}};
+  metrics["notes"].push_back(kafka_source ? "summed over batches: graph (CSV parsing included) " +
+                                                std::to_string(graph_total / 1000) + " s"
+                                          : "summed over batches: split + CSV parse " +
+                                                std::to_string(parse_total / 1000) + " s, graph " +
+                                                std::to_string(graph_total / 1000) + " s");
+  if (kafka_source) {
+    metrics["engine"] = engine + " (kafka)";
+    metrics["notes"].push_back("librdkafka mock cluster, 1 broker in this process, topic of " +
+                               std::to_string(partitions) + " partitions filled in " +
+                               std::to_string(produce_ms / 1000) + " s before the timed region; fetching all " +
+                               std::to_string(total_events) + " events took " + std::to_string(fetch_ms / 1000) +
+                               " s of the processing time");
+  }
   std::ofstream(out / "metrics.json") << metrics.dump(2) << '\n';
   return 0;
 }
@@ -434,6 +564,7 @@ int usage(std::ostream& os, int code) {
         "  sluice-bench-runner generate --workload W --out DIR [--batches N] [--events-per-batch M] [--seed S]\n"
         "                               [--keys K] [--window-ms MS] [--slide-ms MS] [--corpus FILE]...\n"
         "  sluice-bench-runner run --workload W --data DIR --out DIR [--engine sluice-cpu|sluice-gpu]\n"
+        "                          [--source files|kafka]\n"
         "  sluice-bench-runner bound\n"
         "workloads: ysb wordcount windowed nexmark-q1 nexmark-q2 nexmark-q5 nexmark-q7 (bench/WORKLOADS.md)\n";
   return code;
@@ -496,8 +627,9 @@ int main(int argc, char** argv) {
       const fs::path data = take("--data");
       const fs::path out = take("--out");
       const std::string engine = take("--engine", "sluice-cpu");
+      const std::string source = take("--source", "files");
       if (!flags.empty()) throw Error("sluice-bench-runner run: unknown option " + flags.begin()->first);
-      rc = run(workload, engine, data, out);
+      rc = run(workload, engine, source, data, out);
     } else if (command == "bound") {
       std::cout << bound().dump() << '\n';
     } else {

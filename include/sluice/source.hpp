@@ -38,6 +38,7 @@ struct SourceCounters {
   size_t records = 0;    ///< records delivered in batches
   size_t dropped = 0;    ///< records dropped by the overflow policy
   size_t errors = 0;     ///< connection or read errors (logged)
+  size_t buffered = 0;   ///< records received and held for later batches (Kafka, socket; 0 elsewhere)
 };
 
 /// @brief A record a source received but cannot deliver (too large, undecodable); the

@@ -208,6 +208,8 @@ class KafkaSource final : public Source, public TransactionalOffsets {
     SourceCounters c;
     c.records = delivered_.load();
     c.errors = client_.errors.load() + consumer_errors_.load();
+    std::lock_guard lock(mutex_);
+    for (const auto& [tp, s] : partitions_) c.buffered += s.records.size();
     return c;
   }
 

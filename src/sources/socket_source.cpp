@@ -113,7 +113,7 @@ class SocketSource final : public Source {
   bool has_pending() const override { return queue_.size() > 0; }
 
   SourceCounters counters() const override {
-    return SourceCounters{delivered_.load(), queue_.dropped(), errors_.load()};
+    return SourceCounters{delivered_.load(), queue_.dropped(), errors_.load(), queue_.size()};
   }
 
  private:
