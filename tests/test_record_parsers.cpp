@@ -264,5 +264,35 @@ TEST(ParseJson, LongValuesAreCutInReasons) {
   EXPECT_EQ(r.malformed[0].reason, "field 'n': \"" + std::string(39, 'z') + "... is not an int64");
 }
 
+TEST(CsvParser, LargeInputsParsedInSlicesKeepInputOrderRowsAndMalformedRecords) {
+  // Above the parallel threshold: the slices must join back exactly as one pass would.
+  const Schema schema{{"id", TypeId::Int64}, {"name", TypeId::String}, {"score", TypeId::Float64, true}};
+  std::vector<std::string> lines{"id,name,score"};
+  std::vector<std::string> expected_malformed;
+  for (int i = 0; i < 100'000; ++i) {
+    if (i % 9973 == 0) {
+      lines.push_back(std::to_string(i) + ",bad");
+      expected_malformed.push_back(lines.back() + " => expected 3 fields, got 2");
+    } else {
+      lines.push_back(std::to_string(i) + ",\"n" + std::to_string(i) + "\"," + (i % 7 ? std::to_string(i) + ".5" : ""));
+    }
+  }
+  const ParseResult r = parse_csv(lines_of(lines), schema, CsvOptions{.skip_header = true});
+  EXPECT_EQ(malformed_of(r), expected_malformed);
+  ASSERT_EQ(r.table.num_rows(), 100'000u - expected_malformed.size());
+  ASSERT_EQ(r.rows.size(), r.table.num_rows());
+  const auto ids = r.table.column("id").values<int64_t>();
+  const Column& names = r.table.column("name");
+  const Column& scores = r.table.column("score");
+  for (size_t row = 0; row < r.table.num_rows(); ++row) {
+    const int64_t id = ids[row];
+    ASSERT_EQ(r.rows[row], id + 1) << "row " << row;  // line index: the header is line 0
+    ASSERT_EQ(names.string_at(row), "n" + std::to_string(id));
+    ASSERT_EQ(scores.is_valid(row), id % 7 != 0) << "row " << row;
+    if (id % 7) ASSERT_EQ(scores.values<double>()[row], static_cast<double>(id) + 0.5);
+    if (row > 0) ASSERT_LT(ids[row - 1], id);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::pipeline

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -365,23 +366,18 @@ std::string append_json_record(const json& record, const Schema& schema, std::ve
 
 }  // namespace detail
 
-ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options) {
-  check_lines_column(lines, "parse_csv");
-  for (const Field& f : schema)
-    if (f.type == TypeId::List)
-      throw Error("parse_csv: field '" + f.name + "' is a list; CSV records hold scalar fields only (schema {" +
-                  schema.to_string() + "})");
-  SLUICE_EXPECTS(options.delimiter != options.quote,
-                 "parse_csv: the delimiter and the quote character are both '" + std::string(1, options.quote) + "'");
+namespace {
 
-  ParseResult result;
-  std::vector<Column> columns = empty_columns(schema, lines.size());
+/// Rows [begin, end) of @p lines parsed into @p columns (appended), with the rows they
+/// came from and the malformed ones.
+void parse_csv_rows(const Column& lines, const Schema& schema, const CsvOptions& options, size_t begin, size_t end,
+                    std::vector<Column>& columns, std::vector<int64_t>& rows, std::vector<MalformedRecord>& malformed) {
   std::vector<CsvFieldSpan> spans;
   std::vector<Cell> cells(schema.size());
   std::string scratch;
-  for (size_t row = options.skip_header ? 1 : 0; row < lines.size(); ++row) {
+  for (size_t row = begin; row < end; ++row) {
     if (!lines.is_valid(row)) {
-      result.malformed.push_back({"", "record is null"});
+      malformed.push_back({"", "record is null"});
       continue;
     }
     const std::string_view line = without_cr(lines.string_at(row));
@@ -396,11 +392,72 @@ ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOption
       if (!reason.empty()) reason = field_label(schema, i) + ": " + reason;
     }
     if (!reason.empty()) {
-      result.malformed.push_back({std::string(lines.string_at(row)), std::move(reason)});
+      malformed.push_back({std::string(lines.string_at(row)), std::move(reason)});
       continue;
     }
     for (size_t i = 0; i < schema.size(); ++i) append_cell(columns[i], schema[i], cells[i]);
-    result.rows.push_back(static_cast<int64_t>(row));
+    rows.push_back(static_cast<int64_t>(row));
+  }
+}
+
+/// Below this many lines one thread parses: starting threads would cost more than it saves.
+constexpr size_t kParallelParseLines = size_t{1} << 15;
+
+}  // namespace
+
+ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options) {
+  check_lines_column(lines, "parse_csv");
+  for (const Field& f : schema)
+    if (f.type == TypeId::List)
+      throw Error("parse_csv: field '" + f.name + "' is a list; CSV records hold scalar fields only (schema {" +
+                  schema.to_string() + "})");
+  SLUICE_EXPECTS(options.delimiter != options.quote,
+                 "parse_csv: the delimiter and the quote character are both '" + std::string(1, options.quote) + "'");
+
+  ParseResult result;
+  const size_t first = options.skip_header ? std::min<size_t>(1, lines.size()) : 0;
+  const size_t threads = lines.size() < kParallelParseLines
+                             ? 1
+                             : std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()),
+                                                lines.size() / (kParallelParseLines / 2));
+  if (threads <= 1) {
+    std::vector<Column> columns = empty_columns(schema, lines.size());
+    parse_csv_rows(lines, schema, options, first, lines.size(), columns, result.rows, result.malformed);
+    result.table = Table(schema, std::move(columns));
+    return result;
+  }
+  // Lines are independent: each thread parses a contiguous slice, and the slices are joined
+  // in order, so rows, malformed records and column contents keep the input order.
+  struct Slice {
+    std::vector<Column> columns;
+    std::vector<int64_t> rows;
+    std::vector<MalformedRecord> malformed;
+    std::exception_ptr error;
+  };
+  std::vector<Slice> slices(threads);
+  std::vector<std::thread> workers;
+  const size_t span = lines.size() - first;
+  for (size_t t = 0; t < threads; ++t) {
+    const size_t begin = first + span * t / threads, end = first + span * (t + 1) / threads;
+    workers.emplace_back([&, t, begin, end] {
+      try {
+        slices[t].columns = empty_columns(schema, end - begin);
+        parse_csv_rows(lines, schema, options, begin, end, slices[t].columns, slices[t].rows, slices[t].malformed);
+      } catch (...) {
+        slices[t].error = std::current_exception();
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  for (auto& slice : slices)
+    if (slice.error) std::rethrow_exception(slice.error);
+  std::vector<Column> columns = std::move(slices[0].columns);
+  result.rows = std::move(slices[0].rows);
+  result.malformed = std::move(slices[0].malformed);
+  for (size_t t = 1; t < threads; ++t) {
+    for (size_t i = 0; i < columns.size(); ++i) columns[i].append_all(slices[t].columns[i]);
+    result.rows.insert(result.rows.end(), slices[t].rows.begin(), slices[t].rows.end());
+    std::move(slices[t].malformed.begin(), slices[t].malformed.end(), std::back_inserter(result.malformed));
   }
   result.table = Table(schema, std::move(columns));
   return result;
