@@ -130,9 +130,32 @@ void append_number(std::string& out, double v) {
   out.append(buf, end);
 }
 
-/// Builds a string column and an int64 column from per-row lambdas (the filter/project
-/// steps of the queries, written as a user of the C++ API would).
 Table make_table(Schema schema, std::vector<Column> columns) { return Table(std::move(schema), std::move(columns)); }
+
+/// A one-column table of strings named @p name.
+Table string_table(const std::string& name, Column values) {
+  std::vector<Column> cols;
+  cols.push_back(std::move(values));
+  return make_table(Schema{{name, TypeId::String}}, std::move(cols));
+}
+
+/// Counts per string @p key over windows of @p window sliding by @p slide; every window's
+/// rows go to @p result as "window_start,key,count".
+void count_per_key_and_window(const TableStream& input, const std::string& key, Duration window, Duration slide,
+                              std::string& result) {
+  aggregate_by_key_and_window(input, {{key}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, window, slide)
+      .foreach_batch([&result, key, window_ms = window.count()](Time t, const Table& table) {
+        // The window output at batch time T holds files with event time in [T - window, T).
+        const std::string start = std::to_string(t.ms - window_ms) + ',';
+        const Column& keys = table.column(key);
+        const auto counts = table.column("count").values<int64_t>();
+        for (size_t r = 0; r < table.num_rows(); ++r) {
+          result += start;
+          result += keys.string_at(r);
+          result += ',' + std::to_string(counts[r]) + '\n';
+        }
+      });
+}
 
 /// The workload's graph on @p events; every output row is appended to @p result as CSV.
 void build_query(const std::string& workload, const nlohmann::json& meta, const fs::path& data, TableStream events,
@@ -168,20 +191,9 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
             auto it = campaign_of.find(std::string(ad.string_at(r)));
             if (it != campaign_of.end()) campaign.append_string(it->second);
           }
-          std::vector<Column> cols;
-          cols.push_back(std::move(campaign));
-          return make_table(Schema{{"campaign_id", TypeId::String}}, std::move(cols));
+          return string_table("campaign_id", std::move(campaign));
         });
-    aggregate_by_key_and_window(views, {{"campaign_id"}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, 10s, 10s)
-        .foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
-          const Column& c = t.column("campaign_id");
-          const auto n = t.column("count").values<int64_t>();
-          for (size_t r = 0; r < t.num_rows(); ++r) {
-            out += std::to_string(start) + ',';
-            out += c.string_at(r);
-            out += ',' + std::to_string(n[r]) + '\n';
-          }
-        }));
+    count_per_key_and_window(views, "campaign_id", 10s, 10s, result);
     return;
   }
 
@@ -199,20 +211,9 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
                                                line.remove_prefix(space + 1);
                                              }
                                            }
-                                           std::vector<Column> cols;
-                                           cols.push_back(std::move(words));
-                                           return make_table(Schema{{"word", TypeId::String}}, std::move(cols));
+                                           return string_table("word", std::move(words));
                                          });
-    aggregate_by_key_and_window(words, {{"word"}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, 30s, 10s)
-        .foreach_batch(window_output(30'000, [](int64_t start, const Table& t, std::string& out) {
-          const Column& w = t.column("word");
-          const auto n = t.column("count").values<int64_t>();
-          for (size_t r = 0; r < t.num_rows(); ++r) {
-            out += std::to_string(start) + ',';
-            out += w.string_at(r);
-            out += ',' + std::to_string(n[r]) + '\n';
-          }
-        }));
+    count_per_key_and_window(words, "word", 30s, 10s, result);
     return;
   }
 
