@@ -72,6 +72,16 @@ Schema event_schema(const std::string& kind) {
                 {"state", S}, {"category", I},   {"seller", I},   {"reserve", I},  {"expires", I}};
 }
 
+/// @p lines parsed as CSV events of @p schema; an event that does not parse is a broken
+/// data set, named with @p origin and the record.
+Table parse_events(const Column& lines, const Schema& schema, const std::string& origin) {
+  pipeline::ParseResult parsed = pipeline::parse_csv(lines, schema);
+  if (!parsed.malformed.empty())
+    throw Error("sluice-bench-runner: " + origin + ": " + parsed.malformed.front().reason + " in '" +
+                parsed.malformed.front().record + "'");
+  return std::move(parsed.table);
+}
+
 /// The event files, read into memory before the timed region; each batch is split into
 /// lines and parsed as CSV inside it, as the peers parse theirs.
 class PreloadedCsvFiles final : public Source {
@@ -84,13 +94,10 @@ class PreloadedCsvFiles final : public Source {
     const size_t i = next_.load();
     if (i >= files_.size()) return Table::empty(schema_);
     const auto t0 = Clock::now();
-    pipeline::ParseResult parsed = pipeline::parse_csv(split_lines(files_[i]), schema_);
-    if (!parsed.malformed.empty())
-      throw Error("sluice-bench-runner: event file " + std::to_string(i) + ": " + parsed.malformed.front().reason +
-                  " in '" + parsed.malformed.front().record + "'");
+    Table table = parse_events(split_lines(files_[i]), schema_, "event file " + std::to_string(i));
     parse_ms_[i] = ms_since(t0);
     next_.store(i + 1);
-    return std::move(parsed.table);
+    return table;
   }
   bool finished() const override { return next_.load() >= files_.size(); }
   double parse_ms(size_t batch) const { return parse_ms_[batch]; }
@@ -139,34 +146,33 @@ Table string_table(const std::string& name, Column values) {
   return make_table(Schema{{name, TypeId::String}}, std::move(cols));
 }
 
+/// An output for a windowed stream: the window at batch time T holds the files with event
+/// time in [T - window, T), and @p write_rows appends its rows to @p result given that start.
+template <class WriteRows>
+std::function<void(Time, const Table&)> window_rows(std::string& result, int64_t window_ms, WriteRows write_rows) {
+  return [&result, window_ms, write_rows](Time t, const Table& table) { write_rows(t.ms - window_ms, table, result); };
+}
+
 /// Counts per string @p key over windows of @p window sliding by @p slide; every window's
 /// rows go to @p result as "window_start,key,count".
 void count_per_key_and_window(const TableStream& input, const std::string& key, Duration window, Duration slide,
                               std::string& result) {
   aggregate_by_key_and_window(input, {{key}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, window, slide)
-      .foreach_batch([&result, key, window_ms = window.count()](Time t, const Table& table) {
-        // The window output at batch time T holds files with event time in [T - window, T).
-        const std::string start = std::to_string(t.ms - window_ms) + ',';
+      .foreach_batch(window_rows(result, window.count(), [key](int64_t start, const Table& table, std::string& out) {
+        const std::string prefix = std::to_string(start) + ',';
         const Column& keys = table.column(key);
         const auto counts = table.column("count").values<int64_t>();
         for (size_t r = 0; r < table.num_rows(); ++r) {
-          result += start;
-          result += keys.string_at(r);
-          result += ',' + std::to_string(counts[r]) + '\n';
+          out += prefix;
+          out += keys.string_at(r);
+          out += ',' + std::to_string(counts[r]) + '\n';
         }
-      });
+      }));
 }
 
 /// The workload's graph on @p events; every output row is appended to @p result as CSV.
 void build_query(const std::string& workload, const nlohmann::json& meta, const fs::path& data, TableStream events,
                  std::string& result) {
-  const auto window_output = [&result](int64_t window_ms, auto write_rows) {
-    return [&result, window_ms, write_rows](Time t, const Table& table) {
-      // The window output at batch time T holds files with event time in [T - window, T).
-      write_rows(t.ms - window_ms, table, result);
-    };
-  };
-
   if (workload == "ysb") {
     std::unordered_map<std::string, std::string> campaign_of;
     {
@@ -224,7 +230,7 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
                           {AggregateSpec{AggregateKind::Sum, "value", "sum"}, AggregateSpec{AggregateKind::Mean, "value", "mean"},
                            AggregateSpec{AggregateKind::Max, "value", "max"}}};
     aggregate_by_key_and_window(events, plan, Duration(window_ms), Duration(slide_ms))
-        .foreach_batch(window_output(window_ms, [](int64_t start, const Table& t, std::string& out) {
+        .foreach_batch(window_rows(result, window_ms, [](int64_t start, const Table& t, std::string& out) {
           const auto key = t.column("key").values<int64_t>();
           const auto sum = t.column("sum").values<int64_t>();
           const auto mean = t.column("mean").values<double>();
@@ -274,7 +280,7 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
   } else if (workload == "nexmark-q5") {
     // Hot items: bids per auction over 10 s windows sliding by 2 s, then the top auction(s).
     aggregate_by_key_and_window(bids, {{"auction"}, {AggregateSpec{AggregateKind::Count, "", "num"}}}, 10s, 2s)
-        .foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
+        .foreach_batch(window_rows(result, 10'000, [](int64_t start, const Table& t, std::string& out) {
           const auto auction = t.column("auction").values<int64_t>();
           const auto num = t.column("num").values<int64_t>();
           if (num.empty()) return;
@@ -285,7 +291,7 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
         }));
   } else if (workload == "nexmark-q7") {
     // Highest bid per 10 s tumbling window: the window's bids, then those at its max price.
-    bids.window(10s, 10s).foreach_batch(window_output(10'000, [](int64_t start, const Table& t, std::string& out) {
+    bids.window(10s, 10s).foreach_batch(window_rows(result, 10'000, [](int64_t start, const Table& t, std::string& out) {
       const auto auction = t.column("auction").values<int64_t>();
       const auto bidder = t.column("bidder").values<int64_t>();
       const auto price = t.column("price").values<int64_t>();
@@ -421,11 +427,7 @@ int run(const std::string& workload, const std::string& engine, const std::strin
     kafka_source = source.get();
     TableStream records = ctx.add_source(std::move(source));
     events = records.transform("parse_csv", schema, [schema](std::span<const Table* const> in, StepContext&) {
-      pipeline::ParseResult parsed = pipeline::parse_csv(in[0]->column("value"), schema);
-      if (!parsed.malformed.empty())
-        throw Error("malformed event from Kafka: " + parsed.malformed.front().reason + " in '" +
-                    parsed.malformed.front().record + "'");
-      return std::move(parsed.table);
+      return parse_events(in[0]->column("value"), schema, "event from Kafka");
     });
   } else {
     throw Error("sluice-bench-runner: unknown source '" + source_kind + "' (files, kafka)");
@@ -442,11 +444,10 @@ int run(const std::string& workload, const std::string& engine, const std::strin
   if (kafka_source) {
     // Everything is fetched into the source's buffer before the first batch is cut, so that
     // no partition lags behind a batch boundary; the fetch is timed and counted.
-    while (kafka_source->counters().buffered < static_cast<size_t>(total_events)) {
+    for (size_t buffered; (buffered = kafka_source->counters().buffered) < static_cast<size_t>(total_events);) {
       if (ms_since(t0) > 120'000)
-        throw Error("sluice-bench-runner: the Kafka source fetched " +
-                    std::to_string(kafka_source->counters().buffered) + " of " + std::to_string(total_events) +
-                    " events in 120 s");
+        throw Error("sluice-bench-runner: the Kafka source fetched " + std::to_string(buffered) + " of " +
+                    std::to_string(total_events) + " events in 120 s");
       std::this_thread::sleep_for(1ms);
     }
     fetch_ms = ms_since(t0);
