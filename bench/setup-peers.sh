@@ -7,14 +7,7 @@ cd "$(dirname "$0")"
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 python3 -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup-peers: installing ${missing[*]}" >&2
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+[ ${#missing[@]} -eq 0 ] || ../scripts/apt-install.sh setup-peers "${missing[@]}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if ! .venv/bin/python -c "import pyspark, pyflink, matplotlib" >/dev/null 2>&1; then
   echo "setup-peers: installing pyspark, apache-flink and matplotlib into bench/.venv" >&2

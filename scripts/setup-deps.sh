@@ -6,18 +6,7 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
           python3 librdkafka-dev kcat)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup-deps: installing ${missing[*]}" >&2
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" setup-deps "${packages[@]}"
 if ! python3 -c "import confluent_kafka" >/dev/null 2>&1; then
   echo "setup-deps: installing the confluent-kafka Python client" >&2
   python3 -m pip install -q confluent-kafka 2>/dev/null ||
