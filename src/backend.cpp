@@ -8,6 +8,10 @@
 
 namespace sluice {
 
+#ifdef SLUICE_WITH_CUDA
+std::unique_ptr<ExecutionBackend> make_cuda_backend(int device);  // src/cuda/cuda_backend.cpp
+#endif
+
 int cuda_device_count() {
 #ifdef SLUICE_WITH_CUDA
   return cuda::device_count();
@@ -25,14 +29,16 @@ std::unique_ptr<ExecutionBackend> make_backend(BackendKind requested) {
 #else
       const int devices = cuda::device_count();
       if (devices == 0) throw Error("backend 'cuda' requested, but no CUDA device is present on this machine");
-      throw Error("backend 'cuda' requested on " + cuda::device_description(0) +
-                  ", but the CUDA execution backend is not implemented yet; use backend 'cpu' or 'auto'");
+      return make_cuda_backend(0);
 #endif
     }
     case BackendKind::Auto: {
-      const int devices = cuda_device_count();
-      if (devices > 0)
-        log::info("backend auto: a CUDA device is present, but the CUDA execution backend is not implemented yet; using cpu");
+#ifdef SLUICE_WITH_CUDA
+      if (cuda::device_count() > 0) return make_cuda_backend(0);
+      log::info("backend auto: no CUDA device is present; using cpu");
+#else
+      log::info("backend auto: this build has no CUDA; using cpu");
+#endif
       return make_cpu_backend();
     }
   }

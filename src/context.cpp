@@ -1,6 +1,7 @@
 #include "sluice/context.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <unordered_set>
 
@@ -32,13 +33,25 @@ class FileDeadLetterSink final : public DeadLetterSink {
   std::ofstream out_;
 };
 
+/// SLUICE_BACKEND=cpu|cuda|auto overrides the backend every context would use: one switch
+/// runs whole programs and test suites on another backend.
+BackendKind backend_from_environment(BackendKind configured) {
+  const char* value = std::getenv("SLUICE_BACKEND");
+  if (!value || !*value) return configured;
+  try {
+    return parse_backend(value);
+  } catch (const Error& e) {
+    throw Error(std::string("environment variable SLUICE_BACKEND: ") + e.what());
+  }
+}
+
 }  // namespace
 
 StreamingContext::StreamingContext(ContextOptions options) : options_(std::move(options)) {
   SLUICE_EXPECTS(options_.batch_interval.count() > 0,
                  "batch interval must be positive, got " + std::to_string(options_.batch_interval.count()) + " ms");
   SLUICE_EXPECTS(options_.max_pending_batches > 0, "max_pending_batches must be at least 1");
-  backend_ = make_backend(options_.backend);
+  backend_ = make_backend(backend_from_environment(options_.backend));
   clock_ = options_.clock ? options_.clock : std::make_shared<SystemClock>();
   if (!options_.dead_letter_path.empty()) dead_letters_ = std::make_unique<FileDeadLetterSink>(options_.dead_letter_path);
 }

@@ -1,6 +1,8 @@
-// Backend selection: cpu always works, cuda is a clear error where it cannot run, auto falls
-// back to the CPU. GPU-only checks skip, visibly, where no GPU is present.
+// Backend selection: cpu always works, cuda is a clear error where it cannot run, auto picks
+// the GPU when there is one and falls back to the CPU. GPU-only checks skip, visibly, where no GPU is present.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 
 #include "sluice/sluice.hpp"
 
@@ -18,9 +20,9 @@ TEST(BackendChoice, NamesParseAndUnknownNamesAreErrors) {
   }
 }
 
-TEST(BackendChoice, CpuAndAutoGiveTheCpuBackend) {
+TEST(BackendChoice, CpuGivesTheCpuBackendAndAutoTheGpuWhenThereIsOne) {
   EXPECT_EQ(make_backend(BackendKind::Cpu)->kind(), BackendKind::Cpu);
-  EXPECT_EQ(make_backend(BackendKind::Auto)->kind(), BackendKind::Cpu);  // no CUDA backend yet
+  EXPECT_EQ(make_backend(BackendKind::Auto)->kind(), cuda_device_count() > 0 ? BackendKind::Cuda : BackendKind::Cpu);
 }
 
 TEST(BackendChoice, CudaWithoutAGpuIsAClearError) {
@@ -36,12 +38,22 @@ TEST(BackendChoice, CudaWithoutAGpuIsAClearError) {
   }
 }
 
-TEST(BackendChoice, CudaOnAGpuReportsTheDevice) {
+TEST(BackendChoice, CudaOnAGpuGivesTheCudaBackend) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine: GPU checks skipped";
+  const auto backend = make_backend(BackendKind::Cuda);
+  EXPECT_EQ(backend->kind(), BackendKind::Cuda);
+  EXPECT_EQ(backend->name(), "cuda");
+}
+
+TEST(BackendChoice, AnUnknownBackendInTheEnvironmentIsNamed) {
+  ::setenv("SLUICE_BACKEND", "tpu", 1);
   try {
-    make_backend(BackendKind::Cuda);
-    FAIL() << "the CUDA execution backend is not implemented yet: expected a clear error";
+    StreamingContext ctx(Duration{1000});
+    ::unsetenv("SLUICE_BACKEND");
+    FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("sm_"), std::string::npos) << e.what();
+    ::unsetenv("SLUICE_BACKEND");
+    EXPECT_NE(std::string(e.what()).find("SLUICE_BACKEND"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tpu"), std::string::npos) << e.what();
   }
 }

@@ -66,6 +66,16 @@ struct KeyedAggregation {
   bool invertible() const;
 };
 
+/// @brief The state of one reduceByKeyAndWindow with built-in aggregates: batches go into
+/// the open pane; a slide closes it and returns the window's finalized results. The CPU keeps
+/// panes as partial tables; the CUDA backend keeps them in device memory.
+class WindowAggregation {
+ public:
+  virtual ~WindowAggregation() = default;
+  virtual void add_batch(const Table& batch) = 0;
+  virtual Table slide() = 0;
+};
+
 /// @brief Columnar operations of one backend.
 class ExecutionBackend {
  public:
@@ -82,14 +92,18 @@ class ExecutionBackend {
                                  const KeyedAggregation& plan) = 0;
   /// Turns partials into results (count, sum, min, max, mean values).
   virtual Table finalize(const Table& partials, const KeyedAggregation& plan) = 0;
+  /// A window of @p panes slides over batches of @p input. By default panes are partial
+  /// tables combined with this backend's combine_partials.
+  virtual std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                                     size_t panes);
 };
 
 /// @brief The host backend (always available).
 std::unique_ptr<ExecutionBackend> make_cpu_backend();
 
 /// @brief The backend for @p requested: Cpu always; Cuda throws a clear sluice::Error when
-/// no GPU is present or when this build has no CUDA backend yet; Auto picks the GPU when
-/// it can, otherwise the CPU (logging which and why).
+/// no GPU is present or this build has no CUDA; Auto picks the GPU when it can, otherwise
+/// the CPU (logging which and why).
 std::unique_ptr<ExecutionBackend> make_backend(BackendKind requested);
 
 /// @brief How many CUDA devices this build can see (0 without CUDA support or a device).

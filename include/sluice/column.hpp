@@ -74,6 +74,8 @@ class Column {
     return {reinterpret_cast<T*>(data_.data()), size_};
   }
   const std::byte* data() const { return data_.data(); }
+  /// The Arrow validity bitmap (bit set = valid), or null when the column is not nullable.
+  const uint8_t* validity_bitmap() const { return nullable_ ? validity_.data() : nullptr; }
 
   // ---- string access ----
   std::string_view string_at(size_t row) const {

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "sluice/backend.hpp"
+#include "aggregate_plan.hpp"
 
 namespace sluice {
 namespace {
@@ -330,13 +331,9 @@ void group_general_keys(std::span<const Column* const> keys, size_t rows, Groupi
   }
 }
 
-// ---------------------------------------------------------------- plan
+}  // namespace
 
-/// A plan resolved against an input schema: key and input column indexes, checked.
-struct ResolvedPlan {
-  std::vector<size_t> keys;
-  std::vector<int> inputs;  // per aggregate: input column, -1 for count of rows
-};
+// ---------------------------------------------------------------- plan
 
 std::string describe(const AggregateSpec& a) {
   return "aggregate '" + a.output + "' = " + std::string(aggregate_name(a.kind)) + "(" + a.input + ")";
@@ -383,6 +380,8 @@ ResolvedPlan resolve_plan(const KeyedAggregation& plan, const Schema& input) {
 TypeId sum_type(TypeId input) {
   return input == TypeId::Float32 || input == TypeId::Float64 ? TypeId::Float64 : TypeId::Int64;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- accumulators
 
@@ -581,15 +580,10 @@ Column state_column(const Accumulator& a, const GroupStates& states, std::span<c
   return out;
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------- partial tables
 
-/// Where the state of each aggregate sits in a partial table, and its field names.
-struct PartialLayout {
-  size_t key_count = 0;
-  std::vector<size_t> first_state_column;  // per aggregate
-  size_t records_column = 0;
-  std::vector<std::string> names;          // every field of a partial table after the keys
-};
 
 PartialLayout partial_layout(const KeyedAggregation& plan) {
   PartialLayout layout;
@@ -647,6 +641,35 @@ void check_partial(const Table& partial, const KeyedAggregation& plan, const Par
   }
   expect_type(layout.records_column, schema[layout.records_column].type == TypeId::Int64, "int64");
 }
+
+void check_combine_inputs(std::span<const Table* const> partials, std::span<const int> signs, const KeyedAggregation& plan,
+                          const PartialLayout& layout) {
+  SLUICE_EXPECTS(!partials.empty(), "combine_partials: no partial tables to combine");
+  SLUICE_EXPECTS(partials.size() == signs.size(), "combine_partials: " + std::to_string(partials.size()) +
+                                                      " partial tables but " + std::to_string(signs.size()) + " signs");
+  for (size_t t = 0; t < partials.size(); ++t) {
+    SLUICE_EXPECTS(signs[t] == 1 || signs[t] == -1, "combine_partials: sign " + std::to_string(signs[t]) +
+                                                        " of partial table " + std::to_string(t) + " is not +1 or -1");
+    if (signs[t] < 0 && !plan.invertible()) {
+      std::string which;
+      for (const auto& a : plan.aggregates)
+        if (!is_invertible(a.kind)) which += (which.empty() ? "" : ", ") + describe(a);
+      throw Error("combine_partials: cannot subtract partial table " + std::to_string(t) + ": " + which +
+                  " is not invertible (only count, sum and mean are); recombine the panes instead");
+    }
+    check_partial(*partials[t], plan, layout, "combine_partials: partial table " + std::to_string(t));
+  }
+  const Table& first = *partials[0];
+  for (size_t t = 1; t < partials.size(); ++t) {
+    for (size_t c = 0; c < first.num_columns(); ++c)
+      SLUICE_EXPECTS(partials[t]->schema()[c].type == first.schema()[c].type,
+                     "combine_partials: field '" + first.schema()[c].name + "' is " +
+                         std::string(type_name(first.schema()[c].type)) + " in partial table 0 but " +
+                         std::string(type_name(partials[t]->schema()[c].type)) + " in partial table " + std::to_string(t));
+  }
+}
+
+namespace {
 
 /// The accumulators that aggregate an input table into the state columns of a partial table.
 std::vector<Accumulator> input_accumulators(const KeyedAggregation& plan, const ResolvedPlan& resolved, const Schema& input) {
@@ -731,31 +754,9 @@ class CpuBackend final : public ExecutionBackend {
 
   Table combine_partials(std::span<const Table* const> partials, std::span<const int> signs,
                          const KeyedAggregation& plan) override {
-    SLUICE_EXPECTS(!partials.empty(), "combine_partials: no partial tables to combine");
-    SLUICE_EXPECTS(partials.size() == signs.size(), "combine_partials: " + std::to_string(partials.size()) +
-                                                        " partial tables but " + std::to_string(signs.size()) + " signs");
     const PartialLayout layout = partial_layout(plan);
-    for (size_t t = 0; t < partials.size(); ++t) {
-      SLUICE_EXPECTS(signs[t] == 1 || signs[t] == -1, "combine_partials: sign " + std::to_string(signs[t]) +
-                                                          " of partial table " + std::to_string(t) + " is not +1 or -1");
-      if (signs[t] < 0 && !plan.invertible()) {
-        std::string which;
-        for (const auto& a : plan.aggregates)
-          if (!is_invertible(a.kind)) which += (which.empty() ? "" : ", ") + describe(a);
-        throw Error("combine_partials: cannot subtract partial table " + std::to_string(t) + ": " + which +
-                    " is not invertible (only count, sum and mean are); recombine the panes instead");
-      }
-      check_partial(*partials[t], plan, layout, "combine_partials: partial table " + std::to_string(t));
-    }
+    check_combine_inputs(partials, signs, plan, layout);
     const Table& first = *partials[0];
-    for (size_t t = 1; t < partials.size(); ++t) {
-      for (size_t c = 0; c < first.num_columns(); ++c)
-        SLUICE_EXPECTS(partials[t]->schema()[c].type == first.schema()[c].type,
-                       "combine_partials: field '" + first.schema()[c].name + "' is " +
-                           std::string(type_name(first.schema()[c].type)) + " in partial table 0 but " +
-                           std::string(type_name(partials[t]->schema()[c].type)) + " in partial table " +
-                           std::to_string(t));
-    }
 
     // Group the keys of all tables at once: a key's group is its first appearance in the
     // tables' order, so the combined rows come out in a deterministic order, and the rows of

@@ -9,23 +9,21 @@
 namespace sluice {
 namespace {
 
-class AggregateWindowNode final : public StreamNode {
+/// Panes as partial tables in a PaneRing, combined on @p backend.
+class PartialTableWindow final : public WindowAggregation {
  public:
-  AggregateWindowNode(StreamNode::Ptr parent, KeyedAggregation plan, Duration window, Duration slide)
-      : StreamNode("reduce_by_key_and_window", plan.result_schema(parent->schema()), slide, {parent}),
+  PartialTableWindow(ExecutionBackend& backend, KeyedAggregation plan, const Schema& input, size_t panes)
+      : backend_(backend),
         plan_(std::move(plan)),
-        partial_schema_(plan_.partial_schema(parent->schema())),
-        ring_(static_cast<size_t>(window / slide)),
-        window_(Table::empty(partial_schema_)) {
-    set_window(window);
-  }
+        partial_schema_(plan_.partial_schema(input)),
+        ring_(panes),
+        window_(Table::empty(partial_schema_)) {}
 
-  std::optional<Table> compute(StepContext& ctx) override {
-    ExecutionBackend& backend = *ctx.backend;
-    if (const Table* t = parent_output(0)) current_.push_back(backend.aggregate_partials(*t, plan_));
-    if (!due_at(ctx.time, ctx.zero_time)) return std::nullopt;
-    Table pane = combine(backend, current_);
-    current_.clear();
+  void add_batch(const Table& batch) override { open_.push_back(backend_.aggregate_partials(batch, plan_)); }
+
+  Table slide() override {
+    Table pane = combine(open_);
+    open_.clear();
     if (plan_.invertible()) {
       std::optional<Table> leaving = ring_.push(pane);
       std::vector<const Table*> parts{&window_, &pane};
@@ -34,30 +32,56 @@ class AggregateWindowNode final : public StreamNode {
         parts.push_back(&*leaving);
         signs.push_back(-1);
       }
-      window_ = backend.combine_partials(parts, signs, plan_);
-      return backend.finalize(window_, plan_);
+      window_ = backend_.combine_partials(parts, signs, plan_);
+      return backend_.finalize(window_, plan_);
     }
     ring_.push(std::move(pane));
     std::vector<Table> panes;
     ring_.for_each([&](const Table& p) { panes.push_back(p); });
-    return backend.finalize(combine(backend, panes), plan_);
+    return backend_.finalize(combine(panes), plan_);
   }
 
  private:
-  Table combine(ExecutionBackend& backend, const std::vector<Table>& parts) const {
+  Table combine(const std::vector<Table>& parts) const {
     if (parts.empty()) return Table::empty(partial_schema_);
     if (parts.size() == 1) return parts[0];
     std::vector<const Table*> ptrs;
     for (const auto& p : parts) ptrs.push_back(&p);
     const std::vector<int> signs(parts.size(), +1);
-    return backend.combine_partials(ptrs, signs, plan_);
+    return backend_.combine_partials(ptrs, signs, plan_);
   }
 
+  ExecutionBackend& backend_;
   KeyedAggregation plan_;
   Schema partial_schema_;
   PaneRing<Table> ring_;
-  std::vector<Table> current_;
+  std::vector<Table> open_;
   Table window_;
+};
+
+class AggregateWindowNode final : public StreamNode {
+ public:
+  AggregateWindowNode(StreamNode::Ptr parent, KeyedAggregation plan, Duration window, Duration slide)
+      : StreamNode("reduce_by_key_and_window", plan.result_schema(parent->schema()), slide, {parent}),
+        plan_(std::move(plan)),
+        input_schema_(parent->schema()),
+        panes_(static_cast<size_t>(window / slide)) {
+    set_window(window);
+  }
+
+  std::optional<Table> compute(StepContext& ctx) override {
+    // The backend is known once the context runs: the window state is made on first use.
+    if (!state_) state_ = ctx.backend->make_window_aggregation(plan_, input_schema_, panes_);
+    if (const Table* t = parent_output(0)) state_->add_batch(*t);
+    if (!due_at(ctx.time, ctx.zero_time)) return std::nullopt;
+    return state_->slide();
+  }
+
+ private:
+  KeyedAggregation plan_;
+  Schema input_schema_;
+  size_t panes_;
+  std::unique_ptr<WindowAggregation> state_;
 };
 
 class AggregateStateNode final : public StreamNode {
@@ -117,6 +141,11 @@ class AggregateStateNode final : public StreamNode {
 };
 
 }  // namespace
+
+std::unique_ptr<WindowAggregation> ExecutionBackend::make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                                             size_t panes) {
+  return std::make_unique<PartialTableWindow>(*this, plan, input, panes);
+}
 
 TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide) {
   check_window("reduce_by_key_and_window", window, slide, input.slide());

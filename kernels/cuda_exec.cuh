@@ -1,0 +1,180 @@
+#pragma once
+// The GPU execution context of the algorithm templates: device memory from a stream-ordered
+// pool (no cudaMalloc/cudaFree per batch once the pool has grown), Thrust on one stream with
+// its temporaries from the same pool, CUB radix sort, and page-locked staging for copies.
+#include <cub/device/device_radix_sort.cuh>
+#include <cuda_runtime.h>
+#include <thrust/system/cuda/execution_policy.h>
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "cuda_check.cuh"
+
+namespace sluice::gpu {
+
+/// A memory pool of one device, used with cudaMallocFromPoolAsync. Its release threshold is
+/// unlimited: memory freed at the end of a batch stays reserved for the next one.
+class DevicePool {
+ public:
+  explicit DevicePool(int device) {
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    SLUICE_CUDA_TRY(cudaMemPoolCreate(&pool_, &props));
+    uint64_t threshold = ~uint64_t{0};
+    SLUICE_CUDA_TRY(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  ~DevicePool() { cudaMemPoolDestroy(pool_); }
+  DevicePool(const DevicePool&) = delete;
+  DevicePool& operator=(const DevicePool&) = delete;
+
+  void* allocate(size_t bytes, cudaStream_t stream) {
+    void* p = nullptr;
+    if (bytes == 0) return nullptr;
+    const cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw Error("device memory: cannot allocate " + std::to_string(bytes >> 20) + " MiB (" + std::to_string(bytes) +
+                  " bytes) from the stream-ordered pool holding " + std::to_string(reserved_bytes() >> 20) +
+                  " MiB: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+    }
+    return p;
+  }
+  /// Stream-ordered free; errors surface at the next checked call on the stream.
+  void release(void* p, cudaStream_t stream) noexcept {
+    if (p) (void)cudaFreeAsync(p, stream);
+  }
+  /// Bytes the pool holds from the device (in use or kept for reuse).
+  uint64_t reserved_bytes() const {
+    uint64_t v = 0;
+    (void)cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
+    return v;
+  }
+  uint64_t used_bytes() const {
+    uint64_t v = 0;
+    (void)cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &v);
+    return v;
+  }
+
+ private:
+  cudaMemPool_t pool_ = nullptr;
+};
+
+/// An array in pool memory, freed in stream order when it goes out of scope.
+template <class T> class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(DevicePool& pool, cudaStream_t stream, size_t n)
+      : pool_(&pool), stream_(stream), size_(n), data_(static_cast<T*>(pool.allocate(n * sizeof(T), stream))) {}
+  DeviceArray(DeviceArray&& o) noexcept { *this = std::move(o); }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    std::swap(pool_, o.pool_);
+    std::swap(stream_, o.stream_);
+    std::swap(size_, o.size_);
+    std::swap(data_, o.data_);
+    return *this;
+  }
+  ~DeviceArray() {
+    if (pool_) pool_->release(data_, stream_);
+  }
+  T* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  DevicePool* pool_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  size_t size_ = 0;
+  T* data_ = nullptr;
+};
+
+/// Page-locked host memory that grows to the largest request and is then reused.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (data_) cudaFreeHost(data_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  /// At least @p bytes of pinned memory (contents not kept when it grows).
+  char* reserve(size_t bytes) {
+    if (bytes <= capacity_) return data_;
+    if (data_) SLUICE_CUDA_TRY(cudaFreeHost(data_));
+    data_ = nullptr;
+    capacity_ = 0;
+    size_t grown = 1 << 20;
+    while (grown < bytes) grown <<= 1;
+    void* p = nullptr;
+    SLUICE_CUDA_TRY(cudaHostAlloc(&p, grown, cudaHostAllocDefault));
+    data_ = static_cast<char*>(p);
+    capacity_ = grown;
+    return data_;
+  }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  char* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+/// Thrust's temporary storage from the pool, in the order of the stream.
+struct PoolAllocator {
+  using value_type = char;
+  DevicePool* pool;
+  cudaStream_t stream;
+  char* allocate(std::ptrdiff_t n) { return static_cast<char*>(pool->allocate(static_cast<size_t>(n), stream)); }
+  void deallocate(char* p, size_t) { pool->release(p, stream); }
+};
+
+/// Execution on one CUDA stream.
+class CudaExec {
+ public:
+  template <class T> using Array = DeviceArray<T>;
+  CudaExec(DevicePool& pool, cudaStream_t stream) : pool_(&pool), stream_(stream) {}
+
+  template <class T> DeviceArray<T> alloc(size_t n) { return DeviceArray<T>(*pool_, stream_, n); }
+  auto policy() { return thrust::cuda::par_nosync(PoolAllocator{pool_, stream_}).on(stream_); }
+  cudaStream_t stream() const { return stream_; }
+  DevicePool& pool() { return *pool_; }
+
+  /// Sorts (key, value) pairs by key with CUB's LSD radix sort (stable), over the low
+  /// @p key_bits bits of the keys.
+  void sort_pairs(uint64_t* keys, int64_t* values, size_t n, int key_bits = 64) {
+    if (n < 2) return;
+    auto keys_alt = alloc<uint64_t>(n);
+    auto values_alt = alloc<int64_t>(n);
+    cub::DoubleBuffer<uint64_t> k(keys, keys_alt.data());
+    cub::DoubleBuffer<int64_t> v(values, values_alt.data());
+    size_t temp_bytes = 0;
+    SLUICE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, k, v, static_cast<int64_t>(n), 0, key_bits, stream_));
+    auto temp = alloc<char>(temp_bytes);
+    SLUICE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, k, v, static_cast<int64_t>(n), 0, key_bits, stream_));
+    if (k.Current() != keys)
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(keys, k.Current(), n * sizeof(uint64_t), cudaMemcpyDeviceToDevice, stream_));
+    if (v.Current() != values)
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(values, v.Current(), n * sizeof(int64_t), cudaMemcpyDeviceToDevice, stream_));
+  }
+
+  /// Copies device memory to the host and waits for it (results are small: one row per key).
+  void to_host(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    SLUICE_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    SLUICE_CUDA_TRY(cudaStreamSynchronize(stream_));
+  }
+  /// Copies a small host array (kernel parameters) to the device; the source may be reused
+  /// as soon as this returns.
+  void to_device(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    SLUICE_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+
+ private:
+  DevicePool* pool_;
+  cudaStream_t stream_;
+};
+
+}  // namespace sluice::gpu

@@ -1,0 +1,227 @@
+// The CUDA backend's device engine: staging of host columns into pinned memory, one
+// asynchronous copy per batch into pool memory, and the algorithm templates run on a stream.
+#include <thrust/system_error.h>
+
+#include <unordered_map>
+
+#include "cuda_exec.cuh"
+#include "device_runtime.hpp"
+#include "device_window.cuh"
+#include "gpu_engine.hpp"
+#include "grouped_reduce.cuh"
+#include "word_count.cuh"
+
+namespace sluice::gpu {
+namespace {
+
+size_t value_width(int32_t type) {
+  switch (type) {
+    case kBool: return 1;
+    case kInt32:
+    case kFloat32: return 4;
+    case kInt64:
+    case kFloat64: return 8;
+    default: return 0;
+  }
+}
+
+constexpr size_t kAlign = 256;
+size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+/// Runs @p body, turning Thrust's CUDA errors into sluice::Error naming @p what, and
+/// surfacing asynchronous errors of the stream before returning.
+template <class Body> auto checked(const char* what, cudaStream_t stream, Body&& body) {
+  try {
+    auto result = body();
+    SLUICE_CUDA_TRY(cudaGetLastError());
+    SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
+    return result;
+  } catch (const thrust::system_error& e) {
+    throw Error(std::string("CUDA backend: ") + what + " failed on the device: " + e.what());
+  }
+}
+
+}  // namespace
+
+struct DeviceEngine::Impl {
+  explicit Impl(int device_) : device(device_), pool((select(device_), device_)) {
+    description = sluice::cuda::device_description(device);
+    SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&staging_free, cudaEventDisableTiming));
+  }
+  ~Impl() {
+    cudaStreamSynchronize(stream);
+    cudaEventDestroy(staging_free);
+    cudaStreamDestroy(stream);
+  }
+  static int select(int device) {
+    SLUICE_CUDA_TRY(cudaSetDevice(device));
+    return device;
+  }
+
+  /// Host columns staged into pinned memory and copied to the device in one copy; the
+  /// returned input points into @p block.
+  GroupedInput upload(const GroupedInput& host, DeviceArray<char>& block) {
+    SLUICE_CUDA_TRY(cudaSetDevice(device));
+    struct Piece {
+      const void* host;
+      size_t bytes;
+      size_t offset;
+    };
+    std::vector<Piece> pieces;
+    std::unordered_map<const void*, size_t> offset_of;  // a buffer used twice is copied once
+    size_t total = 0;
+    auto place = [&](const void* p, size_t bytes) -> size_t {
+      if (!p || bytes == 0) return SIZE_MAX;
+      auto it = offset_of.find(p);
+      if (it != offset_of.end()) return it->second;
+      pieces.push_back({p, bytes, total});
+      offset_of.emplace(p, total);
+      const size_t at = total;
+      total += aligned(bytes);
+      return at;
+    };
+    const size_t rows = host.rows;
+    auto place_column = [&](const ColumnView& c) {
+      place(c.values, value_width(c.type) * rows);
+      place(c.validity, (rows + 7) / 8);
+      if (c.type == kString && c.offsets) {
+        place(c.offsets, (rows + 1) * sizeof(int32_t));
+        place(c.chars, static_cast<size_t>(c.offsets[rows]));
+      }
+    };
+    for (const ColumnView& c : host.keys) place_column(c);
+    for (const FoldView& f : host.folds)
+      if (f.op != kFoldCountRows) place_column(f.input);
+    place(host.row_sign, rows);
+
+    block = DeviceArray<char>(pool, stream, total);
+    if (total > 0) {
+      // The previous copy out of the staging buffer must be done before it is refilled.
+      SLUICE_CUDA_TRY(cudaEventSynchronize(staging_free));
+      char* staged = staging.reserve(total);
+      for (const Piece& p : pieces) std::memcpy(staged + p.offset, p.host, p.bytes);
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data(), staged, total, cudaMemcpyHostToDevice, stream));
+      SLUICE_CUDA_TRY(cudaEventRecord(staging_free, stream));
+      bytes_copied += total;
+    }
+    auto moved = [&](const void* p) -> const void* {
+      if (!p) return nullptr;
+      auto it = offset_of.find(p);
+      return it == offset_of.end() ? nullptr : block.data() + it->second;
+    };
+    auto device_column = [&](ColumnView c) {
+      c.values = moved(c.values);
+      c.validity = static_cast<const uint8_t*>(moved(c.validity));
+      c.offsets = static_cast<const int32_t*>(moved(c.offsets));
+      c.chars = static_cast<const char*>(moved(c.chars));
+      return c;
+    };
+    GroupedInput out = host;
+    for (ColumnView& c : out.keys) c = device_column(c);
+    for (FoldView& f : out.folds)
+      if (f.op != kFoldCountRows) f.input = device_column(f.input);
+    out.row_sign = static_cast<const int8_t*>(moved(host.row_sign));
+    return out;
+  }
+
+  int device;
+  std::string description;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t staging_free = nullptr;
+  DevicePool pool;
+  PinnedBuffer staging;
+  uint64_t bytes_copied = 0;
+};
+
+DeviceEngine::DeviceEngine(int device) : impl_(std::make_unique<Impl>(device)) {}
+DeviceEngine::~DeviceEngine() = default;
+
+const std::string& DeviceEngine::description() const { return impl_->description; }
+
+GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
+  Impl& im = *impl_;
+  return checked("reduce_by_key", im.stream, [&] {
+    DeviceArray<char> block;
+    const GroupedInput in = im.upload(host_input, block);
+    CudaExec exec(im.pool, im.stream);
+    return grouped_reduce(exec, in);
+  });
+}
+
+WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy) {
+  Impl& im = *impl_;
+  return checked("word count", im.stream, [&] {
+    ColumnView text;
+    text.type = kString;
+    text.offsets = offsets;
+    text.chars = chars;
+    GroupedInput host;
+    host.rows = lines;
+    host.keys = {text};
+    DeviceArray<char> block;
+    const GroupedInput in = im.upload(host, block);
+    CudaExec exec(im.pool, im.stream);
+    const size_t bytes = lines == 0 ? 0 : static_cast<size_t>(offsets[lines]);
+    return sluice::gpu::count_words(exec, in.keys[0].chars, in.keys[0].offsets, lines, bytes, strategy);
+  });
+}
+
+namespace {
+
+class DeviceWindow final : public DeviceEngine::Window {
+ public:
+  DeviceWindow(DeviceEngine::Impl& im, std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible)
+      : im_(im), exec_(im.pool, im.stream), fold_count_(folds.size()), ring_(exec_, std::move(folds), records_fold, panes, invertible) {}
+
+  BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) override {
+    return checked("window pane", im_.stream, [&] {
+      DeviceArray<char> block;
+      const GroupedInput in = im_.upload(host_input, block);
+      DeviceGroups<CudaExec> groups = grouped_reduce_in_place(exec_, in);
+      BatchGroups out;
+      out.key_collisions = groups.key_collisions;
+      if (want_groups) {
+        out.keys.resize(groups.groups);
+        out.first_row.resize(groups.groups);
+        exec_.to_host(out.keys.data(), groups.key.data(), groups.groups * sizeof(uint64_t));
+        exec_.to_host(out.first_row.data(), groups.first_row.data(), groups.groups * sizeof(int64_t));
+      }
+      ring_.add(std::move(groups));
+      return out;
+    });
+  }
+
+  WindowGroups slide() override {
+    return checked("window slide", im_.stream, [&] {
+      const DevicePartial<CudaExec>& window = ring_.slide();
+      WindowGroups out;
+      download_partial(exec_, window, fold_count_, out.keys, out.accumulators);
+      return out;
+    });
+  }
+
+ private:
+  DeviceEngine::Impl& im_;
+  CudaExec exec_;
+  size_t fold_count_;
+  DeviceWindowRing<CudaExec> ring_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceEngine::Window> DeviceEngine::make_window(std::vector<FoldView> folds, size_t records_fold, size_t panes,
+                                                                bool invertible) {
+  return std::make_unique<DeviceWindow>(*impl_, std::move(folds), records_fold, panes, invertible);
+}
+
+MemoryStats DeviceEngine::memory() const {
+  MemoryStats s;
+  s.pool_reserved_bytes = impl_->pool.reserved_bytes();
+  s.pool_used_bytes = impl_->pool.used_bytes();
+  s.pinned_staging_bytes = impl_->staging.capacity();
+  s.bytes_copied_to_device = impl_->bytes_copied;
+  return s;
+}
+
+}  // namespace sluice::gpu

@@ -1,0 +1,76 @@
+#pragma once
+// The device side of the CUDA backend as host code sees it (C++17, no CUDA headers): one
+// device, one stream, a stream-ordered memory pool and page-locked staging. Inputs are host
+// columns; they are staged into pinned memory, copied to the device in one asynchronous copy
+// and processed there; only results (one row per key) come back.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpu_types.hpp"
+
+namespace sluice::gpu {
+
+struct MemoryStats {
+  uint64_t pool_reserved_bytes = 0;  ///< device memory the pool holds (in use or kept for reuse)
+  uint64_t pool_used_bytes = 0;
+  uint64_t pinned_staging_bytes = 0;
+  uint64_t bytes_copied_to_device = 0;  ///< since the engine started
+};
+
+/// The window of a keyed aggregation after a slide: 64-bit keys and accumulators
+/// (fold-major), in the order of the CPU backend.
+struct WindowGroups {
+  std::vector<uint64_t> keys;
+  std::vector<uint64_t> accumulators;
+  size_t groups() const { return keys.size(); }
+};
+
+/// One batch's groups as the window saw them: their 64-bit keys and first rows.
+struct BatchGroups {
+  std::vector<uint64_t> keys;
+  std::vector<int64_t> first_row;
+  unsigned long long key_collisions = 0;
+};
+
+class DeviceEngine {
+ public:
+  /// Selects @p device and creates the stream, the pool and the staging buffer.
+  explicit DeviceEngine(int device);
+  ~DeviceEngine();
+  DeviceEngine(const DeviceEngine&) = delete;
+  DeviceEngine& operator=(const DeviceEngine&) = delete;
+
+  /// "NVIDIA H100 80GB HBM3 (sm_90, 81079 MiB)"
+  const std::string& description() const;
+
+  /// reduceByKey of host columns (pointers in @p host_input are host memory).
+  GroupedResult reduce(const GroupedInput& host_input);
+
+  /// Word count of @p lines Arrow strings (host memory): the bytes go to the device, only the
+  /// distinct words and their counts come back.
+  WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
+
+  /// A sliding window of per-key partials kept on the device.
+  class Window {
+   public:
+    virtual ~Window() = default;
+    /// Reduces a batch (host columns) into the open pane. Returns the batch's keys and first
+    /// rows when @p want_groups (callers with hashed keys map them to key values).
+    virtual BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) = 0;
+    /// Closes the open pane, slides, and copies the window's groups to the host.
+    virtual WindowGroups slide() = 0;
+  };
+  /// @p folds: the batch folds; @p records_fold: index of the CountRows fold.
+  std::unique_ptr<Window> make_window(std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible);
+
+  MemoryStats memory() const;
+
+  struct Impl;  // defined in gpu_engine.cu
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::gpu

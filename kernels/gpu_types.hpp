@@ -1,0 +1,75 @@
+#pragma once
+// Plain C++17 descriptions of device work, shared by the CUDA translation units and the
+// C++20 host code that calls them (which cannot include CUDA headers through CMake 3.25).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice::gpu {
+
+/// Column types; the values are those of sluice::TypeId (checked where both are visible).
+enum ColumnType : int32_t { kBool = 0, kInt32 = 1, kInt64 = 2, kFloat32 = 3, kFloat64 = 4, kString = 5 };
+
+/// One column in the memory of whatever executes the work (device memory on the GPU), in the
+/// Arrow layout of sluice::Column.
+struct ColumnView {
+  int32_t type = kInt64;
+  const void* values = nullptr;      ///< fixed-width values
+  const uint8_t* validity = nullptr; ///< Arrow validity bitmap; null when every row is valid
+  const int32_t* offsets = nullptr;  ///< strings: rows + 1 offsets into chars
+  const char* chars = nullptr;       ///< strings
+  /// Strings that are spans of a larger text (tokens): string r is chars[offsets[r], ends[r]).
+  const int32_t* ends = nullptr;
+};
+
+/// How a fold combines values: sums (and counts) add up and can carry a sign, min and max
+/// cannot be subtracted.
+enum FoldOp : int32_t { kFoldSum = 0, kFoldMin = 1, kFoldMax = 2, kFoldCountValid = 3, kFoldCountRows = 4 };
+
+/// One accumulator of a keyed reduction: @p op over @p input, accumulated in int64
+/// (float_acc = 0) or double (float_acc = 1). CountRows reads no input.
+struct FoldView {
+  int32_t op = kFoldCountRows;
+  int32_t float_acc = 0;
+  ColumnView input;
+};
+
+enum class GroupStrategy : int32_t { Auto = 0, Hash = 1, Sort = 2 };
+
+/// A keyed reduction over @p rows rows.
+struct GroupedInput {
+  size_t rows = 0;
+  std::vector<ColumnView> keys;      ///< no keys: one group of every row
+  std::vector<FoldView> folds;
+  const int8_t* row_sign = nullptr;  ///< +1/-1 per row (subtracting a leaving pane); null: all +1
+  GroupStrategy strategy = GroupStrategy::Auto;
+  /// Hash the keys even when one non-null integer column could be its own 64-bit key, so
+  /// that keys stay comparable across batches whose columns differ in nullability.
+  bool force_hashed_keys = false;
+};
+
+/// Groups in order of their first row; accumulators fold-major (fold f of group g at
+/// f * groups + g), as raw bits of int64 or double.
+struct GroupedResult {
+  size_t groups = 0;
+  size_t fold_count = 0;
+  std::vector<int64_t> first_row;
+  std::vector<uint64_t> accumulators;
+  GroupStrategy strategy = GroupStrategy::Auto;  ///< the strategy that produced the result
+  bool hash_overflowed = false;                  ///< the hash table filled up and sorting took over
+  size_t sampled_distinct = 0;                   ///< distinct keys in the strategy sample (Auto only)
+  unsigned long long key_collisions = 0;         ///< rows whose 64-bit key hash met another key
+};
+
+/// Distinct words in order of first appearance, with their counts.
+struct WordCounts {
+  std::vector<int32_t> offsets{0};
+  std::string chars;
+  std::vector<int64_t> counts;
+  size_t words = 0;  ///< words in the input (the sum of counts)
+  GroupStrategy strategy = GroupStrategy::Auto;
+  unsigned long long key_collisions = 0;
+};
+
+}  // namespace sluice::gpu

@@ -1,0 +1,625 @@
+#pragma once
+// Keyed reduction (reduceByKey) written once against an execution context, so the same code
+// runs on the GPU (CudaExec: CUB radix sort, Thrust on a stream, a stream-ordered pool) and,
+// in the host tests, on the CPU (HostExec). Two strategies:
+//  - hash: one pass that inserts every row's key into an open-addressing device table and
+//    folds its values into the slot with atomics; for low key cardinality.
+//  - sort: radix sort of (key, row) pairs, then one segmented reduce per fold; for high
+//    cardinality, where a hash table would thrash.
+// Keys are reduced to 64 bits first: exactly for one non-null integer column, otherwise as a
+// hash of all key fields. Hashed keys are verified afterwards (every row against its group's
+// first row), so a 64-bit collision is detected and reported, never merged silently.
+// Groups come out in order of their first row, as on the CPU backend.
+//
+// C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
+#include <thrust/copy.h>
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/functional.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/permutation_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+#include <thrust/reduce.h>
+#include <thrust/scan.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <cuda/atomic>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gpu_types.hpp"
+
+namespace sluice::gpu {
+
+/// Atomics at device scope (on the host they are plain C++ atomics): libcu++, named with
+/// :: because sluice::cuda is the engine's own namespace.
+template <class T> using DeviceAtomic = ::cuda::atomic_ref<T, ::cuda::thread_scope_device>;
+constexpr auto kRelaxed = ::cuda::memory_order_relaxed;
+
+// ---------------------------------------------------------------- column access
+
+__host__ __device__ inline bool valid_at(const ColumnView& c, int64_t row) {
+  return c.validity == nullptr || ((c.validity[row >> 3] >> (row & 7)) & 1) != 0;
+}
+
+/// Integer value of a Bool/Int32/Int64 column at @p row.
+__host__ __device__ inline int64_t integer_at(const ColumnView& c, int64_t row) {
+  switch (c.type) {
+    case kBool: return static_cast<const uint8_t*>(c.values)[row];
+    case kInt32: return static_cast<const int32_t*>(c.values)[row];
+    default: return static_cast<const int64_t*>(c.values)[row];
+  }
+}
+
+/// Any numeric value as double.
+__host__ __device__ inline double double_at(const ColumnView& c, int64_t row) {
+  switch (c.type) {
+    case kFloat32: return static_cast<const float*>(c.values)[row];
+    case kFloat64: return static_cast<const double*>(c.values)[row];
+    default: return static_cast<double>(integer_at(c, row));
+  }
+}
+
+/// End offset of string @p row (Arrow layout, or token spans when ends are given).
+__host__ __device__ inline int32_t string_end(const ColumnView& c, int64_t row) {
+  return c.ends ? c.ends[row] : c.offsets[row + 1];
+}
+
+__host__ __device__ inline bool is_float_type(int32_t t) { return t == kFloat32 || t == kFloat64; }
+
+// ---------------------------------------------------------------- hashing
+
+__host__ __device__ inline uint64_t fmix64(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+constexpr uint64_t kHashMul1 = 0x9E3779B97F4A7C15ULL;
+constexpr uint64_t kHashMul2 = 0xC2B2AE3D27D4EB4FULL;
+constexpr uint64_t kNullHash = 0x6A09E667F3BCC909ULL;
+constexpr uint64_t kKeySeed = 0x243F6A8885A308D3ULL;
+
+__host__ __device__ inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/// Hash of @p n bytes at @p p, 8 bytes per step (unaligned loads through memcpy).
+__host__ __device__ inline uint64_t hash_bytes(const char* p, int64_t n) {
+  uint64_t h = kHashMul1 ^ (static_cast<uint64_t>(n) * kHashMul2);
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = rotl64(h ^ (w * kHashMul2), 31) * kHashMul1;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    for (int64_t i = 0; i < n; ++i) w |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+    h = rotl64(h ^ (w * kHashMul2), 31) * kHashMul1;
+  }
+  return fmix64(h);
+}
+
+/// Floating point keys compare as the CPU backend compares them: -0.0 equals 0.0 and every
+/// NaN equals every NaN, so both hash to one canonical pattern.
+__host__ __device__ inline uint64_t canonical_bits(double d) {
+  if (d == 0.0) d = 0.0;
+  if (d != d) return 0x7FF8000000000000ULL;
+  uint64_t bits;
+  memcpy(&bits, &d, 8);
+  return bits;
+}
+
+__host__ __device__ inline uint64_t value_hash(const ColumnView& c, int64_t row) {
+  if (!valid_at(c, row)) return kNullHash;
+  switch (c.type) {
+    case kString: {
+      const int32_t begin = c.offsets[row];
+      return hash_bytes(c.chars + begin, string_end(c, row) - begin);
+    }
+    case kFloat32:
+    case kFloat64: return fmix64(canonical_bits(double_at(c, row)));
+    default: return fmix64(static_cast<uint64_t>(integer_at(c, row)));
+  }
+}
+
+__host__ __device__ inline bool same_value(const ColumnView& c, int64_t a, int64_t b) {
+  const bool va = valid_at(c, a), vb = valid_at(c, b);
+  if (!va || !vb) return va == vb;
+  switch (c.type) {
+    case kString: {
+      const int32_t a0 = c.offsets[a], a1 = string_end(c, a), b0 = c.offsets[b], b1 = string_end(c, b);
+      if (a1 - a0 != b1 - b0) return false;
+      for (int32_t i = 0; i < a1 - a0; ++i)
+        if (c.chars[a0 + i] != c.chars[b0 + i]) return false;
+      return true;
+    }
+    case kFloat32:
+    case kFloat64: {
+      const double x = double_at(c, a), y = double_at(c, b);
+      return x == y || (x != x && y != y);
+    }
+    default: return integer_at(c, a) == integer_at(c, b);
+  }
+}
+
+/// True when the key is one non-null integer column: its value is the 64-bit key, exactly.
+inline bool exact_integer_key(const std::vector<ColumnView>& keys) {
+  return keys.size() == 1 && keys[0].validity == nullptr &&
+         (keys[0].type == kBool || keys[0].type == kInt32 || keys[0].type == kInt64);
+}
+
+struct ExactKeyOf {
+  ColumnView key;
+  uint64_t* out;
+  __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)); }
+};
+
+struct HashedKeyOf {
+  const ColumnView* keys;
+  int32_t key_count;
+  uint64_t* out;
+  __host__ __device__ void operator()(int64_t row) const {
+    uint64_t h = kKeySeed;
+    for (int32_t k = 0; k < key_count; ++k) h = fmix64(rotl64(h, 27) * kHashMul1 ^ value_hash(keys[k], row));
+    out[row] = h;
+  }
+};
+
+/// Counts the rows whose key differs from the key of their group's first row.
+struct VerifyAgainstFirstRow {
+  const ColumnView* keys;
+  int32_t key_count;
+  const int64_t* row_at;          // row of position i (null: position i is row i)
+  const int32_t* group_at;        // group of position i, counted from group_base
+  int32_t group_base;
+  const int64_t* first_row_of;    // first row of a group
+  unsigned long long* mismatches;
+  __host__ __device__ void operator()(int64_t i) const {
+    const int64_t row = row_at ? row_at[i] : i;
+    const int64_t first = first_row_of[group_at[i] - group_base];
+    for (int32_t k = 0; k < key_count; ++k) {
+      if (!same_value(keys[k], row, first)) {
+        DeviceAtomic<unsigned long long>(*mismatches).fetch_add(1, kRelaxed);
+        return;
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- folds
+
+/// The identity of a fold, as raw 64 bits of an int64 or a double.
+__host__ __device__ inline uint64_t fold_identity(const FoldView& f) {
+  // NaN orders above every number (as in Spark and the CPU backend): it is min's identity.
+  constexpr uint64_t kNaN = 0x7FF8000000000000ULL, kMinusInfinity = 0xFFF0000000000000ULL;
+  constexpr uint64_t kInt64Max = 0x7FFFFFFFFFFFFFFFULL, kInt64Min = 0x8000000000000000ULL;
+  if (f.op == kFoldMin) return f.float_acc ? kNaN : kInt64Max;
+  if (f.op == kFoldMax) return f.float_acc ? kMinusInfinity : kInt64Min;
+  return 0;  // 0 and 0.0 share their bits
+}
+
+__host__ __device__ inline double as_double(uint64_t bits) {
+  double d;
+  memcpy(&d, &bits, 8);
+  return d;
+}
+__host__ __device__ inline uint64_t double_bits(double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, 8);
+  return bits;
+}
+
+/// What row @p row contributes to fold @p f (raw bits), with the row's sign (+1, or -1 for a
+/// leaving pane). Nulls contribute the identity.
+__host__ __device__ inline uint64_t contribution(const FoldView& f, int64_t row, int sign) {
+  if (f.op == kFoldCountRows) return static_cast<uint64_t>(static_cast<int64_t>(sign));
+  if (!valid_at(f.input, row)) return fold_identity(f);
+  switch (f.op) {
+    case kFoldCountValid: return static_cast<uint64_t>(static_cast<int64_t>(sign));
+    case kFoldSum:
+      if (f.float_acc) return double_bits(sign * double_at(f.input, row));
+      return static_cast<uint64_t>(sign * integer_at(f.input, row));
+    default:  // min, max: never signed (only invertible folds are subtracted)
+      if (f.float_acc) return double_bits(double_at(f.input, row));
+      return static_cast<uint64_t>(integer_at(f.input, row));
+  }
+}
+
+/// Whether @p v replaces @p current as the min (or max); NaN orders above every number.
+__host__ __device__ inline bool replaces(double v, double current, bool is_min) {
+  if (is_min) return v < current || (current != current && v == v);
+  return v > current || (v != v && current == current);
+}
+
+/// Combines two raw accumulator values of fold @p f.
+struct CombineFold {
+  int32_t op;
+  int32_t float_acc;
+  __host__ __device__ uint64_t operator()(uint64_t a, uint64_t b) const {
+    if (float_acc) {
+      const double x = as_double(a), y = as_double(b);
+      if (op == kFoldMin || op == kFoldMax) return replaces(y, x, op == kFoldMin) ? b : a;
+      return double_bits(x + y);
+    }
+    const int64_t x = static_cast<int64_t>(a), y = static_cast<int64_t>(b);
+    if (op == kFoldMin) return static_cast<uint64_t>(y < x ? y : x);
+    if (op == kFoldMax) return static_cast<uint64_t>(y > x ? y : x);
+    return a + b;  // two's complement: wraps as int64 addition does on the CPU
+  }
+};
+
+/// Folds @p value into the accumulator at @p word with an atomic of the fold's kind.
+__host__ __device__ inline void atomic_fold(uint64_t* word, const FoldView& f, uint64_t value) {
+  if (f.float_acc) {
+    DeviceAtomic<double> acc(*reinterpret_cast<double*>(word));
+    const double v = as_double(value);
+    if (f.op == kFoldMin || f.op == kFoldMax) {
+      double seen = acc.load(kRelaxed);
+      while (replaces(v, seen, f.op == kFoldMin) &&
+             !acc.compare_exchange_weak(seen, v, kRelaxed)) {
+      }
+    } else if (v != 0.0) {
+      acc.fetch_add(v, kRelaxed);
+    }
+    return;
+  }
+  DeviceAtomic<long long> acc(*reinterpret_cast<long long*>(word));
+  const long long v = static_cast<long long>(value);
+  if (f.op == kFoldMin) acc.fetch_min(v, kRelaxed);
+  else if (f.op == kFoldMax) acc.fetch_max(v, kRelaxed);
+  else if (v != 0) acc.fetch_add(v, kRelaxed);
+}
+
+__host__ __device__ inline int sign_of(const int8_t* row_sign, int64_t row) { return row_sign ? row_sign[row] : 1; }
+
+// ---------------------------------------------------------------- hash strategy
+
+constexpr uint64_t kEmptySlot = ~uint64_t{0};
+constexpr int64_t kNoRow = std::numeric_limits<int64_t>::max();
+
+/// One pass over the rows: find or claim the key's slot, then fold every value into it. The
+/// key kEmptySlot itself lives in the extra slot at index capacity.
+struct HashInsertAndFold {
+  const uint64_t* key_of_row;
+  uint64_t* slot_keys;       // capacity + 1
+  int64_t* first_row;        // capacity + 1
+  uint64_t* accumulators;    // fold_count x (capacity + 1)
+  int32_t* slot_of_row;      // null unless keys are verified
+  const FoldView* folds;
+  int32_t fold_count;
+  const int8_t* row_sign;
+  uint64_t mask;
+  unsigned int* overflow;
+
+  __host__ __device__ void operator()(int64_t row) const {
+    const uint64_t key = key_of_row[row];
+    const uint64_t capacity = mask + 1;
+    uint64_t slot = capacity;
+    if (key != kEmptySlot) {
+      uint64_t i = fmix64(key) & mask;
+      for (uint64_t probes = 0;; ++probes, i = (i + 1) & mask) {
+        if (probes == capacity) {
+          DeviceAtomic<unsigned int>(*overflow).store(1, kRelaxed);
+          return;
+        }
+        DeviceAtomic<unsigned long long> cell(*reinterpret_cast<unsigned long long*>(slot_keys + i));
+        unsigned long long seen = cell.load(kRelaxed);
+        if (seen == kEmptySlot) {
+          unsigned long long expected = kEmptySlot;
+          if (cell.compare_exchange_strong(expected, key, kRelaxed)) seen = key;
+          else seen = expected;
+        }
+        if (seen == key) {
+          slot = i;
+          break;
+        }
+      }
+    }
+    DeviceAtomic<long long>(*reinterpret_cast<long long*>(first_row + slot))
+        .fetch_min(row, kRelaxed);
+    if (slot_of_row) slot_of_row[row] = static_cast<int32_t>(slot);
+    const int sign = sign_of(row_sign, row);
+    for (int32_t f = 0; f < fold_count; ++f)
+      atomic_fold(accumulators + static_cast<uint64_t>(f) * (capacity + 1) + slot, folds[f], contribution(folds[f], row, sign));
+  }
+};
+
+struct SlotUsed {
+  const int64_t* first_row;
+  __host__ __device__ bool operator()(int64_t slot) const { return first_row[slot] != kNoRow; }
+};
+
+struct InitAccumulators {
+  uint64_t* accumulators;
+  const FoldView* folds;
+  uint64_t slots;
+  __host__ __device__ void operator()(int64_t i) const { accumulators[i] = fold_identity(folds[static_cast<uint64_t>(i) / slots]); }
+};
+
+// ---------------------------------------------------------------- sort strategy
+
+struct ContributionAt {
+  FoldView fold;
+  const int64_t* row_at;
+  const int8_t* row_sign;
+  __host__ __device__ uint64_t operator()(int64_t i) const {
+    const int64_t row = row_at[i];
+    return contribution(fold, row, sign_of(row_sign, row));
+  }
+};
+
+struct SegmentHead {
+  const uint64_t* sorted_keys;
+  __host__ __device__ int32_t operator()(int64_t i) const { return i == 0 || sorted_keys[i] != sorted_keys[i - 1] ? 1 : 0; }
+};
+
+struct MinRow {
+  __host__ __device__ int64_t operator()(int64_t a, int64_t b) const { return a < b ? a : b; }
+};
+
+// ---------------------------------------------------------------- output
+
+/// Gathers group @p g's key, first row and accumulators from source index order[g] (a slot
+/// or a segment).
+struct GatherGroups {
+  const int64_t* order;
+  const uint64_t* key_src;
+  const int64_t* first_row_src;
+  const uint64_t* acc_src;  // fold_count x source_stride
+  uint64_t source_stride;
+  int32_t fold_count;
+  uint64_t* key_out;
+  int64_t* first_row_out;
+  uint64_t* acc_out;        // fold_count x groups
+  uint64_t groups;
+  __host__ __device__ void operator()(int64_t g) const {
+    const int64_t s = order[g];
+    key_out[g] = key_src[s];
+    first_row_out[g] = first_row_src[s];
+    for (int32_t f = 0; f < fold_count; ++f)
+      acc_out[static_cast<uint64_t>(f) * groups + g] = acc_src[static_cast<uint64_t>(f) * source_stride + s];
+  }
+};
+
+struct StrideIndex {
+  int64_t stride;
+  __host__ __device__ int64_t operator()(int64_t i) const { return i * stride; }
+};
+
+struct CastToUnsigned {
+  __host__ __device__ uint64_t operator()(int64_t v) const { return static_cast<uint64_t>(v); }
+};
+
+/// Strategy for @p rows given the distinct count of a key sample: hash when keys repeat.
+inline GroupStrategy choose_strategy(size_t rows, size_t sample_size, size_t sample_distinct) {
+  if (rows <= 4096) return GroupStrategy::Hash;
+  return sample_distinct * 2 <= sample_size ? GroupStrategy::Hash : GroupStrategy::Sort;
+}
+
+/// Bits needed for values below @p bound (radix sorts skip the rest).
+inline int bit_width(uint64_t bound) {
+  int bits = 1;
+  while (bits < 64 && (uint64_t{1} << bits) < bound) ++bits;
+  return bits;
+}
+
+inline uint64_t next_pow2(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+/// The groups of a keyed reduction, left in @p Exec's memory: per group its 64-bit key, its
+/// first row and its accumulators (fold-major), in order of first row.
+template <class Exec> struct DeviceGroups {
+  size_t groups = 0;
+  size_t fold_count = 0;
+  typename Exec::template Array<uint64_t> key;
+  typename Exec::template Array<int64_t> first_row;
+  typename Exec::template Array<uint64_t> accumulators;
+  GroupStrategy strategy = GroupStrategy::Auto;
+  bool hash_overflowed = false;
+  size_t sampled_distinct = 0;
+  unsigned long long key_collisions = 0;
+};
+
+/// Orders the used sources (slots or segments) by first row into @p out.
+template <class Exec>
+void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t groups, const uint64_t* source_key,
+                   const int64_t* source_first_row, const uint64_t* source_acc, uint64_t source_stride, int32_t fold_count,
+                   DeviceGroups<Exec>& out) {
+  out.groups = groups;
+  out.fold_count = static_cast<size_t>(fold_count);
+  out.key = exec.template alloc<uint64_t>(groups);
+  out.first_row = exec.template alloc<int64_t>(groups);
+  out.accumulators = exec.template alloc<uint64_t>(static_cast<size_t>(fold_count) * groups);
+  if (groups == 0) return;
+  auto policy = exec.policy();
+  auto order_keys = exec.template alloc<uint64_t>(groups);
+  auto order = exec.template alloc<int64_t>(groups);
+  // Sorting (first row, source) pairs gives the output order.
+  thrust::copy_n(policy, thrust::make_transform_iterator(thrust::make_permutation_iterator(source_first_row, sources), CastToUnsigned{}),
+                 groups, order_keys.data());
+  thrust::copy_n(policy, sources, groups, order.data());
+  exec.sort_pairs(order_keys.data(), order.data(), groups, bit_width(rows));
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups),
+                     GatherGroups{order.data(), source_key, source_first_row, source_acc, source_stride, fold_count,
+                                  out.key.data(), out.first_row.data(), out.accumulators.data(), groups});
+}
+
+/// Hash strategy; returns false when the table overflowed (@p out is then not filled).
+template <class Exec>
+bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const uint64_t* key_of_row, const FoldView* folds,
+                            const ColumnView* keys, bool verify, uint64_t capacity, DeviceGroups<Exec>& out) {
+  auto policy = exec.policy();
+  const uint64_t slots = capacity + 1;
+  const int32_t fold_count = static_cast<int32_t>(in.folds.size());
+  auto slot_keys = exec.template alloc<uint64_t>(slots);
+  auto first_row = exec.template alloc<int64_t>(slots);
+  auto acc = exec.template alloc<uint64_t>(slots * static_cast<uint64_t>(fold_count));
+  auto overflow = exec.template alloc<unsigned int>(1);
+  thrust::fill_n(policy, slot_keys.data(), slots, kEmptySlot);
+  thrust::fill_n(policy, first_row.data(), slots, kNoRow);
+  thrust::fill_n(policy, overflow.data(), 1, 0u);
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(slots * fold_count),
+                     InitAccumulators{acc.data(), folds, slots});
+  auto slot_of_row = exec.template alloc<int32_t>(verify ? in.rows : 0);
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                     HashInsertAndFold{key_of_row, slot_keys.data(), first_row.data(), acc.data(),
+                                       verify ? slot_of_row.data() : nullptr, folds, fold_count, in.row_sign,
+                                       capacity - 1, overflow.data()});
+  unsigned int overflowed = 0;
+  exec.to_host(&overflowed, overflow.data(), sizeof overflowed);
+  if (overflowed) return false;
+
+  auto used = exec.template alloc<int64_t>(slots);
+  const auto used_end = thrust::copy_if(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(static_cast<int64_t>(slots)),
+                                        used.data(), SlotUsed{first_row.data()});
+  const size_t groups = static_cast<size_t>(used_end - used.data());
+  if (verify) {
+    auto mismatches = exec.template alloc<unsigned long long>(1);
+    thrust::fill_n(policy, mismatches.data(), 1, 0ull);
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                       VerifyAgainstFirstRow{keys, static_cast<int32_t>(in.keys.size()), nullptr, slot_of_row.data(), 0,
+                                             first_row.data(), mismatches.data()});
+    exec.to_host(&out.key_collisions, mismatches.data(), sizeof(unsigned long long));
+  }
+  out.strategy = GroupStrategy::Hash;
+  gather_groups(exec, in.rows, used.data(), groups, slot_keys.data(), first_row.data(), acc.data(), slots, fold_count, out);
+  return true;
+}
+
+template <class Exec>
+void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* key_of_row, const ColumnView* keys, bool verify,
+                       DeviceGroups<Exec>& out) {
+  auto policy = exec.policy();
+  const int64_t rows = static_cast<int64_t>(in.rows);
+  const int32_t fold_count = static_cast<int32_t>(in.folds.size());
+  auto row_at = exec.template alloc<int64_t>(in.rows);
+  thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), rows, row_at.data());
+  exec.sort_pairs(key_of_row, row_at.data(), in.rows);  // stable: a segment's rows stay in order
+
+  // One segment per key: each segment's first row, then one segmented reduce per fold.
+  auto segment_keys = exec.template alloc<uint64_t>(in.rows);
+  auto first_row = exec.template alloc<int64_t>(in.rows);
+  const auto ends = thrust::reduce_by_key(policy, key_of_row, key_of_row + rows, row_at.data(), segment_keys.data(),
+                                          first_row.data(), thrust::equal_to<uint64_t>(), MinRow{});
+  const size_t groups = static_cast<size_t>(ends.first - segment_keys.data());
+  auto acc = exec.template alloc<uint64_t>(groups * static_cast<size_t>(fold_count));
+  auto discarded_keys = exec.template alloc<uint64_t>(groups);
+  for (int32_t f = 0; f < fold_count; ++f) {
+    const FoldView& fold = in.folds[static_cast<size_t>(f)];
+    thrust::reduce_by_key(policy, key_of_row, key_of_row + rows,
+                          thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                          ContributionAt{fold, row_at.data(), in.row_sign}),
+                          discarded_keys.data(), acc.data() + static_cast<size_t>(f) * groups,
+                          thrust::equal_to<uint64_t>(), CombineFold{fold.op, fold.float_acc});
+  }
+  if (verify) {
+    auto segment_of = exec.template alloc<int32_t>(in.rows);
+    thrust::inclusive_scan(policy, thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), SegmentHead{key_of_row}),
+                           thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(rows), SegmentHead{key_of_row}),
+                           segment_of.data());
+    auto mismatches = exec.template alloc<unsigned long long>(1);
+    thrust::fill_n(policy, mismatches.data(), 1, 0ull);
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows,
+                       VerifyAgainstFirstRow{keys, static_cast<int32_t>(in.keys.size()), row_at.data(), segment_of.data(),
+                                             1 /* an inclusive scan of heads counts from 1 */, first_row.data(),
+                                             mismatches.data()});
+    exec.to_host(&out.key_collisions, mismatches.data(), sizeof(unsigned long long));
+  }
+  auto sources = exec.template alloc<int64_t>(groups);
+  thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups), sources.data());
+  out.strategy = GroupStrategy::Sort;
+  gather_groups(exec, in.rows, sources.data(), groups, segment_keys.data(), first_row.data(), acc.data(), groups, fold_count, out);
+}
+
+/// Distinct values among up to @p sample_size evenly spaced keys (copied to the host).
+template <class Exec>
+size_t sample_distinct(Exec& exec, const uint64_t* key_of_row, size_t rows, size_t sample_size) {
+  std::vector<uint64_t> sample(sample_size);
+  const size_t stride = rows / sample_size;
+  auto picked = exec.template alloc<uint64_t>(sample_size);
+  thrust::copy_n(exec.policy(),
+                 thrust::make_permutation_iterator(key_of_row, thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                                                               StrideIndex{static_cast<int64_t>(stride)})),
+                 sample_size, picked.data());
+  exec.to_host(sample.data(), picked.data(), sample_size * sizeof(uint64_t));
+  std::sort(sample.begin(), sample.end());
+  return static_cast<size_t>(std::unique(sample.begin(), sample.end()) - sample.begin());
+}
+
+/// reduceByKey of @p in (columns already in @p exec's memory); the groups stay there.
+template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, const GroupedInput& in) {
+  DeviceGroups<Exec> out;
+  out.fold_count = in.folds.size();
+  if (in.rows == 0) {
+    out.strategy = in.strategy == GroupStrategy::Auto ? GroupStrategy::Hash : in.strategy;
+    return out;
+  }
+  auto policy = exec.policy();
+  auto keys = exec.template alloc<ColumnView>(in.keys.size());
+  auto folds = exec.template alloc<FoldView>(in.folds.size());
+  exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
+  exec.to_device(folds.data(), in.folds.data(), in.folds.size() * sizeof(FoldView));
+
+  auto key_of_row = exec.template alloc<uint64_t>(in.rows);
+  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
+  if (exact) {
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows), ExactKeyOf{in.keys[0], key_of_row.data()});
+  } else {
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                       HashedKeyOf{keys.data(), static_cast<int32_t>(in.keys.size()), key_of_row.data()});
+  }
+  const bool verify = !exact && !in.keys.empty();
+
+  GroupStrategy strategy = in.strategy;
+  uint64_t capacity = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
+  if (strategy == GroupStrategy::Auto) {
+    const size_t sample_size = std::min<size_t>(in.rows, 4096);
+    const size_t distinct = sample_distinct(exec, key_of_row.data(), in.rows, sample_size);
+    strategy = choose_strategy(in.rows, sample_size, distinct);
+    out.sampled_distinct = distinct;
+    if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * distinct));
+  }
+  if (strategy == GroupStrategy::Hash) {
+    if (reduce_with_hash_table(exec, in, key_of_row.data(), folds.data(), keys.data(), verify, capacity, out)) return out;
+    // More keys than the sample suggested: the table filled up. Sorting takes over.
+    out.hash_overflowed = true;
+    if (in.strategy == GroupStrategy::Hash) {  // hashing was asked for: a table that fits every row
+      const uint64_t full = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
+      if (reduce_with_hash_table(exec, in, key_of_row.data(), folds.data(), keys.data(), verify, full, out)) return out;
+    }
+  }
+  reduce_by_sorting(exec, in, key_of_row.data(), keys.data(), verify, out);
+  return out;
+}
+
+/// Copies @p groups to the host.
+template <class Exec> GroupedResult download_groups(Exec& exec, const DeviceGroups<Exec>& groups) {
+  GroupedResult out;
+  out.groups = groups.groups;
+  out.fold_count = groups.fold_count;
+  out.strategy = groups.strategy;
+  out.hash_overflowed = groups.hash_overflowed;
+  out.sampled_distinct = groups.sampled_distinct;
+  out.key_collisions = groups.key_collisions;
+  out.first_row.resize(groups.groups);
+  out.accumulators.resize(groups.groups * groups.fold_count);
+  exec.to_host(out.first_row.data(), groups.first_row.data(), groups.groups * sizeof(int64_t));
+  exec.to_host(out.accumulators.data(), groups.accumulators.data(), out.accumulators.size() * sizeof(uint64_t));
+  return out;
+}
+
+/// reduceByKey of @p in; groups ordered by first row, copied to the host.
+template <class Exec> GroupedResult grouped_reduce(Exec& exec, const GroupedInput& in) {
+  const DeviceGroups<Exec> groups = grouped_reduce_in_place(exec, in);
+  return download_groups(exec, groups);
+}
+
+}  // namespace sluice::gpu

@@ -1,0 +1,369 @@
+// The CUDA execution backend: keyed aggregation (per batch, combined, and windowed with the
+// panes on the device) through the device engine of kernels/. Host tables are staged into
+// pinned memory and copied to the device once per call; only one row per key comes back.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "aggregate_plan.hpp"
+#include "gpu_engine.hpp"
+#include "sluice/backend.hpp"
+#include "sluice/log.hpp"
+
+namespace sluice {
+namespace {
+
+static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 == static_cast<int32_t>(TypeId::Int32) &&
+                  gpu::kInt64 == static_cast<int32_t>(TypeId::Int64) && gpu::kFloat32 == static_cast<int32_t>(TypeId::Float32) &&
+                  gpu::kFloat64 == static_cast<int32_t>(TypeId::Float64) && gpu::kString == static_cast<int32_t>(TypeId::String),
+              "gpu::ColumnType mirrors sluice::TypeId");
+
+bool is_float(TypeId t) { return t == TypeId::Float32 || t == TypeId::Float64; }
+
+gpu::ColumnView host_view(const Column& c) {
+  SLUICE_EXPECTS(c.type() != TypeId::List, "CUDA backend: list columns cannot be keys or aggregate inputs");
+  gpu::ColumnView v;
+  v.type = static_cast<int32_t>(c.type());
+  v.validity = c.validity_bitmap();
+  if (c.type() == TypeId::String) {
+    v.offsets = c.offsets().data();
+    v.chars = c.chars().data();
+  } else {
+    v.values = c.data();
+  }
+  return v;
+}
+
+gpu::FoldView make_fold(gpu::FoldOp op, bool float_acc, const Column* input) {
+  gpu::FoldView f;
+  f.op = op;
+  f.float_acc = float_acc ? 1 : 0;
+  if (input) f.input = host_view(*input);
+  return f;
+}
+
+/// One state field of a partial table: the fold that computes it, and for min and max the
+/// fold that counts its non-null inputs (no value seen: null).
+struct StateField {
+  size_t fold = 0;
+  int seen_fold = -1;
+  TypeId type = TypeId::Int64;
+};
+
+/// The device folds of one aggregation, in the order of the partial table's state fields
+/// (hidden "seen" counts for min and max come last).
+struct FoldPlan {
+  std::vector<gpu::FoldView> folds;
+  std::vector<StateField> states;
+  size_t records_fold = 0;
+};
+
+/// Folds that aggregate an input table: a fold per state field of the partial schema.
+FoldPlan input_folds(const KeyedAggregation& plan, const ResolvedPlan& resolved, const Table& input) {
+  FoldPlan fp;
+  std::vector<std::pair<size_t, const Column*>> seen;  // state index, input column
+  auto add = [&](gpu::FoldOp op, bool float_acc, const Column* column, TypeId state_type) {
+    fp.states.push_back(StateField{fp.folds.size(), -1, state_type});
+    fp.folds.push_back(make_fold(op, float_acc, column));
+  };
+  for (size_t a = 0; a < plan.aggregates.size(); ++a) {
+    const int c = resolved.inputs[a];
+    const Column* column = c >= 0 ? &input.column(static_cast<size_t>(c)) : nullptr;
+    const TypeId type = column ? column->type() : TypeId::Int64;
+    switch (plan.aggregates[a].kind) {
+      case AggregateKind::Count:
+        add(column ? gpu::kFoldCountValid : gpu::kFoldCountRows, false, column, TypeId::Int64);
+        break;
+      case AggregateKind::Sum: add(gpu::kFoldSum, is_float(type), column, sum_type(type)); break;
+      case AggregateKind::Min:
+      case AggregateKind::Max:
+        add(plan.aggregates[a].kind == AggregateKind::Min ? gpu::kFoldMin : gpu::kFoldMax, is_float(type), column, type);
+        seen.emplace_back(fp.states.size() - 1, column);
+        break;
+      case AggregateKind::Mean:
+        add(gpu::kFoldSum, true, column, TypeId::Float64);
+        add(gpu::kFoldCountValid, false, column, TypeId::Int64);
+        break;
+    }
+  }
+  fp.records_fold = fp.folds.size();
+  add(gpu::kFoldCountRows, false, nullptr, TypeId::Int64);
+  for (const auto& [state, column] : seen) {
+    fp.states[state].seen_fold = static_cast<int>(fp.folds.size());
+    fp.folds.push_back(make_fold(gpu::kFoldCountValid, false, column));
+  }
+  return fp;
+}
+
+/// Folds that combine partial tables shaped like @p partials (concatenated): sums and counts
+/// add up with signs, min and max fold again (their nulls are "no value yet").
+FoldPlan partial_folds(const Table& partials, const KeyedAggregation& plan, const PartialLayout& layout) {
+  std::vector<gpu::FoldOp> op_of_column(partials.num_columns(), gpu::kFoldSum);
+  for (size_t a = 0; a < plan.aggregates.size(); ++a) {
+    if (plan.aggregates[a].kind == AggregateKind::Min) op_of_column[layout.first_state_column[a]] = gpu::kFoldMin;
+    if (plan.aggregates[a].kind == AggregateKind::Max) op_of_column[layout.first_state_column[a]] = gpu::kFoldMax;
+  }
+  FoldPlan fp;
+  std::vector<std::pair<size_t, const Column*>> seen;
+  for (size_t c = layout.key_count; c < partials.num_columns(); ++c) {
+    const Column& column = partials.column(c);
+    const gpu::FoldOp op = op_of_column[c];
+    const bool is_min = op == gpu::kFoldMin, is_max = op == gpu::kFoldMax;
+    if (c == layout.records_column) fp.records_fold = fp.folds.size();
+    fp.states.push_back(StateField{fp.folds.size(), -1, column.type()});
+    fp.folds.push_back(make_fold(op, is_float(column.type()), &column));
+    if (is_min || is_max) seen.emplace_back(fp.states.size() - 1, &column);
+  }
+  for (const auto& [state, column] : seen) {
+    fp.states[state].seen_fold = static_cast<int>(fp.folds.size());
+    fp.folds.push_back(make_fold(gpu::kFoldCountValid, false, column));
+  }
+  return fp;
+}
+
+/// The column of state @p s for the groups @p rows of fold-major @p acc (@p groups per fold).
+Column state_column(const StateField& s, const std::vector<gpu::FoldView>& folds, const uint64_t* acc, size_t groups,
+                    std::span<const size_t> rows) {
+  const uint64_t* values = acc + s.fold * groups;
+  const bool float_acc = folds[s.fold].float_acc != 0;
+  auto as_double = [](uint64_t bits) {
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+  };
+  Column out(s.type, s.seen_fold >= 0);
+  out.reserve(rows.size());
+  for (size_t r : rows) {
+    if (s.seen_fold >= 0 && acc[static_cast<size_t>(s.seen_fold) * groups + r] == 0) {
+      out.append_null();
+      continue;
+    }
+    const uint64_t v = values[r];
+    switch (s.type) {
+      case TypeId::Bool: out.append<uint8_t>(static_cast<uint8_t>(static_cast<int64_t>(v))); break;
+      case TypeId::Int32: out.append<int32_t>(static_cast<int32_t>(static_cast<int64_t>(v))); break;
+      case TypeId::Int64: out.append<int64_t>(float_acc ? static_cast<int64_t>(as_double(v)) : static_cast<int64_t>(v)); break;
+      case TypeId::Float32: out.append<float>(static_cast<float>(float_acc ? as_double(v) : static_cast<double>(static_cast<int64_t>(v)))); break;
+      case TypeId::Float64: out.append<double>(float_acc ? as_double(v) : static_cast<double>(static_cast<int64_t>(v))); break;
+      default: throw Error("CUDA backend: internal: state of type " + std::string(type_name(s.type)));
+    }
+  }
+  return out;
+}
+
+/// A partial table from key columns and the groups @p rows of a reduction's accumulators.
+Table partial_table(Schema schema, std::vector<Column> keys, const FoldPlan& fp, const uint64_t* acc, size_t groups,
+                    std::span<const size_t> rows) {
+  std::vector<Column> columns = std::move(keys);
+  for (const StateField& s : fp.states) columns.push_back(state_column(s, fp.folds, acc, groups, rows));
+  return Table(std::move(schema), std::move(columns));
+}
+
+std::vector<size_t> all_rows(size_t n) {
+  std::vector<size_t> rows(n);
+  for (size_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
+}
+
+std::vector<int64_t> as_rows(const std::vector<int64_t>& first_row, std::span<const size_t> kept) {
+  std::vector<int64_t> out;
+  out.reserve(kept.size());
+  for (size_t g : kept) out.push_back(first_row[g]);
+  return out;
+}
+
+/// Key values compare as the CPU backend compares them (NaN equals NaN).
+bool same_key_value(const Column& a, size_t ra, const Column& b, size_t rb) {
+  const bool va = a.is_valid(ra), vb = b.is_valid(rb);
+  if (!va || !vb) return va == vb;
+  if (a.type() == TypeId::String) return a.string_at(ra) == b.string_at(rb);
+  const double x = a.number_at(ra), y = b.number_at(rb);
+  return x == y || (std::isnan(x) && std::isnan(y));
+}
+
+class CudaBackend;
+
+/// reduceByKeyAndWindow with panes on the device. Keys travel as 64-bit keys: exactly for a
+/// single non-null integer key, otherwise hashed, with a host dictionary from hash to key
+/// values that only new keys enter (and that a collision cannot slip past).
+class DeviceWindowAggregation final : public WindowAggregation {
+ public:
+  DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
+                          size_t panes)
+      : engine_(engine), cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
+        resolved_(resolve_plan(plan_, input)) {
+    exact_keys_ = resolved_.keys.size() == 1 && !input[resolved_.keys[0]].nullable &&
+                  (input[resolved_.keys[0]].type == TypeId::Int64 || input[resolved_.keys[0]].type == TypeId::Int32 ||
+                   input[resolved_.keys[0]].type == TypeId::Bool);
+    const Table empty = Table::empty(input);
+    fold_plan_ = input_folds(plan_, resolved_, empty);
+    window_ = engine_.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible());
+    for (size_t k = 0; k < resolved_.keys.size(); ++k) key_store_.push_back(Column::make_for(partial_schema_[k]));
+  }
+
+  void add_batch(const Table& batch) override {
+    gpu::GroupedInput in;
+    in.rows = batch.num_rows();
+    for (size_t k : resolved_.keys) {
+      const Column& key = batch.column(k);
+      SLUICE_EXPECTS(!exact_keys_ || key.null_count() == 0,
+                     "reduce_by_key_and_window: key field '" + batch.schema()[k].name + "' is declared not nullable but holds nulls");
+      in.keys.push_back(host_view(key));
+    }
+    in.folds = input_folds(plan_, resolved_, batch).folds;
+    in.force_hashed_keys = !exact_keys_;
+    const gpu::BatchGroups groups = window_->add_batch(in, !exact_keys_);
+    SLUICE_EXPECTS(groups.key_collisions == 0, "reduce_by_key_and_window: " + std::to_string(groups.key_collisions) +
+                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    for (size_t g = 0; g < groups.keys.size(); ++g) remember_key(groups.keys[g], batch, static_cast<size_t>(groups.first_row[g]));
+  }
+
+  Table slide() override {
+    const gpu::WindowGroups w = window_->slide();
+    const size_t groups = w.groups();
+    std::vector<Column> keys;
+    if (exact_keys_) {
+      Column key(partial_schema_[0].type);
+      key.reserve(groups);
+      for (uint64_t k : w.keys) {
+        const auto v = static_cast<int64_t>(k);
+        if (key.type() == TypeId::Int64) key.append<int64_t>(v);
+        else if (key.type() == TypeId::Int32) key.append<int32_t>(static_cast<int32_t>(v));
+        else key.append<uint8_t>(static_cast<uint8_t>(v));
+      }
+      keys.push_back(std::move(key));
+    } else {
+      std::vector<int64_t> rows;
+      rows.reserve(groups);
+      for (uint64_t k : w.keys) rows.push_back(key_row_.at(k));
+      for (const Column& c : key_store_) keys.push_back(c.gather(rows));
+      forget_keys_outside(w.keys, keys);
+    }
+    const std::vector<size_t> rows = all_rows(groups);
+    const Table partials = partial_table(partial_schema_, std::move(keys), fold_plan_, w.accumulators.data(), groups, rows);
+    return cpu_.finalize(partials, plan_);
+  }
+
+ private:
+  void remember_key(uint64_t key, const Table& batch, size_t row) {
+    auto [it, inserted] = key_row_.emplace(key, static_cast<int64_t>(key_store_[0].size()));
+    if (inserted) {
+      for (size_t k = 0; k < resolved_.keys.size(); ++k) key_store_[k].append_from(batch.column(resolved_.keys[k]), row);
+      return;
+    }
+    for (size_t k = 0; k < resolved_.keys.size(); ++k)
+      SLUICE_EXPECTS(same_key_value(key_store_[k], static_cast<size_t>(it->second), batch.column(resolved_.keys[k]), row),
+                     "reduce_by_key_and_window: two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+  }
+
+  /// Keys that left the window leave the dictionary once it has grown to twice the window.
+  void forget_keys_outside(const std::vector<uint64_t>& window_keys, const std::vector<Column>& window_key_columns) {
+    if (key_row_.size() <= 2 * window_keys.size() + 1024) return;
+    key_row_.clear();
+    key_store_ = window_key_columns;
+    for (size_t g = 0; g < window_keys.size(); ++g) key_row_.emplace(window_keys[g], static_cast<int64_t>(g));
+  }
+
+  gpu::DeviceEngine& engine_;
+  ExecutionBackend& cpu_;
+  KeyedAggregation plan_;
+  Schema partial_schema_;
+  ResolvedPlan resolved_;
+  bool exact_keys_ = false;
+  FoldPlan fold_plan_;
+  std::unique_ptr<gpu::DeviceEngine::Window> window_;
+  std::unordered_map<uint64_t, int64_t> key_row_;
+  std::vector<Column> key_store_;
+};
+
+class CudaBackend final : public ExecutionBackend {
+ public:
+  explicit CudaBackend(int device) : engine_(device), cpu_(make_cpu_backend()) {
+    log::info("backend cuda: " + engine_.description());
+  }
+
+  BackendKind kind() const override { return BackendKind::Cuda; }
+  std::string_view name() const override { return "cuda"; }
+
+  Table aggregate_partials(const Table& input, const KeyedAggregation& plan) override {
+    Schema schema = plan.partial_schema(input.schema());
+    const ResolvedPlan resolved = resolve_plan(plan, input.schema());
+    gpu::GroupedInput in;
+    in.rows = input.num_rows();
+    for (size_t k : resolved.keys) in.keys.push_back(host_view(input.column(k)));
+    const FoldPlan fp = input_folds(plan, resolved, input);
+    in.folds = fp.folds;
+    const gpu::GroupedResult r = engine_.reduce(in);
+    if (r.key_collisions > 0) return collision_fallback("aggregate_partials", [&] { return cpu_->aggregate_partials(input, plan); });
+    std::vector<Column> keys;
+    for (size_t k : resolved.keys) keys.push_back(input.column(k).gather(r.first_row));
+    const std::vector<size_t> rows = all_rows(r.groups);
+    return partial_table(std::move(schema), std::move(keys), fp, r.accumulators.data(), r.groups, rows);
+  }
+
+  Table combine_partials(std::span<const Table* const> partials, std::span<const int> signs,
+                         const KeyedAggregation& plan) override {
+    const PartialLayout layout = partial_layout(plan);
+    check_combine_inputs(partials, signs, plan, layout);
+    const Table all = Table::concat(partials);
+    std::vector<int8_t> row_sign;
+    const bool any_negative = std::find(signs.begin(), signs.end(), -1) != signs.end();
+    if (any_negative) {
+      row_sign.reserve(all.num_rows());
+      for (size_t t = 0; t < partials.size(); ++t) row_sign.insert(row_sign.end(), partials[t]->num_rows(), static_cast<int8_t>(signs[t]));
+    }
+    gpu::GroupedInput in;
+    in.rows = all.num_rows();
+    for (size_t k = 0; k < layout.key_count; ++k) in.keys.push_back(host_view(all.column(k)));
+    const FoldPlan fp = partial_folds(all, plan, layout);
+    in.folds = fp.folds;
+    in.row_sign = any_negative ? row_sign.data() : nullptr;
+    const gpu::GroupedResult r = engine_.reduce(in);
+    if (r.key_collisions > 0)
+      return collision_fallback("combine_partials", [&] { return cpu_->combine_partials(partials, signs, plan); });
+
+    // Keys with no record left (a leaving pane subtracted them out) are dropped.
+    std::vector<size_t> kept;
+    kept.reserve(r.groups);
+    const uint64_t* records = r.accumulators.data() + fp.records_fold * r.groups;
+    for (size_t g = 0; g < r.groups; ++g)
+      if (records[g] != 0) kept.push_back(g);
+    const std::vector<int64_t> key_rows = as_rows(r.first_row, kept);
+    std::vector<Field> fields;
+    std::vector<Column> keys;
+    for (size_t k = 0; k < layout.key_count; ++k) {
+      Field f = partials[0]->schema()[k];
+      for (const Table* t : partials) f.nullable = f.nullable || t->schema()[k].nullable;
+      fields.push_back(std::move(f));
+      keys.push_back(all.column(k).gather(key_rows));
+    }
+    for (size_t c = layout.key_count; c < all.num_columns(); ++c) fields.push_back(partials[0]->schema()[c]);
+    return partial_table(Schema(std::move(fields)), std::move(keys), fp, r.accumulators.data(), r.groups, kept);
+  }
+
+  /// One division per key: the partials are already on the host, so the CPU's is used.
+  Table finalize(const Table& partials, const KeyedAggregation& plan) override { return cpu_->finalize(partials, plan); }
+
+  std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                             size_t panes) override {
+    return std::make_unique<DeviceWindowAggregation>(engine_, *cpu_, plan, input, panes);
+  }
+
+ private:
+  /// A 64-bit hash collision between two distinct keys: never merged; this batch is
+  /// recomputed exactly on the CPU.
+  template <class Compute> Table collision_fallback(const char* op, Compute&& compute) {
+    log::warn(std::string("backend cuda: ") + op + ": two distinct keys share a 64-bit hash; this batch is aggregated on the CPU");
+    return compute();
+  }
+
+  gpu::DeviceEngine engine_;
+  std::unique_ptr<ExecutionBackend> cpu_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExecutionBackend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+}  // namespace sluice

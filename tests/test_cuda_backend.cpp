@@ -1,0 +1,283 @@
+// Differential tests of the CUDA backend against the CPU backend: the same random inputs
+// through both, identical results for integer aggregates and keys, floating point within
+// 1e-9 relative (+1e-6 absolute: sums are added in another order). They need a GPU and skip,
+// saying so, without one. The algorithms themselves also run on every machine, through the
+// host execution context, in test_gpu_algorithms_on_host.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+
+#include "sluice/backend.hpp"
+
+#ifdef SLUICE_WITH_CUDA
+#include "gpu_engine.hpp"
+#endif
+
+namespace sluice {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                                                      \
+  do {                                                                                                          \
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine: CUDA backend tests need one"; \
+  } while (0)
+
+enum class KeyKind { FewInts, ManyInts, Strings, NullableStringAndInt, Floats };
+
+std::string key_kind_name(KeyKind k) {
+  switch (k) {
+    case KeyKind::FewInts: return "FewInts";
+    case KeyKind::ManyInts: return "ManyInts";
+    case KeyKind::Strings: return "Strings";
+    case KeyKind::NullableStringAndInt: return "NullableStringAndInt";
+    case KeyKind::Floats: return "Floats";
+  }
+  return "?";
+}
+
+/// Random rows: key fields by @p kind, then v (int64, nullable), i (int32), f (float64,
+/// nullable, with NaN), b (bool).
+Table random_table(KeyKind kind, size_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Field> fields;
+  std::vector<Column> columns;
+  switch (kind) {
+    case KeyKind::FewInts:
+    case KeyKind::ManyInts: {
+      Column k(TypeId::Int64);
+      const uint64_t keys = kind == KeyKind::FewInts ? 16 : std::max<uint64_t>(1, rows);
+      for (size_t r = 0; r < rows; ++r) k.append<int64_t>(static_cast<int64_t>(rng() % keys) - 1);
+      fields.emplace_back("k", TypeId::Int64);
+      columns.push_back(std::move(k));
+      break;
+    }
+    case KeyKind::Strings:
+    case KeyKind::NullableStringAndInt: {
+      const bool nullable = kind == KeyKind::NullableStringAndInt;
+      Column s(TypeId::String, nullable);
+      Column n(TypeId::Int32, nullable);
+      for (size_t r = 0; r < rows; ++r) {
+        const size_t len = rng() % 24;  // 0 to 23 bytes: across the hash's 8-byte steps
+        std::string w;
+        for (size_t i = 0; i < len; ++i) w += static_cast<char>('a' + rng() % (nullable ? 2 : 3));
+        if (nullable && rng() % 9 == 0) s.append_null();
+        else s.append_string(w);
+        if (nullable && rng() % 7 == 0) n.append_null();
+        else n.append<int32_t>(static_cast<int32_t>(rng() % 3));
+      }
+      fields.emplace_back("s", TypeId::String, nullable);
+      columns.push_back(std::move(s));
+      if (nullable) {
+        fields.emplace_back("n", TypeId::Int32, true);
+        columns.push_back(std::move(n));
+      }
+      break;
+    }
+    case KeyKind::Floats: {
+      Column k(TypeId::Float64);
+      for (size_t r = 0; r < rows; ++r) {
+        const uint64_t x = rng() % 40;
+        k.append<double>(x == 0 ? NAN : x == 1 ? -0.0 : x == 2 ? 0.0 : static_cast<double>(x % 13) / 4);
+      }
+      fields.emplace_back("k", TypeId::Float64);
+      columns.push_back(std::move(k));
+      break;
+    }
+  }
+  Column v(TypeId::Int64, true), i(TypeId::Int32), f(TypeId::Float64, true), b(TypeId::Bool);
+  for (size_t r = 0; r < rows; ++r) {
+    if (rng() % 10 == 0) v.append_null();
+    else v.append<int64_t>(static_cast<int64_t>(rng() % 2000001) - 1000000);
+    i.append<int32_t>(static_cast<int32_t>(rng() % 201) - 100);
+    const uint64_t x = rng() % 1000;
+    if (x == 0) f.append_null();
+    else if (x == 1) f.append<double>(NAN);
+    else f.append<double>(static_cast<double>(rng() % 100000) / 64.0 - 700);
+    b.append<uint8_t>(static_cast<uint8_t>(rng() % 2));
+  }
+  fields.emplace_back("v", TypeId::Int64, true);
+  fields.emplace_back("i", TypeId::Int32);
+  fields.emplace_back("f", TypeId::Float64, true);
+  fields.emplace_back("b", TypeId::Bool);
+  columns.push_back(std::move(v));
+  columns.push_back(std::move(i));
+  columns.push_back(std::move(f));
+  columns.push_back(std::move(b));
+  return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+KeyedAggregation every_aggregate(KeyKind kind) {
+  KeyedAggregation plan;
+  plan.keys = kind == KeyKind::NullableStringAndInt ? std::vector<std::string>{"s", "n"}
+              : kind == KeyKind::Strings            ? std::vector<std::string>{"s"}
+                                                    : std::vector<std::string>{"k"};
+  plan.aggregates = {{AggregateKind::Count, "", "rows"},      {AggregateKind::Count, "v", "values"},
+                     {AggregateKind::Sum, "v", "sum_v"},      {AggregateKind::Min, "v", "min_v"},
+                     {AggregateKind::Max, "v", "max_v"},      {AggregateKind::Mean, "v", "mean_v"},
+                     {AggregateKind::Sum, "i", "sum_i"},      {AggregateKind::Max, "i", "max_i"},
+                     {AggregateKind::Sum, "f", "sum_f"},      {AggregateKind::Min, "f", "min_f"},
+                     {AggregateKind::Max, "f", "max_f"},      {AggregateKind::Sum, "b", "sum_b"},
+                     {AggregateKind::Min, "b", "min_b"}};
+  return plan;
+}
+
+KeyedAggregation invertible_aggregates(KeyKind kind) {
+  KeyedAggregation plan = every_aggregate(kind);
+  std::erase_if(plan.aggregates, [](const AggregateSpec& a) { return !is_invertible(a.kind); });
+  return plan;
+}
+
+/// Same schema and rows in the same order; floating point within tolerance (NaN matches NaN).
+void expect_same_table(const Table& cpu, const Table& gpu) {
+  ASSERT_EQ(cpu.schema(), gpu.schema());
+  ASSERT_EQ(cpu.num_rows(), gpu.num_rows());
+  for (size_t c = 0; c < cpu.num_columns(); ++c) {
+    const Column& a = cpu.column(c);
+    const Column& b = gpu.column(c);
+    const bool floating = a.type() == TypeId::Float32 || a.type() == TypeId::Float64;
+    for (size_t r = 0; r < cpu.num_rows(); ++r) {
+      ASSERT_EQ(a.is_valid(r), b.is_valid(r)) << cpu.schema()[c].name << " row " << r;
+      if (!a.is_valid(r)) continue;
+      if (!floating) {
+        ASSERT_EQ(a.value_at(r), b.value_at(r)) << cpu.schema()[c].name << " row " << r;
+        continue;
+      }
+      const double x = a.number_at(r), y = b.number_at(r);
+      if (std::isnan(x) || std::isnan(y)) {
+        ASSERT_TRUE(std::isnan(x) && std::isnan(y)) << cpu.schema()[c].name << " row " << r << ": " << x << " vs " << y;
+        continue;
+      }
+      ASSERT_NEAR(x, y, 1e-6 + 1e-9 * std::abs(x)) << cpu.schema()[c].name << " row " << r;
+    }
+  }
+}
+
+struct Case {
+  KeyKind kind;
+  size_t rows;
+};
+
+class CudaVersusCpu : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaVersusCpu, AggregatePartialsAndFinalizeAgree) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const KeyedAggregation plan = every_aggregate(GetParam().kind);
+  for (uint64_t seed : {1, 2, 3}) {
+    const Table input = random_table(GetParam().kind, GetParam().rows, seed);
+    const Table want = cpu->aggregate_partials(input, plan);
+    const Table got = gpu->aggregate_partials(input, plan);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    expect_same_table(want, got);
+    expect_same_table(cpu->finalize(want, plan), gpu->finalize(got, plan));
+  }
+}
+
+TEST_P(CudaVersusCpu, CombiningPanesWithSignsAgrees) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const KeyedAggregation plan = invertible_aggregates(GetParam().kind);
+  const size_t rows = GetParam().rows;
+  const Table a = cpu->aggregate_partials(random_table(GetParam().kind, rows, 10), plan);
+  const Table b = cpu->aggregate_partials(random_table(GetParam().kind, rows / 2 + 1, 11), plan);
+  const Table window = cpu->combine_partials(std::vector<const Table*>{&a, &b}, std::vector<int>{1, 1}, plan);
+  // window + b - a: what sliding a pane out of a window does.
+  const std::vector<const Table*> parts{&window, &b, &a};
+  const std::vector<int> signs{1, 1, -1};
+  expect_same_table(cpu->combine_partials(parts, signs, plan), gpu->combine_partials(parts, signs, plan));
+  // Min and max recombine (no signs).
+  const KeyedAggregation all = every_aggregate(GetParam().kind);
+  const Table x = cpu->aggregate_partials(random_table(GetParam().kind, rows, 12), all);
+  const Table y = cpu->aggregate_partials(random_table(GetParam().kind, rows, 13), all);
+  const std::vector<const Table*> both{&x, &y};
+  expect_same_table(cpu->combine_partials(both, std::vector<int>{1, 1}, all), gpu->combine_partials(both, std::vector<int>{1, 1}, all));
+}
+
+TEST_P(CudaVersusCpu, WindowSlidesOnTheDeviceAgree) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 200000);
+  for (bool invertible : {true, false}) {
+    const KeyedAggregation plan = invertible ? invertible_aggregates(GetParam().kind) : every_aggregate(GetParam().kind);
+    const Schema schema = random_table(GetParam().kind, 0, 0).schema();
+    auto on_cpu = cpu->make_window_aggregation(plan, schema, 3);
+    auto on_gpu = gpu->make_window_aggregation(plan, schema, 3);
+    for (uint64_t slide = 0; slide < 8; ++slide) {
+      for (uint64_t batch = 0; batch < 2; ++batch) {
+        // An empty batch now and then, and batches of changing size.
+        const size_t n = slide == 4 ? 0 : rows / (1 + batch);
+        const Table t = random_table(GetParam().kind, n, 100 * slide + batch);
+        on_cpu->add_batch(t);
+        on_gpu->add_batch(t);
+      }
+      SCOPED_TRACE(std::string(invertible ? "invertible" : "recombined") + " slide " + std::to_string(slide));
+      expect_same_table(on_cpu->slide(), on_gpu->slide());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Inputs, CudaVersusCpu,
+                         ::testing::Values(Case{KeyKind::FewInts, 0}, Case{KeyKind::FewInts, 1}, Case{KeyKind::FewInts, 4097},
+                                           Case{KeyKind::FewInts, 3000001}, Case{KeyKind::ManyInts, 7},
+                                           Case{KeyKind::ManyInts, 100003}, Case{KeyKind::ManyInts, 3000001},
+                                           Case{KeyKind::Strings, 1}, Case{KeyKind::Strings, 100003},
+                                           Case{KeyKind::NullableStringAndInt, 999}, Case{KeyKind::NullableStringAndInt, 1000003},
+                                           Case{KeyKind::Floats, 5003}),
+                         [](const auto& info) {
+                           return key_kind_name(info.param.kind) + "_" + std::to_string(info.param.rows) + "_rows";
+                         });
+
+#ifdef SLUICE_WITH_CUDA
+TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
+  SKIP_WITHOUT_GPU();
+  gpu::DeviceEngine engine(0);
+  std::mt19937_64 rng(5);
+  Column lines(TypeId::String);
+  std::map<std::string, int64_t> want;
+  for (int l = 0; l < 200000; ++l) {
+    std::string line;
+    for (int w = static_cast<int>(rng() % 10); w > 0; --w) {
+      std::string word;
+      for (size_t i = 1 + rng() % 9; i > 0; --i) word += static_cast<char>('a' + rng() % 5);
+      want[word]++;
+      line += word + (rng() % 3 == 0 ? "\t" : " ");
+    }
+    lines.append_string(line);
+  }
+  for (auto strategy : {gpu::GroupStrategy::Auto, gpu::GroupStrategy::Hash, gpu::GroupStrategy::Sort}) {
+    const gpu::WordCounts got = engine.count_words(lines.chars().data(), lines.offsets().data(), lines.size(), strategy);
+    ASSERT_EQ(got.counts.size(), want.size());
+    for (size_t g = 0; g < got.counts.size(); ++g) {
+      const std::string word = got.chars.substr(static_cast<size_t>(got.offsets[g]), static_cast<size_t>(got.offsets[g + 1] - got.offsets[g]));
+      EXPECT_EQ(got.counts[g], want.at(word)) << word;
+    }
+  }
+}
+
+TEST(CudaEngine, SteadyStateBatchesReuseThePoolInsteadOfGrowingIt) {
+  SKIP_WITHOUT_GPU();
+  const Table input = random_table(KeyKind::FewInts, 1000000, 9);
+  gpu::DeviceEngine engine(0);
+  gpu::GroupedInput in;
+  in.rows = input.num_rows();
+  gpu::ColumnView key;
+  key.type = gpu::kInt64;
+  key.values = input.column("k").data();
+  in.keys = {key};
+  gpu::FoldView rows;
+  in.folds = {rows};
+  engine.reduce(in);  // the pool grows to the batch's working set
+  const uint64_t reserved = engine.memory().pool_reserved_bytes;
+  for (int i = 0; i < 20; ++i) engine.reduce(in);
+  EXPECT_EQ(engine.memory().pool_reserved_bytes, reserved) << "the pool grew in steady state";
+  EXPECT_GT(engine.memory().pinned_staging_bytes, 0u);
+}
+#endif
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,506 @@
+// The GPU algorithms of kernels/ (keyed reduction by hash table and by sorting, key hashing
+// and verification, word tokenizing) run here through HostExec: the same __host__ __device__
+// code the GPU runs, executed on the CPU, checked against plain reference implementations.
+// They run on every machine; the GPU runs of the same code are in test_cuda_backend.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "grouped_reduce.cuh"
+#include "device_window.cuh"
+#include "host_exec.cuh"
+#include "word_count.cuh"
+
+namespace sluice::gpu {
+namespace {
+
+/// A host column and its view.
+struct TestColumn {
+  int32_t type = kInt64;
+  std::vector<int64_t> i64;
+  std::vector<int32_t> i32;
+  std::vector<double> f64;
+  std::vector<int32_t> offsets{0};
+  std::string chars;
+  std::vector<uint8_t> validity;  // empty: all valid
+  size_t rows = 0;
+
+  bool valid(size_t r) const { return validity.empty() || ((validity[r >> 3] >> (r & 7)) & 1); }
+  ColumnView view() const {
+    ColumnView v;
+    v.type = type;
+    v.validity = validity.empty() ? nullptr : validity.data();
+    if (type == kInt64) v.values = i64.data();
+    if (type == kInt32) v.values = i32.data();
+    if (type == kFloat64) v.values = f64.data();
+    if (type == kString) {
+      v.offsets = offsets.data();
+      v.chars = chars.data();
+    }
+    return v;
+  }
+  /// The value at @p r spelled so that equal keys give equal text (as the CPU backend compares).
+  std::string key_text(size_t r) const {
+    if (!valid(r)) return "null";
+    switch (type) {
+      case kInt64: return "i" + std::to_string(i64[r]);
+      case kInt32: return "i" + std::to_string(i32[r]);
+      case kFloat64: {
+        double d = f64[r];
+        if (std::isnan(d)) return "nan";
+        if (d == 0) d = 0;
+        return "d" + std::to_string(d);
+      }
+      default: return "s" + chars.substr(offsets[r], offsets[r + 1] - offsets[r]);
+    }
+  }
+};
+
+void set_null(TestColumn& c, size_t r) {
+  if (c.validity.empty()) c.validity.assign((c.rows + 7) / 8, 0xFF);
+  c.validity[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
+}
+
+TestColumn int64_column(std::vector<int64_t> v) {
+  TestColumn c;
+  c.type = kInt64;
+  c.rows = v.size();
+  c.i64 = std::move(v);
+  return c;
+}
+
+TestColumn string_column(const std::vector<std::string>& v) {
+  TestColumn c;
+  c.type = kString;
+  c.rows = v.size();
+  for (const auto& s : v) {
+    c.chars += s;
+    c.offsets.push_back(static_cast<int32_t>(c.chars.size()));
+  }
+  return c;
+}
+
+struct ReferenceGroup {
+  int64_t first_row = 0;
+  std::vector<double> acc;  // per fold, as double (the test values are small)
+  std::vector<int64_t> valid;
+};
+
+/// The reduction as the CPU backend defines it: groups by first appearance.
+std::vector<ReferenceGroup> reference(const std::vector<const TestColumn*>& keys, const std::vector<const TestColumn*>& inputs,
+                                      const std::vector<FoldView>& folds, size_t rows, const std::vector<int8_t>& signs) {
+  std::map<std::string, size_t> index;
+  std::vector<ReferenceGroup> groups;
+  for (size_t r = 0; r < rows; ++r) {
+    std::string key;
+    for (const TestColumn* k : keys) key += k->key_text(r) + "\x1f";
+    auto [it, inserted] = index.emplace(key, groups.size());
+    if (inserted) {
+      ReferenceGroup g;
+      g.first_row = static_cast<int64_t>(r);
+      for (const FoldView& f : folds) {
+        g.acc.push_back(f.op == kFoldMin ? INFINITY : f.op == kFoldMax ? -INFINITY : 0.0);
+        g.valid.push_back(0);
+      }
+      groups.push_back(g);
+    }
+    ReferenceGroup& g = groups[it->second];
+    const int sign = signs.empty() ? 1 : signs[r];
+    for (size_t f = 0; f < folds.size(); ++f) {
+      if (folds[f].op == kFoldCountRows) {
+        g.acc[f] += sign;
+        continue;
+      }
+      const TestColumn& in = *inputs[f];
+      if (!in.valid(r)) continue;
+      const double v = in.type == kInt64 ? static_cast<double>(in.i64[r]) : in.f64[r];
+      g.valid[f]++;
+      switch (folds[f].op) {
+        case kFoldSum: g.acc[f] += sign * v; break;
+        case kFoldCountValid: g.acc[f] += sign; break;
+        case kFoldMin:  // NaN above every number
+          if (g.valid[f] == 1 || v < g.acc[f] || (std::isnan(g.acc[f]) && !std::isnan(v))) g.acc[f] = v;
+          break;
+        case kFoldMax:
+          if (g.valid[f] == 1 || v > g.acc[f] || (std::isnan(v) && !std::isnan(g.acc[f]))) g.acc[f] = v;
+          break;
+      }
+    }
+  }
+  return groups;
+}
+
+double result_value(const GroupedResult& r, const FoldView& f, size_t fold, size_t group) {
+  const uint64_t bits = r.accumulators[fold * r.groups + group];
+  return f.float_acc ? as_double(bits) : static_cast<double>(static_cast<int64_t>(bits));
+}
+
+void expect_matches(const GroupedResult& got, const std::vector<ReferenceGroup>& want, const std::vector<FoldView>& folds) {
+  ASSERT_EQ(got.groups, want.size());
+  for (size_t g = 0; g < want.size(); ++g) {
+    ASSERT_EQ(got.first_row[g], want[g].first_row) << "group " << g;
+    for (size_t f = 0; f < folds.size(); ++f) {
+      if ((folds[f].op == kFoldMin || folds[f].op == kFoldMax) && want[g].valid[f] == 0) continue;  // no value: identity
+      const double got_value = result_value(got, folds[f], f, g);
+      if (std::isnan(want[g].acc[f])) {
+        EXPECT_TRUE(std::isnan(got_value)) << "group " << g << " fold " << f;
+        continue;
+      }
+      EXPECT_NEAR(got_value, want[g].acc[f], 1e-6 * (1 + std::abs(want[g].acc[f]))) << "group " << g << " fold " << f;
+    }
+  }
+  EXPECT_EQ(got.key_collisions, 0u);
+}
+
+FoldView fold(int32_t op, const TestColumn* in, bool float_acc) {
+  FoldView f;
+  f.op = op;
+  f.float_acc = float_acc ? 1 : 0;
+  if (in) f.input = in->view();
+  return f;
+}
+
+class GroupedReduceOnHost : public ::testing::TestWithParam<GroupStrategy> {};
+
+TEST_P(GroupedReduceOnHost, Int64KeysAllFoldsManySizesAndCardinalities) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    for (size_t rows : {size_t{1}, size_t{7}, size_t{1000}, size_t{20011}}) {
+      for (int64_t keys : {int64_t{1}, int64_t{13}, int64_t{5000}}) {
+        std::mt19937_64 rng(seed);
+        std::vector<int64_t> k(rows), v(rows);
+        std::vector<double> d(rows);
+        for (size_t r = 0; r < rows; ++r) {
+          k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 3;  // negative keys, and -1 (the empty-slot bits)
+          v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+          d[r] = rng() % 97 == 0 ? NAN : static_cast<double>(rng() % 10000) / 7.0 - 500;
+        }
+        TestColumn key = int64_column(k), value = int64_column(v), dv;
+        dv.type = kFloat64;
+        dv.rows = rows;
+        dv.f64 = d;
+        for (size_t r = 0; r < rows; r += 5) set_null(value, r);
+        std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
+                                    fold(kFoldCountValid, &value, false), fold(kFoldSum, &dv, true), fold(kFoldMin, &dv, true),
+                                    fold(kFoldMax, &dv, true), fold(kFoldCountRows, nullptr, false)};
+        GroupedInput in;
+        in.rows = rows;
+        in.keys = {key.view()};
+        in.folds = folds;
+        in.strategy = GetParam();
+        HostExec exec;
+        const GroupedResult got = grouped_reduce(exec, in);
+        SCOPED_TRACE("seed " + std::to_string(seed) + " rows " + std::to_string(rows) + " keys " + std::to_string(keys));
+        expect_matches(got, reference({&key}, {&value, &value, &value, &value, &dv, &dv, &dv, nullptr}, folds, rows, {}), folds);
+        if (GetParam() != GroupStrategy::Auto) EXPECT_EQ(got.strategy, GetParam());
+      }
+    }
+  }
+}
+
+TEST_P(GroupedReduceOnHost, StringAndNullableMultiColumnKeysAreHashedAndVerified) {
+  std::mt19937_64 rng(7);
+  const size_t rows = 30001;
+  std::vector<std::string> words;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t len = rng() % 20;  // empty strings too, and lengths across the 8-byte steps
+    std::string w;
+    for (size_t i = 0; i < len; ++i) w += static_cast<char>('a' + rng() % 3);
+    words.push_back(w);
+  }
+  TestColumn word = string_column(words);
+  std::vector<double> f(rows);
+  for (size_t r = 0; r < rows; ++r) f[r] = (rng() % 4 == 0) ? -0.0 : (rng() % 5 == 0 ? NAN : static_cast<double>(rng() % 3));
+  TestColumn fk;
+  fk.type = kFloat64;
+  fk.rows = rows;
+  fk.f64 = f;
+  for (size_t r = 3; r < rows; r += 11) set_null(fk, r);
+  for (size_t r = 5; r < rows; r += 13) set_null(word, r);
+  TestColumn one = int64_column(std::vector<int64_t>(rows, 1));
+  std::vector<FoldView> folds{fold(kFoldSum, &one, false), fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = {word.view(), fk.view()};
+  in.folds = folds;
+  in.strategy = GetParam();
+  HostExec exec;
+  const GroupedResult got = grouped_reduce(exec, in);
+  expect_matches(got, reference({&word, &fk}, {&one, nullptr}, folds, rows, {}), folds);
+}
+
+TEST_P(GroupedReduceOnHost, SignedRowsSubtractALeavingPane) {
+  // window (+1) + entering pane (+1) + leaving pane (-1): keys whose records reach zero stay
+  // as groups with a zero count; the backend drops them.
+  TestColumn key = int64_column({1, 2, 3, 1, 2, 1});
+  TestColumn sum = int64_column({10, 20, 30, 5, 20, 10});
+  std::vector<int8_t> signs{1, 1, 1, 1, -1, -1};
+  std::vector<FoldView> folds{fold(kFoldSum, &sum, false), fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = 6;
+  in.keys = {key.view()};
+  in.folds = folds;
+  in.row_sign = signs.data();
+  in.strategy = GetParam();
+  HostExec exec;
+  const GroupedResult got = grouped_reduce(exec, in);
+  expect_matches(got, reference({&key}, {&sum, nullptr}, folds, 6, signs), folds);
+  ASSERT_EQ(got.groups, 3u);
+  EXPECT_EQ(static_cast<int64_t>(got.accumulators[0 * 3 + 0]), 5);   // key 1: 10 + 5 - 10
+  EXPECT_EQ(static_cast<int64_t>(got.accumulators[1 * 3 + 1]), 0);   // key 2: no records left
+}
+
+TEST_P(GroupedReduceOnHost, NoKeysIsOneGroupAndNoRowsIsNoGroup) {
+  TestColumn v = int64_column({4, 5, 6});
+  std::vector<FoldView> folds{fold(kFoldSum, &v, false)};
+  GroupedInput in;
+  in.rows = 3;
+  in.folds = folds;
+  in.strategy = GetParam();
+  HostExec exec;
+  GroupedResult got = grouped_reduce(exec, in);
+  ASSERT_EQ(got.groups, 1u);
+  EXPECT_EQ(got.first_row[0], 0);
+  EXPECT_EQ(static_cast<int64_t>(got.accumulators[0]), 15);
+  in.rows = 0;
+  got = grouped_reduce(exec, in);
+  EXPECT_EQ(got.groups, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, GroupedReduceOnHost,
+                         ::testing::Values(GroupStrategy::Hash, GroupStrategy::Sort, GroupStrategy::Auto),
+                         [](const auto& info) {
+                           return info.param == GroupStrategy::Hash ? std::string("Hash")
+                                  : info.param == GroupStrategy::Sort ? std::string("Sort")
+                                                                      : std::string("Auto");
+                         });
+
+TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
+  const size_t rows = 100000;
+  std::vector<int64_t> few(rows), many(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    few[r] = static_cast<int64_t>(r % 100);
+    many[r] = static_cast<int64_t>(r * 7919);
+  }
+  TestColumn a = int64_column(few), b = int64_column(many);
+  std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
+  HostExec exec;
+  GroupedInput in;
+  in.rows = rows;
+  in.folds = folds;
+  in.keys = {a.view()};
+  GroupedResult got = grouped_reduce(exec, in);
+  EXPECT_EQ(got.strategy, GroupStrategy::Hash);
+  EXPECT_EQ(got.groups, 100u);
+  in.keys = {b.view()};
+  got = grouped_reduce(exec, in);
+  EXPECT_EQ(got.strategy, GroupStrategy::Sort);
+  EXPECT_EQ(got.groups, rows);
+}
+
+TEST(GroupedReduceOnHostChoice, AHashTableThatFillsUpFallsBackToSorting) {
+  // The sample sees 16 distinct keys in its first 4096 rows; the rest of the batch has 60k
+  // more, which overflow a table sized from the sample.
+  const size_t rows = 65536;
+  std::vector<int64_t> k(rows);
+  // The sample takes every 16th row: those repeat 8 keys.
+  for (size_t r = 0; r < rows; ++r) k[r] = (r % 16 == 0) ? static_cast<int64_t>((r / 16) % 8) : static_cast<int64_t>(r % 16);
+  for (size_t r = 1; r < rows; r += 16) k[r] = static_cast<int64_t>(1000 + r);  // 4096 more distinct keys, unsampled
+  TestColumn key = int64_column(k);
+  std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = {key.view()};
+  in.folds = folds;
+  HostExec exec;
+  const GroupedResult got = grouped_reduce(exec, in);
+  EXPECT_EQ(got.sampled_distinct, 8u);
+  EXPECT_TRUE(got.hash_overflowed);
+  EXPECT_EQ(got.strategy, GroupStrategy::Sort);
+  expect_matches(got, reference({&key}, {nullptr}, folds, rows, {}), folds);
+}
+
+TEST(KeyVerificationOnHost, ARowWhoseKeyDiffersFromItsGroupsFirstRowIsCounted) {
+  // Rows 0 and 2 are put in one group although their strings differ: what a 64-bit hash
+  // collision would do. The verification pass must count row 2.
+  TestColumn word = string_column({"apple", "pear", "plum"});
+  const ColumnView view = word.view();
+  const int32_t group_at[] = {0, 1, 0};
+  const int64_t first_row_of[] = {0, 1};
+  unsigned long long mismatches = 0;
+  VerifyAgainstFirstRow verify{&view, 1, nullptr, group_at, 0, first_row_of, &mismatches};
+  for (int64_t i = 0; i < 3; ++i) verify(i);
+  EXPECT_EQ(mismatches, 1u);
+}
+
+TEST(KeyHashOnHost, CanonicalFloatsAndStringsHashAlikeOnlyWhenEqual) {
+  TestColumn f;
+  f.type = kFloat64;
+  f.rows = 4;
+  f.f64 = {0.0, -0.0, NAN, -NAN};
+  const ColumnView v = f.view();
+  EXPECT_EQ(value_hash(v, 0), value_hash(v, 1));
+  EXPECT_EQ(value_hash(v, 2), value_hash(v, 3));
+  EXPECT_NE(value_hash(v, 0), value_hash(v, 2));
+  TestColumn s = string_column({"abcdefgh", "abcdefgi", "abcdefgh", ""});
+  const ColumnView sv = s.view();
+  EXPECT_EQ(value_hash(sv, 0), value_hash(sv, 2));
+  EXPECT_NE(value_hash(sv, 0), value_hash(sv, 1));
+  EXPECT_TRUE(same_value(sv, 0, 2));
+  EXPECT_FALSE(same_value(sv, 0, 3));
+}
+
+}  // namespace
+}  // namespace sluice::gpu
+
+namespace sluice::gpu {
+namespace {
+
+/// Words of @p lines split as the CPU's flat_map split does (std::isspace), counted in
+/// order of first appearance.
+std::vector<std::pair<std::string, int64_t>> reference_word_count(const std::vector<std::string>& lines) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  std::map<std::string, size_t> index;
+  for (const auto& line : lines) {
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      const size_t start = i;
+      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      if (i == start) continue;
+      const std::string w = line.substr(start, i - start);
+      auto [it, inserted] = index.emplace(w, out.size());
+      if (inserted) out.emplace_back(w, 0);
+      out[it->second].second++;
+    }
+  }
+  return out;
+}
+
+class WordCountOnHost : public ::testing::TestWithParam<GroupStrategy> {};
+
+TEST_P(WordCountOnHost, MatchesTheCpuSplitOnVariedText) {
+  std::mt19937_64 rng(11);
+  const char* spaces[] = {" ", "  ", "\t", "\r\n", "\v", "\f"};
+  std::vector<std::string> lines{"", "   ", "one", "one two  one", "tail-space ", " lead", "a\tb\nc"};
+  for (int l = 0; l < 3000; ++l) {
+    std::string line;
+    const int words = static_cast<int>(rng() % 12);
+    for (int w = 0; w < words; ++w) {
+      const size_t len = 1 + rng() % 14;
+      for (size_t i = 0; i < len; ++i) line += static_cast<char>('a' + rng() % 4);
+      line += spaces[rng() % 6];
+    }
+    lines.push_back(line);
+  }
+  // Adjacent lines must not run together: "ab" + "cd" are two words, not "abcd".
+  lines.push_back("ab");
+  lines.push_back("cd");
+  TestColumn text = string_column(lines);
+  HostExec exec;
+  const WordCounts got = count_words(exec, text.chars.data(), text.offsets.data(), lines.size(), text.chars.size(), GetParam());
+  const auto want = reference_word_count(lines);
+  ASSERT_EQ(got.counts.size(), want.size());
+  size_t total = 0;
+  for (size_t g = 0; g < want.size(); ++g) {
+    const std::string word = got.chars.substr(got.offsets[g], got.offsets[g + 1] - got.offsets[g]);
+    EXPECT_EQ(word, want[g].first) << "group " << g;
+    EXPECT_EQ(got.counts[g], want[g].second) << want[g].first;
+    total += static_cast<size_t>(want[g].second);
+  }
+  EXPECT_EQ(got.words, total);
+  EXPECT_EQ(got.key_collisions, 0u);
+}
+
+TEST_P(WordCountOnHost, NoLinesOrOnlySpacesGiveNoWords) {
+  HostExec exec;
+  TestColumn blank = string_column({" \t ", "", "\n"});
+  const WordCounts got = count_words(exec, blank.chars.data(), blank.offsets.data(), 3, blank.chars.size(), GetParam());
+  EXPECT_EQ(got.words, 0u);
+  EXPECT_TRUE(got.counts.empty());
+  const WordCounts none = count_words(exec, blank.chars.data(), blank.offsets.data(), 0, 0, GetParam());
+  EXPECT_TRUE(none.counts.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, WordCountOnHost, ::testing::Values(GroupStrategy::Hash, GroupStrategy::Sort),
+                         [](const auto& info) { return info.param == GroupStrategy::Hash ? std::string("Hash") : std::string("Sort"); });
+
+}  // namespace
+}  // namespace sluice::gpu
+
+namespace sluice::gpu {
+namespace {
+
+/// The device window ring (run here on the host) against a brute-force window: every slide,
+/// per key, the sum, count, min and max of the values of the last `panes` panes.
+class WindowRingOnHost : public ::testing::TestWithParam<bool> {};  // invertible (sum/count) or not (min/max)
+
+TEST_P(WindowRingOnHost, EverySlideMatchesRecomputingTheWindow) {
+  const bool invertible = GetParam();
+  for (size_t panes : {size_t{1}, size_t{2}, size_t{5}}) {
+    std::mt19937_64 rng(panes);
+    HostExec exec;
+    std::vector<FoldView> batch_folds;
+    FoldView sum, records, extreme, seen;
+    sum.op = kFoldSum;
+    records.op = kFoldCountRows;
+    extreme.op = kFoldMin;
+    seen.op = kFoldCountValid;
+    batch_folds = invertible ? std::vector<FoldView>{sum, records} : std::vector<FoldView>{extreme, records, seen};
+    DeviceWindowRing<HostExec> ring(exec, batch_folds, 1, panes, invertible);
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> history;  // pane -> (key, value) rows
+    for (int slide = 0; slide < 12; ++slide) {
+      std::vector<std::pair<int64_t, int64_t>> pane_rows;
+      for (int batch = 0; batch < 2; ++batch) {
+        // Some panes are empty, keys come and go, so keys must leave the window.
+        const size_t rows = (slide % 4 == 3) ? 0 : 1 + rng() % 300;
+        const int64_t key_base = slide / 3;
+        std::vector<int64_t> k(rows), v(rows);
+        for (size_t r = 0; r < rows; ++r) {
+          k[r] = key_base + static_cast<int64_t>(rng() % 20);
+          v[r] = static_cast<int64_t>(rng() % 1000) - 500;
+          pane_rows.emplace_back(k[r], v[r]);
+        }
+        TestColumn key = int64_column(k), value = int64_column(v);
+        GroupedInput in;
+        in.rows = rows;
+        in.keys = {key.view()};
+        in.folds = batch_folds;
+        for (FoldView& f : in.folds)
+          if (f.op != kFoldCountRows) f.input = value.view();
+        ring.add(grouped_reduce_in_place(exec, in));
+      }
+      history.push_back(pane_rows);
+      const DevicePartial<HostExec>& window = ring.slide();
+      std::vector<uint64_t> keys, acc;
+      download_partial(exec, window, batch_folds.size(), keys, acc);
+
+      std::map<int64_t, std::pair<int64_t, int64_t>> want;  // key -> (sum or min, count)
+      for (size_t p = history.size() > panes ? history.size() - panes : 0; p < history.size(); ++p) {
+        for (const auto& [key, value] : history[p]) {
+          auto [it, inserted] = want.emplace(key, std::pair<int64_t, int64_t>{value, 1});
+          if (inserted) continue;
+          it->second.first = invertible ? it->second.first + value : std::min(it->second.first, value);
+          it->second.second++;
+        }
+      }
+      SCOPED_TRACE("panes " + std::to_string(panes) + " slide " + std::to_string(slide));
+      ASSERT_EQ(keys.size(), want.size());
+      for (size_t g = 0; g < keys.size(); ++g) {
+        const auto it = want.find(static_cast<int64_t>(keys[g]));
+        ASSERT_NE(it, want.end()) << "key " << static_cast<int64_t>(keys[g]) << " is not in the window";
+        EXPECT_EQ(static_cast<int64_t>(acc[0 * keys.size() + g]), it->second.first);
+        EXPECT_EQ(static_cast<int64_t>(acc[1 * keys.size() + g]), it->second.second);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Aggregates, WindowRingOnHost, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? std::string("InvertibleSumCount") : std::string("RecombinedMin"); });
+
+}  // namespace
+}  // namespace sluice::gpu
