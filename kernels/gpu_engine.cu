@@ -2,6 +2,8 @@
 // asynchronous copy per batch into pool memory, and the algorithm templates run on a stream.
 #include <thrust/system_error.h>
 
+#include <algorithm>
+#include <chrono>
 #include <unordered_map>
 
 #include "cuda_exec.cuh"
@@ -96,15 +98,30 @@ struct DeviceEngine::Impl {
     place(host.row_sign, rows);
 
     block = DeviceArray<char>(pool, stream, total);
-    if (total > 0) {
+    // Pieces already in page-locked memory are copied directly; the rest are staged and go
+    // in one copy of the block's range up to the last staged piece, which goes first so
+    // that the direct copies (later on the same stream) land over its gaps.
+    std::vector<Piece> direct, staged_pieces;
+    size_t staged_bytes = 0;
+    for (const Piece& p : pieces) {
+      if (is_pinned(p.host)) {
+        direct.push_back(p);
+      } else {
+        staged_pieces.push_back(p);
+        staged_bytes = p.offset + p.bytes;
+      }
+      bytes_copied += p.bytes;
+    }
+    if (!staged_pieces.empty()) {
       // The previous copy out of the staging buffer must be done before it is refilled.
       SLUICE_CUDA_TRY(cudaEventSynchronize(staging_free));
-      char* staged = staging.reserve(total);
-      for (const Piece& p : pieces) std::memcpy(staged + p.offset, p.host, p.bytes);
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data(), staged, total, cudaMemcpyHostToDevice, stream));
+      char* staged = staging.reserve(staged_bytes);
+      for (const Piece& p : staged_pieces) std::memcpy(staged + p.offset, p.host, p.bytes);
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data(), staged, staged_bytes, cudaMemcpyHostToDevice, stream));
       SLUICE_CUDA_TRY(cudaEventRecord(staging_free, stream));
-      bytes_copied += total;
     }
+    for (const Piece& p : direct)
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, p.host, p.bytes, cudaMemcpyHostToDevice, stream));
     auto moved = [&](const void* p) -> const void* {
       if (!p) return nullptr;
       auto it = offset_of.find(p);
@@ -123,6 +140,15 @@ struct DeviceEngine::Impl {
       if (f.op != kFoldCountRows) f.input = device_column(f.input);
     out.row_sign = static_cast<const int8_t*>(moved(host.row_sign));
     return out;
+  }
+
+  static bool is_pinned(const void* p) {
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+      (void)cudaGetLastError();  // pageable memory the driver has never seen
+      return false;
+    }
+    return attributes.type == cudaMemoryTypeHost;
   }
 
   int device;
@@ -213,6 +239,50 @@ class DeviceWindow final : public DeviceEngine::Window {
 std::unique_ptr<DeviceEngine::Window> DeviceEngine::make_window(std::vector<FoldView> folds, size_t records_fold, size_t panes,
                                                                 bool invertible) {
   return std::make_unique<DeviceWindow>(*impl_, std::move(folds), records_fold, panes, invertible);
+}
+
+std::shared_ptr<void> DeviceEngine::allocate_pinned(size_t bytes) {
+  void* p = nullptr;
+  SLUICE_CUDA_TRY(cudaHostAlloc(&p, std::max<size_t>(bytes, 1), cudaHostAllocDefault));
+  return std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+}
+
+DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_input, int repetitions) {
+  Impl& im = *impl_;
+  return checked("timed reduce_by_key", im.stream, [&] {
+    ReduceTiming t;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    SLUICE_CUDA_TRY(cudaEventCreate(&start));
+    SLUICE_CUDA_TRY(cudaEventCreate(&stop));
+    auto elapsed = [&] {
+      float ms = 0;
+      SLUICE_CUDA_TRY(cudaEventSynchronize(stop));
+      SLUICE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
+      return static_cast<double>(ms) / 1000.0;
+    };
+    DeviceArray<char> block;
+    SLUICE_CUDA_TRY(cudaEventRecord(start, im.stream));
+    const GroupedInput in = im.upload(host_input, block);
+    SLUICE_CUDA_TRY(cudaEventRecord(stop, im.stream));
+    t.copy_seconds = elapsed();
+    CudaExec exec(im.pool, im.stream);
+    std::vector<double> runs;
+    for (int i = 0; i < std::max(1, repetitions) + 1; ++i) {  // the first run warms the pool up
+      SLUICE_CUDA_TRY(cudaEventRecord(start, im.stream));
+      const DeviceGroups<CudaExec> groups = grouped_reduce_in_place(exec, in);
+      SLUICE_CUDA_TRY(cudaEventRecord(stop, im.stream));
+      const double s = elapsed();
+      if (i > 0) runs.push_back(s);
+      t.groups = groups.groups;
+      t.strategy = groups.strategy;
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    std::sort(runs.begin(), runs.end());
+    t.best_seconds = runs.front();
+    t.median_seconds = runs[runs.size() / 2];
+    return t;
+  });
 }
 
 MemoryStats DeviceEngine::memory() const {

@@ -67,6 +67,21 @@ class DeviceEngine {
 
   MemoryStats memory() const;
 
+  /// Page-locked host memory: inputs that already live there are copied to the device
+  /// directly, without the staging copy (sources can read into it).
+  std::shared_ptr<void> allocate_pinned(size_t bytes);
+
+  /// For benchmarks: copies @p host_input to the device once, then times @p repetitions
+  /// reductions of the device-resident columns with CUDA events (best and median).
+  struct ReduceTiming {
+    double copy_seconds = 0;
+    double best_seconds = 0;
+    double median_seconds = 0;
+    size_t groups = 0;
+    GroupStrategy strategy = GroupStrategy::Auto;
+  };
+  ReduceTiming time_reduce(const GroupedInput& host_input, int repetitions);
+
   struct Impl;  // defined in gpu_engine.cu
 
  private:

@@ -1,0 +1,231 @@
+// GPU benchmarks of the CUDA backend, each against a bound measured in the same run:
+//  - reduceByKey over 100M (int64 key, int64 value) pairs with 1k, 1M and 50M distinct keys,
+//    device-resident, against the device-to-device copy bandwidth;
+//  - the cost of one window slide (sum and count, 100k keys) for windows of 2 to 64 slides;
+//  - word count end to end from pinned host memory, against the pinned host-to-device rate;
+//  - small batches (10k records, the 1 ms interval case) end to end, per batch.
+// Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "device_runtime.hpp"
+#include "gpu_engine.hpp"
+#include "sluice/error.hpp"
+
+namespace {
+
+using sluice::gpu::ColumnView;
+using sluice::gpu::DeviceEngine;
+using sluice::gpu::FoldView;
+using sluice::gpu::GroupedInput;
+
+uint64_t splitmix(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+const char* strategy_name(sluice::gpu::GroupStrategy s) {
+  return s == sluice::gpu::GroupStrategy::Hash ? "hash" : s == sluice::gpu::GroupStrategy::Sort ? "sort" : "auto";
+}
+
+struct Pairs {
+  std::shared_ptr<void> keys, values;
+  size_t rows = 0;
+};
+
+/// @p rows pairs with keys uniform over @p distinct values, in pinned memory.
+Pairs make_pairs(DeviceEngine& engine, size_t rows, uint64_t distinct, uint64_t seed) {
+  Pairs p;
+  p.rows = rows;
+  p.keys = engine.allocate_pinned(rows * sizeof(int64_t));
+  p.values = engine.allocate_pinned(rows * sizeof(int64_t));
+  auto* k = static_cast<int64_t*>(p.keys.get());
+  auto* v = static_cast<int64_t*>(p.values.get());
+  uint64_t state = seed;
+  for (size_t i = 0; i < rows; ++i) {
+    const uint64_t r = splitmix(state);
+    k[i] = static_cast<int64_t>(r % distinct);
+    v[i] = static_cast<int64_t>(r >> 54);
+  }
+  return p;
+}
+
+GroupedInput sum_and_count_by_key(const Pairs& p, size_t rows) {
+  GroupedInput in;
+  in.rows = rows;
+  ColumnView key, value;
+  key.type = value.type = sluice::gpu::kInt64;
+  key.values = p.keys.get();
+  value.values = p.values.get();
+  in.keys = {key};
+  FoldView sum, count;
+  sum.op = sluice::gpu::kFoldSum;
+  sum.input = value;
+  count.op = sluice::gpu::kFoldCountRows;
+  in.folds = {sum, count};
+  return in;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out_path = "bench_gpu.json";
+  size_t pairs = 100'000'000;
+  size_t text_mib = 512;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--out") out_path = argv[i + 1];
+    else if (flag == "--pairs") pairs = std::stoull(argv[i + 1]);
+    else if (flag == "--text-mib") text_mib = std::stoull(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib)\n", flag.c_str());
+      return 2;
+    }
+  }
+  try {
+    if (sluice::cuda::device_count() == 0) {
+      std::fprintf(stderr, "bench_gpu: no CUDA device on this machine\n");
+      return 77;
+    }
+    DeviceEngine engine(0);
+    std::ostringstream json;
+    json << "{\n  \"device\": \"" << engine.description() << "\",\n";
+    std::printf("device: %s\n", engine.description().c_str());
+
+    const auto bounds = sluice::cuda::measure_transfer_bounds(0, size_t{1} << 30, 10);
+    const double d2d = bounds.device_memory_bytes_per_s, h2d = bounds.host_to_device_pinned_bytes_per_s;
+    std::printf("bounds: device memory (copy, read+write) %.1f GB/s, pinned H2D %.1f GB/s, D2H %.1f GB/s\n", d2d / 1e9,
+                h2d / 1e9, bounds.device_to_host_pinned_bytes_per_s / 1e9);
+    json << "  \"bounds\": {\"device_memory_bytes_per_s\": " << d2d << ", \"host_to_device_pinned_bytes_per_s\": " << h2d
+         << ", \"device_to_host_pinned_bytes_per_s\": " << bounds.device_to_host_pinned_bytes_per_s << "},\n";
+
+    // reduceByKey, device-resident.
+    json << "  \"reduce_by_key\": [\n";
+    const uint64_t key_counts[] = {1'000, 1'000'000, 50'000'000};
+    for (size_t i = 0; i < 3; ++i) {
+      const Pairs p = make_pairs(engine, pairs, key_counts[i], 42 + i);
+      const auto t = engine.time_reduce(sum_and_count_by_key(p, pairs), 5);
+      const double bytes_per_s = 16.0 * static_cast<double>(pairs) / t.best_seconds;
+      std::printf("reduce_by_key %zu pairs, %llu keys (%s): best %.2f ms, median %.2f ms, %.2f G pairs/s, %.1f GB/s = %.2f of "
+                  "device memory bound; copy in %.1f ms (%.2f of H2D bound)\n",
+                  pairs, static_cast<unsigned long long>(key_counts[i]), strategy_name(t.strategy), t.best_seconds * 1e3,
+                  t.median_seconds * 1e3, static_cast<double>(pairs) / t.best_seconds / 1e9, bytes_per_s / 1e9, bytes_per_s / d2d,
+                  t.copy_seconds * 1e3, 16.0 * static_cast<double>(pairs) / t.copy_seconds / h2d);
+      json << "    {\"pairs\": " << pairs << ", \"distinct_keys\": " << key_counts[i] << ", \"groups\": " << t.groups
+           << ", \"strategy\": \"" << strategy_name(t.strategy) << "\", \"best_seconds\": " << t.best_seconds
+           << ", \"median_seconds\": " << t.median_seconds << ", \"bytes_per_s\": " << bytes_per_s
+           << ", \"fraction_of_device_memory_bound\": " << bytes_per_s / d2d << ", \"copy_seconds\": " << t.copy_seconds << "}"
+           << (i < 2 ? ",\n" : "\n");
+    }
+    json << "  ],\n";
+
+    // Window slide cost against window length.
+    json << "  \"window_slide\": [\n";
+    const size_t pane_rows = 1'000'000;
+    const Pairs pane_data = make_pairs(engine, pane_rows * 4, 100'000, 7);
+    const size_t lengths[] = {2, 4, 8, 16, 32, 64};
+    for (size_t li = 0; li < 6; ++li) {
+      const size_t panes = lengths[li];
+      GroupedInput batch = sum_and_count_by_key(pane_data, pane_rows);
+      auto window = engine.make_window(batch.folds, 1, panes, true);
+      std::vector<double> slide_seconds;
+      for (size_t s = 0; s < panes + 10; ++s) {
+        GroupedInput b = batch;
+        const size_t offset = (s % 4) * pane_rows;
+        b.keys[0].values = static_cast<const int64_t*>(pane_data.keys.get()) + offset;
+        b.folds[0].input.values = static_cast<const int64_t*>(pane_data.values.get()) + offset;
+        window->add_batch(b, false);
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto result = window->slide();
+        if (s >= panes) slide_seconds.push_back(seconds_since(t0));  // a full window: steady state
+      }
+      std::sort(slide_seconds.begin(), slide_seconds.end());
+      const double median = slide_seconds[slide_seconds.size() / 2];
+      std::printf("window slide, sum+count, 100k keys, 1M records per pane, %zu slides per window: median %.3f ms\n", panes,
+                  median * 1e3);
+      json << "    {\"slides_per_window\": " << panes << ", \"median_slide_seconds\": " << median << "}" << (li < 5 ? ",\n" : "\n");
+    }
+    json << "  ],\n";
+
+    // Word count from pinned host memory, end to end.
+    {
+      const size_t bytes_wanted = text_mib << 20;
+      std::vector<std::string> vocabulary;
+      uint64_t state = 3;
+      for (int w = 0; w < 50'000; ++w) {
+        std::string word;
+        for (size_t i = 3 + splitmix(state) % 8; i > 0; --i) word += static_cast<char>('a' + splitmix(state) % 26);
+        vocabulary.push_back(word);
+      }
+      auto chars_buf = engine.allocate_pinned(bytes_wanted + 64);
+      std::vector<int32_t> offsets_host{0};
+      char* chars = static_cast<char*>(chars_buf.get());
+      size_t at = 0;
+      while (at + 80 < bytes_wanted) {  // lines of about 8 words
+        for (int w = 0; w < 8; ++w) {
+          const std::string& word = vocabulary[splitmix(state) % vocabulary.size()];
+          std::memcpy(chars + at, word.data(), word.size());
+          at += word.size();
+          chars[at++] = ' ';
+        }
+        offsets_host.push_back(static_cast<int32_t>(at));
+      }
+      auto offsets_buf = engine.allocate_pinned(offsets_host.size() * sizeof(int32_t));
+      std::memcpy(offsets_buf.get(), offsets_host.data(), offsets_host.size() * sizeof(int32_t));
+      const size_t lines = offsets_host.size() - 1;
+      std::vector<double> runs;
+      size_t distinct = 0;
+      for (int r = 0; r < 6; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto counts = engine.count_words(chars, static_cast<const int32_t*>(offsets_buf.get()), lines);
+        if (r > 0) runs.push_back(seconds_since(t0));
+        distinct = counts.counts.size();
+      }
+      std::sort(runs.begin(), runs.end());
+      const double bytes = static_cast<double>(at + offsets_host.size() * sizeof(int32_t));
+      const double rate = bytes / runs.front();
+      std::printf("word count, %.0f MiB of text from pinned memory, %zu distinct words: best %.1f ms, %.1f GB/s = %.2f of "
+                  "pinned H2D bound\n",
+                  static_cast<double>(at) / (1 << 20), distinct, runs.front() * 1e3, rate / 1e9, rate / h2d);
+      json << "  \"word_count\": {\"text_bytes\": " << at << ", \"lines\": " << lines << ", \"distinct_words\": " << distinct
+           << ", \"best_seconds\": " << runs.front() << ", \"bytes_per_s\": " << rate
+           << ", \"fraction_of_host_to_device_bound\": " << rate / h2d << "},\n";
+    }
+
+    // Small batches: 10k records end to end (copy in, reduce, results out), per batch.
+    {
+      const Pairs small = make_pairs(engine, 10'000, 1'000, 5);
+      const GroupedInput in = sum_and_count_by_key(small, 10'000);
+      std::vector<double> runs;
+      for (int r = 0; r < 200; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        engine.reduce(in);
+        if (r >= 20) runs.push_back(seconds_since(t0));
+      }
+      std::sort(runs.begin(), runs.end());
+      const double median = runs[runs.size() / 2], p99 = runs[runs.size() * 99 / 100];
+      std::printf("small batch, 10k records, 1k keys, end to end: median %.3f ms, p99 %.3f ms (1 ms interval %s)\n",
+                  median * 1e3, p99 * 1e3, p99 < 1e-3 ? "sustainable" : "NOT sustainable");
+      json << "  \"small_batch\": {\"records\": 10000, \"median_seconds\": " << median << ", \"p99_seconds\": " << p99 << "}\n";
+    }
+    json << "}\n";
+    std::ofstream(out_path) << json.str();
+    std::printf("wrote %s\n", out_path.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpu: %s\n", e.what());
+    return 1;
+  }
+}
