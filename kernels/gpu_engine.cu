@@ -195,6 +195,23 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
 
 namespace {
 
+/// Reduces a batch of host columns on the device: the groups stay there; keys and first rows
+/// come back when @p want_groups.
+DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, const GroupedInput& host_input, bool want_groups,
+                                    BatchGroups& out) {
+  DeviceArray<char> block;
+  const GroupedInput in = im.upload(host_input, block);
+  DeviceGroups<CudaExec> groups = grouped_reduce_in_place(exec, in);
+  out.key_collisions = groups.key_collisions;
+  if (want_groups) {
+    out.keys.resize(groups.groups);
+    out.first_row.resize(groups.groups);
+    exec.to_host(out.keys.data(), groups.key.data(), groups.groups * sizeof(uint64_t));
+    exec.to_host(out.first_row.data(), groups.first_row.data(), groups.groups * sizeof(int64_t));
+  }
+  return groups;
+}
+
 class DeviceWindow final : public DeviceEngine::Window {
  public:
   DeviceWindow(DeviceEngine::Impl& im, std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible)
@@ -202,18 +219,8 @@ class DeviceWindow final : public DeviceEngine::Window {
 
   BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) override {
     return checked("window pane", im_.stream, [&] {
-      DeviceArray<char> block;
-      const GroupedInput in = im_.upload(host_input, block);
-      DeviceGroups<CudaExec> groups = grouped_reduce_in_place(exec_, in);
       BatchGroups out;
-      out.key_collisions = groups.key_collisions;
-      if (want_groups) {
-        out.keys.resize(groups.groups);
-        out.first_row.resize(groups.groups);
-        exec_.to_host(out.keys.data(), groups.key.data(), groups.groups * sizeof(uint64_t));
-        exec_.to_host(out.first_row.data(), groups.first_row.data(), groups.groups * sizeof(int64_t));
-      }
-      ring_.add(std::move(groups));
+      ring_.add(reduce_batch(im_, exec_, host_input, want_groups, out));
       return out;
     });
   }
@@ -232,6 +239,26 @@ class DeviceWindow final : public DeviceEngine::Window {
   CudaExec exec_;
   size_t fold_count_;
   DeviceWindowRing<CudaExec> ring_;
+};
+
+class DeviceState final : public DeviceEngine::RunningState {
+ public:
+  DeviceState(DeviceEngine::Impl& im, const std::vector<FoldView>& folds, size_t records_fold, size_t expire_after)
+      : im_(im), exec_(im.pool, im.stream), state_(exec_, folds, records_fold, expire_after) {}
+
+  BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) override {
+    return checked("update_state_by_key", im_.stream, [&] {
+      BatchGroups out;
+      const DevicePartial<CudaExec>& s = state_.update(reduce_batch(im_, exec_, host_input, want_groups, out));
+      download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
+      return out;
+    });
+  }
+
+ private:
+  DeviceEngine::Impl& im_;
+  CudaExec exec_;
+  DeviceRunningState<CudaExec> state_;
 };
 
 }  // namespace
@@ -283,6 +310,11 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
     t.median_seconds = runs[runs.size() / 2];
     return t;
   });
+}
+
+std::unique_ptr<DeviceEngine::RunningState> DeviceEngine::make_running_state(std::vector<FoldView> folds, size_t records_fold,
+                                                                            size_t expire_after) {
+  return std::make_unique<DeviceState>(*impl_, folds, records_fold, expire_after);
 }
 
 MemoryStats DeviceEngine::memory() const {

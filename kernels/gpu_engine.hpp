@@ -65,6 +65,18 @@ class DeviceEngine {
   /// @p folds: the batch folds; @p records_fold: index of the CountRows fold.
   std::unique_ptr<Window> make_window(std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible);
 
+  /// Running per-key state (update_state_by_key) kept on the device.
+  class RunningState {
+   public:
+    virtual ~RunningState() = default;
+    /// Folds a batch (host columns) into the state and copies the whole state to the host
+    /// into @p state (accumulators: the batch folds, then each key's last batch). Returns
+    /// the batch's keys and first rows when @p want_groups.
+    virtual BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) = 0;
+  };
+  /// @p expire_after: batches without a record after which a key is dropped (0: never).
+  std::unique_ptr<RunningState> make_running_state(std::vector<FoldView> folds, size_t records_fold, size_t expire_after);
+
   MemoryStats memory() const;
 
   /// Page-locked host memory: inputs that already live there are copied to the device

@@ -221,6 +221,24 @@ TEST_P(CudaVersusCpu, WindowSlidesOnTheDeviceAgree) {
   }
 }
 
+TEST_P(CudaVersusCpu, RunningStateOnTheDeviceAgrees) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 200000);
+  const KeyedAggregation plan = every_aggregate(GetParam().kind);
+  const Schema schema = random_table(GetParam().kind, 0, 0).schema();
+  for (size_t expire : {size_t{0}, size_t{2}}) {
+    auto on_cpu = cpu->make_state_aggregation(plan, schema, expire);
+    auto on_gpu = gpu->make_state_aggregation(plan, schema, expire);
+    for (uint64_t batch = 0; batch < 6; ++batch) {
+      const Table t = random_table(GetParam().kind, batch == 3 ? 0 : rows / (1 + batch % 2), 1000 + batch);
+      SCOPED_TRACE("expire " + std::to_string(expire) + " batch " + std::to_string(batch));
+      expect_same_table(on_cpu->update(t), on_gpu->update(t));
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Inputs, CudaVersusCpu,
                          ::testing::Values(Case{KeyKind::FewInts, 0}, Case{KeyKind::FewInts, 1}, Case{KeyKind::FewInts, 4097},
                                            Case{KeyKind::FewInts, 3000001}, Case{KeyKind::ManyInts, 7},

@@ -504,3 +504,60 @@ INSTANTIATE_TEST_SUITE_P(Aggregates, WindowRingOnHost, ::testing::Bool(),
 
 }  // namespace
 }  // namespace sluice::gpu
+
+namespace sluice::gpu {
+namespace {
+
+/// Running state on the device (run here on the host) against a map updated batch by batch:
+/// sums and counts since the start, keys expiring after `expire` batches without a record.
+TEST(RunningStateOnHost, EveryBatchMatchesAMapWithExpiry) {
+  for (size_t expire : {size_t{0}, size_t{1}, size_t{3}}) {
+    std::mt19937_64 rng(expire + 17);
+    HostExec exec;
+    FoldView sum, records;
+    sum.op = kFoldSum;
+    records.op = kFoldCountRows;
+    const std::vector<FoldView> folds{sum, records};
+    DeviceRunningState<HostExec> state(exec, folds, 1, expire);
+    struct Entry {
+      int64_t sum = 0, count = 0;
+      size_t last_seen = 0;
+    };
+    std::map<int64_t, Entry> want;
+    for (size_t batch = 1; batch <= 15; ++batch) {
+      const size_t rows = batch % 5 == 0 ? 0 : rng() % 200;
+      std::vector<int64_t> k(rows), v(rows);
+      for (size_t r = 0; r < rows; ++r) {
+        k[r] = static_cast<int64_t>(batch / 4 * 5 + rng() % 10);  // keys drift, so old ones expire
+        v[r] = static_cast<int64_t>(rng() % 100);
+        Entry& e = want[k[r]];
+        e.sum += v[r];
+        e.count++;
+        e.last_seen = batch;
+      }
+      if (expire > 0)
+        for (auto it = want.begin(); it != want.end();) it = batch - it->second.last_seen >= expire ? want.erase(it) : std::next(it);
+      TestColumn key = int64_column(k), value = int64_column(v);
+      GroupedInput in;
+      in.rows = rows;
+      in.keys = {key.view()};
+      in.folds = folds;
+      in.folds[0].input = value.view();
+      const DevicePartial<HostExec>& got = state.update(grouped_reduce_in_place(exec, in));
+      std::vector<uint64_t> keys, acc;
+      download_partial(exec, got, state.fold_count(), keys, acc);
+      SCOPED_TRACE("expire " + std::to_string(expire) + " batch " + std::to_string(batch));
+      ASSERT_EQ(keys.size(), want.size());
+      for (size_t g = 0; g < keys.size(); ++g) {
+        const auto it = want.find(static_cast<int64_t>(keys[g]));
+        ASSERT_NE(it, want.end());
+        EXPECT_EQ(static_cast<int64_t>(acc[g]), it->second.sum);
+        EXPECT_EQ(static_cast<int64_t>(acc[keys.size() + g]), it->second.count);
+        EXPECT_EQ(acc[2 * keys.size() + g], it->second.last_seen);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::gpu

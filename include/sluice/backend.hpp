@@ -76,6 +76,15 @@ class WindowAggregation {
   virtual Table slide() = 0;
 };
 
+/// @brief The running state of one update_state_by_key with built-in aggregates: each batch
+/// updates it and returns the whole state, finalized. A key with no record for
+/// expire_after_batches batches leaves it (0: never).
+class StateAggregation {
+ public:
+  virtual ~StateAggregation() = default;
+  virtual Table update(const Table& batch) = 0;
+};
+
 /// @brief Columnar operations of one backend.
 class ExecutionBackend {
  public:
@@ -96,6 +105,10 @@ class ExecutionBackend {
   /// tables combined with this backend's combine_partials.
   virtual std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                                      size_t panes);
+  /// Running state over batches of @p input. By default the state is a partial table
+  /// combined with this backend's combine_partials.
+  virtual std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                                   size_t expire_after_batches);
 };
 
 /// @brief The host backend (always available).

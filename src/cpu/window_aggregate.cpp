@@ -84,23 +84,21 @@ class AggregateWindowNode final : public StreamNode {
   std::unique_ptr<WindowAggregation> state_;
 };
 
-class AggregateStateNode final : public StreamNode {
+/// The state as a partial table, combined on @p backend; last-seen batches on the host.
+class PartialTableState final : public StateAggregation {
  public:
-  AggregateStateNode(StreamNode::Ptr parent, KeyedAggregation plan, size_t expire_after_batches)
-      : StreamNode("update_state_by_key", plan.result_schema(parent->schema()), parent->slide(), {parent}),
+  PartialTableState(ExecutionBackend& backend, KeyedAggregation plan, const Schema& input, size_t expire_after_batches)
+      : backend_(backend),
         plan_(std::move(plan)),
         key_columns_(plan_.keys.size()),
         expire_after_(expire_after_batches),
-        state_(Table::empty(plan_.partial_schema(parent->schema()))) {
+        state_(Table::empty(plan_.partial_schema(input))) {
     for (size_t i = 0; i < key_columns_.size(); ++i) key_columns_[i] = i;  // keys lead partial tables
   }
 
-  std::optional<Table> compute(StepContext& ctx) override {
-    const Table* t = parent_output(0);
-    if (!t) return std::nullopt;
+  Table update(const Table& input) override {
     ++batch_;
-    ExecutionBackend& backend = *ctx.backend;
-    Table batch = backend.aggregate_partials(*t, plan_);
+    Table batch = backend_.aggregate_partials(input, plan_);
     // Which state rows the batch touched: partial tables lead with the keys, state keys are
     // distinct, so in the grouping of (state rows, batch rows) a state row's group is its index.
     const size_t old_rows = state_.num_rows();
@@ -113,7 +111,7 @@ class AggregateStateNode final : public StreamNode {
     }
     const Table* parts[] = {&state_, &batch};
     const int signs[] = {+1, +1};
-    state_ = backend.combine_partials(parts, signs, plan_);
+    state_ = backend_.combine_partials(parts, signs, plan_);
     if (expire_after_ > 0) {
       std::vector<int64_t> keep;
       std::vector<size_t> kept_seen;
@@ -128,10 +126,11 @@ class AggregateStateNode final : public StreamNode {
         last_seen_ = std::move(kept_seen);
       }
     }
-    return backend.finalize(state_, plan_);
+    return backend_.finalize(state_, plan_);
   }
 
  private:
+  ExecutionBackend& backend_;
   KeyedAggregation plan_;
   std::vector<size_t> key_columns_;
   size_t expire_after_;
@@ -140,11 +139,38 @@ class AggregateStateNode final : public StreamNode {
   Table state_;
 };
 
+class AggregateStateNode final : public StreamNode {
+ public:
+  AggregateStateNode(StreamNode::Ptr parent, KeyedAggregation plan, size_t expire_after_batches)
+      : StreamNode("update_state_by_key", plan.result_schema(parent->schema()), parent->slide(), {parent}),
+        plan_(std::move(plan)),
+        input_schema_(parent->schema()),
+        expire_after_(expire_after_batches) {}
+
+  std::optional<Table> compute(StepContext& ctx) override {
+    const Table* t = parent_output(0);
+    if (!t) return std::nullopt;
+    if (!state_) state_ = ctx.backend->make_state_aggregation(plan_, input_schema_, expire_after_);
+    return state_->update(*t);
+  }
+
+ private:
+  KeyedAggregation plan_;
+  Schema input_schema_;
+  size_t expire_after_;
+  std::unique_ptr<StateAggregation> state_;
+};
+
 }  // namespace
 
 std::unique_ptr<WindowAggregation> ExecutionBackend::make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                                              size_t panes) {
   return std::make_unique<PartialTableWindow>(*this, plan, input, panes);
+}
+
+std::unique_ptr<StateAggregation> ExecutionBackend::make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                                           size_t expire_after_batches) {
+  return std::make_unique<PartialTableState>(*this, plan, input, expire_after_batches);
 }
 
 TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide) {

@@ -182,99 +182,158 @@ bool same_key_value(const Column& a, size_t ra, const Column& b, size_t rb) {
   return x == y || (std::isnan(x) && std::isnan(y));
 }
 
-class CudaBackend;
-
-/// reduceByKeyAndWindow with panes on the device. Keys travel as 64-bit keys: exactly for a
-/// single non-null integer key, otherwise hashed, with a host dictionary from hash to key
-/// values that only new keys enter (and that a collision cannot slip past).
-class DeviceWindowAggregation final : public WindowAggregation {
+/// Key values of state kept on the device, where keys travel as 64-bit keys: exactly for a
+/// single non-null integer key (the value is the key), otherwise hashed, with a host
+/// dictionary from hash to key values that only new keys enter and that a collision cannot
+/// slip past.
+class DeviceKeys {
  public:
-  DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
-                          size_t panes)
-      : engine_(engine), cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
-        resolved_(resolve_plan(plan_, input)) {
-    exact_keys_ = resolved_.keys.size() == 1 && !input[resolved_.keys[0]].nullable &&
-                  (input[resolved_.keys[0]].type == TypeId::Int64 || input[resolved_.keys[0]].type == TypeId::Int32 ||
-                   input[resolved_.keys[0]].type == TypeId::Bool);
-    const Table empty = Table::empty(input);
-    fold_plan_ = input_folds(plan_, resolved_, empty);
-    window_ = engine_.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible());
-    for (size_t k = 0; k < resolved_.keys.size(); ++k) key_store_.push_back(Column::make_for(partial_schema_[k]));
+  DeviceKeys(const Schema& partial_schema, const ResolvedPlan& resolved, const Schema& input) : resolved_(resolved) {
+    const Field& first = input[resolved.keys.empty() ? 0 : resolved.keys[0]];
+    exact_ = resolved.keys.size() == 1 && !first.nullable &&
+             (first.type == TypeId::Int64 || first.type == TypeId::Int32 || first.type == TypeId::Bool);
+    for (size_t k = 0; k < resolved.keys.size(); ++k) store_.push_back(Column::make_for(partial_schema[k]));
   }
 
-  void add_batch(const Table& batch) override {
-    gpu::GroupedInput in;
-    in.rows = batch.num_rows();
+  bool exact() const { return exact_; }
+
+  /// The key columns of @p batch for the device, checked against the schema.
+  std::vector<gpu::ColumnView> views(const Table& batch, std::string_view op) const {
+    std::vector<gpu::ColumnView> out;
     for (size_t k : resolved_.keys) {
       const Column& key = batch.column(k);
-      SLUICE_EXPECTS(!exact_keys_ || key.null_count() == 0,
-                     "reduce_by_key_and_window: key field '" + batch.schema()[k].name + "' is declared not nullable but holds nulls");
-      in.keys.push_back(host_view(key));
+      SLUICE_EXPECTS(!exact_ || key.null_count() == 0, std::string(op) + ": key field '" + batch.schema()[k].name +
+                                                           "' is declared not nullable but holds nulls");
+      out.push_back(host_view(key));
     }
-    in.folds = input_folds(plan_, resolved_, batch).folds;
-    in.force_hashed_keys = !exact_keys_;
-    const gpu::BatchGroups groups = window_->add_batch(in, !exact_keys_);
-    SLUICE_EXPECTS(groups.key_collisions == 0, "reduce_by_key_and_window: " + std::to_string(groups.key_collisions) +
-                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
-    for (size_t g = 0; g < groups.keys.size(); ++g) remember_key(groups.keys[g], batch, static_cast<size_t>(groups.first_row[g]));
+    return out;
   }
 
-  Table slide() override {
-    const gpu::WindowGroups w = window_->slide();
-    const size_t groups = w.groups();
-    std::vector<Column> keys;
-    if (exact_keys_) {
-      Column key(partial_schema_[0].type);
-      key.reserve(groups);
-      for (uint64_t k : w.keys) {
+  /// Records the key values of a batch's groups (hashed keys only).
+  void remember(const gpu::BatchGroups& groups, const Table& batch, std::string_view op) {
+    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
+                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    for (size_t g = 0; g < groups.keys.size(); ++g) {
+      const size_t row = static_cast<size_t>(groups.first_row[g]);
+      auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
+      for (size_t k = 0; k < resolved_.keys.size(); ++k) {
+        const Column& column = batch.column(resolved_.keys[k]);
+        if (inserted) store_[k].append_from(column, row);
+        else
+          SLUICE_EXPECTS(same_key_value(store_[k], static_cast<size_t>(it->second), column, row),
+                         std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+      }
+    }
+  }
+
+  /// Key columns for the 64-bit keys @p keys; keys not among them leave the dictionary once
+  /// it has grown to twice their number.
+  std::vector<Column> columns(const std::vector<uint64_t>& keys, const Schema& partial_schema) {
+    std::vector<Column> out;
+    if (exact_) {
+      Column key(partial_schema[0].type);
+      key.reserve(keys.size());
+      for (uint64_t k : keys) {
         const auto v = static_cast<int64_t>(k);
         if (key.type() == TypeId::Int64) key.append<int64_t>(v);
         else if (key.type() == TypeId::Int32) key.append<int32_t>(static_cast<int32_t>(v));
         else key.append<uint8_t>(static_cast<uint8_t>(v));
       }
-      keys.push_back(std::move(key));
-    } else {
-      std::vector<int64_t> rows;
-      rows.reserve(groups);
-      for (uint64_t k : w.keys) rows.push_back(key_row_.at(k));
-      for (const Column& c : key_store_) keys.push_back(c.gather(rows));
-      forget_keys_outside(w.keys, keys);
+      out.push_back(std::move(key));
+      return out;
     }
-    const std::vector<size_t> rows = all_rows(groups);
-    const Table partials = partial_table(partial_schema_, std::move(keys), fold_plan_, w.accumulators.data(), groups, rows);
-    return cpu_.finalize(partials, plan_);
+    std::vector<int64_t> rows;
+    rows.reserve(keys.size());
+    for (uint64_t k : keys) rows.push_back(row_of_.at(k));
+    for (const Column& c : store_) out.push_back(c.gather(rows));
+    if (row_of_.size() > 2 * keys.size() + 1024) {
+      row_of_.clear();
+      store_ = out;
+      for (size_t g = 0; g < keys.size(); ++g) row_of_.emplace(keys[g], static_cast<int64_t>(g));
+    }
+    return out;
   }
 
  private:
-  void remember_key(uint64_t key, const Table& batch, size_t row) {
-    auto [it, inserted] = key_row_.emplace(key, static_cast<int64_t>(key_store_[0].size()));
-    if (inserted) {
-      for (size_t k = 0; k < resolved_.keys.size(); ++k) key_store_[k].append_from(batch.column(resolved_.keys[k]), row);
-      return;
-    }
-    for (size_t k = 0; k < resolved_.keys.size(); ++k)
-      SLUICE_EXPECTS(same_key_value(key_store_[k], static_cast<size_t>(it->second), batch.column(resolved_.keys[k]), row),
-                     "reduce_by_key_and_window: two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+  ResolvedPlan resolved_;
+  bool exact_ = false;
+  std::unordered_map<uint64_t, int64_t> row_of_;
+  std::vector<Column> store_;
+};
+
+/// The device input of a batch: its key columns and the plan's folds.
+gpu::GroupedInput batch_input(const Table& batch, const KeyedAggregation& plan, const ResolvedPlan& resolved, const DeviceKeys& keys,
+                              std::string_view op) {
+  gpu::GroupedInput in;
+  in.rows = batch.num_rows();
+  in.keys = keys.views(batch, op);
+  in.folds = input_folds(plan, resolved, batch).folds;
+  in.force_hashed_keys = !keys.exact();
+  return in;
+}
+
+/// reduceByKeyAndWindow with the panes on the device.
+class DeviceWindowAggregation final : public WindowAggregation {
+ public:
+  DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
+                          size_t panes)
+      : cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)), resolved_(resolve_plan(plan_, input)),
+        keys_(partial_schema_, resolved_, input), fold_plan_(input_folds(plan_, resolved_, Table::empty(input))),
+        window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
+
+  void add_batch(const Table& batch) override {
+    constexpr std::string_view op = "reduce_by_key_and_window";
+    const gpu::BatchGroups groups = window_->add_batch(batch_input(batch, plan_, resolved_, keys_, op), !keys_.exact());
+    keys_.remember(groups, batch, op);
   }
 
-  /// Keys that left the window leave the dictionary once it has grown to twice the window.
-  void forget_keys_outside(const std::vector<uint64_t>& window_keys, const std::vector<Column>& window_key_columns) {
-    if (key_row_.size() <= 2 * window_keys.size() + 1024) return;
-    key_row_.clear();
-    key_store_ = window_key_columns;
-    for (size_t g = 0; g < window_keys.size(); ++g) key_row_.emplace(window_keys[g], static_cast<int64_t>(g));
+  Table slide() override {
+    const gpu::WindowGroups w = window_->slide();
+    const std::vector<size_t> rows = all_rows(w.groups());
+    return cpu_.finalize(partial_table(partial_schema_, keys_.columns(w.keys, partial_schema_), fold_plan_, w.accumulators.data(),
+                                       w.groups(), rows),
+                         plan_);
   }
 
-  gpu::DeviceEngine& engine_;
+ private:
   ExecutionBackend& cpu_;
   KeyedAggregation plan_;
   Schema partial_schema_;
   ResolvedPlan resolved_;
-  bool exact_keys_ = false;
+  DeviceKeys keys_;
   FoldPlan fold_plan_;
   std::unique_ptr<gpu::DeviceEngine::Window> window_;
-  std::unordered_map<uint64_t, int64_t> key_row_;
-  std::vector<Column> key_store_;
+};
+
+/// update_state_by_key with the state on the device; the whole state is finalized every batch.
+class DeviceStateAggregation final : public StateAggregation {
+ public:
+  DeviceStateAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
+                         size_t expire_after_batches)
+      : cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)), resolved_(resolve_plan(plan_, input)),
+        keys_(partial_schema_, resolved_, input), fold_plan_(input_folds(plan_, resolved_, Table::empty(input))),
+        state_(engine.make_running_state(fold_plan_.folds, fold_plan_.records_fold, expire_after_batches)) {}
+
+  Table update(const Table& batch) override {
+    constexpr std::string_view op = "update_state_by_key";
+    gpu::WindowGroups s;
+    const gpu::BatchGroups groups = state_->update(batch_input(batch, plan_, resolved_, keys_, op), !keys_.exact(), s);
+    keys_.remember(groups, batch, op);
+    const std::vector<size_t> rows = all_rows(s.groups());
+    // The state's accumulators are the batch folds, then each key's last batch (not a field).
+    return cpu_.finalize(partial_table(partial_schema_, keys_.columns(s.keys, partial_schema_), fold_plan_, s.accumulators.data(),
+                                       s.groups(), rows),
+                         plan_);
+  }
+
+ private:
+  ExecutionBackend& cpu_;
+  KeyedAggregation plan_;
+  Schema partial_schema_;
+  ResolvedPlan resolved_;
+  DeviceKeys keys_;
+  FoldPlan fold_plan_;
+  std::unique_ptr<gpu::DeviceEngine::RunningState> state_;
 };
 
 class CudaBackend final : public ExecutionBackend {
@@ -348,6 +407,11 @@ class CudaBackend final : public ExecutionBackend {
   std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                              size_t panes) override {
     return std::make_unique<DeviceWindowAggregation>(engine_, *cpu_, plan, input, panes);
+  }
+
+  std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                           size_t expire_after_batches) override {
+    return std::make_unique<DeviceStateAggregation>(engine_, *cpu_, plan, input, expire_after_batches);
   }
 
  private:
