@@ -30,8 +30,8 @@ TableStream join_streams(const TableStream& left, std::vector<std::string> left_
                                              std::to_string(rk.size()) + " right keys");
   // The output schema comes from joining two empty batches, so definition errors surface now.
   const Schema schema = join_tables(Table::empty(left.schema()), lk, Table::empty(right.schema()), rk, kind).schema();
-  return left.transform_with("join", schema, {right}, [lk, rk, kind, schema](std::span<const Table* const> in, StepContext&) {
-    return join_tables(*in[0], lk, *in[1], rk, kind).with_schema(schema);
+  return left.transform_with("join", schema, {right}, [lk, rk, kind, schema](std::span<const Table* const> in, StepContext& ctx) {
+    return ctx.backend->join(*in[0], lk, *in[1], rk, kind).with_schema(schema);
   });
 }
 

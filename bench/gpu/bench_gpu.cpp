@@ -3,7 +3,8 @@
 //    device-resident, against the device-to-device copy bandwidth;
 //  - the cost of one window slide (sum and count, 100k keys) for windows of 2 to 64 slides;
 //  - word count end to end from pinned host memory, against the pinned host-to-device rate;
-//  - small batches (10k records, the 1 ms interval case) end to end, per batch.
+//  - small batches (10k records, the 1 ms interval case) end to end, per batch, with the
+//    kernel launches of one batch counted through CUPTI.
 // Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M]
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,10 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <atomic>
+
+#include <cupti.h>
 
 #include "device_runtime.hpp"
 #include "gpu_engine.hpp"
@@ -39,6 +44,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 const char* strategy_name(sluice::gpu::GroupStrategy s) {
   return s == sluice::gpu::GroupStrategy::Hash ? "hash" : s == sluice::gpu::GroupStrategy::Sort ? "sort" : "auto";
 }
+
+/// Counts kernel launches (every runtime launch ends in one of these driver calls).
+class LaunchCounter {
+ public:
+  LaunchCounter() {
+    check(cuptiSubscribe(&subscriber_, reinterpret_cast<CUpti_CallbackFunc>(&on_call), this), "cuptiSubscribe");
+    for (CUpti_CallbackId id : {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
+                                CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz})
+      check(cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, id), "cuptiEnableCallback");
+  }
+  ~LaunchCounter() { cuptiUnsubscribe(subscriber_); }
+  uint64_t launches() const { return launches_.load(); }
+
+ private:
+  static void check(CUptiResult r, const char* call) {
+    if (r != CUPTI_SUCCESS) {
+      const char* text = nullptr;
+      cuptiGetResultString(r, &text);
+      throw sluice::Error(std::string("CUPTI ") + call + ": " + (text ? text : "unknown error"));
+    }
+  }
+  static void CUPTIAPI on_call(void* self, CUpti_CallbackDomain, CUpti_CallbackId, const CUpti_CallbackData* data) {
+    if (data->callbackSite == CUPTI_API_ENTER) static_cast<LaunchCounter*>(self)->launches_.fetch_add(1);
+  }
+  CUpti_SubscriberHandle subscriber_ = nullptr;
+  std::atomic<uint64_t> launches_{0};
+};
 
 struct Pairs {
   std::shared_ptr<void> keys, values;
@@ -216,9 +248,17 @@ int main(int argc, char** argv) {
       }
       std::sort(runs.begin(), runs.end());
       const double median = runs[runs.size() / 2], p99 = runs[runs.size() * 99 / 100];
-      std::printf("small batch, 10k records, 1k keys, end to end: median %.3f ms, p99 %.3f ms (1 ms interval %s)\n",
-                  median * 1e3, p99 * 1e3, p99 < 1e-3 ? "sustainable" : "NOT sustainable");
-      json << "  \"small_batch\": {\"records\": 10000, \"median_seconds\": " << median << ", \"p99_seconds\": " << p99 << "}\n";
+      uint64_t launches = 0;
+      {
+        LaunchCounter counter;
+        engine.reduce(in);
+        launches = counter.launches();
+      }
+      std::printf("small batch, 10k records, 1k keys, end to end: median %.3f ms, p99 %.3f ms (1 ms interval %s), %llu kernel "
+                  "launches per batch\n",
+                  median * 1e3, p99 * 1e3, p99 < 1e-3 ? "sustainable" : "NOT sustainable", static_cast<unsigned long long>(launches));
+      json << "  \"small_batch\": {\"records\": 10000, \"median_seconds\": " << median << ", \"p99_seconds\": " << p99
+           << ", \"kernel_launches_per_batch\": " << launches << "}\n";
     }
     json << "}\n";
     std::ofstream(out_path) << json.str();

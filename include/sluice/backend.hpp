@@ -66,6 +66,9 @@ struct KeyedAggregation {
   bool invertible() const;
 };
 
+/// @brief Joins within a batch: rows of @p left and @p right whose key fields are equal.
+enum class JoinKind { Inner, LeftOuter, RightOuter, FullOuter };
+
 /// @brief The state of one reduceByKeyAndWindow with built-in aggregates: batches go into
 /// the open pane; a slide closes it and returns the window's finalized results. The CPU keeps
 /// panes as partial tables; the CUDA backend keeps them in device memory.
@@ -109,6 +112,9 @@ class ExecutionBackend {
   /// combined with this backend's combine_partials.
   virtual std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                                    size_t expire_after_batches);
+  /// Joins within a batch (see join_tables, which is the default).
+  virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
+                     JoinKind kind);
 };
 
 /// @brief The host backend (always available).
@@ -130,8 +136,6 @@ struct Grouping {
 };
 Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
 
-/// @brief Joins within a batch: rows of @p left and @p right whose key fields are equal.
-enum class JoinKind { Inner, LeftOuter, RightOuter, FullOuter };
 
 /// @brief Result fields: left keys, then left's other fields, then right's other fields
 /// (nullable where the join is outer on the other side). Key fields of a right-only row come

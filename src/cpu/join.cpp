@@ -280,4 +280,9 @@ Table group_by_key_table(const Table& input, std::span<const size_t> key_columns
   return Table(Schema(std::move(fields)), std::move(columns));
 }
 
+Table ExecutionBackend::join(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                             std::span<const size_t> right_keys, JoinKind kind) {
+  return join_tables(left, left_keys, right, right_keys, kind);
+}
+
 }  // namespace sluice
