@@ -11,6 +11,7 @@
 #include "device_window.cuh"
 #include "gpu_engine.hpp"
 #include "grouped_reduce.cuh"
+#include "hash_join.cuh"
 #include "word_count.cuh"
 
 namespace sluice::gpu {
@@ -160,7 +161,7 @@ struct DeviceEngine::Impl {
   uint64_t bytes_copied = 0;
 };
 
-DeviceEngine::DeviceEngine(int device) : impl_(std::make_unique<Impl>(device)) {}
+DeviceEngine::DeviceEngine(int device) : impl_(std::make_shared<Impl>(device)) {}
 DeviceEngine::~DeviceEngine() = default;
 
 const std::string& DeviceEngine::description() const { return impl_->description; }
@@ -193,6 +194,23 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
   });
 }
 
+JoinPairs DeviceEngine::join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,
+                             size_t right_rows, JoinKind kind) {
+  Impl& im = *impl_;
+  return checked("join", im.stream, [&] {
+    GroupedInput left, right;
+    left.rows = left_rows;
+    left.keys = left_keys;
+    right.rows = right_rows;
+    right.keys = right_keys;
+    DeviceArray<char> left_block, right_block;
+    const GroupedInput l = im.upload(left, left_block);
+    const GroupedInput r = im.upload(right, right_block);
+    CudaExec exec(im.pool, im.stream);
+    return join_on_device(exec, l.keys, left_rows, r.keys, right_rows, kind);
+  });
+}
+
 namespace {
 
 /// Reduces a batch of host columns on the device: the groups stay there; keys and first rows
@@ -214,8 +232,8 @@ DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, cons
 
 class DeviceWindow final : public DeviceEngine::Window {
  public:
-  DeviceWindow(DeviceEngine::Impl& im, std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible)
-      : im_(im), exec_(im.pool, im.stream), fold_count_(folds.size()), ring_(exec_, std::move(folds), records_fold, panes, invertible) {}
+  DeviceWindow(std::shared_ptr<DeviceEngine::Impl> im, std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible)
+      : owner_(std::move(im)), im_(*owner_), exec_(im_.pool, im_.stream), fold_count_(folds.size()), ring_(exec_, std::move(folds), records_fold, panes, invertible) {}
 
   BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) override {
     return checked("window pane", im_.stream, [&] {
@@ -235,6 +253,7 @@ class DeviceWindow final : public DeviceEngine::Window {
   }
 
  private:
+  std::shared_ptr<DeviceEngine::Impl> owner_;  // declared first: destroyed last
   DeviceEngine::Impl& im_;
   CudaExec exec_;
   size_t fold_count_;
@@ -243,8 +262,8 @@ class DeviceWindow final : public DeviceEngine::Window {
 
 class DeviceState final : public DeviceEngine::RunningState {
  public:
-  DeviceState(DeviceEngine::Impl& im, const std::vector<FoldView>& folds, size_t records_fold, size_t expire_after)
-      : im_(im), exec_(im.pool, im.stream), state_(exec_, folds, records_fold, expire_after) {}
+  DeviceState(std::shared_ptr<DeviceEngine::Impl> im, const std::vector<FoldView>& folds, size_t records_fold, size_t expire_after)
+      : owner_(std::move(im)), im_(*owner_), exec_(im_.pool, im_.stream), state_(exec_, folds, records_fold, expire_after) {}
 
   BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) override {
     return checked("update_state_by_key", im_.stream, [&] {
@@ -256,6 +275,7 @@ class DeviceState final : public DeviceEngine::RunningState {
   }
 
  private:
+  std::shared_ptr<DeviceEngine::Impl> owner_;  // declared first: destroyed last
   DeviceEngine::Impl& im_;
   CudaExec exec_;
   DeviceRunningState<CudaExec> state_;
@@ -265,7 +285,7 @@ class DeviceState final : public DeviceEngine::RunningState {
 
 std::unique_ptr<DeviceEngine::Window> DeviceEngine::make_window(std::vector<FoldView> folds, size_t records_fold, size_t panes,
                                                                 bool invertible) {
-  return std::make_unique<DeviceWindow>(*impl_, std::move(folds), records_fold, panes, invertible);
+  return std::make_unique<DeviceWindow>(impl_, std::move(folds), records_fold, panes, invertible);
 }
 
 std::shared_ptr<void> DeviceEngine::allocate_pinned(size_t bytes) {
@@ -314,7 +334,7 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
 
 std::unique_ptr<DeviceEngine::RunningState> DeviceEngine::make_running_state(std::vector<FoldView> folds, size_t records_fold,
                                                                             size_t expire_after) {
-  return std::make_unique<DeviceState>(*impl_, folds, records_fold, expire_after);
+  return std::make_unique<DeviceState>(impl_, folds, records_fold, expire_after);
 }
 
 MemoryStats DeviceEngine::memory() const {

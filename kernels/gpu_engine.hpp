@@ -52,6 +52,11 @@ class DeviceEngine {
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
 
+  /// Joins within a batch: the (left row, right row) pairs of rows with equal keys, in the
+  /// CPU backend's order (key columns in host memory).
+  JoinPairs join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,
+                 size_t right_rows, JoinKind kind);
+
   /// A sliding window of per-key partials kept on the device.
   class Window {
    public:
@@ -97,7 +102,10 @@ class DeviceEngine {
   struct Impl;  // defined in gpu_engine.cu
 
  private:
-  std::unique_ptr<Impl> impl_;
+  // Shared with the windows and states it made: they may outlive the engine (a stream
+  // handle can keep an operator alive after its context), and their device memory must be
+  // returned to a live pool on a live stream.
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace sluice::gpu

@@ -72,4 +72,26 @@ struct WordCounts {
   unsigned long long key_collisions = 0;
 };
 
+/// The kinds of join; the values are those of sluice::JoinKind (Inner, LeftOuter, RightOuter,
+/// FullOuter), so the engine can convert with a static_cast.
+enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOuter = 3 };
+
+/// The pairs of a join, on the host: output row o joins left row left_rows[o] with right row
+/// right_rows[o]; -1 stands for the missing side of an outer join.
+struct JoinPairs {
+  std::vector<int64_t> left_rows;
+  std::vector<int64_t> right_rows;
+  /// Output rows [0, rows_with_left) have a left row; the rest (right and full outer joins)
+  /// are right rows without a match, as join_tables lays them out.
+  size_t rows_with_left = 0;
+  /// Candidate pairs whose 64-bit keys were equal but whose key values differed. They were
+  /// dropped, so the pairs are exact regardless; a caller that wants a belt-and-braces
+  /// policy may still redo the batch on the CPU when this is not 0.
+  unsigned long long key_collisions = 0;
+  /// Candidate pairs examined (matched 64-bit keys), including the collisions.
+  size_t candidates = 0;
+  /// Whether the keys were compared as exact 64-bit integers (no hashing, no verification).
+  bool exact_keys = false;
+};
+
 }  // namespace sluice::gpu

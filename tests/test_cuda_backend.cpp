@@ -239,6 +239,22 @@ TEST_P(CudaVersusCpu, RunningStateOnTheDeviceAgrees) {
   }
 }
 
+TEST_P(CudaVersusCpu, JoinsWithinABatchAgree) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  // Many-to-many joins grow with the square of repeated keys: keep the sides small enough.
+  const size_t rows = std::min<size_t>(GetParam().rows, GetParam().kind == KeyKind::ManyInts ? 200000 : 3000);
+  const Table left = random_table(GetParam().kind, rows, 21);
+  const Table right = random_table(GetParam().kind, rows / 2 + 1, 22);
+  std::vector<size_t> keys;
+  for (const std::string& k : every_aggregate(GetParam().kind).keys) keys.push_back(left.schema().index_of(k));
+  for (JoinKind kind : {JoinKind::Inner, JoinKind::LeftOuter, JoinKind::RightOuter, JoinKind::FullOuter}) {
+    SCOPED_TRACE("join kind " + std::to_string(static_cast<int>(kind)));
+    expect_same_table(cpu->join(left, keys, right, keys, kind), gpu->join(left, keys, right, keys, kind));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Inputs, CudaVersusCpu,
                          ::testing::Values(Case{KeyKind::FewInts, 0}, Case{KeyKind::FewInts, 1}, Case{KeyKind::FewInts, 4097},
                                            Case{KeyKind::FewInts, 3000001}, Case{KeyKind::ManyInts, 7},

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "sluice/backend.hpp"
+#include "join_result.hpp"
 
 namespace sluice {
 namespace {
@@ -206,6 +207,14 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
     }
   }
 
+  return join_result(left, left_keys, right, right_keys, kind, left_of_output, right_of_output, rows_with_left);
+}
+
+Table join_result(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
+                  JoinKind kind, std::span<const int64_t> left_of_output, std::span<const int64_t> right_of_output,
+                  size_t rows_with_left) {
+  const bool keep_unmatched_left = kind == JoinKind::LeftOuter || kind == JoinKind::FullOuter;
+  const bool keep_unmatched_right = kind == JoinKind::RightOuter || kind == JoinKind::FullOuter;
   std::vector<Field> fields;
   std::vector<Column> columns;
   // Keys: the left's, except in right-only rows, which carry the right's.
@@ -213,7 +222,7 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
     Field field = left.schema()[left_keys[i]];
     field.nullable = field.nullable || (keep_unmatched_right && right.schema()[right_keys[i]].nullable);
     Column key = gather_or_null(left.column(left_keys[i]),
-                                std::span<const int64_t>(left_of_output).first(rows_with_left), field.nullable);
+                                left_of_output.first(rows_with_left), field.nullable);
     const Column& right_key = right.column(right_keys[i]);
     for (size_t o = rows_with_left; o < right_of_output.size(); ++o)
       key.append_from(right_key, static_cast<size_t>(right_of_output[o]));
@@ -234,6 +243,10 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
     fields.push_back(std::move(field));
   }
   return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+void check_join_keys(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys) {
+  check_key_pairs("join", left, left_keys, right, right_keys);
 }
 
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,

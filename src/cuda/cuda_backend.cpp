@@ -8,12 +8,18 @@
 
 #include "aggregate_plan.hpp"
 #include "gpu_engine.hpp"
+#include "join_result.hpp"
 #include "sluice/backend.hpp"
 #include "sluice/log.hpp"
 
 namespace sluice {
 namespace {
 
+static_assert(static_cast<int32_t>(gpu::JoinKind::Inner) == static_cast<int32_t>(JoinKind::Inner) &&
+                  static_cast<int32_t>(gpu::JoinKind::LeftOuter) == static_cast<int32_t>(JoinKind::LeftOuter) &&
+                  static_cast<int32_t>(gpu::JoinKind::RightOuter) == static_cast<int32_t>(JoinKind::RightOuter) &&
+                  static_cast<int32_t>(gpu::JoinKind::FullOuter) == static_cast<int32_t>(JoinKind::FullOuter),
+              "gpu::JoinKind mirrors sluice::JoinKind");
 static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 == static_cast<int32_t>(TypeId::Int32) &&
                   gpu::kInt64 == static_cast<int32_t>(TypeId::Int64) && gpu::kFloat32 == static_cast<int32_t>(TypeId::Float32) &&
                   gpu::kFloat64 == static_cast<int32_t>(TypeId::Float64) && gpu::kString == static_cast<int32_t>(TypeId::String),
@@ -412,6 +418,18 @@ class CudaBackend final : public ExecutionBackend {
   std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                            size_t expire_after_batches) override {
     return std::make_unique<DeviceStateAggregation>(engine_, *cpu_, plan, input, expire_after_batches);
+  }
+
+  /// The pairs are found on the device (keys hashed and verified there); the result columns
+  /// are gathered on the host, where the batch is.
+  Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
+             JoinKind kind) override {
+    check_join_keys(left, left_keys, right, right_keys);
+    std::vector<gpu::ColumnView> l, r;
+    for (size_t k : left_keys) l.push_back(host_view(left.column(k)));
+    for (size_t k : right_keys) r.push_back(host_view(right.column(k)));
+    const gpu::JoinPairs pairs = engine_.join(l, left.num_rows(), r, right.num_rows(), static_cast<gpu::JoinKind>(kind));
+    return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
   }
 
  private:
