@@ -11,6 +11,7 @@
 #include "device_window.cuh"
 #include "gpu_engine.hpp"
 #include "grouped_reduce.cuh"
+#include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "word_count.cuh"
 
@@ -191,6 +192,50 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
     CudaExec exec(im.pool, im.stream);
     const size_t bytes = lines == 0 ? 0 : static_cast<size_t>(offsets[lines]);
     return sluice::gpu::count_words(exec, in.keys[0].chars, in.keys[0].offsets, lines, bytes, strategy);
+  });
+}
+
+ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
+                                     const std::vector<CsvFieldSpec>& fields, char delimiter, char quote) {
+  Impl& im = *impl_;
+  return checked("parse csv", im.stream, [&] {
+    ColumnView text;
+    text.type = kString;
+    text.offsets = offsets;
+    text.chars = chars;
+    text.validity = line_validity;
+    GroupedInput host;
+    host.rows = lines;
+    host.keys = {text};
+    DeviceArray<char> block;
+    const ColumnView in = im.upload(host, block).keys[0];
+    CudaExec exec(im.pool, im.stream);
+    const CsvParseResult<CudaExec> parsed =
+        parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter, quote, in.validity);
+    ParsedRecords out;
+    out.rows = parsed.rows;
+    out.blank = parsed.blank_count;
+    auto download = [&](auto& vec, const auto& array, size_t n) {
+      vec.resize(n);
+      exec.to_host(vec.data(), array.data(), n * sizeof(vec[0]));
+    };
+    download(out.row_index, parsed.row_index, parsed.rows);
+    download(out.malformed, parsed.malformed, parsed.malformed_count);
+    download(out.needs_host, parsed.needs_host, parsed.needs_host_count);
+    for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) {
+      HostColumnBuffers h;
+      h.type = c.type;
+      h.nullable = c.nullable;
+      if (c.type == kString) {
+        download(h.offsets, c.offsets, parsed.rows + 1);
+        download(h.chars, c.chars, c.char_count);
+      } else {
+        download(h.values, c.values, parsed.rows * value_width(c.type));
+      }
+      if (c.nullable) download(h.validity, c.validity, (parsed.rows + 7) / 8);
+      out.columns.push_back(std::move(h));
+    }
+    return out;
   });
 }
 

@@ -52,6 +52,11 @@ class DeviceEngine {
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
 
+  /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
+  /// the declared @p fields on the device; the parsed columns come back.
+  ParsedRecords parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
+                          const std::vector<CsvFieldSpec>& fields, char delimiter, char quote);
+
   /// Joins within a batch: the (left row, right row) pairs of rows with equal keys, in the
   /// CPU backend's order (key columns in host memory).
   JoinPairs join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,

@@ -94,4 +94,32 @@ struct JoinPairs {
   bool exact_keys = false;
 };
 
+/// A declared CSV field: its type (a ColumnType, never a list) and whether it may be null.
+struct CsvFieldSpec {
+  int32_t type = kString;
+  int32_t nullable = 0;
+};
+
+/// One parsed column on the host, in the Arrow layout.
+struct HostColumnBuffers {
+  int32_t type = kString;
+  bool nullable = false;
+  std::vector<uint8_t> values;
+  std::vector<uint8_t> validity;
+  std::vector<int32_t> offsets;
+  std::vector<char> chars;
+};
+
+/// Delimited records parsed on the device: the good rows' columns and their input lines, and
+/// the lines the host must parse (malformed ones, for the host's reasons, and those the
+/// device leaves to the host), all ascending.
+struct ParsedRecords {
+  size_t rows = 0;
+  std::vector<HostColumnBuffers> columns;
+  std::vector<int64_t> row_index;
+  std::vector<int64_t> malformed;
+  std::vector<int64_t> needs_host;
+  size_t blank = 0;
+};
+
 }  // namespace sluice::gpu

@@ -12,6 +12,8 @@ namespace sluice {
 std::unique_ptr<ExecutionBackend> make_cuda_backend(int device);  // src/cuda/cuda_backend.cpp
 #endif
 
+std::optional<ParsedLines> ExecutionBackend::parse_delimited(const Column&, const Schema&, char, char) { return std::nullopt; }
+
 int cuda_device_count() {
 #ifdef SLUICE_WITH_CUDA
   return cuda::device_count();

@@ -135,6 +135,30 @@ Column Column::make_for(const Field& field) {
   return make_list(std::move(children), field.nullable);
 }
 
+Column Column::from_buffers(TypeId type, size_t rows, bool nullable, std::vector<std::byte> data, std::vector<int32_t> offsets,
+                            std::vector<char> chars, std::vector<uint8_t> validity) {
+  SLUICE_EXPECTS(type != TypeId::List, "from_buffers: list columns are built with make_list");
+  const std::string what = "from_buffers: a " + std::string(type_name(type)) + " column of " + std::to_string(rows) + " rows";
+  Column c(type, nullable);
+  if (type == TypeId::String) {
+    SLUICE_EXPECTS(offsets.size() == rows + 1 && offsets.front() == 0 && static_cast<size_t>(offsets.back()) == chars.size(),
+                   what + " needs rows + 1 offsets from 0 to the " + std::to_string(chars.size()) + " characters");
+    c.offsets_ = std::move(offsets);
+    c.chars_ = std::move(chars);
+  } else {
+    SLUICE_EXPECTS(data.size() == rows * fixed_width(type),
+                   what + " needs " + std::to_string(rows * fixed_width(type)) + " bytes of values, got " + std::to_string(data.size()));
+    c.data_ = std::move(data);
+  }
+  if (nullable) {
+    SLUICE_EXPECTS(validity.size() == (rows + 7) / 8, what + " needs " + std::to_string((rows + 7) / 8) + " validity bytes, got " +
+                                                          std::to_string(validity.size()));
+    c.validity_ = std::move(validity);
+  }
+  c.size_ = rows;
+  return c;
+}
+
 void Column::check_storage(TypeId storage) const {
   if (storage != type_)
     throw Error("column of type " + std::string(type_name(type_)) + " accessed as " +

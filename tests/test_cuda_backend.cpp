@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "pipeline/record_parsers.hpp"
 #include "sluice/backend.hpp"
 
 #ifdef SLUICE_WITH_CUDA
@@ -265,6 +266,38 @@ INSTANTIATE_TEST_SUITE_P(Inputs, CudaVersusCpu,
                          [](const auto& info) {
                            return key_kind_name(info.param.kind) + "_" + std::to_string(info.param.rows) + "_rows";
                          });
+
+TEST(CudaCsvParsing, TheDeviceParserAgreesWithTheHostParser) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  auto cpu = make_backend(BackendKind::Cpu);
+  const Schema schema{{"s", TypeId::String, true}, {"i", TypeId::Int32}, {"l", TypeId::Int64, true},
+                      {"f", TypeId::Float32},      {"d", TypeId::Float64, true}, {"b", TypeId::Bool}};
+  const char* cells[][8] = {
+      {"abc", "\"q,uoted\"", "\"he said \"\"hi\"\"\"", "", "x y", "\"\"", "z", "long string with spaces"},
+      {"0", "-7", "2147483647", "-2147483648", "2147483648", "12x", "+1", " 3"},
+      {"1", "", "-9223372036854775808", "9223372036854775807", "9223372036854775808", "00012", "-0", "5"},
+      {"1.5", "-2e3", ".5", "5.", "inf", "nan", "1e39", "3.4028235e38"},
+      {"0.1", "", "1e308", "2.2250738585072014e-308", "123456789012345678901234", "-0.0", "1e400", "abc"},
+      {"true", "FALSE", "1", "0", "yes", "True", "", "t"},
+  };
+  std::mt19937_64 rng(3);
+  pipeline::CsvOptions options;
+  Column lines(TypeId::String);
+  for (int r = 0; r < 200000; ++r) {
+    std::string line;
+    const int fields = rng() % 50 == 0 ? 5 : 6;  // now and then a wrong field count
+    for (int f = 0; f < fields; ++f) line += (f ? "," : "") + std::string(cells[f][rng() % 8]);
+    if (rng() % 20 == 0) line += "\r";
+    lines.append_string(rng() % 97 == 0 ? "" : line);
+  }
+  const pipeline::ParseResult host = pipeline::parse_csv(lines, schema, options);
+  const pipeline::ParseResult device = pipeline::parse_csv(lines, schema, options, *gpu);
+  ASSERT_EQ(device.rows, host.rows);
+  expect_same_table(host.table, device.table);
+  ASSERT_EQ(device.malformed.size(), host.malformed.size());
+  for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
+}
 
 #ifdef SLUICE_WITH_CUDA
 TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {

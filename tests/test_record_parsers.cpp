@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,58 @@ Schema every_scalar_type() {
 }
 
 // ------------------------------------------------------------------ CSV
+
+/// A backend that parses delimited lines itself, as the CUDA backend does on the device, but
+/// leaves every third line to the host: checks how parse_csv merges the two in input order.
+class SplittingBackend final : public ExecutionBackend {
+ public:
+  BackendKind kind() const override { return BackendKind::Cpu; }
+  std::string_view name() const override { return "splitting"; }
+  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
+  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
+    return cpu_->combine_partials(t, s, p);
+  }
+  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
+
+  std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote) override {
+    ++calls;
+    std::vector<int64_t> mine, host;
+    for (size_t r = 0; r < lines.size(); ++r) (r % 3 == 2 ? host : mine).push_back(static_cast<int64_t>(r));
+    ParseResult parsed = parse_csv(lines.gather(mine), schema, CsvOptions{delimiter, quote, false});
+    for (int64_t& r : parsed.rows) r = mine[static_cast<size_t>(r)];
+    // Malformed lines go back to the host too, for the host parser's reasons.
+    for (size_t r = 0; r < lines.size(); ++r)
+      if (r % 3 != 2 && !std::binary_search(parsed.rows.begin(), parsed.rows.end(), static_cast<int64_t>(r)) &&
+          !lines.string_at(r).empty())
+        host.push_back(static_cast<int64_t>(r));
+    std::sort(host.begin(), host.end());
+    return ParsedLines{std::move(parsed.table), std::move(parsed.rows), std::move(host)};
+  }
+  int calls = 0;
+
+ private:
+  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
+};
+
+TEST(ParseCsv, ABackendsRowsAndTheHostsMergeInInputOrder) {
+  const Schema schema{{"name", TypeId::String}, {"n", TypeId::Int64, true}};
+  std::vector<std::string> text;
+  for (int i = 0; i < 40; ++i) text.push_back(i % 7 == 3 ? "bad," + std::to_string(i) + ",extra" : (i % 11 == 5 ? "" : "w" + std::to_string(i) + "," + (i % 4 ? std::to_string(i) : "")));
+  const Column lines = lines_of(text);
+  SplittingBackend backend;
+  const ParseResult merged = parse_csv(lines, schema, CsvOptions{}, backend);
+  const ParseResult host = parse_csv(lines, schema, CsvOptions{});
+  EXPECT_EQ(backend.calls, 1);
+  EXPECT_EQ(rows_of(merged.table), rows_of(host.table));
+  EXPECT_EQ(merged.rows, host.rows);
+  EXPECT_EQ(malformed_of(merged), malformed_of(host));
+  EXPECT_FALSE(host.malformed.empty());
+  // A header is skipped per batch by the host parser: the backend is not asked.
+  CsvOptions header;
+  header.skip_header = true;
+  EXPECT_EQ(rows_of(parse_csv(lines, schema, header, backend).table), rows_of(parse_csv(lines, schema, header).table));
+  EXPECT_EQ(backend.calls, 1);
+}
 
 TEST(ParseCsv, EveryScalarType) {
   const ParseResult r = parse_csv(lines_of({

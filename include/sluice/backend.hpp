@@ -5,6 +5,7 @@
 /// the same interface on device columns. Operators call the backend of their context.
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -88,6 +89,15 @@ class StateAggregation {
   virtual Table update(const Table& batch) = 0;
 };
 
+/// @brief Delimited text records parsed by a backend (see ExecutionBackend::parse_delimited).
+struct ParsedLines {
+  Table table;                      ///< the good records, in input order
+  std::vector<int64_t> rows;        ///< per row of table, the index of its line
+  /// Lines the caller parses itself, ascending: malformed ones (so that their reasons are
+  /// the host parser's) and any the backend leaves to the host.
+  std::vector<int64_t> host_lines;
+};
+
 /// @brief Columnar operations of one backend.
 class ExecutionBackend {
  public:
@@ -112,6 +122,9 @@ class ExecutionBackend {
   /// combined with this backend's combine_partials.
   virtual std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                                    size_t expire_after_batches);
+  /// Parses each line of @p lines (a string column) as a delimited record of @p schema, or
+  /// returns nullopt when this backend leaves parsing to the host parser (the default).
+  virtual std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote);
   /// Joins within a batch (see join_tables, which is the default).
   virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                      JoinKind kind);

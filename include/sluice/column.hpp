@@ -54,6 +54,11 @@ class Column {
   static Column make_list(std::vector<Column> children, bool nullable = false);
   /// An empty column with the layout that @p field describes (List children included).
   static Column make_for(const Field& field);
+  /// A column over whole buffers in the Arrow layout: @p rows values of a fixed-width @p type
+  /// in @p data, or for strings @p offsets (rows + 1, from 0) into @p chars; when
+  /// @p nullable, @p validity holds (rows + 7) / 8 bytes. Throws naming a size that does not fit.
+  static Column from_buffers(TypeId type, size_t rows, bool nullable, std::vector<std::byte> data, std::vector<int32_t> offsets,
+                             std::vector<char> chars, std::vector<uint8_t> validity);
 
   TypeId type() const { return type_; }
   size_t size() const { return size_; }

@@ -420,6 +420,32 @@ class CudaBackend final : public ExecutionBackend {
     return std::make_unique<DeviceStateAggregation>(engine_, *cpu_, plan, input, expire_after_batches);
   }
 
+  /// Records are split and parsed on the device; the parsed columns come back. Records the
+  /// device cannot parse exactly (rare float spellings) and malformed ones go to the host.
+  std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote) override {
+    if (lines.type() != TypeId::String) return std::nullopt;  // the host parser names the problem
+    std::vector<gpu::CsvFieldSpec> fields;
+    for (const Field& f : schema) {
+      if (f.type == TypeId::List) return std::nullopt;
+      fields.push_back(gpu::CsvFieldSpec{static_cast<int32_t>(f.type), f.nullable ? 1 : 0});
+    }
+    gpu::ParsedRecords parsed = engine_.parse_csv(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(),
+                                                  fields, delimiter, quote);
+    std::vector<Column> columns;
+    for (size_t f = 0; f < schema.size(); ++f) {
+      gpu::HostColumnBuffers& b = parsed.columns[f];
+      std::vector<std::byte> values(b.values.size());
+      std::memcpy(values.data(), b.values.data(), b.values.size());
+      columns.push_back(Column::from_buffers(schema[f].type, parsed.rows, schema[f].nullable, std::move(values),
+                                             std::move(b.offsets), std::move(b.chars), std::move(b.validity)));
+    }
+    ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}};
+    out.host_lines.reserve(parsed.malformed.size() + parsed.needs_host.size());
+    std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
+               std::back_inserter(out.host_lines));
+    return out;
+  }
+
   /// The pairs are found on the device (keys hashed and verified there); the result columns
   /// are gathered on the host, where the batch is.
   Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,

@@ -375,7 +375,7 @@ class PipelineBuilder {
                           [this_format = format, parsed_schema, out_schema, kept, index, what,
                            csv = csv_options(n, what)](std::span<const Table* const> t, StepContext& ctx) {
                             const Column& lines = t[0]->column(static_cast<size_t>(index));
-                            ParseResult result = this_format == "csv" ? parse_csv(lines, parsed_schema, csv)
+                            ParseResult result = this_format == "csv" ? parse_csv(lines, parsed_schema, csv, *ctx.backend)
                                                                       : parse_json(lines, parsed_schema);
                             for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
                             std::vector<Column> cols = result.table.release_columns();
@@ -386,7 +386,7 @@ class PipelineBuilder {
     if (format == "csv") {
       const CsvOptions csv = csv_options(n, what);
       return in.transform("parse_csv", schema, [schema, csv, index, what](std::span<const Table* const> t, StepContext& ctx) {
-        ParseResult result = parse_csv(t[0]->column(static_cast<size_t>(index)), schema, csv);
+        ParseResult result = parse_csv(t[0]->column(static_cast<size_t>(index)), schema, csv, *ctx.backend);
         for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
         return std::move(result.table);
       });

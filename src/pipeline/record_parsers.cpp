@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -461,6 +462,33 @@ ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOption
   }
   result.table = Table(schema, std::move(columns));
   return result;
+}
+
+ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options, ExecutionBackend& backend) {
+  // A header line is skipped per batch: that, and calls the host parser rejects, stay here.
+  if (options.skip_header || options.delimiter == options.quote || lines.type() != TypeId::String)
+    return parse_csv(lines, schema, options);
+  std::optional<ParsedLines> parsed = backend.parse_delimited(lines, schema, options.delimiter, options.quote);
+  if (!parsed) return parse_csv(lines, schema, options);
+  if (parsed->host_lines.empty()) return ParseResult{std::move(parsed->table), std::move(parsed->rows), {}};
+
+  const std::vector<int64_t>& host_lines = parsed->host_lines;
+  ParseResult host = parse_csv(lines.gather(host_lines), schema, options);
+  for (int64_t& r : host.rows) r = host_lines[static_cast<size_t>(r)];
+  // Both row lists ascend: merge them, and the tables with them, in input order.
+  const Table* parts[] = {&parsed->table, &host.table};
+  const Table both = Table::concat(parts);
+  std::vector<int64_t> order(both.num_rows());
+  std::vector<int64_t> rows;
+  rows.reserve(both.num_rows());
+  size_t a = 0, b = 0;
+  const std::vector<int64_t>& device_rows = parsed->rows;
+  for (size_t o = 0; o < order.size(); ++o) {
+    const bool from_device = b == host.rows.size() || (a < device_rows.size() && device_rows[a] < host.rows[b]);
+    order[o] = from_device ? static_cast<int64_t>(a) : static_cast<int64_t>(device_rows.size() + b);
+    rows.push_back(from_device ? device_rows[a++] : host.rows[b++]);
+  }
+  return ParseResult{both.gather(order), std::move(rows), std::move(host.malformed)};
 }
 
 ParseResult parse_json(const Column& lines, const Schema& schema) {

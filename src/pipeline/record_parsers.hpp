@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/backend.hpp"
 #include "sluice/column.hpp"
 #include "sluice/types.hpp"
 
@@ -63,6 +64,11 @@ struct CsvOptions {
 /// Null lines are malformed.
 /// @throw sluice::Error when @p lines is not a string column or @p schema has a List field.
 ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options = {});
+
+/// @brief parse_csv on @p backend where it parses on its own (the CUDA backend does, on the
+/// device); lines it leaves to the host, and malformed ones (for their reasons), are parsed
+/// here and merged in input order. The result is the same as parse_csv's.
+ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options, ExecutionBackend& backend);
 
 /// @brief Parses each line of @p lines (a string column) as one JSON record of @p schema.
 ///

@@ -1,0 +1,600 @@
+#pragma once
+// CSV records parsed on the device: a batch of lines (an Arrow string column already in the
+// executor's memory) becomes one Arrow column per field, covering the good records only, in
+// input order (the stream compaction is fused: malformed records leave no gap). Written once
+// against an execution context (CudaExec on the GPU, HostExec in the host tests).
+//
+// The rules are those of the CPU parser (src/pipeline/record_parsers.cpp, parse_csv):
+//  - A trailing '\r' is dropped; a line that is then empty is blank: no row, not malformed.
+//    A null line (validity bit clear) is malformed.
+//  - Splitting: a field that starts with the quote runs to the next lone quote (a doubled
+//    quote inside stands for one); the closing quote must end the line or be followed by the
+//    delimiter, and an unclosed quote is malformed. A quote inside an unquoted field is an
+//    ordinary character. No whitespace is trimmed anywhere.
+//  - The record must have exactly one field per declared field.
+//  - An empty field (after unquoting) is null when the field is nullable; otherwise "" for a
+//    string and malformed for any other type. A quoted empty field ("") is always "" for a
+//    string field, even a nullable one.
+//  - Bool: true/false in any letter case, or 1/0.
+//  - Int32/Int64: std::from_chars syntax, -?[0-9]+ (no '+', no spaces); a value outside the
+//    field's type is malformed.
+//  - Float32/Float64: std::from_chars (general) syntax: -?(digits[.digits]|.digits)([eE][+-]?
+//    digits)?, or inf/infinity/nan in any letter case. The value is the double nearest to the
+//    decimal (a Float32 field then rounds that double to float, as the CPU parser does); a
+//    finite value beyond the type's largest is malformed, an underflow is the nearest value.
+//
+// Float conversion (the "fast path"): the significant digits, up to 19 of them (trailing
+// zeros moved into the exponent), form an integer m and the text is m * 10^e. When m <= 2^53
+// and |e| <= 22, m and 10^|e| are exact doubles and one IEEE multiplication or division rounds
+// m * 10^e to nearest, exactly as strtod does; likewise when e > 22 but m * 10^(e-22) is still
+// an integer <= 2^53, and when e == 0 (the conversion of m itself rounds to nearest). Decimals
+// certain to overflow (>= 1e39 for Float32, >= 1e309) are malformed and those certain to round
+// to zero (< 1e-324, or < 1e-46 for Float32) are +-0. Every other number (more than 19
+// significant digits, a larger mantissa with a scale, a larger exponent, a subnormal) is not
+// guessed: its record "needs the host", which parses it with the CPU parser and merges it by
+// its input index. So are a "nan(...)" spelling and a doubled quote inside a quoted non-string
+// field.
+//
+// A record is malformed when anything the device decides exactly makes it so (its structure,
+// its field count, any field); otherwise it needs the host when any field does; otherwise it
+// is good. The device gives the indexes of the malformed records only: the host reparses them
+// with the CPU parser for the dead-letter messages.
+//
+// One thread parses one record (records are short). Pass 1 classifies every record and sizes
+// its string fields; scans give the good rows and the string offsets; pass 2 parses each good
+// record again and writes its values, string bytes and one validity byte per row, which a last
+// pass packs into Arrow bitmaps.
+//
+// C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
+#include <thrust/copy.h>
+#include <thrust/count.h>
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/scan.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "gpu_types.hpp"
+
+namespace sluice::gpu {
+
+/// What became of one input line.
+enum CsvRecordStatus : uint8_t {
+  kCsvGood = 0,       ///< parsed: a row of the output
+  kCsvBlank = 1,      ///< empty (or a lone "\r"): no record
+  kCsvMalformed = 2,  ///< not a valid record of the fields
+  kCsvNeedsHost = 3,  ///< the device cannot tell exactly: the CPU parser decides
+};
+
+/// One output column, in @p Exec's memory, in the Arrow layout of sluice::Column: a null row
+/// holds zero bytes (fixed width) or an empty string.
+template <class Exec> struct CsvDeviceColumn {
+  int32_t type = kString;
+  bool nullable = false;
+  typename Exec::template Array<uint8_t> values;    ///< rows x the type's width (bool: one byte)
+  typename Exec::template Array<uint8_t> validity;  ///< nullable: (rows + 7) / 8 bytes, bit set = valid
+  typename Exec::template Array<int32_t> offsets;   ///< strings: rows + 1, from 0
+  typename Exec::template Array<char> chars;        ///< strings
+  size_t char_count = 0;                            ///< strings: bytes in chars
+  size_t null_count = 0;
+
+  ColumnView view() const {
+    ColumnView v;
+    v.type = type;
+    v.values = type == kString ? nullptr : values.data();
+    v.validity = nullable ? validity.data() : nullptr;
+    v.offsets = type == kString ? offsets.data() : nullptr;
+    v.chars = type == kString ? chars.data() : nullptr;
+    return v;
+  }
+};
+
+/// The good records as columns, and the input indexes of the others, all in @p Exec's memory.
+template <class Exec> struct CsvParseResult {
+  size_t rows = 0;                                   ///< good records
+  std::vector<CsvDeviceColumn<Exec>> columns;        ///< one per field, rows each
+  typename Exec::template Array<int64_t> row_index;  ///< rows: the input line of each row, ascending
+  size_t malformed_count = 0;
+  typename Exec::template Array<int64_t> malformed;  ///< input lines of malformed records, ascending
+  size_t needs_host_count = 0;
+  typename Exec::template Array<int64_t> needs_host; ///< input lines the CPU parser must parse, ascending
+  size_t blank_count = 0;                            ///< blank lines (no record, not malformed)
+};
+
+// ---------------------------------------------------------------- scalar text
+
+enum CsvFieldOutcome : int32_t { kCsvFieldOk = 0, kCsvFieldMalformed = 1, kCsvFieldNeedsHost = 2 };
+
+__host__ __device__ inline double csv_double_of_bits(uint64_t bits) {
+  double d;
+  memcpy(&d, &bits, 8);
+  return d;
+}
+
+/// ASCII lower case (std::tolower in the C locale).
+__host__ __device__ inline char csv_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+/// Whether @p s (@p n bytes) is @p lower in any letter case.
+__host__ __device__ inline bool csv_equals_ignoring_case(const char* s, int32_t n, const char* lower) {
+  int32_t i = 0;
+  for (; i < n; ++i)
+    if (lower[i] == '\0' || csv_lower(s[i]) != lower[i]) return false;
+  return lower[i] == '\0';
+}
+
+__host__ __device__ inline int32_t csv_parse_bool(const char* s, int32_t n, int64_t& out) {
+  if ((n == 1 && s[0] == '1') || csv_equals_ignoring_case(s, n, "true")) {
+    out = 1;
+    return kCsvFieldOk;
+  }
+  if ((n == 1 && s[0] == '0') || csv_equals_ignoring_case(s, n, "false")) {
+    out = 0;
+    return kCsvFieldOk;
+  }
+  return kCsvFieldMalformed;
+}
+
+/// -?[0-9]+ within the range of int64 (or int32 when @p is32), as std::from_chars reads it.
+__host__ __device__ inline int32_t csv_parse_integer(const char* s, int32_t n, bool is32, int64_t& out) {
+  int32_t i = 0;
+  const bool negative = n > 0 && s[0] == '-';
+  if (negative) i = 1;
+  if (i == n) return kCsvFieldMalformed;
+  const uint64_t limit = negative ? (is32 ? 2147483648ull : 9223372036854775808ull) : (is32 ? 2147483647ull : 9223372036854775807ull);
+  uint64_t v = 0;
+  for (; i < n; ++i) {
+    const uint32_t d = static_cast<uint32_t>(static_cast<unsigned char>(s[i])) - static_cast<uint32_t>('0');
+    if (d > 9) return kCsvFieldMalformed;
+    if (v > (limit - d) / 10) return kCsvFieldMalformed;  // out of range
+    v = v * 10 + d;
+  }
+  out = negative ? -static_cast<int64_t>(v - 1) - 1 : static_cast<int64_t>(v);  // -2^63 without overflow
+  return kCsvFieldOk;
+}
+
+/// 10^k for 0 <= k <= 22, exactly: every product on the way is an exact double (5^22 < 2^53).
+__host__ __device__ inline double csv_exact_pow10(int32_t k) {
+  double p = 1.0;
+  for (int32_t i = 0; i < k; ++i) p *= 10.0;
+  return p;
+}
+
+/// A float field's text as std::from_chars would read it (see the fast path at the top);
+/// @p out is the double nearest to the text. kCsvFieldNeedsHost when the fast path cannot tell.
+__host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, bool is32, double& out) {
+  constexpr uint64_t kSignBit = 0x8000000000000000ULL;
+  int32_t i = 0;
+  const bool negative = n > 0 && s[0] == '-';
+  if (negative) i = 1;
+  if (i == n) return kCsvFieldMalformed;
+  const uint64_t sign = negative ? kSignBit : 0;
+  const char c0 = csv_lower(s[i]);
+  if (c0 == 'i' || c0 == 'n') {
+    const char* word = s + i;
+    const int32_t len = n - i;
+    if (csv_equals_ignoring_case(word, len, "inf") || csv_equals_ignoring_case(word, len, "infinity")) {
+      out = csv_double_of_bits(sign | 0x7FF0000000000000ULL);
+      return kCsvFieldOk;
+    }
+    if (csv_equals_ignoring_case(word, len, "nan")) {
+      out = csv_double_of_bits(sign | 0x7FF8000000000000ULL);
+      return kCsvFieldOk;
+    }
+    if (len > 3 && csv_equals_ignoring_case(word, 3, "nan") && word[3] == '(') return kCsvFieldNeedsHost;
+    return kCsvFieldMalformed;
+  }
+
+  uint64_t mantissa = 0;  // the first 19 significant digits
+  int32_t digits = 0;     // significant digits in mantissa
+  bool dropped_nonzero = false;
+  int64_t scale = 0;      // text = mantissa * 10^scale (before the exponent), up to dropped digits
+  bool any_digit = false;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+    any_digit = true;
+    const uint32_t d = static_cast<uint32_t>(s[i] - '0');
+    if (digits == 0 && d == 0) continue;  // a leading zero
+    if (digits < 19) {
+      mantissa = mantissa * 10 + d;
+      ++digits;
+    } else {
+      dropped_nonzero |= d != 0;
+      ++scale;
+    }
+  }
+  if (i < n && s[i] == '.') {
+    for (++i; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+      any_digit = true;
+      const uint32_t d = static_cast<uint32_t>(s[i] - '0');
+      if (digits == 0 && d == 0) {
+        --scale;
+        continue;
+      }
+      if (digits < 19) {
+        mantissa = mantissa * 10 + d;
+        ++digits;
+        --scale;
+      } else {
+        dropped_nonzero |= d != 0;
+      }
+    }
+  }
+  if (!any_digit) return kCsvFieldMalformed;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool exp_negative = false;
+    if (i < n && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+    if (i == n) return kCsvFieldMalformed;  // "1e", "1e+": from_chars stops before the 'e'
+    int64_t exponent = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i)
+      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
+    scale += exp_negative ? -exponent : exponent;
+  }
+  if (i != n) return kCsvFieldMalformed;
+
+  if (mantissa == 0) {  // every digit zero: +-0 whatever the exponent
+    out = csv_double_of_bits(sign);
+    return kCsvFieldOk;
+  }
+  // The decimal lies in [10^lead, 10^(lead + 1)).
+  const int64_t lead = scale + digits - 1;
+  if (lead >= 309 || (is32 && lead >= 39)) return kCsvFieldMalformed;  // beyond DBL_MAX / FLT_MAX
+  // Below half the least subnormal (2^-1075 > 2.4e-324) the double is +-0; below half the
+  // least float subnormal (2^-150 > 7e-46) so is the float that a Float32 field keeps.
+  if (lead <= -325 || (is32 && lead <= -47)) {
+    out = csv_double_of_bits(sign);
+    return kCsvFieldOk;
+  }
+  if (dropped_nonzero) return kCsvFieldNeedsHost;
+  while (mantissa % 10 == 0) {  // trailing zeros ("1.500", "2000"): an exact, smaller mantissa
+    mantissa /= 10;
+    ++scale;
+  }
+  constexpr uint64_t kExactMantissa = uint64_t{1} << 53;
+  double value;
+  if (scale == 0) {
+    value = static_cast<double>(mantissa);  // one rounding to nearest
+  } else if (mantissa > kExactMantissa) {
+    return kCsvFieldNeedsHost;
+  } else if (scale > 0 && scale <= 22) {
+    value = static_cast<double>(mantissa) * csv_exact_pow10(static_cast<int32_t>(scale));
+  } else if (scale < 0 && scale >= -22) {
+    value = static_cast<double>(mantissa) / csv_exact_pow10(static_cast<int32_t>(-scale));
+  } else if (scale > 22 && scale <= 22 + 15) {
+    // m * 10^(e-22) may still be an exact integer: then one multiplication by 1e22.
+    uint64_t m = mantissa;
+    for (int64_t k = 22; k < scale; ++k) {
+      if (m > kExactMantissa / 10) return kCsvFieldNeedsHost;
+      m *= 10;
+    }
+    value = static_cast<double>(m) * csv_exact_pow10(22);
+  } else {
+    return kCsvFieldNeedsHost;
+  }
+  out = negative ? -value : value;
+  return kCsvFieldOk;
+}
+
+// ---------------------------------------------------------------- records
+
+/// One field as the device sees it: its declaration, where pass 1 leaves its string lengths,
+/// and where pass 2 writes its values.
+struct CsvFieldSlot {
+  int32_t type = kString;
+  int32_t nullable = 0;
+  int32_t* lengths = nullptr;      ///< strings: one per input line (pass 1), then their inclusive scan
+  uint8_t* values = nullptr;       ///< fixed width: rows x width
+  uint8_t* valid_bytes = nullptr;  ///< nullable: one byte per row (1 = valid)
+  int32_t* offsets = nullptr;      ///< strings: rows + 1
+  char* chars = nullptr;
+};
+
+__host__ __device__ inline int32_t csv_type_width(int32_t type) {
+  switch (type) {
+    case kBool: return 1;
+    case kInt32:
+    case kFloat32: return 4;
+    case kInt64:
+    case kFloat64: return 8;
+    default: return 0;
+  }
+}
+
+/// Where line @p line's text lies, without a trailing '\r'.
+__host__ __device__ inline void csv_line_span(const char* chars, const int32_t* line_offsets, int64_t line, const char*& text,
+                                              int32_t& size) {
+  const int32_t begin = line_offsets[line];
+  int32_t end = line_offsets[line + 1];
+  if (end > begin && chars[end - 1] == '\r') --end;
+  text = chars + begin;
+  size = end - begin;
+}
+
+/// Parses one field's text (@p raw, @p raw_size bytes, as it stands in the line: @p doubled
+/// doubled quotes are still in it) as @p field; when @p out_row >= 0 writes the value there.
+/// Pass 1 (@p out_row < 0) records a string field's length for @p line.
+__host__ __device__ inline int32_t csv_field(const CsvFieldSlot& field, const char* raw, int32_t raw_size, bool quoted,
+                                             int32_t doubled, char quote, int64_t line, int64_t out_row) {
+  const int32_t size = raw_size - doubled;  // after undoing doubled quotes
+  bool is_null = false;
+  int64_t integer = 0;
+  double real = 0;
+  if (size == 0 && !(quoted && field.type == kString)) {
+    if (field.nullable) is_null = true;
+    else if (field.type != kString) return kCsvFieldMalformed;
+  } else if (field.type != kString) {
+    if (doubled > 0) return kCsvFieldNeedsHost;  // a quote in a number or a bool: rare, left to the CPU
+    int32_t outcome = kCsvFieldMalformed;
+    switch (field.type) {
+      case kBool: outcome = csv_parse_bool(raw, size, integer); break;
+      case kInt32:
+      case kInt64: outcome = csv_parse_integer(raw, size, field.type == kInt32, integer); break;
+      case kFloat32:
+      case kFloat64: outcome = csv_parse_float(raw, size, field.type == kFloat32, real); break;
+      default: break;
+    }
+    if (outcome != kCsvFieldOk) return outcome;
+  }
+  const int32_t length = is_null ? 0 : size;
+  if (out_row < 0) {
+    if (field.type == kString) field.lengths[line] = length;
+    return kCsvFieldOk;
+  }
+
+  if (field.nullable) field.valid_bytes[out_row] = is_null ? 0 : 1;
+  if (field.type == kString) {
+    const int32_t end = field.lengths[line];  // inclusive scan: where this row's bytes end
+    const int32_t begin = end - length;
+    field.offsets[out_row + 1] = end;
+    char* to = field.chars + begin;
+    if (doubled == 0) {
+      for (int32_t k = 0; k < length; ++k) to[k] = raw[k];
+    } else {
+      for (int32_t k = 0; k < raw_size; ++k) {
+        *to++ = raw[k];
+        if (raw[k] == quote) ++k;  // the second of a doubled quote
+      }
+    }
+    return kCsvFieldOk;
+  }
+  uint8_t* at = field.values + out_row * csv_type_width(field.type);
+  switch (field.type) {
+    case kBool: *at = static_cast<uint8_t>(integer); break;
+    case kInt32: {
+      const int32_t v = static_cast<int32_t>(integer);
+      memcpy(at, &v, 4);
+      break;
+    }
+    case kInt64: memcpy(at, &integer, 8); break;
+    case kFloat32: {
+      float v = static_cast<float>(real);
+      if (real != real) {  // NaN: the quiet NaN of its sign, as a host cast gives (a device cast may not)
+        uint64_t bits;
+        memcpy(&bits, &real, 8);
+        const uint32_t nan = (bits >> 63) ? 0xFFC00000u : 0x7FC00000u;
+        memcpy(&v, &nan, 4);
+      }
+      memcpy(at, &v, 4);
+      break;
+    }
+    default: memcpy(at, &real, 8); break;
+  }
+  return kCsvFieldOk;
+}
+
+/// Splits line @p line as parse_csv's split_csv_line does and parses each field; returns its
+/// CsvRecordStatus. Pass 1 (@p out_row < 0) leaves string lengths; pass 2 writes row @p out_row.
+__host__ __device__ inline uint8_t csv_record(const char* chars, const int32_t* line_offsets, int64_t line, const CsvFieldSlot* fields,
+                                              int32_t field_count, char delimiter, char quote, int64_t out_row) {
+  const char* text;
+  int32_t size;
+  csv_line_span(chars, line_offsets, line, text, size);
+  if (size == 0) return kCsvBlank;
+  bool needs_host = false;
+  int32_t count = 0;
+  int32_t pos = 0;
+  while (true) {
+    int32_t begin, end, doubled = 0;
+    bool quoted, last = false;
+    if (pos < size && text[pos] == quote) {
+      begin = pos + 1;
+      end = -1;
+      for (int32_t k = begin; k < size; ++k) {
+        if (text[k] != quote) continue;
+        if (k + 1 < size && text[k + 1] == quote) {
+          ++doubled;
+          ++k;
+          continue;
+        }
+        end = k;
+        break;
+      }
+      if (end < 0) return kCsvMalformed;  // the quoted field is not closed
+      quoted = true;
+      pos = end + 1;
+      if (pos == size) last = true;
+      else if (text[pos] != delimiter) return kCsvMalformed;  // something after the closing quote
+      else ++pos;
+    } else {
+      begin = pos;
+      end = pos;
+      while (end < size && text[end] != delimiter) ++end;
+      quoted = false;
+      if (end == size) last = true;
+      else pos = end + 1;
+    }
+    if (count == field_count) return kCsvMalformed;  // too many fields
+    const int32_t outcome = csv_field(fields[count], text + begin, end - begin, quoted, doubled, quote, line, out_row);
+    if (outcome == kCsvFieldMalformed) return kCsvMalformed;
+    needs_host |= outcome == kCsvFieldNeedsHost;
+    ++count;
+    if (last) break;
+  }
+  if (count != field_count) return kCsvMalformed;  // too few fields
+  return needs_host ? kCsvNeedsHost : kCsvGood;
+}
+
+/// Pass 1: the status of every line; string lengths stay only for good records (0 otherwise),
+/// so that their scan gives the compacted offsets.
+struct ClassifyCsvRecord {
+  const char* chars;
+  const int32_t* line_offsets;
+  const uint8_t* line_validity;
+  const CsvFieldSlot* fields;
+  int32_t field_count;
+  char delimiter;
+  char quote;
+  uint8_t* status;
+  __host__ __device__ void operator()(int64_t line) const {
+    uint8_t s = kCsvMalformed;  // a null line
+    if (line_validity == nullptr || ((line_validity[line >> 3] >> (line & 7)) & 1) != 0)
+      s = csv_record(chars, line_offsets, line, fields, field_count, delimiter, quote, -1);
+    status[line] = s;
+    if (s != kCsvGood)
+      for (int32_t f = 0; f < field_count; ++f)
+        if (fields[f].type == kString) fields[f].lengths[line] = 0;
+  }
+};
+
+/// Pass 2: row @p row (the good record of line row_index[row]) into the columns.
+struct WriteCsvRow {
+  const char* chars;
+  const int32_t* line_offsets;
+  const int64_t* row_index;
+  const CsvFieldSlot* fields;
+  int32_t field_count;
+  char delimiter;
+  char quote;
+  __host__ __device__ void operator()(int64_t row) const {
+    csv_record(chars, line_offsets, row_index[row], fields, field_count, delimiter, quote, row);
+  }
+};
+
+struct CsvStatusIs {
+  const uint8_t* status;
+  uint8_t wanted;
+  __host__ __device__ bool operator()(int64_t line) const { return status[line] == wanted; }
+};
+
+struct CsvStatusEquals {
+  uint8_t wanted;
+  __host__ __device__ bool operator()(uint8_t s) const { return s == wanted; }
+};
+
+/// One byte of an Arrow bitmap from eight validity bytes.
+struct PackCsvValidity {
+  const uint8_t* valid_bytes;
+  uint8_t* bitmap;
+  int64_t rows;
+  __host__ __device__ void operator()(int64_t byte) const {
+    uint8_t b = 0;
+    for (int64_t k = 0; k < 8 && byte * 8 + k < rows; ++k)
+      if (valid_bytes[byte * 8 + k]) b = static_cast<uint8_t>(b | (1u << k));
+    bitmap[byte] = b;
+  }
+};
+
+/// The lines whose status is @p wanted, ascending, into @p dst (allocated to fit); their count.
+template <class Exec>
+size_t csv_lines_with_status(Exec& exec, const uint8_t* status, int64_t lines, uint8_t wanted,
+                             typename Exec::template Array<int64_t>& dst) {
+  auto policy = exec.policy();
+  const size_t count = lines > 0 ? static_cast<size_t>(thrust::count_if(policy, status, status + lines, CsvStatusEquals{wanted})) : 0;
+  dst = exec.template alloc<int64_t>(count);
+  if (count > 0)
+    thrust::copy_if(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(lines), dst.data(),
+                    CsvStatusIs{status, wanted});
+  return count;
+}
+
+/// Parses @p lines CSV records (@p line_offsets: lines + 1 Arrow offsets into @p chars, both in
+/// @p exec's memory; @p line_validity: the lines' Arrow bitmap in @p exec's memory, or null
+/// when none is null) as the fields @p fields (a host array of @p field_count; every type a
+/// scalar ColumnType). @p delimiter and @p quote must differ. A header line is the caller's to
+/// skip. The columns and indexes stay in @p exec's memory.
+template <class Exec>
+CsvParseResult<Exec> parse_csv_on_device(Exec& exec, const char* chars, const int32_t* line_offsets, size_t lines,
+                                         const CsvFieldSpec* fields, size_t field_count, char delimiter, char quote = '"',
+                                         const uint8_t* line_validity = nullptr) {
+  CsvParseResult<Exec> out;
+  auto policy = exec.policy();
+  const int64_t n = static_cast<int64_t>(lines);
+  const int32_t nfields = static_cast<int32_t>(field_count);
+
+  // Pass 1: classify, and size the string fields of the good records.
+  std::vector<CsvFieldSlot> slots(field_count);
+  size_t string_fields = 0, nullable_fields = 0;
+  for (size_t f = 0; f < field_count; ++f) {
+    slots[f].type = fields[f].type;
+    slots[f].nullable = fields[f].nullable ? 1 : 0;
+    string_fields += fields[f].type == kString;
+    nullable_fields += fields[f].nullable ? 1 : 0;
+  }
+  auto lengths = exec.template alloc<int32_t>(string_fields * lines);
+  for (size_t f = 0, s = 0; f < field_count; ++f)
+    if (slots[f].type == kString) slots[f].lengths = lengths.data() + (s++) * lines;
+  auto pass1_fields = exec.template alloc<CsvFieldSlot>(field_count);
+  exec.to_device(pass1_fields.data(), slots.data(), field_count * sizeof(CsvFieldSlot));
+  auto status = exec.template alloc<uint8_t>(lines);
+  if (n > 0)
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), n,
+                       ClassifyCsvRecord{chars, line_offsets, line_validity, pass1_fields.data(), nfields, delimiter, quote,
+                                         status.data()});
+
+  // The lines of each kind, in input order.
+  out.rows = csv_lines_with_status(exec, status.data(), n, kCsvGood, out.row_index);
+  out.malformed_count = csv_lines_with_status(exec, status.data(), n, kCsvMalformed, out.malformed);
+  out.needs_host_count = csv_lines_with_status(exec, status.data(), n, kCsvNeedsHost, out.needs_host);
+  out.blank_count = lines - out.rows - out.malformed_count - out.needs_host_count;
+
+  // The output columns; string lengths become end offsets (rows of other records add 0).
+  const size_t rows = out.rows;
+  auto valid_bytes = exec.template alloc<uint8_t>(nullable_fields * rows);
+  out.columns.resize(field_count);
+  for (size_t f = 0, v = 0; f < field_count; ++f) {
+    CsvDeviceColumn<Exec>& column = out.columns[f];
+    CsvFieldSlot& slot = slots[f];
+    column.type = slot.type;
+    column.nullable = slot.nullable != 0;
+    if (slot.type == kString) {
+      column.offsets = exec.template alloc<int32_t>(rows + 1);
+      thrust::fill_n(policy, column.offsets.data(), 1, int32_t{0});
+      if (n > 0) {
+        thrust::inclusive_scan(policy, slot.lengths, slot.lengths + n, slot.lengths);
+        int32_t total = 0;
+        exec.to_host(&total, slot.lengths + (n - 1), sizeof total);
+        column.char_count = static_cast<size_t>(total);
+      }
+      column.chars = exec.template alloc<char>(column.char_count);
+      slot.offsets = column.offsets.data();
+      slot.chars = column.chars.data();
+    } else {
+      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(csv_type_width(slot.type)));
+      slot.values = column.values.data();
+    }
+    if (column.nullable) {
+      column.validity = exec.template alloc<uint8_t>((rows + 7) / 8);
+      slot.valid_bytes = valid_bytes.data() + (v++) * rows;
+    }
+  }
+
+  // Pass 2: the good records into the columns.
+  if (rows > 0) {
+    auto pass2_fields = exec.template alloc<CsvFieldSlot>(field_count);
+    exec.to_device(pass2_fields.data(), slots.data(), field_count * sizeof(CsvFieldSlot));
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
+                       WriteCsvRow{chars, line_offsets, out.row_index.data(), pass2_fields.data(), nfields, delimiter, quote});
+    for (size_t f = 0; f < field_count; ++f) {
+      if (!out.columns[f].nullable) continue;
+      const uint8_t* bytes = slots[f].valid_bytes;
+      thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>((rows + 7) / 8),
+                         PackCsvValidity{bytes, out.columns[f].validity.data(), static_cast<int64_t>(rows)});
+      out.columns[f].null_count = static_cast<size_t>(thrust::count(policy, bytes, bytes + rows, uint8_t{0}));
+    }
+  }
+  return out;
+}
+
+}  // namespace sluice::gpu

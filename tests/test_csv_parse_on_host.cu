@@ -1,0 +1,880 @@
+// The device CSV parser (kernels/csv_parse.cuh) run on the CPU through HostExec: the same
+// __host__ __device__ code the GPU runs. Checked by hand-written cases taken from the CPU
+// parser's rules (src/pipeline/record_parsers.cpp), and on random records against the values
+// they were generated from and against a transcription of the CPU parser (std::from_chars).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "csv_parse.cuh"
+#include "host_exec.cuh"
+
+namespace sluice::gpu {
+namespace {
+
+constexpr int32_t kNullable = 1;
+
+CsvFieldSpec spec(int32_t type, int32_t nullable = 0) {
+  CsvFieldSpec s;
+  s.type = type;
+  s.nullable = nullable;
+  return s;
+}
+
+uint64_t bits_of(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, 8);
+  return b;
+}
+uint32_t bits_of(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+// ------------------------------------------------------------------ running the parser
+
+/// One output column copied back from the executor's memory.
+struct HostColumn {
+  int32_t type = kString;
+  bool nullable = false;
+  std::vector<uint8_t> values;
+  std::vector<uint8_t> validity;
+  std::vector<int32_t> offsets;
+  std::string chars;
+  size_t null_count = 0;
+
+  bool valid(size_t r) const { return !nullable || ((validity[r >> 3] >> (r & 7)) & 1); }
+  template <class T> T value(size_t r) const {
+    T v;
+    std::memcpy(&v, values.data() + r * sizeof(T), sizeof(T));
+    return v;
+  }
+  std::string str(size_t r) const { return chars.substr(offsets[r], offsets[r + 1] - offsets[r]); }
+  /// The value at @p r as text: null, true/false, integers, floats (%.9g / %.17g), "strings".
+  std::string text(size_t r) const {
+    if (!valid(r)) return "null";
+    char buf[64];
+    switch (type) {
+      case kBool: return value<uint8_t>(r) ? "true" : "false";
+      case kInt32: return std::to_string(value<int32_t>(r));
+      case kInt64: return std::to_string(value<int64_t>(r));
+      case kFloat32: std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(value<float>(r))); return buf;
+      case kFloat64: std::snprintf(buf, sizeof buf, "%.17g", value<double>(r)); return buf;
+      default: return "\"" + str(r) + "\"";
+    }
+  }
+};
+
+struct HostParse {
+  size_t rows = 0;
+  size_t blank = 0;
+  std::vector<int64_t> row_index, malformed, needs_host;
+  std::vector<HostColumn> columns;
+
+  std::string row(size_t r) const {
+    std::string out = "[";
+    for (size_t c = 0; c < columns.size(); ++c) out += (c ? "," : "") + columns[c].text(r);
+    return out + "]";
+  }
+  std::string all_rows() const {
+    std::string out;
+    for (size_t r = 0; r < rows; ++r) out += row(r) + "\n";
+    return out;
+  }
+};
+
+template <class T> std::vector<T> download(HostExec& exec, const HostArray<T>& a, size_t n) {
+  std::vector<T> v(n);
+  exec.to_host(v.data(), a.data(), n * sizeof(T));
+  return v;
+}
+
+/// Checks what every result must satisfy: the lines are split exactly into good, malformed,
+/// needs-host and blank ones, each list ascending; offsets grow from 0; nulls hold zeros or
+/// empty strings; null counts and bitmap padding are right.
+void check_invariants(const HostParse& p, size_t lines) {
+  std::vector<int> seen(lines, 0);
+  for (const auto* list : {&p.row_index, &p.malformed, &p.needs_host}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const int64_t line = (*list)[i];
+      ASSERT_GE(line, 0);
+      ASSERT_LT(static_cast<size_t>(line), lines);
+      if (i > 0) EXPECT_LT((*list)[i - 1], line);
+      ++seen[static_cast<size_t>(line)];
+    }
+  }
+  size_t unseen = 0;
+  for (int s : seen) {
+    EXPECT_LE(s, 1);
+    unseen += s == 0;
+  }
+  EXPECT_EQ(unseen, p.blank);
+  for (const HostColumn& c : p.columns) {
+    if (c.nullable) {
+      ASSERT_EQ(c.validity.size(), (p.rows + 7) / 8);
+      if (p.rows % 8) EXPECT_EQ(c.validity.back() >> (p.rows % 8), 0) << "bitmap padding must be zero";
+    } else {
+      EXPECT_TRUE(c.validity.empty());
+    }
+    size_t nulls = 0;
+    for (size_t r = 0; r < p.rows; ++r) nulls += !c.valid(r);
+    EXPECT_EQ(nulls, c.null_count);
+    if (c.type == kString) {
+      ASSERT_EQ(c.offsets.size(), p.rows + 1);
+      EXPECT_EQ(c.offsets[0], 0);
+      for (size_t r = 0; r < p.rows; ++r) {
+        EXPECT_LE(c.offsets[r], c.offsets[r + 1]);
+        if (!c.valid(r)) EXPECT_EQ(c.offsets[r], c.offsets[r + 1]);
+      }
+      EXPECT_EQ(static_cast<size_t>(c.offsets.back()), c.chars.size());
+    } else {
+      const size_t width = static_cast<size_t>(csv_type_width(c.type));
+      ASSERT_EQ(c.values.size(), p.rows * width);
+      for (size_t r = 0; r < p.rows; ++r)
+        if (!c.valid(r))
+          for (size_t b = 0; b < width; ++b) EXPECT_EQ(c.values[r * width + b], 0);
+    }
+  }
+}
+
+/// Parses @p lines (@p null_lines: the lines that are null) with the device parser on the host.
+/// The lines' text starts @p base bytes into the buffer, so that offsets need not start at 0.
+HostParse parse(const std::vector<std::string>& lines, const std::vector<CsvFieldSpec>& fields, char delimiter = ',',
+                char quote = '"', const std::vector<size_t>& null_lines = {}, int32_t base = 0) {
+  std::string chars(static_cast<size_t>(base), '#');
+  std::vector<int32_t> offsets{base};
+  for (const std::string& l : lines) {
+    chars += l;
+    offsets.push_back(static_cast<int32_t>(chars.size()));
+  }
+  std::vector<uint8_t> validity;
+  if (!null_lines.empty()) {
+    validity.assign((lines.size() + 7) / 8, 0xFF);
+    for (size_t r : null_lines) validity[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
+  }
+  HostExec exec;
+  // The inputs in the executor's memory, as the engine hands them over.
+  auto d_chars = exec.alloc<char>(chars.size());
+  auto d_offsets = exec.alloc<int32_t>(offsets.size());
+  auto d_validity = exec.alloc<uint8_t>(validity.size());
+  exec.to_device(d_chars.data(), chars.data(), chars.size());
+  exec.to_device(d_offsets.data(), offsets.data(), offsets.size() * sizeof(int32_t));
+  exec.to_device(d_validity.data(), validity.data(), validity.size());
+  const CsvParseResult<HostExec> r = parse_csv_on_device(exec, d_chars.data(), d_offsets.data(), lines.size(), fields.data(),
+                                                         fields.size(), delimiter, quote, validity.empty() ? nullptr : d_validity.data());
+  HostParse p;
+  p.rows = r.rows;
+  p.blank = r.blank_count;
+  p.row_index = download(exec, r.row_index, r.rows);
+  p.malformed = download(exec, r.malformed, r.malformed_count);
+  p.needs_host = download(exec, r.needs_host, r.needs_host_count);
+  EXPECT_EQ(r.columns.size(), fields.size());
+  for (size_t f = 0; f < r.columns.size(); ++f) {
+    const CsvDeviceColumn<HostExec>& c = r.columns[f];
+    HostColumn h;
+    h.type = c.type;
+    h.nullable = c.nullable;
+    EXPECT_EQ(c.type, fields[f].type);
+    EXPECT_EQ(c.nullable, fields[f].nullable != 0);
+    h.null_count = c.null_count;
+    if (c.nullable) h.validity = download(exec, c.validity, (r.rows + 7) / 8);
+    if (c.type == kString) {
+      h.offsets = download(exec, c.offsets, r.rows + 1);
+      const std::vector<char> bytes = download(exec, c.chars, c.char_count);
+      h.chars.assign(bytes.begin(), bytes.end());
+      const ColumnView v = c.view();
+      EXPECT_EQ(v.offsets, c.offsets.data());
+      EXPECT_EQ(v.chars, c.chars.data());
+    } else {
+      h.values = download(exec, c.values, r.rows * static_cast<size_t>(csv_type_width(c.type)));
+      EXPECT_EQ(c.view().values, c.values.data());
+    }
+    EXPECT_EQ(c.view().validity, c.nullable ? c.validity.data() : nullptr);
+    p.columns.push_back(std::move(h));
+  }
+  check_invariants(p, lines.size());
+  return p;
+}
+
+using Indexes = std::vector<int64_t>;
+
+/// One field of type @p type, parsed from each of @p texts (one line each).
+HostParse parse_one(int32_t type, const std::vector<std::string>& texts, int32_t nullable = 0) {
+  return parse(texts, {spec(type, nullable)});
+}
+
+// ------------------------------------------------------------------ the CPU parser's rules
+
+std::vector<CsvFieldSpec> every_scalar_type() {
+  return {spec(kBool), spec(kInt32, kNullable), spec(kInt64), spec(kFloat32, kNullable), spec(kFloat64), spec(kString, kNullable)};
+}
+
+TEST(CsvParseOnHost, EveryScalarType) {
+  const HostParse p = parse({"true,1,9000000000,1.5,2.25,hello", "FALSE,-2147483648,-1,-0.5,1e3,", "1,,0,,-0.0,\"\""},
+                            every_scalar_type());
+  EXPECT_EQ(p.malformed, Indexes{});
+  EXPECT_EQ(p.needs_host, Indexes{});
+  EXPECT_EQ(p.row_index, (Indexes{0, 1, 2}));
+  EXPECT_EQ(p.all_rows(),
+            "[true,1,9000000000,1.5,2.25,\"hello\"]\n"
+            "[false,-2147483648,-1,-0.5,1000,null]\n"
+            "[true,null,0,null,-0,\"\"]\n");
+  EXPECT_EQ(p.columns[1].null_count, 1u);
+  EXPECT_EQ(p.columns[3].null_count, 1u);
+  EXPECT_EQ(p.columns[5].null_count, 1u);
+  EXPECT_EQ(p.columns[5].validity, std::vector<uint8_t>{0x5});
+  EXPECT_EQ(bits_of(p.columns[4].value<double>(2)), 0x8000000000000000ULL);  // -0.0 keeps its sign
+}
+
+TEST(CsvParseOnHost, QuotedFieldsFollowRfc4180) {
+  const HostParse p = parse({"\"Smith, John\",42,\"He said \"\"hi\"\"\"", "plain,\"7\",\"\"", "5'10\",1,a\"b", "\"\",0,\",\"",
+                             "\"\"\"\",-3,\"a,\"\"b\"\",c\""},
+                            {spec(kString), spec(kInt64), spec(kString)});
+  EXPECT_EQ(p.malformed, Indexes{});
+  EXPECT_EQ(p.needs_host, Indexes{});
+  EXPECT_EQ(p.all_rows(),
+            "[\"Smith, John\",42,\"He said \"hi\"\"]\n"
+            "[\"plain\",7,\"\"]\n"
+            "[\"5'10\"\",1,\"a\"b\"]\n"
+            "[\"\",0,\",\"]\n"
+            "[\"\"\",-3,\"a,\"b\",c\"]\n");
+}
+
+TEST(CsvParseOnHost, MalformedRecordsAreFlaggedByInputIndex) {
+  const HostParse p = parse({"alice,1.5,2", "bob,abc,1", "carol,1.0", "dave,1.0,2,extra", "erin,2.0,12x", "frank,2.0,",
+                             "gina,2.0,3000000000", "\"hank,1.0,1", "\"ivy\"x,1.0,1", "judy,1e999,1", "kim,,4"},
+                            {spec(kString), spec(kFloat64, kNullable), spec(kInt32)});
+  EXPECT_EQ(p.row_index, (Indexes{0, 10}));
+  EXPECT_EQ(p.malformed, (Indexes{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(p.needs_host, Indexes{});
+  EXPECT_EQ(p.all_rows(), "[\"alice\",1.5,2]\n[\"kim\",null,4]\n");
+}
+
+TEST(CsvParseOnHost, NumbersAreStrict) {
+  const HostParse p = parse({" 1,1.0,true", "+1,1.0,true", "1,1.0 ,true", "1,0x10,true", "1,1.0,yes", "1,inf,True", "-0,nan,0",
+                             "1,1e-400,1", "1,-1e-400,1", "1,1e,1", "1,1e+,1", "1,.,1", "1,+1.5,1", "1,--1,1", "1,1.5x,1",
+                             "1,infinit,1", "1,nan(,1"},
+                            {spec(kInt64), spec(kFloat64), spec(kBool)});
+  EXPECT_EQ(p.malformed, (Indexes{0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(p.needs_host, (Indexes{16}));  // "nan(" is left to std::from_chars (which stops at the '(')
+  EXPECT_EQ(p.row_index, (Indexes{5, 6, 7, 8}));
+  EXPECT_EQ(bits_of(p.columns[1].value<double>(0)), 0x7FF0000000000000ULL);
+  EXPECT_EQ(bits_of(p.columns[1].value<double>(1)), 0x7FF8000000000000ULL);
+  EXPECT_EQ(bits_of(p.columns[1].value<double>(2)), 0u);                     // underflow: the nearest value
+  EXPECT_EQ(bits_of(p.columns[1].value<double>(3)), 0x8000000000000000ULL);  // -0.0
+  EXPECT_EQ(p.columns[0].value<int64_t>(1), 0);
+}
+
+TEST(CsvParseOnHost, EmptyFields) {
+  const HostParse p = parse({",,", "\"\",\"\",\"\"", "a,b,1"}, {spec(kString), spec(kString, kNullable), spec(kInt64, kNullable)});
+  EXPECT_EQ(p.malformed, Indexes{});
+  EXPECT_EQ(p.all_rows(), "[\"\",null,null]\n[\"\",\"\",null]\n[\"a\",\"b\",1]\n");
+
+  // An empty non-nullable field of any other type is malformed, quoted or not.
+  for (int32_t type : {kBool, kInt32, kInt64, kFloat32, kFloat64}) {
+    const HostParse strict = parse({"x,", "x,\"\"", "x,1"}, {spec(kString), spec(type)});
+    EXPECT_EQ(strict.malformed, (Indexes{0, 1})) << "type " << type;
+    EXPECT_EQ(strict.row_index, Indexes{2});
+    const HostParse lenient = parse({"x,", "x,\"\"", "x,1"}, {spec(kString), spec(type, kNullable)});
+    EXPECT_EQ(lenient.row_index, (Indexes{0, 1, 2})) << "type " << type;
+    EXPECT_EQ(lenient.columns[1].null_count, 2u);
+    EXPECT_EQ(lenient.columns[1].validity, std::vector<uint8_t>{0x4});
+  }
+}
+
+TEST(CsvParseOnHost, DelimiterQuoteCrlfAndBlankLines) {
+  const HostParse p = parse({"'a;b';1\r", "", "\r", "'it''s';2", "c,d;3", "e;4\r\r", "'f'\r;5", "g\r;6\r"},
+                            {spec(kString), spec(kInt64)}, ';', '\'');
+  EXPECT_EQ(p.row_index, (Indexes{0, 3, 4, 7}));
+  EXPECT_EQ(p.malformed, (Indexes{5, 6}));  // one '\r' is dropped, not two; '\r' after a closing quote
+  EXPECT_EQ(p.blank, 2u);
+  EXPECT_EQ(p.all_rows(), "[\"a;b\",1]\n[\"it's\",2]\n[\"c,d\",3]\n[\"g\r\",6]\n");
+
+  const HostParse s = parse({"x\r\r", "\"y\"\r", " \r"}, {spec(kString)});  // strings keep the rest
+  EXPECT_EQ(s.all_rows(), "[\"x\r\"]\n[\"y\"]\n[\" \"]\n");
+
+  const HostParse tabs = parse({"a\tb c\t1", "\"x\ty\"\t\t2"}, {spec(kString), spec(kString, kNullable), spec(kInt32)}, '\t');
+  EXPECT_EQ(tabs.all_rows(), "[\"a\",\"b c\",1]\n[\"x\ty\",null,2]\n");
+}
+
+TEST(CsvParseOnHost, NullLinesAreMalformedAndOffsetsNeedNotStartAtZero) {
+  const HostParse p = parse({"x", "", "y", "", "z"}, {spec(kString)}, ',', '"', {1, 2}, 13);
+  EXPECT_EQ(p.row_index, (Indexes{0, 4}));
+  EXPECT_EQ(p.malformed, (Indexes{1, 2}));  // null, even when empty
+  EXPECT_EQ(p.blank, 1u);
+  EXPECT_EQ(p.all_rows(), "[\"x\"]\n[\"z\"]\n");
+}
+
+TEST(CsvParseOnHost, WrongFieldCounts) {
+  const HostParse p = parse({"1,2,3", "1,2", "1,2,3,4", "1", ",,", ",,,", "1,2,3,", "\"1\",\"2\",\"3\"", "\"1\",\"2\",\"3\","},
+                            {spec(kInt32, kNullable), spec(kInt32, kNullable), spec(kInt32, kNullable)});
+  EXPECT_EQ(p.row_index, (Indexes{0, 4, 7}));
+  EXPECT_EQ(p.malformed, (Indexes{1, 2, 3, 5, 6, 8}));
+
+  // No fields: every record is malformed, blank lines still are not records.
+  const HostParse none = parse({"a", "", ","}, {});
+  EXPECT_EQ(none.malformed, (Indexes{0, 2}));
+  EXPECT_EQ(none.blank, 1u);
+  EXPECT_EQ(none.rows, 0u);
+}
+
+TEST(CsvParseOnHost, IntegerBounds) {
+  const HostParse i32 = parse_one(kInt32, {"2147483647", "-2147483648", "2147483648", "-2147483649", "-0", "007", "-",
+                                           "99999999999999999999999", "1.0", "1e3", "٣", "0x1F", "12 "});
+  EXPECT_EQ(i32.row_index, (Indexes{0, 1, 4, 5}));
+  EXPECT_EQ(i32.malformed, (Indexes{2, 3, 6, 7, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(i32.all_rows(), "[2147483647]\n[-2147483648]\n[0]\n[7]\n");
+
+  const HostParse i64 = parse_one(kInt64, {"9223372036854775807", "-9223372036854775808", "9223372036854775808",
+                                           "-9223372036854775809", "18446744073709551616", "00000000000000000000000000042",
+                                           "-00000000000000000000009223372036854775808", "2147483648"});
+  EXPECT_EQ(i64.row_index, (Indexes{0, 1, 5, 6, 7}));
+  EXPECT_EQ(i64.malformed, (Indexes{2, 3, 4}));
+  EXPECT_EQ(i64.all_rows(), "[9223372036854775807]\n[-9223372036854775808]\n[42]\n[-9223372036854775808]\n[2147483648]\n");
+}
+
+TEST(CsvParseOnHost, Bools) {
+  const HostParse p = parse_one(kBool, {"true", "TRUE", "tRuE", "1", "false", "False", "0", "yes", "t", "2", "true ", " 1", "01",
+                                        "truee", "\"true\"", "\"0\""});
+  EXPECT_EQ(p.row_index, (Indexes{0, 1, 2, 3, 4, 5, 6, 14, 15}));
+  EXPECT_EQ(p.malformed, (Indexes{7, 8, 9, 10, 11, 12, 13}));
+  EXPECT_EQ(p.all_rows(), "[true]\n[true]\n[true]\n[true]\n[false]\n[false]\n[false]\n[true]\n[false]\n");
+}
+
+/// The double std::from_chars gives (strtod when it reports a range error), as the CPU parser
+/// reads it; @p ok is false when the CPU parser would call the text malformed.
+double cpu_double(const std::string& text, bool is32, bool& ok) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  ok = end == text.data() + text.size() && (ec == std::errc() || ec == std::errc::result_out_of_range);
+  if (!ok) return 0;
+  if (ec == std::errc::result_out_of_range) {
+    v = std::strtod(text.c_str(), nullptr);
+    if (std::isinf(v)) ok = false;
+  }
+  const double limit = is32 ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
+  if (std::isfinite(v) && std::abs(v) > limit) ok = false;
+  return v;
+}
+
+TEST(CsvParseOnHost, FloatsOnTheFastPathAreExactlyThoseOfFromChars) {
+  const std::vector<std::string> texts = {
+      "0", "-0", "0.0", "1", "1.5", "-2.25", ".5", "5.", "-.5", "1.e3", "1E3", "1e+3", "1e-3", "0.1", "0.2", "0.3",
+      "3.141592653589793", "2.718281828459045", "1e22", "1e-22", "9007199254740992", "9007199254740993", "123456789012345678",
+      "1234567890123456789", "0.000001", "123.456e-7", "4.35", "1.7976931348623157", "1e30", "1.5e37", "5e-1", "100000000000000000000",
+      "1.50000000000000000000000", "0e999", "-0e-999", "00000.0000012345", "8.5e36", "1e-400", "1e-330",
+      "2.2250738585072014e-308",  // the least normal: not on the fast path
+      "4.9e-324", "1.00000000000000000001", "3.4e38"};
+  std::vector<std::string> lines = texts;
+  for (int32_t type : {kFloat64, kFloat32}) {
+    const bool is32 = type == kFloat32;
+    const HostParse p = parse_one(type, lines);
+    EXPECT_EQ(p.malformed, Indexes{});
+    size_t row = 0;
+    std::string on_host;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      bool ok = false;
+      const double expected = cpu_double(texts[i], is32, ok);
+      ASSERT_TRUE(ok) << texts[i];
+      if (row < p.rows && p.row_index[row] == static_cast<int64_t>(i)) {
+        if (is32) EXPECT_EQ(bits_of(p.columns[0].value<float>(row)), bits_of(static_cast<float>(expected))) << texts[i];
+        else EXPECT_EQ(bits_of(p.columns[0].value<double>(row)), bits_of(expected)) << texts[i];
+        ++row;
+      } else {
+        on_host += texts[i] + " ";
+      }
+    }
+    EXPECT_EQ(row, p.rows);
+    // Mantissas beyond 2^53 with a scale, more than 19 significant digits, subnormals and
+    // exponents beyond the exact range go to the host (a Float32 field turns tiny values into
+    // +-0 on the device).
+    EXPECT_EQ(on_host, is32 ? "1.7976931348623157 1.00000000000000000001 3.4e38 "
+                            : "1.7976931348623157 2.2250738585072014e-308 4.9e-324 1.00000000000000000001 3.4e38 ");
+  }
+}
+
+TEST(CsvParseOnHost, FloatRangeAndSpecialSpellings) {
+  const HostParse f64 = parse_one(kFloat64, {"1e309", "-1e309", "1e999999999999999999999", "1e308", "inf", "-Infinity", "INF",
+                                             "NaN", "-nan", "nan(abc)", "1e-999999999999999999999", "1e37", "-1e-325"});
+  EXPECT_EQ(f64.malformed, (Indexes{0, 1, 2}));
+  EXPECT_EQ(f64.needs_host, (Indexes{3, 9}));
+  EXPECT_EQ(f64.row_index, (Indexes{4, 5, 6, 7, 8, 10, 11, 12}));
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(0)), 0x7FF0000000000000ULL);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(1)), 0xFFF0000000000000ULL);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(2)), 0x7FF0000000000000ULL);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(3)), 0x7FF8000000000000ULL);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(4)), 0xFFF8000000000000ULL);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(5)), 0u);
+  EXPECT_EQ(f64.columns[0].value<double>(6), 1e37);
+  EXPECT_EQ(bits_of(f64.columns[0].value<double>(7)), 0x8000000000000000ULL);
+
+  const HostParse f32 = parse_one(kFloat32, {"1e39", "-1e39", "3.4e38", "1e38", "-inf", "nan", "-NAN", "1e-50", "16777217",
+                                             "0.1", "3.4028234663852886e38"});
+  EXPECT_EQ(f32.malformed, (Indexes{0, 1}));
+  EXPECT_EQ(f32.needs_host, (Indexes{2, 3, 10}));
+  EXPECT_EQ(f32.row_index, (Indexes{4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(0)), 0xFF800000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(1)), 0x7FC00000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(2)), 0xFFC00000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(3)), 0u);            // 1e-50 as a double, then as a float
+  EXPECT_EQ(f32.columns[0].value<float>(4), 16777216.0f);            // rounded once to double, once to float
+  EXPECT_EQ(f32.columns[0].value<float>(5), static_cast<float>(0.1));
+
+  // Below 1e-46 a float is +-0 whatever the double was; 9e-46 is the least float subnormal.
+  const HostParse tiny = parse_one(kFloat32, {"9e-46", "9.9e-47", "-1e-47", "1.4e-45"});
+  EXPECT_EQ(tiny.needs_host, (Indexes{0, 3}));
+  EXPECT_EQ(tiny.row_index, (Indexes{1, 2}));
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(0)), 0u);
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(1)), 0x80000000u);
+  bool ok = false;
+  EXPECT_EQ(bits_of(static_cast<float>(cpu_double("9e-46", true, ok))), 1u);  // why 9e-46 cannot be 0
+}
+
+TEST(CsvParseOnHost, DoubledQuotesInNumbersGoToTheHost) {
+  const HostParse p = parse({"\"1\"\"2\",a", "\"12\",\"b\"\"\"", "\"1\"\"2\",\"x", "\"tr\"\"ue\",1,2"}, {spec(kInt64), spec(kString)});
+  EXPECT_EQ(p.needs_host, Indexes{0});     // the CPU parser reads 1"2, and says it is malformed
+  EXPECT_EQ(p.malformed, (Indexes{2, 3}));  // malformed anyway: unclosed quote; too many fields
+  EXPECT_EQ(p.all_rows(), "[12,\"b\"\"]\n");
+}
+
+TEST(CsvParseOnHost, EmptyInput) {
+  const HostParse p = parse({}, every_scalar_type());
+  EXPECT_EQ(p.rows, 0u);
+  EXPECT_EQ(p.blank, 0u);
+  EXPECT_TRUE(p.malformed.empty());
+  ASSERT_EQ(p.columns.size(), 6u);
+  EXPECT_EQ(p.columns[5].offsets, std::vector<int32_t>{0});
+
+  const HostParse blanks = parse({"", "\r", ""}, every_scalar_type());
+  EXPECT_EQ(blanks.rows, 0u);
+  EXPECT_EQ(blanks.blank, 3u);
+}
+
+TEST(CsvParseOnHost, ValidityBitmapsSpanManyBytes) {
+  std::vector<std::string> lines;
+  std::string expected;
+  for (int i = 0; i < 70; ++i) {
+    const bool null = i % 3 == 0 || i == 69;
+    lines.push_back(null ? "," : std::to_string(i) + ",s" + std::to_string(i));
+    if (i % 7 == 5) lines.push_back("bad,line,here");
+    expected += null ? "[null,null]\n" : "[" + std::to_string(i) + ",\"s" + std::to_string(i) + "\"]\n";
+  }
+  const HostParse p = parse(lines, {spec(kInt32, kNullable), spec(kString, kNullable)});
+  EXPECT_EQ(p.rows, 70u);
+  EXPECT_EQ(p.malformed.size(), 10u);
+  EXPECT_EQ(p.all_rows(), expected);
+  EXPECT_EQ(p.columns[0].null_count, 24u);
+}
+
+// ------------------------------------------------------------------ random records
+
+/// The CPU parser transcribed (split_csv_line, the field count, parse_scalar_text): the
+/// status it gives a line, and for a good line its cells as text.
+struct CpuCell {
+  bool is_null = false;
+  int64_t integer = 0;
+  double real = 0;
+  std::string text;
+};
+
+uint8_t cpu_parse_line(const std::string& raw, bool is_null_line, const std::vector<CsvFieldSpec>& fields, char delimiter, char quote,
+                       std::vector<CpuCell>& cells) {
+  if (is_null_line) return kCsvMalformed;
+  std::string line = raw;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) return kCsvBlank;
+  struct Span {
+    std::string text;
+    bool quoted;
+  };
+  std::vector<Span> spans;
+  size_t pos = 0;
+  while (true) {
+    if (pos < line.size() && line[pos] == quote) {
+      const size_t begin = pos + 1;
+      size_t cursor = begin, end = std::string::npos;
+      while (true) {
+        const size_t q = line.find(quote, cursor);
+        if (q == std::string::npos) break;
+        if (q + 1 < line.size() && line[q + 1] == quote) {
+          cursor = q + 2;
+          continue;
+        }
+        end = q;
+        break;
+      }
+      if (end == std::string::npos) return kCsvMalformed;
+      std::string text;
+      for (size_t i = begin; i < end; ++i) {
+        text += line[i];
+        if (line[i] == quote) ++i;
+      }
+      spans.push_back({text, true});
+      pos = end + 1;
+      if (pos == line.size()) break;
+      if (line[pos] != delimiter) return kCsvMalformed;
+      ++pos;
+    } else {
+      const size_t next = line.find(delimiter, pos);
+      if (next == std::string::npos) {
+        spans.push_back({line.substr(pos), false});
+        break;
+      }
+      spans.push_back({line.substr(pos, next - pos), false});
+      pos = next + 1;
+    }
+  }
+  if (spans.size() != fields.size()) return kCsvMalformed;
+  cells.assign(fields.size(), CpuCell{});
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const std::string& text = spans[i].text;
+    CpuCell& cell = cells[i];
+    const int32_t type = fields[i].type;
+    if (text.empty() && !(spans[i].quoted && type == kString)) {
+      if (fields[i].nullable) cell.is_null = true;
+      else if (type != kString) return kCsvMalformed;
+      continue;
+    }
+    const char* first = text.data();
+    const char* last = first + text.size();
+    switch (type) {
+      case kBool: {
+        std::string lower;
+        for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == "true" || text == "1") cell.integer = 1;
+        else if (lower == "false" || text == "0") cell.integer = 0;
+        else return kCsvMalformed;
+        break;
+      }
+      case kInt32:
+      case kInt64: {
+        const auto [end, ec] = std::from_chars(first, last, cell.integer);
+        if (end != last || ec != std::errc()) return kCsvMalformed;
+        if (type == kInt32 && (cell.integer < INT32_MIN || cell.integer > INT32_MAX)) return kCsvMalformed;
+        break;
+      }
+      case kFloat32:
+      case kFloat64: {
+        bool ok = false;
+        cell.real = cpu_double(text, type == kFloat32, ok);
+        if (!ok) return kCsvMalformed;
+        break;
+      }
+      default: cell.text = text;
+    }
+  }
+  return kCsvGood;
+}
+
+/// What a generated field should become.
+enum FieldKind { kGoodField, kBadField, kHostField };
+
+struct GeneratedField {
+  std::string csv;  ///< as written in the line
+  FieldKind kind = kGoodField;
+  CpuCell cell;     ///< the expected value of a good field
+};
+
+class RecordGenerator {
+ public:
+  RecordGenerator(uint32_t seed, char delimiter, char quote) : rng_(seed), delimiter_(delimiter), quote_(quote) {}
+
+  int pick(int n) { return static_cast<int>(rng_() % static_cast<uint32_t>(n)); }
+  bool chance(int percent) { return pick(100) < percent; }
+
+  std::string quoted(const std::string& text) {
+    std::string out(1, quote_);
+    for (char c : text) {
+      out += c;
+      if (c == quote_) out += quote_;
+    }
+    return out + quote_;
+  }
+
+  /// Quotes @p text when it must be quoted, and sometimes when it need not be.
+  std::string maybe_quoted(const std::string& text) {
+    const bool must = text.find(delimiter_) != std::string::npos || (!text.empty() && text[0] == quote_);
+    return must || chance(15) ? quoted(text) : text;
+  }
+
+  std::string digits(int n, bool nonzero_first) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += static_cast<char>('0' + (i == 0 && nonzero_first ? 1 + pick(9) : pick(10)));
+    return s;
+  }
+
+  GeneratedField field(const CsvFieldSpec& f) {
+    GeneratedField g;
+    const bool is32 = f.type == kInt32 || f.type == kFloat32;
+    if (chance(6)) {  // empty
+      g.csv = f.type == kString && !f.nullable && chance(50) ? quoted("") : chance(30) ? quoted("") : "";
+      const bool quoted_empty = !g.csv.empty();
+      if (f.type == kString && (quoted_empty || !f.nullable)) g.cell.text = "";
+      else if (f.nullable) g.cell.is_null = true;
+      else g.kind = kBadField;
+      return g;
+    }
+    const bool bad = chance(4);
+    switch (f.type) {
+      case kBool: {
+        static const char* good[] = {"true", "TRUE", "True", "false", "FALSE", "fAlSe", "1", "0"};
+        static const char* wrong[] = {"yes", "t", "2", "true ", "tru", " 0", "-1"};
+        if (bad) {
+          g.kind = kBadField;
+          g.csv = maybe_quoted(wrong[pick(7)]);
+        } else {
+          const int k = pick(8);
+          g.csv = maybe_quoted(good[k]);
+          g.cell.integer = k < 3 || k == 6 ? 1 : 0;
+        }
+        return g;
+      }
+      case kInt32:
+      case kInt64: {
+        if (bad) {
+          g.kind = kBadField;
+          static const char* wrong[] = {"12x", " 1", "+1", "1.0", "-", "99999999999999999999", "1e3", "--2"};
+          const int k = pick(is32 ? 10 : 9);
+          g.csv = maybe_quoted(k < 8 ? wrong[k] : k == 8 ? (is32 ? "2147483648" : "9223372036854775808") : "-2147483649");
+          return g;
+        }
+        int64_t v;
+        switch (pick(4)) {
+          case 0: v = is32 ? (chance(50) ? INT32_MAX : INT32_MIN) : (chance(50) ? INT64_MAX : INT64_MIN); break;
+          case 1: v = pick(2001) - 1000; break;
+          default: {
+            const uint64_t r = (static_cast<uint64_t>(rng_()) << 32) | rng_();
+            v = is32 ? static_cast<int32_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r);
+          }
+        }
+        std::string s = std::to_string(v);
+        if (chance(5) && v >= 0) s = "00" + s;
+        g.csv = maybe_quoted(s);
+        g.cell.integer = v;
+        return g;
+      }
+      case kFloat32:
+      case kFloat64: {
+        std::string s;
+        if (bad) {
+          g.kind = kBadField;
+          static const char* wrong[] = {"abc", "1.0 ", "0x10", "1e", "1e+", ".", "e5", "+1.5", "inf ", "infinit", "1e999", "1.5.2"};
+          const int k = pick(is32 ? 13 : 12);
+          g.csv = maybe_quoted(k < 12 ? wrong[k] : "-1e39");
+          return g;
+        }
+        const int form = pick(20);
+        if (form == 0) {
+          static const char* special[] = {"inf", "-inf", "Infinity", "NaN", "-nan", "INF", "0e999", "-0.0"};
+          s = special[pick(8)];
+        } else if (form <= 2) {  // beyond the fast path: more than 19 digits, or a subnormal
+          g.kind = kHostField;
+          if (chance(50)) {
+            s = digits(1, true) + "." + digits(18 + pick(6), false) + std::to_string(1 + pick(9));
+            s += "e" + std::to_string(pick(is32 ? 60 : 600) - (is32 ? 30 : 300));
+          } else {
+            s = is32 ? "nan(x1)" : digits(1, true) + "e-" + std::to_string(310 + pick(12));
+          }
+        } else {  // on the fast path: up to 14 digits, a point, an exponent, |exp10| <= 22
+          const int n = 1 + pick(14);
+          s = digits(n, chance(70));
+          const int frac = pick(n + 1);
+          if (frac > 0 || chance(10)) s.insert(s.size() - static_cast<size_t>(frac), ".");
+          if (s[0] == '.' && chance(50)) s = "0" + s;
+          if (chance(30)) {
+            const int e = pick(17) - 8;
+            s += (chance(50) ? "e" : "E") + std::string(e >= 0 && chance(30) ? "+" : "") + std::to_string(e);
+          }
+          if (chance(40)) s = "-" + s;
+        }
+        g.csv = maybe_quoted(s);
+        if (g.kind == kGoodField) {
+          bool ok = false;
+          g.cell.real = cpu_double(s, is32, ok);
+          EXPECT_TRUE(ok) << s;
+        }
+        return g;
+      }
+      default: {
+        static const char alphabet[] = "abcxyz019 ,;'\"\t-.ÄX";
+        std::string s;
+        const int n = pick(12);
+        for (int i = 0; i < n; ++i) s += alphabet[pick(static_cast<int>(sizeof alphabet) - 1)];
+        if (s.empty()) s = "e";
+        g.csv = maybe_quoted(s);
+        g.cell.text = s;
+        return g;
+      }
+    }
+  }
+
+  std::mt19937 rng_;
+  char delimiter_, quote_;
+};
+
+/// Random records of @p fields, each with the status the device must give it (and the cells
+/// of the good ones); checks the device against them and against the transcribed CPU parser.
+void check_random_records(const std::vector<CsvFieldSpec>& fields, char delimiter, char quote, uint32_t seed, int records) {
+  RecordGenerator gen(seed, delimiter, quote);
+  std::vector<std::string> lines;
+  std::vector<size_t> null_lines;
+  std::vector<uint8_t> expected_status;
+  std::vector<std::vector<CpuCell>> expected_cells;
+  for (int i = 0; i < records; ++i) {
+    std::vector<GeneratedField> g;
+    for (const CsvFieldSpec& f : fields) g.push_back(gen.field(f));
+    bool malformed = false, host = false;
+    for (const GeneratedField& x : g) {
+      malformed |= x.kind == kBadField;
+      host |= x.kind == kHostField;
+    }
+    std::string line;
+    for (size_t k = 0; k < g.size(); ++k) line += (k ? std::string(1, delimiter) : "") + g[k].csv;
+    const int shape = gen.pick(100);
+    uint8_t status = malformed ? kCsvMalformed : host ? kCsvNeedsHost : kCsvGood;
+    if (shape < 2) {  // blank
+      line = gen.chance(50) ? "" : "\r";
+      status = kCsvBlank;
+    } else if (shape < 3) {  // null
+      null_lines.push_back(lines.size());
+      status = kCsvMalformed;
+    } else if (shape < 5) {  // a field too many
+      line += delimiter + std::string("x");
+      status = kCsvMalformed;
+    } else if (shape < 7 && g.size() > 1) {  // a field too few
+      line = line.substr(0, line.size() - g.back().csv.size() - 1);
+      status = kCsvMalformed;
+    } else if (shape < 8) {  // an unclosed quote as the last field
+      line = line.substr(0, line.size() - g.back().csv.size()) + quote + "ab" + delimiter + "c";
+      status = kCsvMalformed;
+    } else if (shape < 9) {  // something after a closing quote
+      line = quote + std::string("q") + quote + "z" + line.substr(g[0].csv.size());
+      status = kCsvMalformed;
+    } else if (shape < 20) {
+      line += "\r";
+    }
+    const bool null_line = !null_lines.empty() && null_lines.back() == lines.size();
+    if (!null_line && (line.empty() || line == "\r")) status = kCsvBlank;  // e.g. one empty field
+    lines.push_back(line);
+    expected_status.push_back(status);
+    std::vector<CpuCell> cells;
+    for (const GeneratedField& x : g) cells.push_back(x.cell);
+    expected_cells.push_back(cells);
+  }
+
+  const HostParse p = parse(lines, fields, delimiter, quote, null_lines);
+  std::vector<uint8_t> status(lines.size(), kCsvBlank);
+  for (int64_t r : p.row_index) status[static_cast<size_t>(r)] = kCsvGood;
+  for (int64_t r : p.malformed) status[static_cast<size_t>(r)] = kCsvMalformed;
+  for (int64_t r : p.needs_host) status[static_cast<size_t>(r)] = kCsvNeedsHost;
+  size_t counts[4] = {0, 0, 0, 0};
+  size_t compared = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ++counts[status[i]];
+    ASSERT_EQ(static_cast<int>(status[i]), static_cast<int>(expected_status[i])) << "line " << i << ": " << lines[i];
+    std::vector<CpuCell> cpu_cells;
+    const bool is_null_line = std::find(null_lines.begin(), null_lines.end(), i) != null_lines.end();
+    const uint8_t cpu = cpu_parse_line(lines[i], is_null_line, fields, delimiter, quote, cpu_cells);
+    if (status[i] != kCsvNeedsHost)
+      ASSERT_EQ(static_cast<int>(cpu), static_cast<int>(status[i])) << "the CPU parser disagrees on line " << i << ": " << lines[i];
+    if (status[i] != kCsvGood) continue;
+    const size_t row = compared++;
+    ASSERT_EQ(p.row_index[row], static_cast<int64_t>(i));
+    for (size_t f = 0; f < fields.size(); ++f) {
+      const HostColumn& c = p.columns[f];
+      const CpuCell& want = expected_cells[i][f];
+      const CpuCell& cpu_cell = cpu_cells[f];
+      const std::string where = "line " + std::to_string(i) + " field " + std::to_string(f) + ": " + lines[i];
+      ASSERT_EQ(!c.valid(row), want.is_null) << where;
+      ASSERT_EQ(cpu_cell.is_null, want.is_null) << where;
+      if (want.is_null) continue;
+      switch (c.type) {
+        case kBool: ASSERT_EQ(c.value<uint8_t>(row), want.integer) << where; break;
+        case kInt32: ASSERT_EQ(c.value<int32_t>(row), want.integer) << where; break;
+        case kInt64: ASSERT_EQ(c.value<int64_t>(row), want.integer) << where; break;
+        case kFloat32: {
+          const double d = want.real;  // the host's cast, with the quiet NaN of the value's sign
+          const uint32_t expected = std::isnan(d) ? (std::signbit(d) ? 0xFFC00000u : 0x7FC00000u) : bits_of(static_cast<float>(d));
+          ASSERT_EQ(bits_of(c.value<float>(row)), expected) << where;
+          break;
+        }
+        case kFloat64: ASSERT_EQ(bits_of(c.value<double>(row)), bits_of(want.real)) << where; break;
+        default: ASSERT_EQ(c.str(row), want.text) << where; ASSERT_EQ(cpu_cell.text, want.text) << where;
+      }
+      if (c.type != kString && c.type != kFloat32 && c.type != kFloat64) ASSERT_EQ(cpu_cell.integer, want.integer) << where;
+      if (c.type == kFloat64) ASSERT_EQ(bits_of(cpu_cell.real), bits_of(want.real)) << where;
+    }
+  }
+  EXPECT_EQ(compared, p.rows);
+  // Every kind of line occurs, and most records are good.
+  EXPECT_GT(counts[kCsvGood], static_cast<size_t>(records) / 4);
+  EXPECT_GT(counts[kCsvMalformed], 0u);
+  EXPECT_GT(counts[kCsvBlank], 0u);
+  bool has_float = false;
+  for (const CsvFieldSpec& f : fields) has_float |= f.type == kFloat32 || f.type == kFloat64;
+  if (has_float) EXPECT_GT(counts[kCsvNeedsHost], 0u);
+}
+
+std::vector<CsvFieldSpec> every_type_both_ways() {
+  std::vector<CsvFieldSpec> fields;
+  for (int32_t type : {kBool, kInt32, kInt64, kFloat32, kFloat64, kString}) {
+    fields.push_back(spec(type));
+    fields.push_back(spec(type, kNullable));
+  }
+  return fields;
+}
+
+TEST(CsvParseOnHost, RandomRecordsOfEveryType) { check_random_records(every_type_both_ways(), ',', '"', 1, 4000); }
+
+TEST(CsvParseOnHost, RandomRecordsWithOtherDelimiterAndQuote) {
+  check_random_records(every_type_both_ways(), ';', '\'', 2, 3000);
+  check_random_records(every_type_both_ways(), '\t', '"', 3, 2000);
+}
+
+TEST(CsvParseOnHost, RandomRecordsOfSmallSchemas) {
+  check_random_records({spec(kString, kNullable)}, ',', '"', 4, 2000);
+  check_random_records({spec(kFloat64), spec(kInt64, kNullable)}, ',', '"', 5, 3000);
+  check_random_records({spec(kFloat32, kNullable), spec(kBool), spec(kString)}, '|', '"', 6, 3000);
+}
+
+/// Random fast-path floats, one per line, against std::from_chars bit for bit.
+TEST(CsvParseOnHost, RandomFastPathFloatsMatchFromCharsBitForBit) {
+  std::mt19937 rng(7);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 20000; ++i) {
+    const uint64_t m = ((static_cast<uint64_t>(rng()) << 32) | rng()) % (uint64_t{1} << (1 + rng() % 53));
+    const int e = static_cast<int>(rng() % 45) - 22;
+    std::string s = std::to_string(m);
+    if (rng() % 2) s += "e" + std::to_string(e);
+    else if (e < 0 && static_cast<size_t>(-e) < s.size()) s.insert(s.size() - static_cast<size_t>(-e), ".");
+    if (rng() % 2) s = "-" + s;
+    texts.push_back(s);
+  }
+  for (int32_t type : {kFloat64, kFloat32}) {
+    const bool is32 = type == kFloat32;
+    const HostParse p = parse_one(type, texts);
+    EXPECT_TRUE(p.needs_host.empty());
+    EXPECT_TRUE(p.malformed.empty());
+    ASSERT_EQ(p.rows, texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      bool ok = false;
+      const double expected = cpu_double(texts[i], is32, ok);
+      ASSERT_TRUE(ok) << texts[i];
+      if (is32) ASSERT_EQ(bits_of(p.columns[0].value<float>(i)), bits_of(static_cast<float>(expected))) << texts[i];
+      else ASSERT_EQ(bits_of(p.columns[0].value<double>(i)), bits_of(expected)) << texts[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::gpu
