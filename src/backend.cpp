@@ -37,9 +37,9 @@ std::unique_ptr<ExecutionBackend> make_backend(BackendKind requested) {
     case BackendKind::Auto: {
 #ifdef SLUICE_WITH_CUDA
       if (cuda::device_count() > 0) return make_cuda_backend(0);
-      log::info("backend auto: no CUDA device is present; using cpu");
+      logging::info("backend auto: no CUDA device is present; using cpu");
 #else
-      log::info("backend auto: this build has no CUDA; using cpu");
+      logging::info("backend auto: this build has no CUDA; using cpu");
 #endif
       return make_cpu_backend();
     }

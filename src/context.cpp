@@ -24,7 +24,7 @@ class FileDeadLetterSink final : public DeadLetterSink {
     std::lock_guard lock(mutex_);
     out_ << line;
     out_.flush();
-    if (!out_) log::error("dead-letter file " + path_ + ": write failed");
+    if (!out_) logging::error("dead-letter file " + path_ + ": write failed");
   }
 
  private:
@@ -142,7 +142,7 @@ void StreamingContext::start() {
     for (StreamNode* n : active_nodes_) n->stop();
     throw;
   }
-  log::debug("streaming context started: first batch at " + std::to_string(start_time.ms) + " ms, backend " +
+  logging::debug("streaming context started: first batch at " + std::to_string(start_time.ms) + " ms, backend " +
              std::string(backend_->name()));
   state_ = State::Running;
   cutter_ = std::thread([this] { cut_batches(); });
@@ -257,7 +257,7 @@ void StreamingContext::run_batch(Time t, Duration scheduling_delay) {
   info.records_in = ctx.records_in;
   info.malformed_records = ctx.malformed;
   info.dropped_records = ctx.dropped;
-  if (ctx.malformed) log::warn("batch " + std::to_string(t.ms) + " ms: " + std::to_string(ctx.malformed) + " malformed records");
+  if (ctx.malformed) logging::warn("batch " + std::to_string(t.ms) + " ms: " + std::to_string(ctx.malformed) + " malformed records");
 
   {
     std::lock_guard lock(mutex_);
@@ -297,7 +297,7 @@ void StreamingContext::finish(std::exception_ptr error) {
     try {
       std::rethrow_exception(error);
     } catch (const std::exception& e) {
-      log::error(e.what());
+      logging::error(e.what());
     }
   }
   changed_.notify_all();
@@ -361,7 +361,7 @@ void StreamingContext::stop(bool graceful) {
     listeners = listeners_;
     changed_.notify_all();
   }
-  log::info("stopped: " + summary.to_string());
+  logging::info("stopped: " + summary.to_string());
   for (auto& l : listeners) l->on_stream_stopped(summary);
 }
 

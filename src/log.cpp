@@ -6,7 +6,7 @@
 #include <mutex>
 #include <string>
 
-namespace sluice::log {
+namespace sluice::logging {
 namespace {
 
 Level level_from_env() {
@@ -47,4 +47,4 @@ void write(Level l, std::string_view message) {
   std::fprintf(stderr, "sluice [%s] %.*s\n", label(l), static_cast<int>(message.size()), message.data());
 }
 
-}  // namespace sluice::log
+}  // namespace sluice::logging

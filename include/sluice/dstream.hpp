@@ -17,11 +17,28 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/backend.hpp"
 #include "sluice/codec.hpp"
 #include "sluice/pane_ring.hpp"
 #include "sluice/stream_graph.hpp"
+#if defined(__CUDACC__)
+#include "sluice/device_functors.cuh"
+#endif
 
 namespace sluice {
+
+namespace detail {
+template <class F> struct is_device_fn : std::false_type {};
+template <class F> struct is_device_fn<DeviceFn<F>> : std::true_type {};
+/// True when nvcc compiles this and @p F is a device_fn over records that fit in kernels.
+template <class F, class... Records> constexpr bool runs_on_device() {
+#if defined(__CUDACC__)
+  return is_device_fn<F>::value && (device::is_device_record<Records> && ...);
+#else
+  return false;
+#endif
+}
+}  // namespace detail
 
 template <class T> class DStream;
 template <class K, class V> class PairDStream;
@@ -213,6 +230,16 @@ template <class T> class DStream {
   /// Applies @p f to every record.
   template <class F> auto map(F f) const -> detail::stream_for_t<detail::result_t<F, const T&>> {
     using U = detail::result_t<F, const T&>;
+#if defined(__CUDACC__)
+    if constexpr (detail::runs_on_device<F, T, U>()) {
+      return detail::stream_for_t<U>(stream_.transform("map", schema_of<U>(), [f](std::span<const Table* const> in, StepContext& ctx) {
+        if (ctx.backend->kind() == BackendKind::Cuda) return device::map_table<U, T>(*in[0], f);
+        std::vector<U> out;
+        for (const T& x : decode<T>(*in[0])) out.push_back(f(x));
+        return encode(out);
+      }));
+    }
+#endif
     return detail::stream_for_t<U>(detail::map_batches<U, T>(stream_, "map", [f](std::vector<T> in, StepContext&) {
       std::vector<U> out;
       out.reserve(in.size());
@@ -235,6 +262,17 @@ template <class T> class DStream {
 
   /// Keeps the records for which @p f returns true.
   template <class F> detail::stream_for_t<T> filter(F f) const {
+#if defined(__CUDACC__)
+    if constexpr (detail::runs_on_device<F, T>()) {
+      return detail::stream_for_t<T>(stream_.transform("filter", stream_.schema(), [f](std::span<const Table* const> in, StepContext& ctx) {
+        if (ctx.backend->kind() == BackendKind::Cuda) return device::filter_table<T>(*in[0], f);
+        const std::vector<T> values = decode<T>(*in[0]);
+        std::vector<uint8_t> mask(values.size());
+        for (size_t i = 0; i < values.size(); ++i) mask[i] = f(values[i]) ? 1 : 0;
+        return in[0]->filter(mask);
+      }));
+    }
+#endif
     return detail::stream_for_t<T>(stream_.transform("filter", stream_.schema(), [f](std::span<const Table* const> in, StepContext&) {
       const std::vector<T> values = decode<T>(*in[0]);
       std::vector<uint8_t> mask(values.size());
@@ -355,6 +393,15 @@ template <class K, class V> class PairDStream : public DStream<std::pair<K, V>> 
   }
   /// One record per key: its values combined with @p f (associative, commutative).
   template <class F> PairDStream<K, V> reduce_by_key(F f) const {
+#if defined(__CUDACC__)
+    if constexpr (detail::runs_on_device<F, K, V>()) {
+      return PairDStream<K, V>(this->table_stream().transform(
+          "reduce_by_key", schema_of<Pair>(), [f](std::span<const Table* const> in, StepContext& ctx) {
+            if (ctx.backend->kind() == BackendKind::Cuda) return device::reduce_by_key_table<K, V>(*in[0], f);
+            return encode(detail::reduce_pairs(decode<Pair>(*in[0]), f).entries());
+          }));
+    }
+#endif
     return PairDStream<K, V>(detail::map_batches<Pair, Pair>(stream_, "reduce_by_key", [f](std::vector<Pair> in, StepContext&) {
       return std::move(detail::reduce_pairs(in, f).entries());
     }));

@@ -4,7 +4,9 @@
 
 #include <string_view>
 
-namespace sluice::log {
+// Not "log": with `using namespace sluice`, a namespace log would make the C math log()
+// ambiguous (nvcc's math headers call it unqualified).
+namespace sluice::logging {
 
 enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 };
 
@@ -18,4 +20,4 @@ inline void info(std::string_view m) { write(Level::Info, m); }
 inline void warn(std::string_view m) { write(Level::Warn, m); }
 inline void error(std::string_view m) { write(Level::Error, m); }
 
-}  // namespace sluice::log
+}  // namespace sluice::logging

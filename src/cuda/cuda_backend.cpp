@@ -345,7 +345,7 @@ class DeviceStateAggregation final : public StateAggregation {
 class CudaBackend final : public ExecutionBackend {
  public:
   explicit CudaBackend(int device) : engine_(device), cpu_(make_cpu_backend()) {
-    log::info("backend cuda: " + engine_.description());
+    logging::info("backend cuda: " + engine_.description());
   }
 
   BackendKind kind() const override { return BackendKind::Cuda; }
@@ -462,7 +462,7 @@ class CudaBackend final : public ExecutionBackend {
   /// A 64-bit hash collision between two distinct keys: never merged; this batch is
   /// recomputed exactly on the CPU.
   template <class Compute> Table collision_fallback(const char* op, Compute&& compute) {
-    log::warn(std::string("backend cuda: ") + op + ": two distinct keys share a 64-bit hash; this batch is aggregated on the CPU");
+    logging::warn(std::string("backend cuda: ") + op + ": two distinct keys share a 64-bit hash; this batch is aggregated on the CPU");
     return compute();
   }
 

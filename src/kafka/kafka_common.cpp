@@ -10,10 +10,10 @@ void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* m
   const auto* state = static_cast<const ClientState*>(rd_kafka_opaque(rk));
   const std::string text = (state ? state->who : std::string("kafka")) + ": librdkafka " + facility + ": " + message;
   // syslog levels: 0..3 errors, 4 warning, 5..6 notice/info, 7 debug
-  if (level <= 3) log::error(text);
-  else if (level == 4) log::warn(text);
-  else if (level <= 6) log::info(text);
-  else log::debug(text);
+  if (level <= 3) logging::error(text);
+  else if (level == 4) logging::warn(text);
+  else if (level <= 6) logging::info(text);
+  else logging::debug(text);
 }
 
 void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -24,10 +24,10 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
     char fatal[512];
     const rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
     if (state) state->fatal = true;
-    log::error(who + ": fatal error " + rd_kafka_err2name(cause) + ": " + fatal);
+    logging::error(who + ": fatal error " + rd_kafka_err2name(cause) + ": " + fatal);
     return;
   }
-  log::warn(who + ": " + rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)) + ": " + reason);
+  logging::warn(who + ": " + rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)) + ": " + reason);
 }
 
 }  // namespace

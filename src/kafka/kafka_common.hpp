@@ -1,6 +1,6 @@
 #pragma once
 // Shared librdkafka plumbing for the Kafka source and sink: configuration with errors that
-// name the property, and librdkafka's log and error callbacks routed to sluice::log.
+// name the property, and librdkafka's log and error callbacks routed to sluice::logging.
 
 #include <librdkafka/rdkafka.h>
 

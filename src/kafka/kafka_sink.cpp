@@ -106,7 +106,7 @@ class KafkaSinkNode final : public StreamNode {
   void close() {
     if (!rk_) return;
     if (rd_kafka_flush(rk_, static_cast<int>(options_.flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      log::warn(name() + ": " + std::to_string(rd_kafka_outq_len(rk_)) + " messages still unsent at shutdown");
+      logging::warn(name() + ": " + std::to_string(rd_kafka_outq_len(rk_)) + " messages still unsent at shutdown");
     if (topic_) rd_kafka_topic_destroy(topic_);
     topic_ = nullptr;
     rd_kafka_destroy(rk_);
@@ -202,7 +202,7 @@ class KafkaSinkNode final : public StreamNode {
       covered_ = through;
     } catch (...) {
       ErrorPtr abort(rd_kafka_abort_transaction(rk_, static_cast<int>(options_.flush_timeout.count())));
-      if (abort) log::error(name() + ": aborting the transaction failed: " + rd_kafka_error_string(abort.get()));
+      if (abort) logging::error(name() + ": aborting the transaction failed: " + rd_kafka_error_string(abort.get()));
       std::lock_guard lock(delivery_mutex_);
       failed_ = 0;
       first_failure_.clear();

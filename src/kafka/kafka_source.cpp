@@ -130,7 +130,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
       buffered_ = 0;
     }
     closing_ = true;
-    if (auto err = rd_kafka_consumer_close(rk_)) log::warn(name_ + ": closing the consumer: " + error_text(err));
+    if (auto err = rd_kafka_consumer_close(rk_)) logging::warn(name_ + ": closing the consumer: " + error_text(err));
     rd_kafka_destroy(rk_);
     rk_ = nullptr;
   }
@@ -340,7 +340,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
     if (!to_pause.empty()) {
       PartitionListPtr list = to_list(to_pause);
       rd_kafka_pause_partitions(rk_, list.get());
-      log::debug(name_ + ": paused " + std::to_string(to_pause.size()) + " partitions (buffer full)");
+      logging::debug(name_ + ": paused " + std::to_string(to_pause.size()) + " partitions (buffer full)");
     }
   }
 
@@ -366,7 +366,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
     const std::string text = rd_kafka_message_errstr(&m);
     // The same error repeats while it lasts (an unknown topic is retried): log it once.
     if (logged_errors_.insert(std::to_string(m.err) + "/" + topic).second)
-      log::warn(name_ + ": " + rd_kafka_err2name(m.err) + (topic.empty() ? "" : " on topic '" + topic + "'") + ": " + text);
+      logging::warn(name_ + ": " + rd_kafka_err2name(m.err) + (topic.empty() ? "" : " on topic '" + topic + "'") + ": " + text);
   }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
@@ -377,7 +377,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
       self->on_assigned(*parts);
       if (cooperative) {
         if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) {
-          log::error(self->name_ + ": incremental assign failed: " + rd_kafka_error_string(e));
+          logging::error(self->name_ + ": incremental assign failed: " + rd_kafka_error_string(e));
           rd_kafka_error_destroy(e);
         }
       } else {
@@ -386,11 +386,11 @@ class KafkaSource final : public Source, public TransactionalOffsets {
       rd_kafka_resume_partitions(rk, parts);  // a partition paused under an earlier assignment starts fresh
     } else {
       if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-        log::warn(self->name_ + ": rebalance error " + error_text(err) + ": dropping the assignment");
+        logging::warn(self->name_ + ": rebalance error " + error_text(err) + ": dropping the assignment");
       self->on_revoked(*parts);
       if (cooperative) {
         if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) {
-          log::error(self->name_ + ": incremental unassign failed: " + rd_kafka_error_string(e));
+          logging::error(self->name_ + ": incremental unassign failed: " + rd_kafka_error_string(e));
           rd_kafka_error_destroy(e);
         }
       } else {
@@ -411,7 +411,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
       if (!s.started) e.offset = start_offset();  // later assignments resume from the committed offset
       s.started = true;
     }
-    log::info(name_ + ": assigned " + std::to_string(parts.cnt) + " partitions");
+    logging::info(name_ + ": assigned " + std::to_string(parts.cnt) + " partitions");
   }
 
   void on_revoked(const rd_kafka_topic_partition_list_t& parts) {
@@ -428,7 +428,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
       it->second.paused = false;
       committable_.erase(it->first);
     }
-    log::info(name_ + ": revoked " + std::to_string(parts.cnt) + " partitions");
+    logging::info(name_ + ": revoked " + std::to_string(parts.cnt) + " partitions");
   }
 
   /// Folds the ranges of acknowledged batches into committable_ (caller holds mutex_).
@@ -485,7 +485,7 @@ class KafkaSource final : public Source, public TransactionalOffsets {
     const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list.get(), /*async=*/0);
     if (err) {
       client_.errors++;
-      log::warn(name_ + ": offset commit failed (retried after the next batch): " + error_text(err));
+      logging::warn(name_ + ": offset commit failed (retried after the next batch): " + error_text(err));
       return;
     }
     std::lock_guard lock(mutex_);

@@ -43,7 +43,7 @@ int run(const std::string& path, const sluice::pipeline::RunOverrides& overrides
   while (true) {
     if (ctx.await_termination(poll)) break;
     if (g_stop_requested) {
-      sluice::log::info("stop requested: finishing the batches already received");
+      sluice::logging::info("stop requested: finishing the batches already received");
       ctx.stop(true);
       break;
     }

@@ -68,7 +68,7 @@ class FileStreamSource final : public Source {
                                  : ec                                      ? ec.message()
                                                                            : "is not a directory";
       ++errors_;
-      if (!directory_problem_) log::warn(name() + ": " + reason + "; will look again every batch");
+      if (!directory_problem_) logging::warn(name() + ": " + reason + "; will look again every batch");
       directory_problem_ = true;
       return;
     }
@@ -83,11 +83,11 @@ class FileStreamSource final : public Source {
     }
     if (ec) {
       ++errors_;
-      if (!directory_problem_) log::warn(name() + ": cannot list the directory (" + ec.message() + "); will retry");
+      if (!directory_problem_) logging::warn(name() + ": cannot list the directory (" + ec.message() + "); will retry");
       directory_problem_ = true;
       return;  // a partial listing would make the cleanup below forget files still present
     }
-    if (directory_problem_) log::info(name() + ": the directory is readable now");
+    if (directory_problem_) logging::info(name() + ": the directory is readable now");
     directory_problem_ = false;
 
     // Forget files that left the directory, so the remembered names stay as few as the
@@ -119,7 +119,7 @@ class FileStreamSource final : public Source {
       if (current_.bad()) {
         // Lines already delivered cannot be taken back, so the file is not read again.
         ++errors_;
-        log::warn(name() + ": reading " + (fs::path(directory_) / current_name_).string() +
+        logging::warn(name() + ": reading " + (fs::path(directory_) / current_name_).string() +
                   " failed; the rest of the file is skipped");
         current_.close();
       } else if (current_.eof() || current_.peek() == std::char_traits<char>::eof()) {
@@ -145,13 +145,13 @@ class FileStreamSource final : public Source {
       ++errors_;
       std::error_code ec;
       if (!fs::exists(path, ec)) {
-        log::warn(name() + ": " + path.string() + " disappeared before it was read (" + reason + ")");
+        logging::warn(name() + ": " + path.string() + " disappeared before it was read (" + reason + ")");
         continue;
       }
       // Not marked seen: the next batch tries again. Logged once per file, not every batch.
       seen_.erase(current_name_);
       if (unreadable_.insert(current_name_).second)
-        log::warn(name() + ": cannot read " + path.string() + " (" + reason + "); will retry every batch");
+        logging::warn(name() + ": cannot read " + path.string() + " (" + reason + "); will retry every batch");
     }
     return false;
   }

@@ -124,7 +124,7 @@ class SocketSource final : public Source {
         std::string problem;
         Descriptor connection = connect_to_peer(problem);
         if (connection.valid()) {
-          log::info(name() + ": connected");
+          logging::info(name() + ": connected");
           backoff = kFirstBackoff;
           problem = read_lines(connection.get());
         }
@@ -137,7 +137,7 @@ class SocketSource final : public Source {
     } catch (const std::exception& e) {
       // A receiver thread must not throw; the source just stops receiving.
       errors_.fetch_add(1);
-      log::error(name() + ": receiver stopped: " + e.what());
+      logging::error(name() + ": receiver stopped: " + e.what());
     }
   }
 
@@ -244,7 +244,7 @@ class SocketSource final : public Source {
 
   void fail(const std::string& what) {
     errors_.fetch_add(1);
-    log::warn(name() + ": " + what);
+    logging::warn(name() + ": " + what);
   }
 
   std::string host_;
