@@ -144,6 +144,19 @@ struct DeviceEngine::Impl {
     return out;
   }
 
+  /// A column of lines (Arrow strings in host memory) copied to the device.
+  ColumnView upload_lines(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t lines, DeviceArray<char>& block) {
+    ColumnView text;
+    text.type = kString;
+    text.offsets = offsets;
+    text.chars = chars;
+    text.validity = validity;
+    GroupedInput host;
+    host.rows = lines;
+    host.keys = {text};
+    return upload(host, block).keys[0];
+  }
+
   static bool is_pinned(const void* p) {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
@@ -180,18 +193,11 @@ GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
 WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy) {
   Impl& im = *impl_;
   return checked("word count", im.stream, [&] {
-    ColumnView text;
-    text.type = kString;
-    text.offsets = offsets;
-    text.chars = chars;
-    GroupedInput host;
-    host.rows = lines;
-    host.keys = {text};
     DeviceArray<char> block;
-    const GroupedInput in = im.upload(host, block);
+    const ColumnView in = im.upload_lines(chars, offsets, nullptr, lines, block);
     CudaExec exec(im.pool, im.stream);
     const size_t bytes = lines == 0 ? 0 : static_cast<size_t>(offsets[lines]);
-    return sluice::gpu::count_words(exec, in.keys[0].chars, in.keys[0].offsets, lines, bytes, strategy);
+    return sluice::gpu::count_words(exec, in.chars, in.offsets, lines, bytes, strategy);
   });
 }
 
@@ -199,16 +205,8 @@ ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets,
                                      const std::vector<CsvFieldSpec>& fields, char delimiter, char quote) {
   Impl& im = *impl_;
   return checked("parse csv", im.stream, [&] {
-    ColumnView text;
-    text.type = kString;
-    text.offsets = offsets;
-    text.chars = chars;
-    text.validity = line_validity;
-    GroupedInput host;
-    host.rows = lines;
-    host.keys = {text};
     DeviceArray<char> block;
-    const ColumnView in = im.upload(host, block).keys[0];
+    const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
     CudaExec exec(im.pool, im.stream);
     const CsvParseResult<CudaExec> parsed =
         parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter, quote, in.validity);

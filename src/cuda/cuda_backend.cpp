@@ -267,78 +267,73 @@ class DeviceKeys {
   std::vector<Column> store_;
 };
 
-/// The device input of a batch: its key columns and the plan's folds.
-gpu::GroupedInput batch_input(const Table& batch, const KeyedAggregation& plan, const ResolvedPlan& resolved, const DeviceKeys& keys,
-                              std::string_view op) {
-  gpu::GroupedInput in;
-  in.rows = batch.num_rows();
-  in.keys = keys.views(batch, op);
-  in.folds = input_folds(plan, resolved, batch).folds;
-  in.force_hashed_keys = !keys.exact();
-  return in;
-}
+/// What device windows and states share: the plan, its device folds and the key dictionary.
+class DeviceKeyedAggregation {
+ protected:
+  DeviceKeyedAggregation(ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
+      : cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
+        resolved_(resolve_plan(plan_, input)), keys_(partial_schema_, resolved_, input),
+        fold_plan_(input_folds(plan_, resolved_, Table::empty(input))) {}
 
-/// reduceByKeyAndWindow with the panes on the device.
-class DeviceWindowAggregation final : public WindowAggregation {
- public:
-  DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
-                          size_t panes)
-      : cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)), resolved_(resolve_plan(plan_, input)),
-        keys_(partial_schema_, resolved_, input), fold_plan_(input_folds(plan_, resolved_, Table::empty(input))),
-        window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
+  /// The device input of a batch: its key columns and the plan's folds.
+  gpu::GroupedInput input_of(const Table& batch) const {
+    gpu::GroupedInput in;
+    in.rows = batch.num_rows();
+    in.keys = keys_.views(batch, op_);
+    in.folds = input_folds(plan_, resolved_, batch).folds;
+    in.force_hashed_keys = !keys_.exact();
+    return in;
+  }
+  bool wants_groups() const { return !keys_.exact(); }
 
-  void add_batch(const Table& batch) override {
-    constexpr std::string_view op = "reduce_by_key_and_window";
-    const gpu::BatchGroups groups = window_->add_batch(batch_input(batch, plan_, resolved_, keys_, op), !keys_.exact());
-    keys_.remember(groups, batch, op);
+  /// Finalized results of groups that came back from the device (extra accumulators after
+  /// the plan's folds are ignored).
+  Table finalized(const gpu::WindowGroups& g) {
+    const std::vector<size_t> rows = all_rows(g.groups());
+    return cpu_.finalize(
+        partial_table(partial_schema_, keys_.columns(g.keys, partial_schema_), fold_plan_, g.accumulators.data(), g.groups(), rows),
+        plan_);
   }
 
-  Table slide() override {
-    const gpu::WindowGroups w = window_->slide();
-    const std::vector<size_t> rows = all_rows(w.groups());
-    return cpu_.finalize(partial_table(partial_schema_, keys_.columns(w.keys, partial_schema_), fold_plan_, w.accumulators.data(),
-                                       w.groups(), rows),
-                         plan_);
-  }
-
- private:
   ExecutionBackend& cpu_;
+  std::string_view op_;
   KeyedAggregation plan_;
   Schema partial_schema_;
   ResolvedPlan resolved_;
   DeviceKeys keys_;
   FoldPlan fold_plan_;
+};
+
+/// reduceByKeyAndWindow with the panes on the device.
+class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggregation {
+ public:
+  DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
+                          size_t panes)
+      : DeviceKeyedAggregation(cpu, std::move(plan), input, "reduce_by_key_and_window"),
+        window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
+
+  void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
+  Table slide() override { return finalized(window_->slide()); }
+
+ private:
   std::unique_ptr<gpu::DeviceEngine::Window> window_;
 };
 
 /// update_state_by_key with the state on the device; the whole state is finalized every batch.
-class DeviceStateAggregation final : public StateAggregation {
+class DeviceStateAggregation final : public StateAggregation, DeviceKeyedAggregation {
  public:
   DeviceStateAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
                          size_t expire_after_batches)
-      : cpu_(cpu), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)), resolved_(resolve_plan(plan_, input)),
-        keys_(partial_schema_, resolved_, input), fold_plan_(input_folds(plan_, resolved_, Table::empty(input))),
+      : DeviceKeyedAggregation(cpu, std::move(plan), input, "update_state_by_key"),
         state_(engine.make_running_state(fold_plan_.folds, fold_plan_.records_fold, expire_after_batches)) {}
 
   Table update(const Table& batch) override {
-    constexpr std::string_view op = "update_state_by_key";
-    gpu::WindowGroups s;
-    const gpu::BatchGroups groups = state_->update(batch_input(batch, plan_, resolved_, keys_, op), !keys_.exact(), s);
-    keys_.remember(groups, batch, op);
-    const std::vector<size_t> rows = all_rows(s.groups());
-    // The state's accumulators are the batch folds, then each key's last batch (not a field).
-    return cpu_.finalize(partial_table(partial_schema_, keys_.columns(s.keys, partial_schema_), fold_plan_, s.accumulators.data(),
-                                       s.groups(), rows),
-                         plan_);
+    gpu::WindowGroups state;  // accumulators: the plan's folds, then each key's last batch
+    keys_.remember(state_->update(input_of(batch), wants_groups(), state), batch, op_);
+    return finalized(state);
   }
 
  private:
-  ExecutionBackend& cpu_;
-  KeyedAggregation plan_;
-  Schema partial_schema_;
-  ResolvedPlan resolved_;
-  DeviceKeys keys_;
-  FoldPlan fold_plan_;
   std::unique_ptr<gpu::DeviceEngine::RunningState> state_;
 };
 
