@@ -18,7 +18,7 @@ namespace sluice::gpu {
 /// unlimited: memory freed at the end of a batch stays reserved for the next one.
 class DevicePool {
  public:
-  explicit DevicePool(int device) {
+  explicit DevicePool(int device) : device_(device) {
     cudaMemPoolProps props{};
     props.allocType = cudaMemAllocationTypePinned;
     props.location.type = cudaMemLocationTypeDevice;
@@ -34,7 +34,17 @@ class DevicePool {
   void* allocate(size_t bytes, cudaStream_t stream) {
     void* p = nullptr;
     if (bytes == 0) return nullptr;
-    const cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
+    cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
+    if (err == cudaErrorMemoryAllocation) {
+      // Pools keep what they have freed: return it (this pool's and the device's default
+      // pool's) to the device and try once more before giving up.
+      (void)cudaGetLastError();
+      SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
+      SLUICE_CUDA_TRY(cudaMemPoolTrimTo(pool_, 0));
+      cudaMemPool_t default_pool = nullptr;
+      if (cudaDeviceGetDefaultMemPool(&default_pool, device_) == cudaSuccess) (void)cudaMemPoolTrimTo(default_pool, 0);
+      err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
+    }
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
       throw Error("device memory: cannot allocate " + std::to_string(bytes >> 20) + " MiB (" + std::to_string(bytes) +
@@ -60,6 +70,7 @@ class DevicePool {
   }
 
  private:
+  int device_;
   cudaMemPool_t pool_ = nullptr;
 };
 

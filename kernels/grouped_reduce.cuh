@@ -281,6 +281,9 @@ __host__ __device__ inline int sign_of(const int8_t* row_sign, int64_t row) { re
 
 constexpr uint64_t kEmptySlot = ~uint64_t{0};
 constexpr int64_t kNoRow = std::numeric_limits<int64_t>::max();
+constexpr uint64_t kMaxProbes = 512;
+/// Slots are int32 indexes (capacity + 1 of them must fit).
+constexpr uint64_t kMaxHashCapacity = uint64_t{1} << 30;
 
 /// One pass over the rows: find or claim the key's slot, then fold every value into it. The
 /// key kEmptySlot itself lives in the extra slot at index capacity.
@@ -297,13 +300,17 @@ struct HashInsertAndFold {
   unsigned int* overflow;
 
   __host__ __device__ void operator()(int64_t row) const {
+    // A table that filled up is abandoned for sorting: stop probing it at once.
+    if (DeviceAtomic<unsigned int>(*overflow).load(kRelaxed) != 0) return;
     const uint64_t key = key_of_row[row];
     const uint64_t capacity = mask + 1;
     uint64_t slot = capacity;
     if (key != kEmptySlot) {
       uint64_t i = fmix64(key) & mask;
       for (uint64_t probes = 0;; ++probes, i = (i + 1) & mask) {
-        if (probes == capacity) {
+        // At a load of at most 1/2 probe runs are short; a long one means the table is
+        // (nearly) full, and scanning all of it per row would cost more than sorting.
+        if (probes == capacity || probes == kMaxProbes) {
           DeviceAtomic<unsigned int>(*overflow).store(1, kRelaxed);
           return;
         }
@@ -587,14 +594,11 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
     out.sampled_distinct = distinct;
     if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * distinct));
   }
+  if (strategy == GroupStrategy::Hash && capacity > kMaxHashCapacity) strategy = GroupStrategy::Sort;
   if (strategy == GroupStrategy::Hash) {
     if (reduce_with_hash_table(exec, in, key_of_row.data(), folds.data(), keys.data(), verify, capacity, out)) return out;
-    // More keys than the sample suggested: the table filled up. Sorting takes over.
+    // More keys than the sample suggested (or a probe run too long): sorting takes over.
     out.hash_overflowed = true;
-    if (in.strategy == GroupStrategy::Hash) {  // hashing was asked for: a table that fits every row
-      const uint64_t full = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
-      if (reduce_with_hash_table(exec, in, key_of_row.data(), folds.data(), keys.data(), verify, full, out)) return out;
-    }
   }
   reduce_by_sorting(exec, in, key_of_row.data(), keys.data(), verify, out);
   return out;

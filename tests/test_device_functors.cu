@@ -45,6 +45,7 @@ template <class T> std::shared_ptr<Batches<T>> collect(const DStream<T>& s, std:
 struct Results {
   Batches<int64_t> mapped_then_filtered;
   Batches<double> halves;
+  Batches<bool> evens;
   Batches<std::pair<int64_t, int64_t>> sums;
   Batches<std::pair<int32_t, double>> maxima;
 };
@@ -78,6 +79,7 @@ Results run_on(BackendKind backend) {
   auto ints = ctx.queue_stream(numbers);
   auto filtered = collect(ints.map(device_fn(Triple{})).filter(device_fn(IsEven{})), m);
   auto halves = collect(ints.map(device_fn(Halve{})), m);
+  auto evens = collect(ints.map(device_fn(IsEven{})), m);  // bool records
   auto summed = collect(DStream<std::pair<int64_t, int64_t>>(
                             PairDStream<int64_t, int64_t>(ctx.queue_stream(pairs).table_stream()).reduce_by_key(device_fn(Add{}))),
                         m);
@@ -87,7 +89,7 @@ Results run_on(BackendKind backend) {
   ctx.start();
   ctx.advance_batches(4);
   ctx.stop();
-  return Results{*filtered, *halves, *summed, *maxima};
+  return Results{*filtered, *halves, *evens, *summed, *maxima};
 }
 
 }  // namespace
@@ -102,6 +104,9 @@ TEST(DeviceFunctors, RunOnTheHostWithTheCpuBackend) {
   EXPECT_EQ(r.mapped_then_filtered.at(1000).front(), 21 * 1 - 899);
   EXPECT_DOUBLE_EQ(r.halves.at(2000).front(), (0 * 7 - 300 + 1) / 2.0);
   EXPECT_TRUE(r.halves.at(4000).empty());
+  ASSERT_EQ(r.evens.at(1000).size(), 1000u);
+  EXPECT_TRUE(r.evens.at(1000)[0]);   // -300
+  EXPECT_FALSE(r.evens.at(1000)[1]);  // -293
   // Keys in order of first appearance, values summed.
   std::map<int64_t, int64_t> want;
   for (int64_t i = 0; i < 1000; ++i) want[(i * 31) % 17 - 5] += i;
@@ -118,6 +123,7 @@ TEST(DeviceFunctors, RunInsideKernelsWithTheCudaBackendAndAgreeWithTheHost) {
   const Results gpu = run_on(BackendKind::Cuda);
   EXPECT_EQ(gpu.mapped_then_filtered, host.mapped_then_filtered);
   EXPECT_EQ(gpu.halves, host.halves);
+  EXPECT_EQ(gpu.evens, host.evens);
   EXPECT_EQ(gpu.sums, host.sums);
   EXPECT_EQ(gpu.maxima, host.maxima);
 }

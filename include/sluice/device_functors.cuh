@@ -32,7 +32,9 @@ namespace sluice::device {
 template <class T> constexpr bool is_device_record = std::is_arithmetic_v<T>;
 
 /// The column storage type of record type T (bool is one byte).
-template <class T> using storage_t = std::conditional_t<std::is_same_v<T, bool>, uint8_t, typename Codec<T>::storage>;
+template <class T> struct storage_of_record { using type = typename Codec<T>::storage; };
+template <> struct storage_of_record<bool> { using type = uint8_t; };
+template <class T> using storage_t = typename storage_of_record<T>::type;
 
 inline void check(cudaError_t status, const char* op, const char* call) {
   if (status != cudaSuccess)

@@ -210,7 +210,11 @@ class DeviceKeys {
       const Column& key = batch.column(k);
       SLUICE_EXPECTS(!exact_ || key.null_count() == 0, std::string(op) + ": key field '" + batch.schema()[k].name +
                                                            "' is declared not nullable but holds nulls");
-      out.push_back(host_view(key));
+      gpu::ColumnView v = host_view(key);
+      // An exact key is its own 64-bit key in every batch: a bitmap without nulls must not
+      // make the device hash this batch's keys instead.
+      if (exact_) v.validity = nullptr;
+      out.push_back(v);
     }
     return out;
   }
