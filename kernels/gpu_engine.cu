@@ -13,6 +13,7 @@
 #include "grouped_reduce.cuh"
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
+#include "json_parse.cuh"
 #include "word_count.cuh"
 
 namespace sluice::gpu {
@@ -201,6 +202,38 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
   });
 }
 
+namespace {
+
+/// Parsed records on the device copied to the host.
+ParsedRecords download_parsed(CudaExec& exec, const CsvParseResult<CudaExec>& parsed) {
+  ParsedRecords out;
+  out.rows = parsed.rows;
+  out.blank = parsed.blank_count;
+  auto download = [&](auto& vec, const auto& array, size_t n) {
+    vec.resize(n);
+    exec.to_host(vec.data(), array.data(), n * sizeof(vec[0]));
+  };
+  download(out.row_index, parsed.row_index, parsed.rows);
+  download(out.malformed, parsed.malformed, parsed.malformed_count);
+  download(out.needs_host, parsed.needs_host, parsed.needs_host_count);
+  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) {
+    HostColumnBuffers h;
+    h.type = c.type;
+    h.nullable = c.nullable;
+    if (c.type == kString) {
+      download(h.offsets, c.offsets, parsed.rows + 1);
+      download(h.chars, c.chars, c.char_count);
+    } else {
+      download(h.values, c.values, parsed.rows * value_width(c.type));
+    }
+    if (c.nullable) download(h.validity, c.validity, (parsed.rows + 7) / 8);
+    out.columns.push_back(std::move(h));
+  }
+  return out;
+}
+
+}  // namespace
+
 ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
                                      const std::vector<CsvFieldSpec>& fields, char delimiter, char quote) {
   Impl& im = *impl_;
@@ -208,32 +241,22 @@ ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets,
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
     CudaExec exec(im.pool, im.stream);
-    const CsvParseResult<CudaExec> parsed =
-        parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter, quote, in.validity);
-    ParsedRecords out;
-    out.rows = parsed.rows;
-    out.blank = parsed.blank_count;
-    auto download = [&](auto& vec, const auto& array, size_t n) {
-      vec.resize(n);
-      exec.to_host(vec.data(), array.data(), n * sizeof(vec[0]));
-    };
-    download(out.row_index, parsed.row_index, parsed.rows);
-    download(out.malformed, parsed.malformed, parsed.malformed_count);
-    download(out.needs_host, parsed.needs_host, parsed.needs_host_count);
-    for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) {
-      HostColumnBuffers h;
-      h.type = c.type;
-      h.nullable = c.nullable;
-      if (c.type == kString) {
-        download(h.offsets, c.offsets, parsed.rows + 1);
-        download(h.chars, c.chars, c.char_count);
-      } else {
-        download(h.values, c.values, parsed.rows * value_width(c.type));
-      }
-      if (c.nullable) download(h.validity, c.validity, (parsed.rows + 7) / 8);
-      out.columns.push_back(std::move(h));
-    }
-    return out;
+    return download_parsed(exec, parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter,
+                                                      quote, in.validity));
+  });
+}
+
+ParsedRecords DeviceEngine::parse_json(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
+                                      const std::vector<CsvFieldSpec>& fields, const std::vector<std::string>& names) {
+  Impl& im = *impl_;
+  return checked("parse json", im.stream, [&] {
+    DeviceArray<char> block;
+    const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
+    CudaExec exec(im.pool, im.stream);
+    std::vector<const char*> name_pointers;
+    for (const std::string& n : names) name_pointers.push_back(n.c_str());
+    return download_parsed(exec, parse_json_on_device(exec, in.chars, in.offsets, lines, fields.data(), name_pointers.data(),
+                                                       fields.size(), in.validity));
   });
 }
 

@@ -56,6 +56,9 @@ class DeviceEngine {
   /// the declared @p fields on the device; the parsed columns come back.
   ParsedRecords parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
                           const std::vector<CsvFieldSpec>& fields, char delimiter, char quote);
+  /// Parses JSON records (one object, by field name, or array, by position, per line).
+  ParsedRecords parse_json(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
+                           const std::vector<CsvFieldSpec>& fields, const std::vector<std::string>& names);
 
   /// Joins within a batch: the (left row, right row) pairs of rows with equal keys, in the
   /// CPU backend's order (key columns in host memory).

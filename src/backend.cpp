@@ -12,7 +12,9 @@ namespace sluice {
 std::unique_ptr<ExecutionBackend> make_cuda_backend(int device);  // src/cuda/cuda_backend.cpp
 #endif
 
-std::optional<ParsedLines> ExecutionBackend::parse_delimited(const Column&, const Schema&, char, char) { return std::nullopt; }
+std::optional<ParsedLines> ExecutionBackend::parse_records(const Column&, const Schema&, const TextRecordFormat&) {
+  return std::nullopt;
+}
 
 int cuda_device_count() {
 #ifdef SLUICE_WITH_CUDA

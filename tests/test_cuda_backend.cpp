@@ -299,6 +299,39 @@ TEST(CudaCsvParsing, TheDeviceParserAgreesWithTheHostParser) {
   for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
 }
 
+TEST(CudaJsonParsing, TheDeviceParserAgreesWithTheHostParser) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const Schema schema{{"user", TypeId::String}, {"ad", TypeId::Int32, true}, {"t", TypeId::Int64}, {"price", TypeId::Float64, true},
+                      {"ok", TypeId::Bool}};
+  const char* users[] = {"\"u1\"", "\"\"", "\"with \\\"escape\\\"\"", "7", "null"};
+  const char* ads[] = {"1", "-2147483648", "2147483648", "3.0", "null", "\"x\""};
+  const char* times[] = {"1700000000123", "9223372036854775807", "1e3", "-0", "1.5"};
+  const char* prices[] = {"1.25", "0.1", "1e308", "-0.0", "null", "123456789012345678901234"};
+  const char* oks[] = {"true", "false", "1", "null"};
+  std::mt19937_64 rng(4);
+  Column lines(TypeId::String);
+  for (int r = 0; r < 200000; ++r) {
+    std::string line;
+    if (rng() % 10 == 0) {  // by position
+      line = std::string("[") + users[rng() % 5] + "," + ads[rng() % 6] + "," + times[rng() % 5] + "," + prices[rng() % 6] + "," +
+             oks[rng() % 4] + "]";
+    } else {
+      line = std::string("{\"user\":") + users[rng() % 5] + ", \"ad\": " + ads[rng() % 6] + ",\"t\":" + times[rng() % 5] +
+             (rng() % 8 ? std::string(",\"price\":") + prices[rng() % 6] : std::string()) + ",\"ok\":" + oks[rng() % 4] +
+             (rng() % 20 == 0 ? ",\"extra\":{\"a\":[1,2]}" : "") + "}";
+    }
+    if (rng() % 50 == 0) line.pop_back();  // not valid JSON
+    lines.append_string(rng() % 97 == 0 ? "" : line);
+  }
+  const pipeline::ParseResult host = pipeline::parse_json(lines, schema);
+  const pipeline::ParseResult device = pipeline::parse_json(lines, schema, *gpu);
+  ASSERT_EQ(device.rows, host.rows);
+  expect_same_table(host.table, device.table);
+  ASSERT_EQ(device.malformed.size(), host.malformed.size());
+  for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
+}
+
 #ifdef SLUICE_WITH_CUDA
 TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
   SKIP_WITHOUT_GPU();

@@ -67,11 +67,13 @@ class SplittingBackend final : public ExecutionBackend {
   }
   Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
 
-  std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote) override {
+  std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat& format) override {
     ++calls;
     std::vector<int64_t> mine, host;
     for (size_t r = 0; r < lines.size(); ++r) (r % 3 == 2 ? host : mine).push_back(static_cast<int64_t>(r));
-    ParseResult parsed = parse_csv(lines.gather(mine), schema, CsvOptions{delimiter, quote, false});
+    ParseResult parsed = format.kind == TextRecordFormat::Kind::Csv
+                             ? parse_csv(lines.gather(mine), schema, CsvOptions{format.delimiter, format.quote, false})
+                             : parse_json(lines.gather(mine), schema);
     for (int64_t& r : parsed.rows) r = mine[static_cast<size_t>(r)];
     // Malformed lines go back to the host too, for the host parser's reasons.
     for (size_t r = 0; r < lines.size(); ++r)
@@ -105,6 +107,22 @@ TEST(ParseCsv, ABackendsRowsAndTheHostsMergeInInputOrder) {
   header.skip_header = true;
   EXPECT_EQ(rows_of(parse_csv(lines, schema, header, backend).table), rows_of(parse_csv(lines, schema, header).table));
   EXPECT_EQ(backend.calls, 1);
+}
+
+TEST(ParseJson, ABackendsRowsAndTheHostsMergeInInputOrder) {
+  const Schema schema{{"name", TypeId::String}, {"n", TypeId::Int64, true}};
+  std::vector<std::string> text;
+  for (int i = 0; i < 40; ++i)
+    text.push_back(i % 7 == 3 ? "{\"name\": 5}" : i % 11 == 5 ? "" : "{\"name\": \"w" + std::to_string(i) + "\", \"n\": " + (i % 4 ? std::to_string(i) : "null") + "}");
+  const Column lines = lines_of(text);
+  SplittingBackend backend;
+  const ParseResult merged = parse_json(lines, schema, backend);
+  const ParseResult host = parse_json(lines, schema);
+  EXPECT_EQ(backend.calls, 1);
+  EXPECT_EQ(rows_of(merged.table), rows_of(host.table));
+  EXPECT_EQ(merged.rows, host.rows);
+  EXPECT_EQ(malformed_of(merged), malformed_of(host));
+  EXPECT_FALSE(host.malformed.empty());
 }
 
 TEST(ParseCsv, EveryScalarType) {

@@ -89,7 +89,15 @@ class StateAggregation {
   virtual Table update(const Table& batch) = 0;
 };
 
-/// @brief Delimited text records parsed by a backend (see ExecutionBackend::parse_delimited).
+/// @brief How text records are spelled: CSV with a delimiter and a quote character, or JSON
+/// (one object or array per line).
+struct TextRecordFormat {
+  enum class Kind { Csv, Json } kind = Kind::Csv;
+  char delimiter = ',';
+  char quote = '"';
+};
+
+/// @brief Text records parsed by a backend (see ExecutionBackend::parse_records).
 struct ParsedLines {
   Table table;                      ///< the good records, in input order
   std::vector<int64_t> rows;        ///< per row of table, the index of its line
@@ -122,9 +130,9 @@ class ExecutionBackend {
   /// combined with this backend's combine_partials.
   virtual std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
                                                                    size_t expire_after_batches);
-  /// Parses each line of @p lines (a string column) as a delimited record of @p schema, or
-  /// returns nullopt when this backend leaves parsing to the host parser (the default).
-  virtual std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote);
+  /// Parses each line of @p lines (a string column) as a record of @p schema, or returns
+  /// nullopt when this backend leaves parsing to the host parser (the default).
+  virtual std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat& format);
   /// Joins within a batch (see join_tables, which is the default).
   virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                      JoinKind kind);

@@ -420,16 +420,22 @@ class CudaBackend final : public ExecutionBackend {
   }
 
   /// Records are split and parsed on the device; the parsed columns come back. Records the
-  /// device cannot parse exactly (rare float spellings) and malformed ones go to the host.
-  std::optional<ParsedLines> parse_delimited(const Column& lines, const Schema& schema, char delimiter, char quote) override {
+  /// device cannot parse exactly (rare number spellings, escaped strings) and malformed
+  /// ones go to the host.
+  std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat& format) override {
     if (lines.type() != TypeId::String) return std::nullopt;  // the host parser names the problem
     std::vector<gpu::CsvFieldSpec> fields;
+    std::vector<std::string> names;
     for (const Field& f : schema) {
       if (f.type == TypeId::List) return std::nullopt;
       fields.push_back(gpu::CsvFieldSpec{static_cast<int32_t>(f.type), f.nullable ? 1 : 0});
+      names.push_back(f.name);
     }
-    gpu::ParsedRecords parsed = engine_.parse_csv(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(),
-                                                  fields, delimiter, quote);
+    gpu::ParsedRecords parsed =
+        format.kind == TextRecordFormat::Kind::Csv
+            ? engine_.parse_csv(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(), fields,
+                                format.delimiter, format.quote)
+            : engine_.parse_json(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(), fields, names);
     std::vector<Column> columns;
     for (size_t f = 0; f < schema.size(); ++f) {
       gpu::HostColumnBuffers& b = parsed.columns[f];

@@ -376,7 +376,7 @@ class PipelineBuilder {
                            csv = csv_options(n, what)](std::span<const Table* const> t, StepContext& ctx) {
                             const Column& lines = t[0]->column(static_cast<size_t>(index));
                             ParseResult result = this_format == "csv" ? parse_csv(lines, parsed_schema, csv, *ctx.backend)
-                                                                      : parse_json(lines, parsed_schema);
+                                                                      : parse_json(lines, parsed_schema, *ctx.backend);
                             for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
                             std::vector<Column> cols = result.table.release_columns();
                             for (size_t k : kept) cols.push_back(t[0]->column(k).gather(result.rows));
@@ -393,7 +393,7 @@ class PipelineBuilder {
     }
     if (format == "json") {
       return in.transform("parse_json", schema, [schema, index, what](std::span<const Table* const> t, StepContext& ctx) {
-        ParseResult result = parse_json(t[0]->column(static_cast<size_t>(index)), schema);
+        ParseResult result = parse_json(t[0]->column(static_cast<size_t>(index)), schema, *ctx.backend);
         for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
         return std::move(result.table);
       });

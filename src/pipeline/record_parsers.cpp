@@ -464,31 +464,49 @@ ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOption
   return result;
 }
 
-ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options, ExecutionBackend& backend) {
-  // A header line is skipped per batch: that, and calls the host parser rejects, stay here.
-  if (options.skip_header || options.delimiter == options.quote || lines.type() != TypeId::String)
-    return parse_csv(lines, schema, options);
-  std::optional<ParsedLines> parsed = backend.parse_delimited(lines, schema, options.delimiter, options.quote);
-  if (!parsed) return parse_csv(lines, schema, options);
-  if (parsed->host_lines.empty()) return ParseResult{std::move(parsed->table), std::move(parsed->rows), {}};
+namespace {
 
-  const std::vector<int64_t>& host_lines = parsed->host_lines;
-  ParseResult host = parse_csv(lines.gather(host_lines), schema, options);
+/// The backend's rows merged with the host parser's parse (@p parse_on_host) of the lines
+/// the backend left to it, in input order.
+template <class ParseOnHost>
+ParseResult merge_with_host(const Column& lines, ParsedLines&& parsed, ParseOnHost&& parse_on_host) {
+  if (parsed.host_lines.empty()) return ParseResult{std::move(parsed.table), std::move(parsed.rows), {}};
+  const std::vector<int64_t>& host_lines = parsed.host_lines;
+  ParseResult host = parse_on_host(lines.gather(host_lines));
   for (int64_t& r : host.rows) r = host_lines[static_cast<size_t>(r)];
   // Both row lists ascend: merge them, and the tables with them, in input order.
-  const Table* parts[] = {&parsed->table, &host.table};
+  const Table* parts[] = {&parsed.table, &host.table};
   const Table both = Table::concat(parts);
   std::vector<int64_t> order(both.num_rows());
   std::vector<int64_t> rows;
   rows.reserve(both.num_rows());
   size_t a = 0, b = 0;
-  const std::vector<int64_t>& device_rows = parsed->rows;
+  const std::vector<int64_t>& device_rows = parsed.rows;
   for (size_t o = 0; o < order.size(); ++o) {
-    const bool from_device = b == host.rows.size() || (a < device_rows.size() && device_rows[a] < host.rows[b]);
-    order[o] = from_device ? static_cast<int64_t>(a) : static_cast<int64_t>(device_rows.size() + b);
-    rows.push_back(from_device ? device_rows[a++] : host.rows[b++]);
+    const bool from_backend = b == host.rows.size() || (a < device_rows.size() && device_rows[a] < host.rows[b]);
+    order[o] = from_backend ? static_cast<int64_t>(a) : static_cast<int64_t>(device_rows.size() + b);
+    rows.push_back(from_backend ? device_rows[a++] : host.rows[b++]);
   }
   return ParseResult{both.gather(order), std::move(rows), std::move(host.malformed)};
+}
+
+}  // namespace
+
+ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options, ExecutionBackend& backend) {
+  // A header line is skipped per batch: that, and calls the host parser rejects, stay here.
+  if (options.skip_header || options.delimiter == options.quote || lines.type() != TypeId::String)
+    return parse_csv(lines, schema, options);
+  const TextRecordFormat format{TextRecordFormat::Kind::Csv, options.delimiter, options.quote};
+  std::optional<ParsedLines> parsed = backend.parse_records(lines, schema, format);
+  if (!parsed) return parse_csv(lines, schema, options);
+  return merge_with_host(lines, std::move(*parsed), [&](const Column& subset) { return parse_csv(subset, schema, options); });
+}
+
+ParseResult parse_json(const Column& lines, const Schema& schema, ExecutionBackend& backend) {
+  if (lines.type() != TypeId::String) return parse_json(lines, schema);
+  std::optional<ParsedLines> parsed = backend.parse_records(lines, schema, TextRecordFormat{TextRecordFormat::Kind::Json});
+  if (!parsed) return parse_json(lines, schema);
+  return merge_with_host(lines, std::move(*parsed), [&](const Column& subset) { return parse_json(subset, schema); });
 }
 
 ParseResult parse_json(const Column& lines, const Schema& schema) {

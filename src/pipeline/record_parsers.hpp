@@ -81,6 +81,10 @@ ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOption
 /// @throw sluice::Error when @p lines is not a string column.
 ParseResult parse_json(const Column& lines, const Schema& schema);
 
+/// @brief parse_json on @p backend, as parse_csv with a backend: lines the backend leaves to
+/// the host, and malformed ones, are parsed here and merged in input order.
+ParseResult parse_json(const Column& lines, const Schema& schema, ExecutionBackend& backend);
+
 namespace detail {
 
 /// @brief How a JSON record maps onto a schema.
