@@ -1,6 +1,7 @@
-// The CUDA execution backend: keyed aggregation (per batch, combined, and windowed with the
-// panes on the device) through the device engine of kernels/. Host tables are staged into
-// pinned memory and copied to the device once per call; only one row per key comes back.
+// The CUDA execution backend, through the device engine of kernels/: keyed aggregation (per
+// batch, combined, windowed with the panes on the device, running state on the device),
+// joins within a batch, and CSV/JSON record parsing. Host tables are staged into pinned
+// memory and copied to the device once per call; only results come back.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
