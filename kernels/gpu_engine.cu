@@ -14,6 +14,7 @@
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "json_parse.cuh"
+#include "staging.hpp"
 #include "word_count.cuh"
 
 namespace sluice::gpu {
@@ -31,6 +32,8 @@ size_t value_width(int32_t type) {
 }
 
 constexpr size_t kAlign = 256;
+/// Host-to-device copies of staged inputs go in chunks of this size (double-buffered).
+constexpr size_t kStagingChunk = size_t{16} << 20;
 size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 /// Runs @p body, turning Thrust's CUDA errors into sluice::Error naming @p what, and
@@ -52,11 +55,11 @@ struct DeviceEngine::Impl {
   explicit Impl(int device_) : device(device_), pool((select(device_), device_)) {
     description = sluice::cuda::device_description(device);
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&staging_free, cudaEventDisableTiming));
+    for (cudaEvent_t& e : staging_free) SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   ~Impl() {
     cudaStreamSynchronize(stream);
-    cudaEventDestroy(staging_free);
+    for (cudaEvent_t e : staging_free) cudaEventDestroy(e);
     cudaStreamDestroy(stream);
   }
   static int select(int device) {
@@ -68,11 +71,7 @@ struct DeviceEngine::Impl {
   /// returned input points into @p block.
   GroupedInput upload(const GroupedInput& host, DeviceArray<char>& block) {
     SLUICE_CUDA_TRY(cudaSetDevice(device));
-    struct Piece {
-      const void* host;
-      size_t bytes;
-      size_t offset;
-    };
+    using Piece = StagedPiece;
     std::vector<Piece> pieces;
     std::unordered_map<const void*, size_t> offset_of;  // a buffer used twice is copied once
     size_t total = 0;
@@ -101,9 +100,9 @@ struct DeviceEngine::Impl {
     place(host.row_sign, rows);
 
     block = DeviceArray<char>(pool, stream, total);
-    // Pieces already in page-locked memory are copied directly; the rest are staged and go
-    // in one copy of the block's range up to the last staged piece, which goes first so
-    // that the direct copies (later on the same stream) land over its gaps.
+    // Pieces already in page-locked memory are copied directly; the rest are staged and
+    // cover the block's range up to the last staged piece. That range goes first, so that
+    // the direct copies (later on the same stream) land over its gaps.
     std::vector<Piece> direct, staged_pieces;
     size_t staged_bytes = 0;
     for (const Piece& p : pieces) {
@@ -115,13 +114,18 @@ struct DeviceEngine::Impl {
       }
       bytes_copied += p.bytes;
     }
-    if (!staged_pieces.empty()) {
-      // The previous copy out of the staging buffer must be done before it is refilled.
-      SLUICE_CUDA_TRY(cudaEventSynchronize(staging_free));
-      char* staged = staging.reserve(staged_bytes);
-      for (const Piece& p : staged_pieces) std::memcpy(staged + p.offset, p.host, p.bytes);
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data(), staged, staged_bytes, cudaMemcpyHostToDevice, stream));
-      SLUICE_CUDA_TRY(cudaEventRecord(staging_free, stream));
+    // Staged in chunks through two pinned buffers: the host copies chunk k + 1 while the
+    // DMA engine moves chunk k.
+    size_t next_piece = 0;
+    for (size_t chunk = 0, from = 0; from < staged_bytes; ++chunk, from += kStagingChunk) {
+      const size_t to = std::min(staged_bytes, from + kStagingChunk);
+      const size_t buffer = chunk % 2;
+      // The last copy out of this buffer must be done before it is refilled.
+      SLUICE_CUDA_TRY(cudaEventSynchronize(staging_free[buffer]));
+      char* staged = staging[buffer].reserve(std::min(staged_bytes, kStagingChunk));
+      fill_chunk(staged_pieces, next_piece, from, to, staged);
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + from, staged, to - from, cudaMemcpyHostToDevice, stream));
+      SLUICE_CUDA_TRY(cudaEventRecord(staging_free[buffer], stream));
     }
     for (const Piece& p : direct)
       SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, p.host, p.bytes, cudaMemcpyHostToDevice, stream));
@@ -170,9 +174,9 @@ struct DeviceEngine::Impl {
   int device;
   std::string description;
   cudaStream_t stream = nullptr;
-  cudaEvent_t staging_free = nullptr;
+  cudaEvent_t staging_free[2] = {nullptr, nullptr};
   DevicePool pool;
-  PinnedBuffer staging;
+  PinnedBuffer staging[2];
   uint64_t bytes_copied = 0;
 };
 
@@ -407,7 +411,7 @@ MemoryStats DeviceEngine::memory() const {
   MemoryStats s;
   s.pool_reserved_bytes = impl_->pool.reserved_bytes();
   s.pool_used_bytes = impl_->pool.used_bytes();
-  s.pinned_staging_bytes = impl_->staging.capacity();
+  s.pinned_staging_bytes = impl_->staging[0].capacity() + impl_->staging[1].capacity();
   s.bytes_copied_to_device = impl_->bytes_copied;
   return s;
 }

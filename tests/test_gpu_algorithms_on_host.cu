@@ -13,6 +13,7 @@
 #include "grouped_reduce.cuh"
 #include "device_window.cuh"
 #include "host_exec.cuh"
+#include "staging.hpp"
 #include "word_count.cuh"
 
 namespace sluice::gpu {
@@ -556,6 +557,41 @@ TEST(RunningStateOnHost, EveryBatchMatchesAMapWithExpiry) {
         EXPECT_EQ(acc[2 * keys.size() + g], it->second.last_seen);
       }
     }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::gpu
+
+namespace sluice::gpu {
+namespace {
+
+/// Staging in chunks reassembles every piece at its offset, whatever the chunk size.
+TEST(StagingOnHost, ChunksReassembleEveryPieceAtItsOffset) {
+  std::mt19937_64 rng(8);
+  std::vector<std::string> buffers;
+  std::vector<StagedPiece> pieces;
+  size_t at = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string b(rng() % 3000, '\0');
+    for (char& c : b) c = static_cast<char>('a' + rng() % 26);
+    buffers.push_back(b);
+    at += rng() % 300;  // gaps (alignment, and pieces copied directly)
+    pieces.push_back({nullptr, b.size(), at});
+    at += b.size();
+  }
+  for (size_t i = 0; i < pieces.size(); ++i) pieces[i].host = buffers[i].data();
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{256}, size_t{4096}, at}) {
+    std::string block(at, '#');
+    size_t next = 0;
+    for (size_t from = 0; from < at; from += chunk) {
+      const size_t to = std::min(at, from + chunk);
+      std::string staged(to - from, '#');
+      fill_chunk(pieces, next, from, to, staged.data());
+      block.replace(from, to - from, staged);
+    }
+    for (size_t i = 0; i < pieces.size(); ++i)
+      ASSERT_EQ(block.substr(pieces[i].offset, pieces[i].bytes), buffers[i]) << "piece " << i << ", chunks of " << chunk;
   }
 }
 
