@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "cuda_exec.cuh"
@@ -55,10 +58,18 @@ struct DeviceEngine::Impl {
   explicit Impl(int device_) : device(device_), pool((select(device_), device_)) {
     description = sluice::cuda::device_description(device);
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
     for (cudaEvent_t& e : staging_free) SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   ~Impl() {
+    cudaStreamSynchronize(copy_stream);
     cudaStreamSynchronize(stream);
+    for (auto& [host, p] : prefetched) {
+      pool.release(p.device, stream);
+      cudaEventDestroy(p.ready);
+    }
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(copy_stream);
     for (cudaEvent_t e : staging_free) cudaEventDestroy(e);
     cudaStreamDestroy(stream);
   }
@@ -104,9 +115,13 @@ struct DeviceEngine::Impl {
     // cover the block's range up to the last staged piece. That range goes first, so that
     // the direct copies (later on the same stream) land over its gaps.
     std::vector<Piece> direct, staged_pieces;
+    std::vector<std::pair<Piece, Prefetched>> ahead;
     size_t staged_bytes = 0;
     for (const Piece& p : pieces) {
-      if (is_pinned(p.host)) {
+      if (auto copy = prefetched_copy(p.host, p.bytes)) {
+        ahead.emplace_back(p, *copy);
+        bytes_from_prefetch += p.bytes;
+      } else if (is_pinned(p.host)) {
         direct.push_back(p);
       } else {
         staged_pieces.push_back(p);
@@ -129,6 +144,10 @@ struct DeviceEngine::Impl {
     }
     for (const Piece& p : direct)
       SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, p.host, p.bytes, cudaMemcpyHostToDevice, stream));
+    for (const auto& [p, copy] : ahead) {
+      SLUICE_CUDA_TRY(cudaStreamWaitEvent(stream, copy.ready, 0));
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, copy.device, p.bytes, cudaMemcpyDeviceToDevice, stream));
+    }
     auto moved = [&](const void* p) -> const void* {
       if (!p) return nullptr;
       auto it = offset_of.find(p);
@@ -162,6 +181,63 @@ struct DeviceEngine::Impl {
     return upload(host, block).keys[0];
   }
 
+  /// A buffer copied ahead for a source batch.
+  struct Prefetched {
+    size_t bytes = 0;
+    void* device = nullptr;
+    cudaEvent_t ready = nullptr;
+    int64_t batch = 0;
+  };
+
+  std::optional<Prefetched> prefetched_copy(const void* host, size_t bytes) {
+    std::lock_guard lock(prefetch_mutex);
+    auto it = prefetched.find(host);
+    if (it == prefetched.end() || it->second.bytes != bytes) return std::nullopt;
+    return it->second;
+  }
+
+  void prefetch(int64_t batch, const std::vector<std::pair<const void*, size_t>>& buffers) {
+    SLUICE_CUDA_TRY(cudaSetDevice(device));
+    for (const auto& [host, bytes] : buffers) {
+      if (!host || bytes == 0) continue;
+      Prefetched p;
+      p.bytes = bytes;
+      p.batch = batch;
+      p.device = pool.allocate(bytes, copy_stream);
+      // From pageable memory the call returns once the driver has staged the bytes: the
+      // batch may be handed on right after.
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(p.device, host, bytes, cudaMemcpyHostToDevice, copy_stream));
+      SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&p.ready, cudaEventDisableTiming));
+      SLUICE_CUDA_TRY(cudaEventRecord(p.ready, copy_stream));
+      std::lock_guard lock(prefetch_mutex);
+      auto [it, inserted] = prefetched.emplace(host, p);
+      if (!inserted) {
+        retire(it->second);
+        it->second = p;
+      }
+      bytes_prefetched += bytes;
+    }
+  }
+
+  void retire_prefetched(int64_t through) {
+    std::lock_guard lock(prefetch_mutex);
+    for (auto it = prefetched.begin(); it != prefetched.end();) {
+      if (it->second.batch > through) {
+        ++it;
+        continue;
+      }
+      retire(it->second);
+      it = prefetched.erase(it);
+    }
+  }
+
+  /// Frees a prefetched copy after its copy and every use queued on the stream so far.
+  void retire(Prefetched& p) {
+    SLUICE_CUDA_TRY(cudaStreamWaitEvent(stream, p.ready, 0));
+    pool.release(p.device, stream);
+    SLUICE_CUDA_TRY(cudaEventDestroy(p.ready));
+  }
+
   static bool is_pinned(const void* p) {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
@@ -178,6 +254,11 @@ struct DeviceEngine::Impl {
   DevicePool pool;
   PinnedBuffer staging[2];
   uint64_t bytes_copied = 0;
+  cudaStream_t copy_stream = nullptr;  // prefetches of source batches
+  std::mutex prefetch_mutex;
+  std::unordered_map<const void*, Prefetched> prefetched;
+  std::atomic<uint64_t> bytes_prefetched{0};
+  std::atomic<uint64_t> bytes_from_prefetch{0};
 };
 
 DeviceEngine::DeviceEngine(int device) : impl_(std::make_shared<Impl>(device)) {}
@@ -407,12 +488,20 @@ std::unique_ptr<DeviceEngine::RunningState> DeviceEngine::make_running_state(std
   return std::make_unique<DeviceState>(impl_, folds, records_fold, expire_after);
 }
 
+void DeviceEngine::prefetch(int64_t batch, const std::vector<std::pair<const void*, size_t>>& buffers) {
+  impl_->prefetch(batch, buffers);
+}
+
+void DeviceEngine::retire_prefetched(int64_t through) { impl_->retire_prefetched(through); }
+
 MemoryStats DeviceEngine::memory() const {
   MemoryStats s;
   s.pool_reserved_bytes = impl_->pool.reserved_bytes();
   s.pool_used_bytes = impl_->pool.used_bytes();
   s.pinned_staging_bytes = impl_->staging[0].capacity() + impl_->staging[1].capacity();
   s.bytes_copied_to_device = impl_->bytes_copied;
+  s.bytes_prefetched = impl_->bytes_prefetched;
+  s.bytes_from_prefetch = impl_->bytes_from_prefetch;
   return s;
 }
 

@@ -17,6 +17,8 @@ struct MemoryStats {
   uint64_t pool_used_bytes = 0;
   uint64_t pinned_staging_bytes = 0;
   uint64_t bytes_copied_to_device = 0;  ///< since the engine started
+  uint64_t bytes_prefetched = 0;        ///< copied ahead on the copy stream
+  uint64_t bytes_from_prefetch = 0;     ///< uploads served from prefetched copies
 };
 
 /// The window of a keyed aggregation after a slide: 64-bit keys and accumulators
@@ -91,6 +93,14 @@ class DeviceEngine {
   std::unique_ptr<RunningState> make_running_state(std::vector<FoldView> folds, size_t records_fold, size_t expire_after);
 
   MemoryStats memory() const;
+
+  /// Starts copying @p buffers (host memory: address, bytes) of the source batch @p batch to
+  /// the device on a copy stream of their own. A later upload of the same buffer (same
+  /// address and size) copies device to device instead: the host-to-device copy of a batch
+  /// overlaps the processing of the batch before. Callable from another thread than the rest.
+  void prefetch(int64_t batch, const std::vector<std::pair<const void*, size_t>>& buffers);
+  /// Drops what was prefetched for batches up to @p through (their host buffers may go).
+  void retire_prefetched(int64_t through);
 
   /// Page-locked host memory: inputs that already live there are copied to the device
   /// directly, without the staging copy (sources can read into it).

@@ -16,6 +16,9 @@ std::optional<ParsedLines> ExecutionBackend::parse_records(const Column&, const 
   return std::nullopt;
 }
 
+void ExecutionBackend::prefetch(Time, const Table&) {}
+void ExecutionBackend::retire_prefetched(Time) {}
+
 int cuda_device_count() {
 #ifdef SLUICE_WITH_CUDA
   return cuda::device_count();

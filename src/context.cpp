@@ -51,7 +51,7 @@ StreamingContext::StreamingContext(ContextOptions options) : options_(std::move(
   SLUICE_EXPECTS(options_.batch_interval.count() > 0,
                  "batch interval must be positive, got " + std::to_string(options_.batch_interval.count()) + " ms");
   SLUICE_EXPECTS(options_.max_pending_batches > 0, "max_pending_batches must be at least 1");
-  backend_ = make_backend(backend_from_environment(options_.backend));
+  backend_ = options_.backend_instance ? options_.backend_instance : make_backend(backend_from_environment(options_.backend));
   clock_ = options_.clock ? options_.clock : std::make_shared<SystemClock>();
   if (!options_.dead_letter_path.empty()) dead_letters_ = std::make_unique<FileDeadLetterSink>(options_.dead_letter_path);
 }
@@ -152,7 +152,16 @@ void StreamingContext::start() {
 void StreamingContext::cut_batches() {
   Time next = zero_time_ + options_.batch_interval;
   auto cut = [&](Time t) {
-    for (SourceNode* s : sources_) s->cut(t);
+    // The backend may start copying the batch to its device now, while the batch before
+    // is processed. That is an optimisation: a failure is logged, not fatal.
+    const auto prefetch = [&](const Table& batch) {
+      try {
+        backend_->prefetch(t, batch);
+      } catch (const std::exception& e) {
+        logging::warn("batch " + std::to_string(t.ms) + " ms: prefetch to the device failed: " + e.what());
+      }
+    };
+    for (SourceNode* s : sources_) s->cut(t, prefetch);
     std::lock_guard lock(mutex_);
     pending_.push_back(t);
     changed_.notify_all();
@@ -241,6 +250,8 @@ void StreamingContext::run_batch(Time t, Duration scheduling_delay) {
   for (auto& l : listeners) l->on_batch_started(info);
 
   const auto started = std::chrono::steady_clock::now();
+  // Source batches before this one are gone (processed, or dropped when cut late).
+  backend_->retire_prefetched(t - Duration{1});
   StepContext ctx{t, zero_time_, options_.batch_interval, backend_.get(), dead_letters_.get()};
   for (StreamNode* n : active_nodes_) {
     try {
@@ -252,6 +263,7 @@ void StreamingContext::run_batch(Time t, Duration scheduling_delay) {
     }
   }
   for (StreamNode* n : active_nodes_) n->set_output(std::nullopt);  // batches do not outlive their step
+  backend_->retire_prefetched(t);
   info.processing_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - started);
   info.total_delay = info.scheduling_delay + info.processing_time;
   info.records_in = ctx.records_in;

@@ -86,9 +86,10 @@ void SourceNode::stop() {
   source_->close();
 }
 
-void SourceNode::cut(Time t) {
+void SourceNode::cut(Time t, const std::function<void(const Table&)>& before_handing_on) {
   Table batch = source_->next_batch(t);
   std::vector<RejectedRecord> rejected = source_->take_rejected();
+  if (before_handing_on) before_handing_on(batch);
   std::lock_guard lock(mutex_);
   cut_.push_back(CutBatch{t, std::move(batch), std::move(rejected)});
 }

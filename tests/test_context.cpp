@@ -520,3 +520,73 @@ TEST(Context, AdvanceBatchesWaitsForTheBatchesItMovesPast) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A CPU backend that records the prefetch hooks and checks the buffers it was shown are the
+/// ones the operators get.
+class PrefetchRecorder final : public ExecutionBackend {
+ public:
+  BackendKind kind() const override { return BackendKind::Cpu; }
+  std::string_view name() const override { return "prefetch-recorder"; }
+  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
+  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
+    return cpu_->combine_partials(t, s, p);
+  }
+  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
+  void prefetch(Time batch, const Table& source_batch) override {
+    std::lock_guard lock(mutex);
+    events.push_back("prefetch " + std::to_string(batch.ms) + " rows " + std::to_string(source_batch.num_rows()));
+    if (source_batch.num_rows() > 0) buffer_of[batch.ms] = source_batch.column(0).data();
+  }
+  void retire_prefetched(Time through) override {
+    std::lock_guard lock(mutex);
+    events.push_back("retire " + std::to_string(through.ms));
+  }
+  std::mutex mutex;
+  std::vector<std::string> events;
+  std::map<int64_t, const void*> buffer_of;
+
+ private:
+  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
+};
+
+}  // namespace
+
+TEST(Context, SourceBatchesArePrefetchedBeforeTheyAreProcessedAndRetiredAfter) {
+  auto recorder = std::make_shared<PrefetchRecorder>();
+  auto clock = std::make_shared<ManualClock>();
+  ContextOptions o;
+  o.batch_interval = 1000ms;
+  o.clock = clock;
+  o.backend_instance = recorder;
+  StreamingContext ctx(o);
+  EXPECT_EQ(&ctx.backend(), recorder.get());
+  std::mutex m;
+  std::map<int64_t, const void*> processed_buffer;
+  ctx.queue_stream(std::vector<std::vector<int64_t>>{{1, 2}, {3}})
+      .table_stream()
+      .foreach_batch([&](Time t, const Table& batch) {
+        std::lock_guard lock(m);
+        if (batch.num_rows() > 0) processed_buffer[t.ms] = batch.column(0).data();
+      });
+  ctx.start();
+  ctx.advance_batches(3);
+  ctx.stop();
+  std::lock_guard lock(recorder->mutex);
+  ASSERT_GE(recorder->events.size(), 7u);
+  // Batch 1000 is prefetched before it runs; each run retires what came before, then itself.
+  EXPECT_EQ(recorder->events[0], "prefetch 1000 rows 2");
+  for (int64_t t : {1000, 2000, 3000}) {
+    const auto at = [&](const std::string& e) {
+      return std::find(recorder->events.begin(), recorder->events.end(), e) - recorder->events.begin();
+    };
+    const std::string ms = std::to_string(t);
+    EXPECT_LT(at("prefetch " + ms + " rows " + (t == 1000 ? "2" : t == 2000 ? "1" : "0")), at("retire " + std::to_string(t - 1)));
+    EXPECT_LT(at("retire " + std::to_string(t - 1)), at("retire " + ms));
+  }
+  // The operators saw the very buffers that were prefetched (what makes the copy reusable).
+  std::lock_guard out_lock(m);
+  EXPECT_EQ(processed_buffer.at(1000), recorder->buffer_of.at(1000));
+  EXPECT_EQ(processed_buffer.at(2000), recorder->buffer_of.at(2000));
+}

@@ -359,6 +359,34 @@ TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
   }
 }
 
+TEST(CudaEngine, APrefetchedBatchIsCopiedFromItsDeviceCopyAndGivesTheSameResult) {
+  SKIP_WITHOUT_GPU();
+  const Table input = random_table(KeyKind::FewInts, 500000, 12);
+  gpu::DeviceEngine engine(0);
+  gpu::GroupedInput in;
+  in.rows = input.num_rows();
+  gpu::ColumnView key;
+  key.type = gpu::kInt64;
+  key.values = input.column("k").data();
+  in.keys = {key};
+  gpu::FoldView sum;
+  sum.op = gpu::kFoldSum;
+  sum.input.type = gpu::kInt64;
+  sum.input.values = input.column("v").data();
+  sum.input.validity = input.column("v").validity_bitmap();
+  in.folds = {sum};
+  const gpu::GroupedResult plain = engine.reduce(in);
+  engine.prefetch(1000, {{input.column("k").data(), input.num_rows() * 8}, {input.column("v").data(), input.num_rows() * 8},
+                         {input.column("v").validity_bitmap(), (input.num_rows() + 7) / 8}});
+  const gpu::GroupedResult ahead = engine.reduce(in);
+  EXPECT_EQ(engine.memory().bytes_from_prefetch, input.num_rows() * 16 + (input.num_rows() + 7) / 8);
+  EXPECT_EQ(ahead.first_row, plain.first_row);
+  EXPECT_EQ(ahead.accumulators, plain.accumulators);
+  engine.retire_prefetched(1000);
+  engine.reduce(in);
+  EXPECT_EQ(engine.memory().bytes_from_prefetch, input.num_rows() * 16 + (input.num_rows() + 7) / 8) << "retired copies were used";
+}
+
 TEST(CudaEngine, SteadyStateBatchesReuseThePoolInsteadOfGrowingIt) {
   SKIP_WITHOUT_GPU();
   const Table input = random_table(KeyKind::FewInts, 1000000, 9);

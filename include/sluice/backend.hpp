@@ -133,6 +133,14 @@ class ExecutionBackend {
   /// Parses each line of @p lines (a string column) as a record of @p schema, or returns
   /// nullopt when this backend leaves parsing to the host parser (the default).
   virtual std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat& format);
+  /// Called on the batch cutter's thread with each source batch before the batch is handed
+  /// on: a backend may start copying it to its device so that the copy overlaps the
+  /// processing of the batch before (the default does nothing). @p source_batch stays alive
+  /// and unchanged until retire_prefetched(batch) has been called for its time.
+  virtual void prefetch(Time batch, const Table& source_batch);
+  /// Called on the processing thread: source batches of times up to @p through are no longer
+  /// in use; what was prefetched for them is dropped.
+  virtual void retire_prefetched(Time through);
   /// Joins within a batch (see join_tables, which is the default).
   virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                      JoinKind kind);

@@ -28,6 +28,9 @@ struct ContextOptions {
   /// Every batch holds the records received during one interval.
   Duration batch_interval{1000};
   BackendKind backend = BackendKind::Cpu;
+  /// A backend instance to run on instead of one made from @p backend (custom backends,
+  /// tests). SLUICE_BACKEND does not override it.
+  std::shared_ptr<ExecutionBackend> backend_instance;
   /// The batch clock; a SystemClock when null. Tests pass a ManualClock.
   std::shared_ptr<Clock> clock;
   /// Stop (gracefully) once every source reports finished() and its last batch ran.
@@ -123,7 +126,7 @@ class StreamingContext {
   void finish(std::exception_ptr error);
 
   ContextOptions options_;
-  std::unique_ptr<ExecutionBackend> backend_;
+  std::shared_ptr<ExecutionBackend> backend_;
   std::shared_ptr<Clock> clock_;
   std::unique_ptr<DeadLetterSink> dead_letters_;
   std::vector<StreamNode::Ptr> nodes_;

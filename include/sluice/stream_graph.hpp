@@ -119,7 +119,8 @@ class SourceNode final : public StreamNode {
   void stop() override;
   Source& source() { return *source_; }
   /// Takes the source's batch for @p t (the batch cutter's thread); compute() delivers it.
-  void cut(Time t);
+  /// @p before_handing_on sees the batch first (the backend's prefetch).
+  void cut(Time t, const std::function<void(const Table&)>& before_handing_on = {});
 
  private:
   std::unique_ptr<Source> source_;

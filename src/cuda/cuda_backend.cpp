@@ -464,6 +464,25 @@ class CudaBackend final : public ExecutionBackend {
     return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
   }
 
+  void prefetch(Time batch, const Table& source_batch) override {
+    std::vector<std::pair<const void*, size_t>> buffers;
+    const size_t rows = source_batch.num_rows();
+    if (rows == 0) return;
+    for (const Column& c : source_batch.columns()) {
+      if (c.type() == TypeId::List) continue;
+      if (c.type() == TypeId::String) {
+        buffers.emplace_back(c.offsets().data(), (rows + 1) * sizeof(int32_t));
+        buffers.emplace_back(c.chars().data(), c.chars().size());
+      } else {
+        buffers.emplace_back(c.data(), rows * fixed_width(c.type()));
+      }
+      if (c.nullable()) buffers.emplace_back(c.validity_bitmap(), (rows + 7) / 8);
+    }
+    engine_.prefetch(batch.ms, buffers);
+  }
+
+  void retire_prefetched(Time through) override { engine_.retire_prefetched(through.ms); }
+
  private:
   /// A 64-bit hash collision between two distinct keys: never merged; this batch is
   /// recomputed exactly on the CPU.
