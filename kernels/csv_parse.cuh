@@ -509,6 +509,58 @@ size_t csv_lines_with_status(Exec& exec, const uint8_t* status, int64_t lines, u
   return count;
 }
 
+/// Allocates the output columns of @p rows good records and points each field's slot at them
+/// (a string field's per-line lengths become end offsets: lines of other records add 0).
+/// Returns the byte-per-row validity scratch, which pass 2 fills.
+template <class Exec, class Slot>
+typename Exec::template Array<uint8_t> csv_allocate_columns(Exec& exec, std::vector<Slot>& slots, int64_t lines, size_t rows,
+                                                            size_t nullable_fields, std::vector<CsvDeviceColumn<Exec>>& columns) {
+  auto policy = exec.policy();
+  auto valid_bytes = exec.template alloc<uint8_t>(nullable_fields * rows);
+  columns.resize(slots.size());
+  for (size_t f = 0, v = 0; f < slots.size(); ++f) {
+    CsvDeviceColumn<Exec>& column = columns[f];
+    Slot& slot = slots[f];
+    column.type = slot.type;
+    column.nullable = slot.nullable != 0;
+    if (slot.type == kString) {
+      column.offsets = exec.template alloc<int32_t>(rows + 1);
+      thrust::fill_n(policy, column.offsets.data(), 1, int32_t{0});
+      if (lines > 0) {
+        thrust::inclusive_scan(policy, slot.lengths, slot.lengths + lines, slot.lengths);
+        int32_t total = 0;
+        exec.to_host(&total, slot.lengths + (lines - 1), sizeof total);
+        column.char_count = static_cast<size_t>(total);
+      }
+      column.chars = exec.template alloc<char>(column.char_count);
+      slot.offsets = column.offsets.data();
+      slot.chars = column.chars.data();
+    } else {
+      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(csv_type_width(slot.type)));
+      slot.values = column.values.data();
+    }
+    if (column.nullable) {
+      column.validity = exec.template alloc<uint8_t>((rows + 7) / 8);
+      slot.valid_bytes = valid_bytes.data() + (v++) * rows;
+    }
+  }
+  return valid_bytes;
+}
+
+/// Packs each nullable field's validity bytes (written by pass 2) into its bitmap and counts
+/// its nulls.
+template <class Exec, class Slot>
+void csv_pack_validity(Exec& exec, const std::vector<Slot>& slots, size_t rows, std::vector<CsvDeviceColumn<Exec>>& columns) {
+  auto policy = exec.policy();
+  for (size_t f = 0; f < slots.size(); ++f) {
+    if (!columns[f].nullable) continue;
+    const uint8_t* bytes = slots[f].valid_bytes;
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>((rows + 7) / 8),
+                       PackCsvValidity{bytes, columns[f].validity.data(), static_cast<int64_t>(rows)});
+    columns[f].null_count = static_cast<size_t>(thrust::count(policy, bytes, bytes + rows, uint8_t{0}));
+  }
+}
+
 /// Parses @p lines CSV records (@p line_offsets: lines + 1 Arrow offsets into @p chars, both in
 /// @p exec's memory; @p line_validity: the lines' Arrow bitmap in @p exec's memory, or null
 /// when none is null) as the fields @p fields (a host array of @p field_count; every type a
@@ -549,36 +601,8 @@ CsvParseResult<Exec> parse_csv_on_device(Exec& exec, const char* chars, const in
   out.needs_host_count = csv_lines_with_status(exec, status.data(), n, kCsvNeedsHost, out.needs_host);
   out.blank_count = lines - out.rows - out.malformed_count - out.needs_host_count;
 
-  // The output columns; string lengths become end offsets (rows of other records add 0).
   const size_t rows = out.rows;
-  auto valid_bytes = exec.template alloc<uint8_t>(nullable_fields * rows);
-  out.columns.resize(field_count);
-  for (size_t f = 0, v = 0; f < field_count; ++f) {
-    CsvDeviceColumn<Exec>& column = out.columns[f];
-    CsvFieldSlot& slot = slots[f];
-    column.type = slot.type;
-    column.nullable = slot.nullable != 0;
-    if (slot.type == kString) {
-      column.offsets = exec.template alloc<int32_t>(rows + 1);
-      thrust::fill_n(policy, column.offsets.data(), 1, int32_t{0});
-      if (n > 0) {
-        thrust::inclusive_scan(policy, slot.lengths, slot.lengths + n, slot.lengths);
-        int32_t total = 0;
-        exec.to_host(&total, slot.lengths + (n - 1), sizeof total);
-        column.char_count = static_cast<size_t>(total);
-      }
-      column.chars = exec.template alloc<char>(column.char_count);
-      slot.offsets = column.offsets.data();
-      slot.chars = column.chars.data();
-    } else {
-      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(csv_type_width(slot.type)));
-      slot.values = column.values.data();
-    }
-    if (column.nullable) {
-      column.validity = exec.template alloc<uint8_t>((rows + 7) / 8);
-      slot.valid_bytes = valid_bytes.data() + (v++) * rows;
-    }
-  }
+  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, nullable_fields, out.columns);
 
   // Pass 2: the good records into the columns.
   if (rows > 0) {
@@ -586,13 +610,7 @@ CsvParseResult<Exec> parse_csv_on_device(Exec& exec, const char* chars, const in
     exec.to_device(pass2_fields.data(), slots.data(), field_count * sizeof(CsvFieldSlot));
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
                        WriteCsvRow{chars, line_offsets, out.row_index.data(), pass2_fields.data(), nfields, delimiter, quote});
-    for (size_t f = 0; f < field_count; ++f) {
-      if (!out.columns[f].nullable) continue;
-      const uint8_t* bytes = slots[f].valid_bytes;
-      thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>((rows + 7) / 8),
-                         PackCsvValidity{bytes, out.columns[f].validity.data(), static_cast<int64_t>(rows)});
-      out.columns[f].null_count = static_cast<size_t>(thrust::count(policy, bytes, bytes + rows, uint8_t{0}));
-    }
+    csv_pack_validity(exec, slots, rows, out.columns);
   }
   return out;
 }

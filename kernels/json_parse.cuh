@@ -656,36 +656,8 @@ JsonParseResult<Exec> parse_json_on_device(Exec& exec, const char* chars, const 
   out.needs_host_count = csv_lines_with_status(exec, status.data(), n, kJsonNeedsHost, out.needs_host);
   out.blank_count = lines - out.rows - out.malformed_count - out.needs_host_count;
 
-  // The output columns; string lengths become end offsets (rows of other records add 0).
   const size_t rows = out.rows;
-  auto valid_bytes = exec.template alloc<uint8_t>(nullable_fields * rows);
-  out.columns.resize(field_count);
-  for (size_t f = 0, v = 0; f < field_count; ++f) {
-    JsonDeviceColumn<Exec>& column = out.columns[f];
-    JsonFieldSlot& slot = slots[f];
-    column.type = slot.type;
-    column.nullable = slot.nullable != 0;
-    if (slot.type == kString) {
-      column.offsets = exec.template alloc<int32_t>(rows + 1);
-      thrust::fill_n(policy, column.offsets.data(), 1, int32_t{0});
-      if (n > 0) {
-        thrust::inclusive_scan(policy, slot.lengths, slot.lengths + n, slot.lengths);
-        int32_t total = 0;
-        exec.to_host(&total, slot.lengths + (n - 1), sizeof total);
-        column.char_count = static_cast<size_t>(total);
-      }
-      column.chars = exec.template alloc<char>(column.char_count);
-      slot.offsets = column.offsets.data();
-      slot.chars = column.chars.data();
-    } else {
-      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(csv_type_width(slot.type)));
-      slot.values = column.values.data();
-    }
-    if (column.nullable) {
-      column.validity = exec.template alloc<uint8_t>((rows + 7) / 8);
-      slot.valid_bytes = valid_bytes.data() + (v++) * rows;
-    }
-  }
+  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, nullable_fields, out.columns);
 
   // Pass 2: the good records into the columns.
   if (rows > 0) {
@@ -693,13 +665,7 @@ JsonParseResult<Exec> parse_json_on_device(Exec& exec, const char* chars, const 
     exec.to_device(pass2_fields.data(), slots.data(), field_count * sizeof(JsonFieldSlot));
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
                        WriteJsonRow{chars, line_offsets, out.row_index.data(), pass2_fields.data(), nfields});
-    for (size_t f = 0; f < field_count; ++f) {
-      if (!out.columns[f].nullable) continue;
-      const uint8_t* bytes = slots[f].valid_bytes;
-      thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>((rows + 7) / 8),
-                         PackCsvValidity{bytes, out.columns[f].validity.data(), static_cast<int64_t>(rows)});
-      out.columns[f].null_count = static_cast<size_t>(thrust::count(policy, bytes, bytes + rows, uint8_t{0}));
-    }
+    csv_pack_validity(exec, slots, rows, out.columns);
   }
   return out;
 }
