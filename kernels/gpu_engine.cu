@@ -23,17 +23,6 @@
 namespace sluice::gpu {
 namespace {
 
-size_t value_width(int32_t type) {
-  switch (type) {
-    case kBool: return 1;
-    case kInt32:
-    case kFloat32: return 4;
-    case kInt64:
-    case kFloat64: return 8;
-    default: return 0;
-  }
-}
-
 constexpr size_t kAlign = 256;
 /// Host-to-device copies of staged inputs go in chunks of this size (double-buffered).
 constexpr size_t kStagingChunk = size_t{16} << 20;
@@ -98,7 +87,7 @@ struct DeviceEngine::Impl {
     };
     const size_t rows = host.rows;
     auto place_column = [&](const ColumnView& c) {
-      place(c.values, value_width(c.type) * rows);
+      place(c.values, static_cast<size_t>(csv_type_width(c.type)) * rows);
       place(c.validity, (rows + 7) / 8);
       if (c.type == kString && c.offsets) {
         place(c.offsets, (rows + 1) * sizeof(int32_t));
@@ -309,7 +298,7 @@ ParsedRecords download_parsed(CudaExec& exec, const CsvParseResult<CudaExec>& pa
       download(h.offsets, c.offsets, parsed.rows + 1);
       download(h.chars, c.chars, c.char_count);
     } else {
-      download(h.values, c.values, parsed.rows * value_width(c.type));
+      download(h.values, c.values, parsed.rows * static_cast<size_t>(csv_type_width(c.type)));
     }
     if (c.nullable) download(h.validity, c.validity, (parsed.rows + 7) / 8);
     out.columns.push_back(std::move(h));

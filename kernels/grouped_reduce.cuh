@@ -127,25 +127,30 @@ __host__ __device__ inline uint64_t value_hash(const ColumnView& c, int64_t row)
   }
 }
 
-__host__ __device__ inline bool same_value(const ColumnView& c, int64_t a, int64_t b) {
-  const bool va = valid_at(c, a), vb = valid_at(c, b);
+/// Row @p ra of column @p a and row @p rb of column @p b (of the same type) hold equal keys:
+/// null equals null, strings compare their bytes, floating point treats -0.0 as 0.0 and NaN as
+/// NaN (as the CPU backend groups keys).
+__host__ __device__ inline bool same_value_across(const ColumnView& a, int64_t ra, const ColumnView& b, int64_t rb) {
+  const bool va = valid_at(a, ra), vb = valid_at(b, rb);
   if (!va || !vb) return va == vb;
-  switch (c.type) {
+  switch (a.type) {
     case kString: {
-      const int32_t a0 = c.offsets[a], a1 = string_end(c, a), b0 = c.offsets[b], b1 = string_end(c, b);
+      const int32_t a0 = a.offsets[ra], a1 = string_end(a, ra), b0 = b.offsets[rb], b1 = string_end(b, rb);
       if (a1 - a0 != b1 - b0) return false;
       for (int32_t i = 0; i < a1 - a0; ++i)
-        if (c.chars[a0 + i] != c.chars[b0 + i]) return false;
+        if (a.chars[a0 + i] != b.chars[b0 + i]) return false;
       return true;
     }
     case kFloat32:
     case kFloat64: {
-      const double x = double_at(c, a), y = double_at(c, b);
+      const double x = double_at(a, ra), y = double_at(b, rb);
       return x == y || (x != x && y != y);
     }
-    default: return integer_at(c, a) == integer_at(c, b);
+    default: return integer_at(a, ra) == integer_at(b, rb);
   }
 }
+
+__host__ __device__ inline bool same_value(const ColumnView& c, int64_t a, int64_t b) { return same_value_across(c, a, c, b); }
 
 /// True when the key is one non-null integer column: its value is the 64-bit key, exactly.
 inline bool exact_integer_key(const std::vector<ColumnView>& keys) {

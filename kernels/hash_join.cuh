@@ -36,29 +36,6 @@
 
 namespace sluice::gpu {
 
-/// Row @p ra of column @p a and row @p rb of column @p b (of the same type) hold equal keys:
-/// null equals null, strings compare their bytes, floating point treats -0.0 as 0.0 and NaN as
-/// NaN (as same_value does within one column, and as the CPU backend groups keys).
-__host__ __device__ inline bool same_value_across(const ColumnView& a, int64_t ra, const ColumnView& b, int64_t rb) {
-  const bool va = valid_at(a, ra), vb = valid_at(b, rb);
-  if (!va || !vb) return va == vb;
-  switch (a.type) {
-    case kString: {
-      const int32_t a0 = a.offsets[ra], a1 = string_end(a, ra), b0 = b.offsets[rb], b1 = string_end(b, rb);
-      if (a1 - a0 != b1 - b0) return false;
-      for (int32_t i = 0; i < a1 - a0; ++i)
-        if (a.chars[a0 + i] != b.chars[b0 + i]) return false;
-      return true;
-    }
-    case kFloat32:
-    case kFloat64: {
-      const double x = double_at(a, ra), y = double_at(b, rb);
-      return x == y || (x != x && y != y);
-    }
-    default: return integer_at(a, ra) == integer_at(b, rb);
-  }
-}
-
 /// Keeps the bits of @p mask of every 64-bit key (all of them in production; the tests keep
 /// a few to force collisions).
 struct JoinMaskKeys {
