@@ -36,6 +36,10 @@ void check_partial(const Table& partial, const KeyedAggregation& plan, const Par
 void check_combine_inputs(std::span<const Table* const> partials, std::span<const int> signs, const KeyedAggregation& plan,
                           const PartialLayout& layout);
 
+/// Whether row @p row of @p columns and row @p other_row of @p others (same types) hold equal
+/// keys, as keys are grouped: null equals null, NaN equals NaN, -0.0 equals 0.0.
+bool same_key_rows(std::span<const Column* const> columns, size_t row, std::span<const Column> others, size_t other_row);
+
 /// The sum of a @p input field: int64 for integers and bool, float64 for floating point.
 TypeId sum_type(TypeId input);
 

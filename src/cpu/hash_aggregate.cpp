@@ -293,6 +293,8 @@ std::vector<uint64_t> hash_key_rows(std::span<const Column* const> keys, size_t 
   return hashes;
 }
 
+}  // namespace
+
 /// Whether row @p row of @p columns and row @p other_row of @p others (same types) hold equal
 /// keys; null equals null.
 bool same_key_rows(std::span<const Column* const> columns, size_t row, std::span<const Column> others, size_t other_row) {
@@ -311,6 +313,8 @@ bool same_key_rows(std::span<const Column* const> columns, size_t row, std::span
   }
   return true;
 }
+
+namespace {
 
 void group_general_keys(std::span<const Column* const> keys, size_t rows, Grouping& g) {
   const std::vector<uint64_t> hashes = hash_key_rows(keys, rows);

@@ -3,7 +3,6 @@
 // joins within a batch, and CSV/JSON record parsing. Host tables are staged into pinned
 // memory and copied to the device once per call; only results come back.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <unordered_map>
 
@@ -180,15 +179,6 @@ std::vector<int64_t> as_rows(const std::vector<int64_t>& first_row, std::span<co
   return out;
 }
 
-/// Key values compare as the CPU backend compares them (NaN equals NaN).
-bool same_key_value(const Column& a, size_t ra, const Column& b, size_t rb) {
-  const bool va = a.is_valid(ra), vb = b.is_valid(rb);
-  if (!va || !vb) return va == vb;
-  if (a.type() == TypeId::String) return a.string_at(ra) == b.string_at(rb);
-  const double x = a.number_at(ra), y = b.number_at(rb);
-  return x == y || (std::isnan(x) && std::isnan(y));
-}
-
 /// Key values of state kept on the device, where keys travel as 64-bit keys: exactly for a
 /// single non-null integer key (the value is the key), otherwise hashed, with a host
 /// dictionary from hash to key values that only new keys enter and that a collision cannot
@@ -224,16 +214,17 @@ class DeviceKeys {
   void remember(const gpu::BatchGroups& groups, const Table& batch, std::string_view op) {
     SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
                                                    " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    std::vector<const Column*> batch_keys;
+    for (size_t k : resolved_.keys) batch_keys.push_back(&batch.column(k));
     for (size_t g = 0; g < groups.keys.size(); ++g) {
       const size_t row = static_cast<size_t>(groups.first_row[g]);
       auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
-      for (size_t k = 0; k < resolved_.keys.size(); ++k) {
-        const Column& column = batch.column(resolved_.keys[k]);
-        if (inserted) store_[k].append_from(column, row);
-        else
-          SLUICE_EXPECTS(same_key_value(store_[k], static_cast<size_t>(it->second), column, row),
-                         std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+      if (inserted) {
+        for (size_t k = 0; k < batch_keys.size(); ++k) store_[k].append_from(*batch_keys[k], row);
+        continue;
       }
+      SLUICE_EXPECTS(same_key_rows(batch_keys, row, store_, static_cast<size_t>(it->second)),
+                     std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
     }
   }
 
