@@ -284,6 +284,21 @@ __host__ __device__ inline int32_t json_member_key(const char* s, int32_t n, int
   return json_skip_space(s, n, i + 1);
 }
 
+/// A member's key at s[i] (as json_member_key), remembered in @p key, @p key_size and
+/// @p key_escaped when the member belongs to the top-level object (@p depth 1).
+__host__ __device__ inline int32_t json_next_member(const char* s, int32_t n, int32_t i, int32_t depth, int32_t& key,
+                                                    int32_t& key_size, bool& key_escaped) {
+  bool escaped;
+  int32_t k, k_size;
+  i = json_member_key(s, n, i, k, k_size, escaped);
+  if (i >= 0 && depth == 1) {
+    key = k;
+    key_size = k_size;
+    key_escaped = escaped;
+  }
+  return i;
+}
+
 /// Scans line text @p s (@p n bytes) as one JSON value as nlohmann's strict parser does; for
 /// the top-level object or array, leaves in the fields' value_at where their values start.
 /// @p unsure: the line is valid JSON unless a number in [1e308, 1e309) overflows.
@@ -331,15 +346,8 @@ __host__ __device__ inline int32_t json_scan_record(const char* s, int32_t n, co
           ++i;
           expect_value = false;
         } else if (object) {
-          bool escaped;
-          int32_t k, k_size;
-          i = json_member_key(s, n, i, k, k_size, escaped);
+          i = json_next_member(s, n, i, depth, key, key_size, key_escaped);
           if (i < 0) return kJsonShapeBad;
-          if (depth == 1) {
-            key = k;
-            key_size = k_size;
-            key_escaped = escaped;
-          }
         }
         continue;
       }
@@ -375,15 +383,8 @@ __host__ __device__ inline int32_t json_scan_record(const char* s, int32_t n, co
     if (s[i] == ',') {
       i = json_skip_space(s, n, i + 1);
       if (in_object) {
-        bool escaped;
-        int32_t k, k_size;
-        i = json_member_key(s, n, i, k, k_size, escaped);
+        i = json_next_member(s, n, i, depth, key, key_size, key_escaped);
         if (i < 0) return kJsonShapeBad;
-        if (depth == 1) {
-          key = k;
-          key_size = k_size;
-          key_escaped = escaped;
-        }
       }
       expect_value = true;
       continue;
