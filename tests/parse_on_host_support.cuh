@@ -130,6 +130,37 @@ inline void check_invariants(const HostParse& p, size_t lines) {
   }
 }
 
+/// @p lines as an Arrow string column in HostExec's memory, as the engine hands lines over.
+/// The text starts @p base bytes into the buffer, so that offsets need not start at 0;
+/// @p null_lines are null.
+struct LinesInExecutor {
+  LinesInExecutor(HostExec& exec, const std::vector<std::string>& lines, const std::vector<size_t>& null_lines, int32_t base) {
+    std::string text(static_cast<size_t>(base), '#');
+    std::vector<int32_t> line_offsets{base};
+    for (const std::string& l : lines) {
+      text += l;
+      line_offsets.push_back(static_cast<int32_t>(text.size()));
+    }
+    std::vector<uint8_t> bitmap;
+    if (!null_lines.empty()) {
+      bitmap.assign((lines.size() + 7) / 8, 0xFF);
+      for (size_t r : null_lines) bitmap[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
+    }
+    chars = exec.alloc<char>(text.size());
+    offsets = exec.alloc<int32_t>(line_offsets.size());
+    validity = exec.alloc<uint8_t>(bitmap.size());
+    exec.to_device(chars.data(), text.data(), text.size());
+    exec.to_device(offsets.data(), line_offsets.data(), line_offsets.size() * sizeof(int32_t));
+    exec.to_device(validity.data(), bitmap.data(), bitmap.size());
+  }
+  /// The lines' bitmap, or null when no line is null.
+  const uint8_t* validity_or_null() const { return validity.size() ? validity.data() : nullptr; }
+
+  HostArray<char> chars;
+  HostArray<int32_t> offsets;
+  HostArray<uint8_t> validity;
+};
+
 /// A parse result copied back from the executor's memory, checked for its invariants.
 inline HostParse copy_result(HostExec& exec, const CsvParseResult<HostExec>& r, const std::vector<CsvFieldSpec>& specs, size_t lines) {
   HostParse p;

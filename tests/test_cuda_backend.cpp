@@ -359,22 +359,28 @@ TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
   }
 }
 
-TEST(CudaEngine, APrefetchedBatchIsCopiedFromItsDeviceCopyAndGivesTheSameResult) {
-  SKIP_WITHOUT_GPU();
-  const Table input = random_table(KeyKind::FewInts, 500000, 12);
-  gpu::DeviceEngine engine(0);
+/// A reduction of @p input's int64 field "k" with @p folds, for the engine directly.
+gpu::GroupedInput by_key_k(const Table& input, std::vector<gpu::FoldView> folds) {
   gpu::GroupedInput in;
   in.rows = input.num_rows();
   gpu::ColumnView key;
   key.type = gpu::kInt64;
   key.values = input.column("k").data();
   in.keys = {key};
+  in.folds = std::move(folds);
+  return in;
+}
+
+TEST(CudaEngine, APrefetchedBatchIsCopiedFromItsDeviceCopyAndGivesTheSameResult) {
+  SKIP_WITHOUT_GPU();
+  const Table input = random_table(KeyKind::FewInts, 500000, 12);
+  gpu::DeviceEngine engine(0);
   gpu::FoldView sum;
   sum.op = gpu::kFoldSum;
   sum.input.type = gpu::kInt64;
   sum.input.values = input.column("v").data();
   sum.input.validity = input.column("v").validity_bitmap();
-  in.folds = {sum};
+  const gpu::GroupedInput in = by_key_k(input, {sum});
   const gpu::GroupedResult plain = engine.reduce(in);
   engine.prefetch(1000, {{input.column("k").data(), input.num_rows() * 8}, {input.column("v").data(), input.num_rows() * 8},
                          {input.column("v").validity_bitmap(), (input.num_rows() + 7) / 8}});
@@ -391,14 +397,7 @@ TEST(CudaEngine, SteadyStateBatchesReuseThePoolInsteadOfGrowingIt) {
   SKIP_WITHOUT_GPU();
   const Table input = random_table(KeyKind::FewInts, 1000000, 9);
   gpu::DeviceEngine engine(0);
-  gpu::GroupedInput in;
-  in.rows = input.num_rows();
-  gpu::ColumnView key;
-  key.type = gpu::kInt64;
-  key.values = input.column("k").data();
-  in.keys = {key};
-  gpu::FoldView rows;
-  in.folds = {rows};
+  const gpu::GroupedInput in = by_key_k(input, {gpu::FoldView{}});  // count of rows
   for (int i = 0; i < 3; ++i) engine.reduce(in);  // the pool grows to the batch's working set
   const uint64_t reserved = engine.memory().pool_reserved_bytes;
   for (int i = 0; i < 20; ++i) engine.reduce(in);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_columns.cuh"
 #include "grouped_reduce.cuh"
 #include "device_window.cuh"
 #include "host_exec.cuh"
@@ -18,72 +19,6 @@
 
 namespace sluice::gpu {
 namespace {
-
-/// A host column and its view.
-struct TestColumn {
-  int32_t type = kInt64;
-  std::vector<int64_t> i64;
-  std::vector<int32_t> i32;
-  std::vector<double> f64;
-  std::vector<int32_t> offsets{0};
-  std::string chars;
-  std::vector<uint8_t> validity;  // empty: all valid
-  size_t rows = 0;
-
-  bool valid(size_t r) const { return validity.empty() || ((validity[r >> 3] >> (r & 7)) & 1); }
-  ColumnView view() const {
-    ColumnView v;
-    v.type = type;
-    v.validity = validity.empty() ? nullptr : validity.data();
-    if (type == kInt64) v.values = i64.data();
-    if (type == kInt32) v.values = i32.data();
-    if (type == kFloat64) v.values = f64.data();
-    if (type == kString) {
-      v.offsets = offsets.data();
-      v.chars = chars.data();
-    }
-    return v;
-  }
-  /// The value at @p r spelled so that equal keys give equal text (as the CPU backend compares).
-  std::string key_text(size_t r) const {
-    if (!valid(r)) return "null";
-    switch (type) {
-      case kInt64: return "i" + std::to_string(i64[r]);
-      case kInt32: return "i" + std::to_string(i32[r]);
-      case kFloat64: {
-        double d = f64[r];
-        if (std::isnan(d)) return "nan";
-        if (d == 0) d = 0;
-        return "d" + std::to_string(d);
-      }
-      default: return "s" + chars.substr(offsets[r], offsets[r + 1] - offsets[r]);
-    }
-  }
-};
-
-void set_null(TestColumn& c, size_t r) {
-  if (c.validity.empty()) c.validity.assign((c.rows + 7) / 8, 0xFF);
-  c.validity[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
-}
-
-TestColumn int64_column(std::vector<int64_t> v) {
-  TestColumn c;
-  c.type = kInt64;
-  c.rows = v.size();
-  c.i64 = std::move(v);
-  return c;
-}
-
-TestColumn string_column(const std::vector<std::string>& v) {
-  TestColumn c;
-  c.type = kString;
-  c.rows = v.size();
-  for (const auto& s : v) {
-    c.chars += s;
-    c.offsets.push_back(static_cast<int32_t>(c.chars.size()));
-  }
-  return c;
-}
 
 struct ReferenceGroup {
   int64_t first_row = 0;
@@ -179,10 +114,7 @@ TEST_P(GroupedReduceOnHost, Int64KeysAllFoldsManySizesAndCardinalities) {
           v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
           d[r] = rng() % 97 == 0 ? NAN : static_cast<double>(rng() % 10000) / 7.0 - 500;
         }
-        TestColumn key = int64_column(k), value = int64_column(v), dv;
-        dv.type = kFloat64;
-        dv.rows = rows;
-        dv.f64 = d;
+        TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
         for (size_t r = 0; r < rows; r += 5) set_null(value, r);
         std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
                                     fold(kFoldCountValid, &value, false), fold(kFoldSum, &dv, true), fold(kFoldMin, &dv, true),
@@ -215,10 +147,7 @@ TEST_P(GroupedReduceOnHost, StringAndNullableMultiColumnKeysAreHashedAndVerified
   TestColumn word = string_column(words);
   std::vector<double> f(rows);
   for (size_t r = 0; r < rows; ++r) f[r] = (rng() % 4 == 0) ? -0.0 : (rng() % 5 == 0 ? NAN : static_cast<double>(rng() % 3));
-  TestColumn fk;
-  fk.type = kFloat64;
-  fk.rows = rows;
-  fk.f64 = f;
+  TestColumn fk = float64_column(f);
   for (size_t r = 3; r < rows; r += 11) set_null(fk, r);
   for (size_t r = 5; r < rows; r += 13) set_null(word, r);
   TestColumn one = int64_column(std::vector<int64_t>(rows, 1));
@@ -338,10 +267,7 @@ TEST(KeyVerificationOnHost, ARowWhoseKeyDiffersFromItsGroupsFirstRowIsCounted) {
 }
 
 TEST(KeyHashOnHost, CanonicalFloatsAndStringsHashAlikeOnlyWhenEqual) {
-  TestColumn f;
-  f.type = kFloat64;
-  f.rows = 4;
-  f.f64 = {0.0, -0.0, NAN, -NAN};
+  TestColumn f = float64_column({0.0, -0.0, NAN, -NAN});
   const ColumnView v = f.view();
   EXPECT_EQ(value_hash(v, 0), value_hash(v, 1));
   EXPECT_EQ(value_hash(v, 2), value_hash(v, 3));

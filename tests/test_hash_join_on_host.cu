@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gpu_test_columns.cuh"
 #include "hash_join.cuh"
 #include "host_exec.cuh"
 
@@ -30,43 +31,8 @@ const char* kind_name(JoinKind k) {
   }
 }
 
-/// A host column and its view.
-struct Col {
-  int32_t type = kInt64;
-  std::vector<int64_t> i64;
-  std::vector<int32_t> i32;
-  std::vector<uint8_t> b;
-  std::vector<double> f64;
-  std::vector<int32_t> offsets{0};
-  std::vector<int32_t> ends;  // token spans when not empty
-  std::string chars;
-  std::vector<uint8_t> validity;  // empty: all valid
-  size_t rows = 0;
-
-  bool valid(size_t r) const { return validity.empty() || ((validity[r >> 3] >> (r & 7)) & 1); }
-  std::string_view str(size_t r) const {
-    const int32_t e = ends.empty() ? offsets[r + 1] : ends[r];
-    return std::string_view(chars).substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(e - offsets[r]));
-  }
-  ColumnView view() const {
-    ColumnView v;
-    v.type = type;
-    v.validity = validity.empty() ? nullptr : validity.data();
-    if (type == kInt64) v.values = i64.data();
-    if (type == kInt32) v.values = i32.data();
-    if (type == kBool) v.values = b.data();
-    if (type == kFloat64) v.values = f64.data();
-    if (type == kString) {
-      v.offsets = offsets.data();
-      v.chars = chars.data();
-      v.ends = ends.empty() ? nullptr : ends.data();
-    }
-    return v;
-  }
-};
-
 /// Key equality as the CPU backend defines it, written independently of the kernel's.
-bool same_key(const Col& a, size_t ra, const Col& b, size_t rb) {
+bool same_key(const TestColumn& a, size_t ra, const TestColumn& b, size_t rb) {
   if (a.valid(ra) != b.valid(rb)) return false;
   if (!a.valid(ra)) return true;  // null equals null
   switch (a.type) {
@@ -81,57 +47,7 @@ bool same_key(const Col& a, size_t ra, const Col& b, size_t rb) {
   }
 }
 
-void set_null(Col& c, size_t r) {
-  if (c.validity.empty()) c.validity.assign((c.rows + 7) / 8, 0xFF);
-  c.validity[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
-}
-
-Col i64_col(std::vector<int64_t> v) {
-  Col c;
-  c.type = kInt64;
-  c.rows = v.size();
-  c.i64 = std::move(v);
-  return c;
-}
-Col i32_col(std::vector<int32_t> v) {
-  Col c;
-  c.type = kInt32;
-  c.rows = v.size();
-  c.i32 = std::move(v);
-  return c;
-}
-Col bool_col(std::vector<uint8_t> v) {
-  Col c;
-  c.type = kBool;
-  c.rows = v.size();
-  c.b = std::move(v);
-  return c;
-}
-Col f64_col(std::vector<double> v) {
-  Col c;
-  c.type = kFloat64;
-  c.rows = v.size();
-  c.f64 = std::move(v);
-  return c;
-}
-Col str_col(const std::vector<std::string>& v) {
-  Col c;
-  c.type = kString;
-  c.rows = v.size();
-  for (const auto& s : v) {
-    c.chars += s;
-    c.offsets.push_back(static_cast<int32_t>(c.chars.size()));
-  }
-  return c;
-}
-/// Nulls at the rows of @p c listed in @p rows (a validity bitmap even when there are none).
-Col with_nulls(Col c, const std::vector<size_t>& rows) {
-  c.validity.assign((c.rows + 7) / 8, 0xFF);
-  for (size_t r : rows) set_null(c, r);
-  return c;
-}
-
-using Keys = std::vector<Col>;
+using Keys = std::vector<TestColumn>;
 
 struct Expected {
   std::vector<int64_t> left, right;
@@ -189,7 +105,7 @@ Expected reference_join(const Matches& m, JoinKind kind) {
 
 std::vector<ColumnView> views(const Keys& keys) {
   std::vector<ColumnView> v;
-  for (const Col& c : keys) v.push_back(c.view());
+  for (const TestColumn& c : keys) v.push_back(c.view());
   return v;
 }
 
@@ -231,8 +147,8 @@ unsigned long long check_all_kinds(const Keys& left, size_t left_rows, const Key
 
 TEST(HashJoinOnHost, OrderOfTheCpuBackendSpelledOut) {
   // left keys 1 2 1 3, right keys 2 1 4 1 2
-  const Keys left{i64_col({1, 2, 1, 3})};
-  const Keys right{i64_col({2, 1, 4, 1, 2})};
+  const Keys left{int64_column({1, 2, 1, 3})};
+  const Keys right{int64_column({2, 1, 4, 1, 2})};
   HostExec exec;
   const JoinPairs inner = join_on_device(exec, views(left), 4, views(right), 5, JoinKind::Inner);
   EXPECT_TRUE(inner.exact_keys);
@@ -254,8 +170,8 @@ TEST(HashJoinOnHost, OrderOfTheCpuBackendSpelledOut) {
 }
 
 TEST(HashJoinOnHost, UnmatchedLeftRowsStayInPlaceAndRightOnlyRowsComeLast) {
-  const Keys left{i64_col({7, 5, 8, 5, 9})};
-  const Keys right{i64_col({6, 5, 10, 9, 6, 5})};
+  const Keys left{int64_column({7, 5, 8, 5, 9})};
+  const Keys right{int64_column({6, 5, 10, 9, 6, 5})};
   HostExec exec;
   const JoinPairs full = join_on_device(exec, views(left), 5, views(right), 6, JoinKind::FullOuter);
   EXPECT_EQ(full.left_rows, (std::vector<int64_t>{0, 1, 1, 2, 3, 3, 4, -1, -1, -1}));
@@ -264,14 +180,14 @@ TEST(HashJoinOnHost, UnmatchedLeftRowsStayInPlaceAndRightOnlyRowsComeLast) {
 }
 
 TEST(HashJoinOnHost, Int64ManyToMany) {
-  const Keys left{i64_col({3, -1, 3, 42, 3, -1, std::numeric_limits<int64_t>::min(), 0})};
-  const Keys right{i64_col({-1, 3, 0, 3, 99, -1, 3, std::numeric_limits<int64_t>::min(), 3})};
+  const Keys left{int64_column({3, -1, 3, 42, 3, -1, std::numeric_limits<int64_t>::min(), 0})};
+  const Keys right{int64_column({-1, 3, 0, 3, 99, -1, 3, std::numeric_limits<int64_t>::min(), 3})};
   check_all_kinds(left, 8, right, 9);
 }
 
 TEST(HashJoinOnHost, StringKeys) {
-  const Keys left{str_col({"apple", "", "banana", "apple", "a longer key than eight bytes", "cherry", ""})};
-  const Keys right{str_col({"banana", "apple", "a longer key than eight bytes", "", "durian", "apple", "a longer key"})};
+  const Keys left{string_column({"apple", "", "banana", "apple", "a longer key than eight bytes", "cherry", ""})};
+  const Keys right{string_column({"banana", "apple", "a longer key than eight bytes", "", "durian", "apple", "a longer key"})};
   HostExec exec;
   const JoinPairs inner = join_on_device(exec, views(left), 7, views(right), 7, JoinKind::Inner);
   EXPECT_FALSE(inner.exact_keys);
@@ -282,8 +198,8 @@ TEST(HashJoinOnHost, StringKeys) {
 
 TEST(HashJoinOnHost, TokenSpanStrings) {
   // The right side's strings are spans of one text (ends given), as tokenized words are.
-  const Keys left{str_col({"to", "be", "or", "not"})};
-  Col right = str_col({"be ", "to  ", "xx", "be"});
+  const Keys left{string_column({"to", "be", "or", "not"})};
+  TestColumn right = string_column({"be ", "to  ", "xx", "be"});
   right.ends = {2, 5, 9, 11};  // "be", "to", "xx", "be"
   check_all_kinds(left, 4, Keys{right}, 4);
   HostExec exec;
@@ -294,10 +210,10 @@ TEST(HashJoinOnHost, TokenSpanStrings) {
 
 TEST(HashJoinOnHost, TwoColumnKeysWithNullsWhereNullEqualsNull) {
   // (int64, string) keys; nulls in either field match nulls in the same field only.
-  const Keys left{with_nulls(i64_col({1, 1, 0, 2, 0, 1, 3}), {2, 4}),
-                  with_nulls(str_col({"x", "", "x", "y", "", "x", "z"}), {1, 4})};
-  const Keys right{with_nulls(i64_col({0, 1, 1, 0, 2, 1, 3}), {0, 3}),
-                   with_nulls(str_col({"", "x", "", "x", "y", "", "w"}), {0, 2, 5})};
+  const Keys left{with_nulls(int64_column({1, 1, 0, 2, 0, 1, 3}), {2, 4}),
+                  with_nulls(string_column({"x", "", "x", "y", "", "x", "z"}), {1, 4})};
+  const Keys right{with_nulls(int64_column({0, 1, 1, 0, 2, 1, 3}), {0, 3}),
+                   with_nulls(string_column({"", "x", "", "x", "y", "", "w"}), {0, 2, 5})};
   // left:  (1,x) (1,null) (null,x) (2,y) (null,null) (1,x) (3,z)
   // right: (null,null) (1,x) (1,null) (null,x) (2,y) (1,null) (3,w)
   HostExec exec;
@@ -310,19 +226,19 @@ TEST(HashJoinOnHost, TwoColumnKeysWithNullsWhereNullEqualsNull) {
 TEST(HashJoinOnHost, NullableAgainstNonNullableColumns) {
   // The left column has no validity bitmap (it would be an exact integer key on its own); the
   // right one is nullable: both sides must hash alike.
-  const Keys left{i64_col({5, 6, 7, 5})};
-  const Keys right{with_nulls(i64_col({5, 0, 7, 6, 5}), {1})};
+  const Keys left{int64_column({5, 6, 7, 5})};
+  const Keys right{with_nulls(int64_column({5, 0, 7, 6, 5}), {1})};
   check_all_kinds(left, 4, right, 5);
-  const Keys right_all_valid{with_nulls(i64_col({5, 8, 7}), {})};
+  const Keys right_all_valid{with_nulls(int64_column({5, 8, 7}), {})};
   check_all_kinds(left, 4, right_all_valid, 3);
-  const Keys left_nulls{with_nulls(i64_col({0, 6, 0}), {0, 2})};
-  check_all_kinds(left_nulls, 3, Keys{i64_col({6, 0})}, 2);  // 0 is not null
+  const Keys left_nulls{with_nulls(int64_column({0, 6, 0}), {0, 2})};
+  check_all_kinds(left_nulls, 3, Keys{int64_column({6, 0})}, 2);  // 0 is not null
 }
 
 TEST(HashJoinOnHost, FloatingPointKeys) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const Keys left{f64_col({0.0, -0.0, nan, 1.5, -nan, 2.0})};
-  const Keys right{f64_col({-0.0, nan, 1.5, 3.0, 0.0})};
+  const Keys left{float64_column({0.0, -0.0, nan, 1.5, -nan, 2.0})};
+  const Keys right{float64_column({-0.0, nan, 1.5, 3.0, 0.0})};
   check_all_kinds(left, 6, right, 5);
   HostExec exec;
   const JoinPairs inner = join_on_device(exec, views(left), 6, views(right), 5, JoinKind::Inner);
@@ -331,18 +247,18 @@ TEST(HashJoinOnHost, FloatingPointKeys) {
 }
 
 TEST(HashJoinOnHost, Int32AndBoolKeys) {
-  check_all_kinds(Keys{i32_col({4, -4, 4, 9})}, 4, Keys{i32_col({9, 4, 0, 4})}, 4);
-  check_all_kinds(Keys{bool_col({1, 0, 1})}, 3, Keys{with_nulls(bool_col({0, 0, 1, 1}), {3})}, 4);
+  check_all_kinds(Keys{int32_column({4, -4, 4, 9})}, 4, Keys{int32_column({9, 4, 0, 4})}, 4);
+  check_all_kinds(Keys{bool_column({1, 0, 1})}, 3, Keys{with_nulls(bool_column({0, 0, 1, 1}), {3})}, 4);
 }
 
 TEST(HashJoinOnHost, EmptySides) {
-  const Keys some{i64_col({1, 2, 2})};
-  const Keys none{i64_col({})};
+  const Keys some{int64_column({1, 2, 2})};
+  const Keys none{int64_column({})};
   check_all_kinds(some, 3, none, 0);
   check_all_kinds(none, 0, some, 3);
   check_all_kinds(none, 0, none, 0);
-  const Keys some_strings{str_col({"a", "b"})};
-  const Keys no_strings{str_col({})};
+  const Keys some_strings{string_column({"a", "b"})};
+  const Keys no_strings{string_column({})};
   check_all_kinds(some_strings, 2, no_strings, 0);
   check_all_kinds(no_strings, 0, some_strings, 2);
 
@@ -358,15 +274,15 @@ TEST(HashJoinOnHost, EmptySides) {
 }
 
 TEST(HashJoinOnHost, NoMatches) {
-  const Keys left{i64_col({1, 3, 5, 7})};
-  const Keys right{i64_col({2, 4, 6})};
+  const Keys left{int64_column({1, 3, 5, 7})};
+  const Keys right{int64_column({2, 4, 6})};
   check_all_kinds(left, 4, right, 3);
   HostExec exec;
   EXPECT_TRUE(join_on_device(exec, views(left), 4, views(right), 3, JoinKind::Inner).left_rows.empty());
   const JoinPairs full = join_on_device(exec, views(left), 4, views(right), 3, JoinKind::FullOuter);
   EXPECT_EQ(full.left_rows, (std::vector<int64_t>{0, 1, 2, 3, -1, -1, -1}));
   EXPECT_EQ(full.right_rows, (std::vector<int64_t>{-1, -1, -1, -1, 0, 1, 2}));
-  check_all_kinds(Keys{str_col({"p", "q"})}, 2, Keys{str_col({"r"})}, 1);
+  check_all_kinds(Keys{string_column({"p", "q"})}, 2, Keys{string_column({"r"})}, 1);
 }
 
 // ---------------------------------------------------------------- collisions
@@ -379,17 +295,17 @@ TEST(HashJoinOnHost, ForcedHashCollisionsAreDroppedAndCounted) {
   std::vector<int64_t> l(300), r(250);
   for (auto& v : l) v = key(rng);
   for (auto& v : r) v = key(rng) + 10;
-  const unsigned long long exact_ints = check_all_kinds(Keys{i64_col(l)}, l.size(), Keys{i64_col(r)}, r.size(), 0x3);
+  const unsigned long long exact_ints = check_all_kinds(Keys{int64_column(l)}, l.size(), Keys{int64_column(r)}, r.size(), 0x3);
   EXPECT_GT(exact_ints, 0u);
   std::vector<std::string> ls, rs;
   for (auto v : l) ls.push_back("s" + std::to_string(v));
   for (auto v : r) rs.push_back("s" + std::to_string(v));
-  EXPECT_GT(check_all_kinds(Keys{str_col(ls)}, ls.size(), Keys{str_col(rs)}, rs.size(), 0x1), 0u);
+  EXPECT_GT(check_all_kinds(Keys{string_column(ls)}, ls.size(), Keys{string_column(rs)}, rs.size(), 0x1), 0u);
   // Everything collides: a mask of no bits.
-  EXPECT_GT(check_all_kinds(Keys{str_col(ls)}, ls.size(), Keys{str_col(rs)}, rs.size(), 0), 0u);
+  EXPECT_GT(check_all_kinds(Keys{string_column(ls)}, ls.size(), Keys{string_column(rs)}, rs.size(), 0), 0u);
 
   HostExec exec;
-  const JoinPairs got = join_on_device(exec, views(Keys{i64_col({1, 2})}), 2, views(Keys{i64_col({2, 3, 1})}), 3,
+  const JoinPairs got = join_on_device(exec, views(Keys{int64_column({1, 2})}), 2, views(Keys{int64_column({2, 3, 1})}), 3,
                                        JoinKind::FullOuter, 0);
   EXPECT_FALSE(got.exact_keys);
   EXPECT_EQ(got.candidates, 6u);
@@ -428,42 +344,42 @@ class HashJoinRandom : public ::testing::TestWithParam<uint64_t> {};
 TEST_P(HashJoinRandom, Int64KeysExact) {
   std::mt19937_64 rng(GetParam());
   const size_t L = 2000 + GetParam() % 500, R = 2500 - GetParam() % 300;
-  const Keys left{i64_col(random_values(rng, L, 0, 700))};
-  const Keys right{i64_col(random_values(rng, R, 350, 1100))};
+  const Keys left{int64_column(random_values(rng, L, 0, 700))};
+  const Keys right{int64_column(random_values(rng, R, 350, 1100))};
   check_all_kinds(left, L, right, R);
 }
 
 TEST_P(HashJoinRandom, NullableInt64Keys) {
   std::mt19937_64 rng(GetParam() * 7 + 1);
   const size_t L = 3000, R = 2000;
-  const Keys left{with_nulls(i64_col(random_values(rng, L, 0, 900)), random_nulls(rng, L, 0.03))};
-  const Keys right{with_nulls(i64_col(random_values(rng, R, 450, 1300)), random_nulls(rng, R, 0.02))};
+  const Keys left{with_nulls(int64_column(random_values(rng, L, 0, 900)), random_nulls(rng, L, 0.03))};
+  const Keys right{with_nulls(int64_column(random_values(rng, R, 450, 1300)), random_nulls(rng, R, 0.02))};
   check_all_kinds(left, L, right, R);
 }
 
 TEST_P(HashJoinRandom, StringKeys) {
   std::mt19937_64 rng(GetParam() * 13 + 5);
   const size_t L = 2200, R = 2600;
-  const Keys left{with_nulls(str_col(spelled(random_values(rng, L, 0, 800))), random_nulls(rng, L, 0.01))};
-  const Keys right{str_col(spelled(random_values(rng, R, 400, 1200)))};
+  const Keys left{with_nulls(string_column(spelled(random_values(rng, L, 0, 800))), random_nulls(rng, L, 0.01))};
+  const Keys right{string_column(spelled(random_values(rng, R, 400, 1200)))};
   check_all_kinds(left, L, right, R);
 }
 
 TEST_P(HashJoinRandom, TwoColumnKeysWithNulls) {
   std::mt19937_64 rng(GetParam() * 31 + 3);
   const size_t L = 2500, R = 2500;
-  const Keys left{with_nulls(i64_col(random_values(rng, L, 0, 30)), random_nulls(rng, L, 0.05)),
-                  with_nulls(str_col(spelled(random_values(rng, L, 0, 25))), random_nulls(rng, L, 0.05))};
-  const Keys right{with_nulls(i64_col(random_values(rng, R, 10, 40)), random_nulls(rng, R, 0.05)),
-                   with_nulls(str_col(spelled(random_values(rng, R, 5, 30))), random_nulls(rng, R, 0.05))};
+  const Keys left{with_nulls(int64_column(random_values(rng, L, 0, 30)), random_nulls(rng, L, 0.05)),
+                  with_nulls(string_column(spelled(random_values(rng, L, 0, 25))), random_nulls(rng, L, 0.05))};
+  const Keys right{with_nulls(int64_column(random_values(rng, R, 10, 40)), random_nulls(rng, R, 0.05)),
+                   with_nulls(string_column(spelled(random_values(rng, R, 5, 30))), random_nulls(rng, R, 0.05))};
   check_all_kinds(left, L, right, R);
 }
 
 TEST_P(HashJoinRandom, FewBitsOfHashStillExact) {
   std::mt19937_64 rng(GetParam() * 101 + 9);
   const size_t L = 1500, R = 1200;
-  const Keys left{with_nulls(i64_col(random_values(rng, L, 0, 400)), random_nulls(rng, L, 0.02))};
-  const Keys right{i64_col(random_values(rng, R, 200, 600))};
+  const Keys left{with_nulls(int64_column(random_values(rng, L, 0, 400)), random_nulls(rng, L, 0.02))};
+  const Keys right{int64_column(random_values(rng, R, 200, 600))};
   EXPECT_GT(check_all_kinds(left, L, right, R, 0xFF), 0u);
 }
 

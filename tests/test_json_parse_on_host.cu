@@ -46,17 +46,6 @@ Field field(const std::string& name, int32_t type, int32_t nullable = 0) {
 /// The lines' text starts @p base bytes into the buffer, so that offsets need not start at 0.
 HostParse parse(const std::vector<std::string>& lines, const std::vector<Field>& fields, const std::vector<size_t>& null_lines = {},
                 int32_t base = 0) {
-  std::string chars(static_cast<size_t>(base), '#');
-  std::vector<int32_t> offsets{base};
-  for (const std::string& l : lines) {
-    chars += l;
-    offsets.push_back(static_cast<int32_t>(chars.size()));
-  }
-  std::vector<uint8_t> validity;
-  if (!null_lines.empty()) {
-    validity.assign((lines.size() + 7) / 8, 0xFF);
-    for (size_t r : null_lines) validity[r >> 3] &= static_cast<uint8_t>(~(1u << (r & 7)));
-  }
   std::vector<CsvFieldSpec> specs;
   std::vector<const char*> names;
   for (const Field& f : fields) {
@@ -64,16 +53,9 @@ HostParse parse(const std::vector<std::string>& lines, const std::vector<Field>&
     names.push_back(f.name.c_str());
   }
   HostExec exec;
-  // The inputs in the executor's memory, as the engine hands them over.
-  auto d_chars = exec.alloc<char>(chars.size());
-  auto d_offsets = exec.alloc<int32_t>(offsets.size());
-  auto d_validity = exec.alloc<uint8_t>(validity.size());
-  exec.to_device(d_chars.data(), chars.data(), chars.size());
-  exec.to_device(d_offsets.data(), offsets.data(), offsets.size() * sizeof(int32_t));
-  exec.to_device(d_validity.data(), validity.data(), validity.size());
-  const JsonParseResult<HostExec> r =
-      parse_json_on_device(exec, d_chars.data(), d_offsets.data(), lines.size(), specs.data(), names.data(), specs.size(),
-                           validity.empty() ? nullptr : d_validity.data());
+  const LinesInExecutor in(exec, lines, null_lines, base);
+  const JsonParseResult<HostExec> r = parse_json_on_device(exec, in.chars.data(), in.offsets.data(), lines.size(), specs.data(),
+                                                           names.data(), specs.size(), in.validity_or_null());
   return copy_result(exec, r, specs, lines.size());
 }
 
