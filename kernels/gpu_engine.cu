@@ -17,6 +17,7 @@
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "json_parse.cuh"
+#include "split_strings.cuh"
 #include "staging.hpp"
 #include "word_count.cuh"
 
@@ -273,6 +274,28 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
     CudaExec exec(im.pool, im.stream);
     const size_t bytes = lines == 0 ? 0 : static_cast<size_t>(offsets[lines]);
     return sluice::gpu::count_words(exec, in.chars, in.offsets, lines, bytes, strategy);
+  });
+}
+
+SplitColumn DeviceEngine::split_strings(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t rows,
+                                       const std::string& separator) {
+  Impl& im = *impl_;
+  return checked("flat_map split", im.stream, [&] {
+    DeviceArray<char> block;
+    const ColumnView in = im.upload_lines(chars, offsets, validity, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    auto device_separator = exec.alloc<char>(separator.size());
+    exec.to_device(device_separator.data(), separator.data(), separator.size());
+    const SplitTokens<CudaExec> tokens =
+        sluice::gpu::split_strings(exec, in, rows, device_separator.data(), static_cast<int32_t>(separator.size()));
+    SplitColumn out;
+    out.offsets.resize(tokens.tokens + 1);
+    out.chars.resize(tokens.bytes);
+    out.source_rows.resize(tokens.tokens);
+    exec.to_host(out.offsets.data(), tokens.offsets.data(), out.offsets.size() * sizeof(int32_t));
+    exec.to_host(out.chars.data(), tokens.chars.data(), out.chars.size());
+    exec.to_host(out.source_rows.data(), tokens.source_rows.data(), out.source_rows.size() * sizeof(int64_t));
+    return out;
   });
 }
 

@@ -54,6 +54,11 @@ class DeviceEngine {
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
 
+  /// Splits each valid string of @p rows Arrow strings (host memory) into tokens: at runs of
+  /// whitespace when @p separator is empty, otherwise at each occurrence of it.
+  SplitColumn split_strings(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t rows,
+                            const std::string& separator);
+
   /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
   /// the declared @p fields on the device; the parsed columns come back.
   ParsedRecords parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,

@@ -72,6 +72,14 @@ struct WordCounts {
   unsigned long long key_collisions = 0;
 };
 
+/// A string column split into tokens (flatMap), on the host: the tokens as Arrow strings and,
+/// per token, the input row it came from.
+struct SplitColumn {
+  std::vector<int32_t> offsets{0};
+  std::vector<char> chars;
+  std::vector<int64_t> source_rows;
+};
+
 /// The kinds of join; the values are those of sluice::JoinKind (Inner, LeftOuter, RightOuter,
 /// FullOuter), so the engine can convert with a static_cast.
 enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOuter = 3 };

@@ -716,3 +716,50 @@ TEST(GroupByKey, MultiColumnAndNullKeys) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- split_strings (flatMap)
+
+namespace {
+
+std::vector<std::pair<std::string, int64_t>> tokens_of(const SplitStrings& split) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  EXPECT_EQ(split.tokens.size(), split.source_rows.size());
+  EXPECT_FALSE(split.tokens.nullable());
+  for (size_t t = 0; t < split.tokens.size(); ++t) out.emplace_back(std::string(split.tokens.string_at(t)), split.source_rows[t]);
+  return out;
+}
+
+Column strings_with_a_null(const std::vector<std::string>& values, size_t null_row) {
+  Column c(TypeId::String, true);
+  for (size_t r = 0; r < values.size(); ++r) {
+    if (r == null_row) c.append_null();
+    else c.append_string(values[r]);
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST(SplitStrings, WhitespaceRunsGiveWordsAndNullRowsNothing) {
+  const Column text = strings_with_a_null({" to be\tor  not ", "skipped", "", "to\nbe"}, 1);
+  const std::vector<std::pair<std::string, int64_t>> want = {{"to", 0}, {"be", 0}, {"or", 0}, {"not", 0}, {"to", 3}, {"be", 3}};
+  EXPECT_EQ(tokens_of(split_strings(text, "")), want);
+  EXPECT_EQ(tokens_of(make_cpu_backend()->split_strings(text, "")), want);
+}
+
+TEST(SplitStrings, ASeparatorKeepsEmptyTokens) {
+  const Column text = strings_with_a_null({"a,,b", "", "x, y"}, 99);
+  const std::vector<std::pair<std::string, int64_t>> want = {{"a", 0}, {"", 0}, {"b", 0}, {"", 1}, {"x", 2}, {" y", 2}};
+  EXPECT_EQ(tokens_of(split_strings(text, ",")), want);
+}
+
+TEST(SplitStrings, ANonStringColumnIsAClearError) {
+  Column numbers(TypeId::Int64);
+  numbers.append<int64_t>(1);
+  try {
+    split_strings(numbers, "");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("int64, not a string"), std::string::npos) << e.what();
+  }
+}

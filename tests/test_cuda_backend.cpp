@@ -332,6 +332,36 @@ TEST(CudaJsonParsing, TheDeviceParserAgreesWithTheHostParser) {
   for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
 }
 
+TEST(CudaSplit, FlatMapSplitAgreesWithTheHost) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const std::string alphabet = "abc, \t;:";
+  for (uint64_t seed : {1u, 2u}) {
+    std::mt19937_64 rng(seed);
+    for (size_t rows : {0u, 1u, 999u, 300000u}) {
+      Column text(TypeId::String, true);
+      for (size_t r = 0; r < rows; ++r) {
+        if (rng() % 13 == 0) {
+          text.append_null();
+          continue;
+        }
+        std::string line;
+        for (size_t n = rng() % 60; n > 0; --n) line += alphabet[rng() % alphabet.size()];
+        text.append_string(line);
+      }
+      for (const char* separator : {"", ",", ";:"}) {
+        const SplitStrings want = cpu->split_strings(text, separator);
+        const SplitStrings got = gpu->split_strings(text, separator);
+        ASSERT_EQ(got.source_rows, want.source_rows) << "rows " << rows << ", separator '" << separator << "'";
+        ASSERT_EQ(got.tokens.size(), want.tokens.size());
+        EXPECT_FALSE(got.tokens.nullable());
+        for (size_t t = 0; t < want.tokens.size(); ++t) ASSERT_EQ(got.tokens.string_at(t), want.tokens.string_at(t)) << t;
+      }
+    }
+  }
+}
+
 #ifdef SLUICE_WITH_CUDA
 TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
   SKIP_WITHOUT_GPU();

@@ -106,6 +106,13 @@ struct ParsedLines {
   std::vector<int64_t> host_lines;
 };
 
+/// @brief A string column split into tokens (flatMap): the tokens, never null, and per token
+/// the input row it came from, in input order.
+struct SplitStrings {
+  Column tokens{TypeId::String};
+  std::vector<int64_t> source_rows;
+};
+
 /// @brief Columnar operations of one backend.
 class ExecutionBackend {
  public:
@@ -141,6 +148,8 @@ class ExecutionBackend {
   /// Called on the processing thread: source batches of times up to @p through are no longer
   /// in use; what was prefetched for them is dropped.
   virtual void retire_prefetched(Time through);
+  /// flatMap of a string column (see split_strings, which is the default).
+  virtual SplitStrings split_strings(const Column& text, std::string_view separator);
   /// Joins within a batch (see join_tables, which is the default).
   virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                      JoinKind kind);
@@ -165,6 +174,12 @@ struct Grouping {
 };
 Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
 
+
+/// @brief Splits each valid string of @p text: at runs of whitespace (std::isspace in the C
+/// locale) when @p separator is empty, as split_words() does, otherwise at each occurrence of
+/// @p separator, left to right, keeping empty tokens ("a,,b" gives "a", "", "b"). Null rows
+/// give no token. @p text must be a string column.
+SplitStrings split_strings(const Column& text, std::string_view separator);
 
 /// @brief Result fields: left keys, then left's other fields, then right's other fields
 /// (nullable where the join is outer on the other side). Key fields of a right-only row come

@@ -443,6 +443,16 @@ class CudaBackend final : public ExecutionBackend {
     return out;
   }
 
+  /// Counted, scanned and scattered on the device; the tokens come back as one string column.
+  SplitStrings split_strings(const Column& text, std::string_view separator) override {
+    if (text.type() != TypeId::String) return sluice::split_strings(text, separator);  // which names the problem
+    gpu::SplitColumn split = engine_.split_strings(text.chars().data(), text.offsets().data(), text.validity_bitmap(),
+                                                   text.size(), std::string(separator));
+    const size_t tokens = split.source_rows.size();
+    return SplitStrings{Column::from_buffers(TypeId::String, tokens, false, {}, std::move(split.offsets), std::move(split.chars), {}),
+                        std::move(split.source_rows)};
+  }
+
   /// The pairs are found on the device (keys hashed and verified there); the result columns
   /// are gathered on the host, where the batch is.
   Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,

@@ -145,40 +145,14 @@ Schema parse_schema(const SpecReader& r, const YAML::Node& n) {
 // ------------------------------------------------------------------ row operations
 
 /// flat_map split: one row per token of a string field; the other fields are repeated.
-Table split_rows(const Table& in, size_t field, const std::string& separator, const Schema& out_schema) {
-  const Column& text = in.column(field);
-  std::vector<int64_t> source_rows;
-  Column tokens(TypeId::String);
-  tokens.reserve(in.num_rows(), text.chars().size());
-  auto emit = [&](size_t row, std::string_view token) {
-    source_rows.push_back(static_cast<int64_t>(row));
-    tokens.append_string(token);
-  };
-  for (size_t r = 0; r < in.num_rows(); ++r) {
-    if (!text.is_valid(r)) continue;
-    const std::string_view s = text.string_at(r);
-    if (separator.empty()) {  // runs of whitespace, as split_words()
-      size_t i = 0;
-      while (i < s.size()) {
-        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-        const size_t start = i;
-        while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-        if (i > start) emit(r, s.substr(start, i - start));
-      }
-    } else {
-      size_t start = 0;
-      while (true) {
-        const size_t at = s.find(separator, start);
-        emit(r, s.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
-        if (at == std::string_view::npos) break;
-        start = at + separator.size();
-      }
-    }
-  }
+/// flatMap of one string field: a row per token of @p field, the other fields repeated.
+Table split_rows(const Table& in, size_t field, const std::string& separator, const Schema& out_schema,
+                 ExecutionBackend& backend) {
+  SplitStrings split = backend.split_strings(in.column(field), separator);
   std::vector<Column> cols;
   for (size_t c = 0; c < in.num_columns(); ++c) {
-    if (c == field) cols.push_back(std::move(tokens));
-    else cols.push_back(in.column(c).gather(source_rows));
+    if (c == field) cols.push_back(std::move(split.tokens));
+    else cols.push_back(in.column(c).gather(split.source_rows));
   }
   return Table(out_schema, std::move(cols));
 }
@@ -608,8 +582,8 @@ class PipelineBuilder {
       const std::string separator = r_.optional_string(args, "separator", what).value_or("");
       Schema schema = s.schema();
       schema.fields()[index] = Field{r_.optional_string(args, "as", what).value_or(field), TypeId::String, false, {}};
-      return s.transform(op, schema, [index, separator, schema](std::span<const Table* const> in, StepContext&) {
-        return split_rows(*in[0], index, separator, schema);
+      return s.transform(op, schema, [index, separator, schema](std::span<const Table* const> in, StepContext& ctx) {
+        return split_rows(*in[0], index, separator, schema, *ctx.backend);
       });
     }
     if (op == "union") return s.union_with(lookup(args, what));
