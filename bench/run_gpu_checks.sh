@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything only a GPU machine can show, in one run: a build, the GPU tests (the CUDA
 # backend against the CPU backend, and the engine and pipeline suites on backend cuda),
-# compute-sanitizer memcheck and racecheck on the CUDA backend tests, and bench_gpu.
+# compute-sanitizer memcheck and racecheck on the CUDA backend tests, bench_gpu, and
+# sluice-bench's YSB and word count on sluice-gpu.
 # Logs, the sanitizer reports and bench_gpu.json go to $OUT (default: gpu-checks/).
 #
 # Prepare on a machine with a package registry, then carry .deps to the GPU host:
@@ -37,7 +38,7 @@ tail -5 "$out/ctest-gpu.log"
 step "compute-sanitizer"
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # Sizes that cover every path (hash, sort, verification, windows) without hour-long runs.
-filter='*FewInts_4097*:*ManyInts_100003*:*Strings_100003*:*NullableStringAndInt_999_*:*Floats*:CudaWordCount.*'
+filter='*FewInts_4097*:*ManyInts_100003*:*Strings_100003*:*NullableStringAndInt_999_*:*Floats*:CudaWordCount.*:CudaSplit.*'
 for tool in memcheck racecheck; do
   "$sanitizer" --tool "$tool" --error-exitcode 99 build-gpu/tests/test_cuda_backend --gtest_filter="$filter" \
     > "$out/sanitizer-$tool.log" 2>&1
@@ -46,6 +47,12 @@ done
 
 step "bench_gpu"
 build-gpu/bench/bench_gpu --out "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
+
+step "sluice-bench: YSB and word count end to end, sluice-gpu against sluice-cpu"
+python3 bench/sluice-bench --mode quick --workload ysb,wordcount --engines sluice-cpu,sluice-gpu \
+  --runner build-gpu/bench/sluice-bench-runner --out "$out/sluice-bench" > "$out/sluice-bench.log" 2>&1
+echo "sluice-bench exit $?"
+tail -12 "$out/sluice-bench.log"
 
 step "whole suite"
 (cd build-gpu && ctest -j8 -E 'SluiceBench.Peers' > "../$out/ctest-all.log" 2>&1)

@@ -17,6 +17,7 @@
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "json_parse.cuh"
+#include "row_program.cuh"
 #include "split_strings.cuh"
 #include "staging.hpp"
 #include "word_count.cuh"
@@ -158,6 +159,14 @@ struct DeviceEngine::Impl {
     return out;
   }
 
+  /// Host columns copied to the device (those without buffers, e.g. ColumnView{}, are not).
+  std::vector<ColumnView> upload_columns(const std::vector<ColumnView>& host_columns, size_t rows, DeviceArray<char>& block) {
+    GroupedInput host;
+    host.rows = rows;
+    host.keys = host_columns;
+    return upload(host, block).keys;
+  }
+
   /// A column of lines (Arrow strings in host memory) copied to the device.
   ColumnView upload_lines(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t lines, DeviceArray<char>& block) {
     ColumnView text;
@@ -266,6 +275,26 @@ GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
   });
 }
 
+RowGroups DeviceEngine::group_rows(const std::vector<ColumnView>& host_keys, size_t rows) {
+  Impl& im = *impl_;
+  return checked("group_by_key", im.stream, [&] {
+    DeviceArray<char> block;
+    GroupedInput in;
+    in.rows = rows;
+    in.keys = im.upload_columns(host_keys, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const DeviceGroupIds<CudaExec> ids = group_ids(exec, in);
+    RowGroups out;
+    out.key_collisions = ids.key_collisions;
+    if (out.key_collisions != 0) return out;
+    out.group_of_row.resize(rows);
+    out.first_row.resize(ids.groups);
+    exec.to_host(out.group_of_row.data(), ids.group_of_row.data(), rows * sizeof(int32_t));
+    exec.to_host(out.first_row.data(), ids.first_row.data(), ids.groups * sizeof(int64_t));
+    return out;
+  });
+}
+
 WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy) {
   Impl& im = *impl_;
   return checked("word count", im.stream, [&] {
@@ -295,6 +324,84 @@ SplitColumn DeviceEngine::split_strings(const char* chars, const int32_t* offset
     exec.to_host(out.offsets.data(), tokens.offsets.data(), out.offsets.size() * sizeof(int32_t));
     exec.to_host(out.chars.data(), tokens.chars.data(), out.chars.size());
     exec.to_host(out.source_rows.data(), tokens.source_rows.data(), out.source_rows.size() * sizeof(int64_t));
+    return out;
+  });
+}
+
+namespace {
+
+/// A program's input columns (device views of the table's columns, in the order of its
+/// fields) in device memory, where the interpreter reads them.
+DeviceArray<ColumnView> program_inputs(CudaExec& exec, const RowProgram& program, const std::vector<ColumnView>& table_columns) {
+  std::vector<ColumnView> inputs;
+  for (size_t field : program.fields) {
+    SLUICE_EXPECTS(field < table_columns.size(), "row program: field " + std::to_string(field) + " of a table of " +
+                                                     std::to_string(table_columns.size()) + " columns");
+    inputs.push_back(table_columns[field]);
+  }
+  DeviceArray<ColumnView> out = exec.alloc<ColumnView>(inputs.size());
+  exec.to_device(out.data(), inputs.data(), inputs.size() * sizeof(ColumnView));
+  return out;
+}
+
+/// One validity byte per row packed into an Arrow bitmap, a byte of the bitmap per thread.
+struct PackValidity {
+  const uint8_t* valid;
+  int64_t rows;
+  uint8_t* bitmap;
+  __host__ __device__ void operator()(int64_t byte) const {
+    uint8_t bits = 0;
+    for (int64_t k = 0; k < 8 && byte * 8 + k < rows; ++k) bits |= static_cast<uint8_t>((valid[byte * 8 + k] != 0) << k);
+    bitmap[byte] = bits;
+  }
+};
+
+}  // namespace
+
+std::vector<EvaluatedColumn> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
+                                                    const std::vector<ColumnView>& host_columns, size_t rows) {
+  Impl& im = *impl_;
+  return checked("map", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    std::vector<EvaluatedColumn> out;
+    for (const RowProgram* program : programs) {
+      const UploadedRowProgram<CudaExec> uploaded(exec, *program);
+      const DeviceArray<ColumnView> inputs = program_inputs(exec, *program, columns);
+      const size_t width = static_cast<size_t>(csv_type_width(program->result_type));
+      DeviceArray<char> values = exec.alloc<char>(rows * width);
+      DeviceArray<uint8_t> valid = exec.alloc<uint8_t>(rows);
+      evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
+      EvaluatedColumn column;
+      column.values.resize(rows * width);
+      exec.to_host(column.values.data(), values.data(), column.values.size());
+      if (program->result_nullable) {
+        const size_t bitmap_bytes = (rows + 7) / 8;
+        DeviceArray<uint8_t> bitmap = exec.alloc<uint8_t>(bitmap_bytes);
+        thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(bitmap_bytes),
+                           PackValidity{valid.data(), static_cast<int64_t>(rows), bitmap.data()});
+        column.validity.resize(bitmap_bytes);
+        exec.to_host(column.validity.data(), bitmap.data(), bitmap_bytes);
+      }
+      out.push_back(std::move(column));
+    }
+    return out;
+  });
+}
+
+std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns,
+                                               size_t rows) {
+  Impl& im = *impl_;
+  return checked("filter", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const UploadedRowProgram<CudaExec> uploaded(exec, predicate);
+    const DeviceArray<ColumnView> inputs = program_inputs(exec, predicate, columns);
+    DeviceArray<int64_t> selected = exec.alloc<int64_t>(rows);
+    std::vector<int64_t> out(sluice::gpu::select_rows(exec, uploaded, inputs.data(), rows, selected.data()));
+    exec.to_host(out.data(), selected.data(), out.size() * sizeof(int64_t));
     return out;
   });
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gpu_types.hpp"
+#include "sluice/row_program.hpp"
 
 namespace sluice::gpu {
 
@@ -50,6 +51,9 @@ class DeviceEngine {
   /// reduceByKey of host columns (pointers in @p host_input are host memory).
   GroupedResult reduce(const GroupedInput& host_input);
 
+  /// Groups @p rows rows by @p host_keys (host memory): group_by_key and cogroup.
+  RowGroups group_rows(const std::vector<ColumnView>& host_keys, size_t rows);
+
   /// Word count of @p lines Arrow strings (host memory): the bytes go to the device, only the
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
@@ -58,6 +62,16 @@ class DeviceEngine {
   /// whitespace when @p separator is empty, otherwise at each occurrence of it.
   SplitColumn split_strings(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t rows,
                             const std::string& separator);
+
+  /// Evaluates each of @p programs (expressions compiled for one table) on @p rows rows.
+  /// @p host_columns are the table's columns (host memory), indexed as RowProgram::fields
+  /// index them; columns left empty (ColumnView{}) are not copied, the others once for all
+  /// programs.
+  std::vector<EvaluatedColumn> evaluate(const std::vector<const RowProgram*>& programs, const std::vector<ColumnView>& host_columns,
+                                        size_t rows);
+  /// A filter: the rows where the bool @p predicate is true, ascending (the predicate runs
+  /// inside the stream compaction on the device).
+  std::vector<int64_t> select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns, size_t rows);
 
   /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
   /// the declared @p fields on the device; the parsed columns come back.

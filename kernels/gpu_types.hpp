@@ -80,6 +80,21 @@ struct SplitColumn {
   std::vector<int64_t> source_rows;
 };
 
+/// A column computed on the device (a compiled expression), on the host: rows values of the
+/// program's result type and, when the result is nullable, an Arrow validity bitmap.
+struct EvaluatedColumn {
+  std::vector<std::byte> values;
+  std::vector<uint8_t> validity;
+};
+
+/// Rows grouped by key, on the host: a dense group id per row and each group's first row,
+/// groups in order of first row. Not exact when key_collisions is not 0.
+struct RowGroups {
+  std::vector<int32_t> group_of_row;
+  std::vector<int64_t> first_row;
+  unsigned long long key_collisions = 0;
+};
+
 /// The kinds of join; the values are those of sluice::JoinKind (Inner, LeftOuter, RightOuter,
 /// FullOuter), so the engine can convert with a static_cast.
 enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOuter = 3 };

@@ -21,6 +21,7 @@
 #include <thrust/iterator/transform_iterator.h>
 #include <thrust/reduce.h>
 #include <thrust/scan.h>
+#include <thrust/sequence.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -566,6 +567,22 @@ size_t sample_distinct(Exec& exec, const uint64_t* key_of_row, size_t rows, size
   return static_cast<size_t>(std::unique(sample.begin(), sample.end()) - sample.begin());
 }
 
+/// Each row's 64-bit key into @p key_of_row: the value itself for one non-null integer key
+/// column (unless in.force_hashed_keys), otherwise a hash of every key field (@p device_keys:
+/// in.keys in @p exec's memory). Returns whether the keys are exact.
+template <class Exec>
+bool compute_row_keys(Exec& exec, const GroupedInput& in, const ColumnView* device_keys, uint64_t* key_of_row) {
+  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
+  if (exact) {
+    thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                       ExactKeyOf{in.keys[0], key_of_row});
+  } else {
+    thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                       HashedKeyOf{device_keys, static_cast<int32_t>(in.keys.size()), key_of_row});
+  }
+  return exact;
+}
+
 /// reduceByKey of @p in (columns already in @p exec's memory); the groups stay there.
 template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, const GroupedInput& in) {
   DeviceGroups<Exec> out;
@@ -574,20 +591,13 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
     out.strategy = in.strategy == GroupStrategy::Auto ? GroupStrategy::Hash : in.strategy;
     return out;
   }
-  auto policy = exec.policy();
   auto keys = exec.template alloc<ColumnView>(in.keys.size());
   auto folds = exec.template alloc<FoldView>(in.folds.size());
   exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
   exec.to_device(folds.data(), in.folds.data(), in.folds.size() * sizeof(FoldView));
 
   auto key_of_row = exec.template alloc<uint64_t>(in.rows);
-  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
-  if (exact) {
-    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows), ExactKeyOf{in.keys[0], key_of_row.data()});
-  } else {
-    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
-                       HashedKeyOf{keys.data(), static_cast<int32_t>(in.keys.size()), key_of_row.data()});
-  }
+  const bool exact = compute_row_keys(exec, in, keys.data(), key_of_row.data());
   const bool verify = !exact && !in.keys.empty();
 
   GroupStrategy strategy = in.strategy;
@@ -629,6 +639,65 @@ template <class Exec> GroupedResult download_groups(Exec& exec, const DeviceGrou
 template <class Exec> GroupedResult grouped_reduce(Exec& exec, const GroupedInput& in) {
   const DeviceGroups<Exec> groups = grouped_reduce_in_place(exec, in);
   return download_groups(exec, groups);
+}
+
+/// Finds each row's group: a binary search of its 64-bit key among the groups' keys, sorted.
+struct GroupOfRow {
+  const uint64_t* key_of_row;
+  const uint64_t* sorted_group_keys;
+  const int64_t* group_of_sorted;
+  int64_t groups;
+  int32_t* group_of_row;
+  __host__ __device__ void operator()(int64_t row) const {
+    const uint64_t key = key_of_row[row];
+    int64_t lo = 0, hi = groups;
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (sorted_group_keys[mid] < key) lo = mid + 1;
+      else hi = mid;
+    }
+    group_of_row[row] = static_cast<int32_t>(group_of_sorted[lo]);
+  }
+};
+
+/// Rows grouped by key, in @p Exec's memory: a dense group id per row and each group's first
+/// row, groups in order of first row (as the CPU backend's group_rows numbers them).
+template <class Exec> struct DeviceGroupIds {
+  size_t groups = 0;
+  typename Exec::template Array<int32_t> group_of_row;
+  typename Exec::template Array<int64_t> first_row;
+  /// Rows whose hashed key met another key's: the ids are then not exact and the caller
+  /// must group on the host.
+  unsigned long long key_collisions = 0;
+};
+
+/// Groups the rows of @p keys_only (its keys; its folds are ignored) in @p exec's memory.
+template <class Exec> DeviceGroupIds<Exec> group_ids(Exec& exec, const GroupedInput& keys_only) {
+  GroupedInput in = keys_only;
+  FoldView count_rows;
+  count_rows.op = kFoldCountRows;
+  in.folds = {count_rows};
+  DeviceGroups<Exec> groups = grouped_reduce_in_place(exec, in);
+  DeviceGroupIds<Exec> out;
+  out.groups = groups.groups;
+  out.key_collisions = groups.key_collisions;
+  out.first_row = std::move(groups.first_row);
+  out.group_of_row = exec.template alloc<int32_t>(in.rows);
+  if (in.rows == 0 || out.key_collisions != 0) return out;
+
+  auto keys = exec.template alloc<ColumnView>(in.keys.size());
+  exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
+  auto key_of_row = exec.template alloc<uint64_t>(in.rows);
+  compute_row_keys(exec, in, keys.data(), key_of_row.data());
+  auto sorted_keys = exec.template alloc<uint64_t>(out.groups);
+  auto group_of_sorted = exec.template alloc<int64_t>(out.groups);
+  thrust::copy_n(exec.policy(), groups.key.data(), out.groups, sorted_keys.data());
+  thrust::sequence(exec.policy(), group_of_sorted.data(), group_of_sorted.data() + out.groups);
+  exec.sort_pairs(sorted_keys.data(), group_of_sorted.data(), out.groups);
+  thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
+                     GroupOfRow{key_of_row.data(), sorted_keys.data(), group_of_sorted.data(), static_cast<int64_t>(out.groups),
+                                out.group_of_row.data()});
+  return out;
 }
 
 }  // namespace sluice::gpu

@@ -16,6 +16,11 @@ std::optional<ParsedLines> ExecutionBackend::parse_records(const Column&, const 
   return std::nullopt;
 }
 
+std::optional<std::vector<Column>> ExecutionBackend::evaluate(const Table&, std::span<const RowProgram* const>) {
+  return std::nullopt;
+}
+std::optional<Table> ExecutionBackend::filter(const Table&, const RowProgram&) { return std::nullopt; }
+
 void ExecutionBackend::prefetch(Time, const Table&) {}
 void ExecutionBackend::retire_prefetched(Time) {}
 

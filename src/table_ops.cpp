@@ -42,16 +42,16 @@ TableStream cogroup_streams(const TableStream& left, std::vector<std::string> le
   SLUICE_EXPECTS(lk.size() == rk.size(), "cogroup: " + std::to_string(lk.size()) + " left keys but " +
                                              std::to_string(rk.size()) + " right keys");
   const Schema schema = cogroup_tables(Table::empty(left.schema()), lk, Table::empty(right.schema()), rk).schema();
-  return left.transform_with("cogroup", schema, {right}, [lk, rk, schema](std::span<const Table* const> in, StepContext&) {
-    return cogroup_tables(*in[0], lk, *in[1], rk).with_schema(schema);
+  return left.transform_with("cogroup", schema, {right}, [lk, rk, schema](std::span<const Table* const> in, StepContext& ctx) {
+    return cogroup_tables(*in[0], lk, *in[1], rk, ctx.backend).with_schema(schema);
   });
 }
 
 TableStream group_by_key(const TableStream& input, std::vector<std::string> keys) {
   const auto k = field_indexes("group_by_key", input.schema(), keys);
   const Schema schema = group_by_key_table(Table::empty(input.schema()), k).schema();
-  return input.transform("group_by_key", schema, [k, schema](std::span<const Table* const> in, StepContext&) {
-    return group_by_key_table(*in[0], k).with_schema(schema);
+  return input.transform("group_by_key", schema, [k, schema](std::span<const Table* const> in, StepContext& ctx) {
+    return group_by_key_table(*in[0], k, ctx.backend).with_schema(schema);
   });
 }
 

@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "pipeline/expression.hpp"
 #include "pipeline/record_parsers.hpp"
 #include "sluice/backend.hpp"
 
@@ -253,6 +254,61 @@ TEST_P(CudaVersusCpu, JoinsWithinABatchAgree) {
   for (JoinKind kind : {JoinKind::Inner, JoinKind::LeftOuter, JoinKind::RightOuter, JoinKind::FullOuter}) {
     SCOPED_TRACE("join kind " + std::to_string(static_cast<int>(kind)));
     expect_same_table(cpu->join(left, keys, right, keys, kind), gpu->join(left, keys, right, keys, kind));
+  }
+}
+
+TEST_P(CudaVersusCpu, GroupByKeyAndCogroupGroupAlike) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 200000);  // list columns of every row
+  const Table left = random_table(GetParam().kind, rows, 41);
+  const Table right = random_table(GetParam().kind, rows / 3 + 1, 42);
+  std::vector<size_t> keys;
+  for (const std::string& k : every_aggregate(GetParam().kind).keys) keys.push_back(left.schema().index_of(k));
+  const Grouping want = group_rows(left, keys);
+  const Grouping got = gpu->group_rows(left, keys);
+  EXPECT_EQ(got.group_of_row, want.group_of_row);
+  EXPECT_EQ(got.first_row_of_group, want.first_row_of_group);
+  EXPECT_EQ(group_by_key_table(left, keys, gpu.get()), group_by_key_table(left, keys));
+  EXPECT_EQ(cogroup_tables(left, keys, right, keys, gpu.get()), cogroup_tables(left, keys, right, keys));
+}
+
+TEST_P(CudaVersusCpu, ExpressionsAndFiltersOnTheDeviceAgree) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const Table t = random_table(GetParam().kind, GetParam().rows, 31);
+  std::vector<std::string> texts = {
+      "v * 3 + i - 7",          "f * i + 0.5",          "v / (i % 7)",        "v % i",
+      "if(b, f, float(v))",     "abs(f) >= 2.5 or b",   "coalesce(v, int(f))", "round(f / 3.0)",
+      "min(v, i) > max(i, -5)", "not (v > 0) and f < 100.0",
+      "is_null(v) or is_null(f)"};
+  if (GetParam().kind == KeyKind::Strings || GetParam().kind == KeyKind::NullableStringAndInt)
+    texts.insert(texts.end(), {"len(s) + i", "s < 'ab' or starts_with(s, 'b')", "contains(s, 'ab') and ends_with(s, 'a')"});
+  std::vector<pipeline::Expression> expressions;
+  std::vector<RowProgram> programs;
+  for (const std::string& text : texts) {
+    expressions.push_back(pipeline::Expression::parse(text));
+    std::optional<RowProgram> program = expressions.back().compile(t.schema());
+    ASSERT_TRUE(program) << text << " should run on the device";
+    programs.push_back(std::move(*program));
+  }
+  std::vector<const RowProgram*> pointers;
+  for (const RowProgram& p : programs) pointers.push_back(&p);
+  const std::optional<std::vector<Column>> on_gpu = gpu->evaluate(t, pointers);
+  ASSERT_TRUE(on_gpu);
+  ASSERT_EQ(on_gpu->size(), texts.size());
+  for (size_t e = 0; e < texts.size(); ++e) {
+    SCOPED_TRACE(texts[e]);
+    const Column want = expressions[e].evaluate(t);
+    const Schema one{{"x", want.type(), want.nullable()}};
+    std::vector<Column> w, g;
+    w.push_back(want);
+    g.push_back((*on_gpu)[e]);
+    expect_same_table(Table(one, std::move(w)), Table(one, std::move(g)));
+    if (want.type() != TypeId::Bool) continue;
+    const std::optional<Table> kept = gpu->filter(t, programs[e]);
+    ASSERT_TRUE(kept);
+    expect_same_table(t.filter(expressions[e].evaluate_mask(t)), *kept);
   }
 }
 

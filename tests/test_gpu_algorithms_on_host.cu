@@ -200,6 +200,53 @@ TEST_P(GroupedReduceOnHost, NoKeysIsOneGroupAndNoRowsIsNoGroup) {
   EXPECT_EQ(got.groups, 0u);
 }
 
+/// group_ids on the host, against numbering keys by first appearance.
+void expect_group_ids(const std::vector<const TestColumn*>& keys, size_t rows, GroupStrategy strategy) {
+  GroupedInput in;
+  in.rows = rows;
+  for (const TestColumn* k : keys) in.keys.push_back(k->view());
+  in.strategy = strategy;
+  HostExec exec;
+  const DeviceGroupIds<HostExec> got = group_ids(exec, in);
+  ASSERT_EQ(got.key_collisions, 0u);
+  std::map<std::string, int32_t> id_of_key;
+  std::vector<int64_t> first_rows;
+  for (size_t r = 0; r < rows; ++r) {
+    std::string key;
+    for (const TestColumn* k : keys) key += k->key_text(r) + "\x1f";
+    auto [it, inserted] = id_of_key.emplace(key, static_cast<int32_t>(first_rows.size()));
+    if (inserted) first_rows.push_back(static_cast<int64_t>(r));
+    ASSERT_EQ(got.group_of_row.data()[r], it->second) << "row " << r;
+  }
+  ASSERT_EQ(got.groups, first_rows.size());
+  for (size_t g = 0; g < got.groups; ++g) EXPECT_EQ(got.first_row.data()[g], first_rows[g]) << "group " << g;
+}
+
+TEST_P(GroupedReduceOnHost, GroupIdsNumberRowsByTheirKeysFirstAppearance) {
+  std::mt19937_64 rng(11);
+  for (size_t rows : {size_t{1}, size_t{17}, size_t{5000}}) {
+    for (uint64_t cardinality : {uint64_t{3}, uint64_t{rows}}) {
+      std::vector<int64_t> ints(rows);
+      for (auto& v : ints) v = static_cast<int64_t>(rng() % cardinality) - 1;
+      const TestColumn exact = int64_column(ints);
+      expect_group_ids({&exact}, rows, GetParam());
+      std::vector<std::string> words(rows);
+      std::vector<double> floats(rows);
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t i = rng() % 11; i > 0; --i) words[r] += static_cast<char>('a' + rng() % 2);
+        floats[r] = rng() % 5 == 0 ? NAN : rng() % 4 == 0 ? -0.0 : static_cast<double>(rng() % 3);
+      }
+      TestColumn word = string_column(words);
+      TestColumn number = float64_column(floats);
+      for (size_t r = 2; r < rows; r += 7) set_null(word, r);
+      for (size_t r = 4; r < rows; r += 9) set_null(number, r);
+      expect_group_ids({&word, &number}, rows, GetParam());
+      const TestColumn nullable_ints = with_nulls(exact, {0});
+      expect_group_ids({&nullable_ints}, rows, GetParam());
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Strategies, GroupedReduceOnHost,
                          ::testing::Values(GroupStrategy::Hash, GroupStrategy::Sort, GroupStrategy::Auto),
                          [](const auto& info) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/column.hpp"
+#include "sluice/row_program.hpp"
 
 namespace sluice {
 
@@ -106,6 +107,13 @@ struct ParsedLines {
   std::vector<int64_t> host_lines;
 };
 
+/// @brief Rows grouped by key fields: a dense group id per row (in order of first appearance)
+/// and the first row of each group.
+struct Grouping {
+  std::vector<int32_t> group_of_row;
+  std::vector<int64_t> first_row_of_group;
+};
+
 /// @brief A string column split into tokens (flatMap): the tokens, never null, and per token
 /// the input row it came from, in input order.
 struct SplitStrings {
@@ -148,6 +156,15 @@ class ExecutionBackend {
   /// Called on the processing thread: source batches of times up to @p through are no longer
   /// in use; what was prefetched for them is dropped.
   virtual void retire_prefetched(Time through);
+  /// Evaluates @p programs (expressions compiled for tables of @p table's schema) over
+  /// @p table, one column per program, or returns nullopt when this backend leaves
+  /// expressions to the host evaluator (the default).
+  virtual std::optional<std::vector<Column>> evaluate(const Table& table, std::span<const RowProgram* const> programs);
+  /// A filter by a compiled bool expression: the rows of @p table where it is true, or
+  /// nullopt when this backend leaves it to the host evaluator (the default).
+  virtual std::optional<Table> filter(const Table& table, const RowProgram& predicate);
+  /// Groups rows by key for group_by_key and cogroup (see group_rows, which is the default).
+  virtual Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
   /// flatMap of a string column (see split_strings, which is the default).
   virtual SplitStrings split_strings(const Column& text, std::string_view separator);
   /// Joins within a batch (see join_tables, which is the default).
@@ -166,14 +183,8 @@ std::unique_ptr<ExecutionBackend> make_backend(BackendKind requested);
 /// @brief How many CUDA devices this build can see (0 without CUDA support or a device).
 int cuda_device_count();
 
-/// @brief Rows of @p table grouped by the fields @p key_columns: a dense group id per row
-/// (in order of first appearance) and the first row of each group.
-struct Grouping {
-  std::vector<int32_t> group_of_row;
-  std::vector<int64_t> first_row_of_group;
-};
+/// @brief Rows of @p table grouped by the fields @p key_columns, on the host.
 Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
-
 
 /// @brief Splits each valid string of @p text: at runs of whitespace (std::isspace in the C
 /// locale) when @p separator is empty, as split_words() does, otherwise at each occurrence of
@@ -188,11 +199,13 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
                   std::span<const size_t> right_keys, JoinKind kind);
 
 /// @brief cogroup: one row per key in either table: the keys, then a List field "left" of
-/// left's other fields and a List field "right" of right's other fields.
+/// left's other fields and a List field "right" of right's other fields. Rows are grouped by
+/// @p grouping_backend's group_rows (on the host when null).
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
-                     std::span<const size_t> right_keys);
+                     std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr);
 
-/// @brief group_by_key: one row per key: the keys, then a List field "values" of the other fields.
-Table group_by_key_table(const Table& input, std::span<const size_t> key_columns);
+/// @brief group_by_key: one row per key: the keys, then a List field "values" of the other
+/// fields. Rows are grouped by @p grouping_backend's group_rows (on the host when null).
+Table group_by_key_table(const Table& input, std::span<const size_t> key_columns, ExecutionBackend* grouping_backend = nullptr);
 
 }  // namespace sluice

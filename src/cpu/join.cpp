@@ -59,7 +59,7 @@ struct KeysOfBoth {
 };
 
 KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_keys, const Table& right,
-                              std::span<const size_t> right_keys) {
+                              std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr) {
   std::vector<Field> fields;
   std::vector<Column> columns;
   for (size_t i = 0; i < left_keys.size(); ++i) {
@@ -78,7 +78,7 @@ KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_ke
   KeysOfBoth out{Table(Schema(std::move(fields)), std::move(columns)), {}};
   std::vector<size_t> all(left_keys.size());
   std::iota(all.begin(), all.end(), 0);
-  out.grouping = group_rows(out.keys, all);
+  out.grouping = grouping_backend ? grouping_backend->group_rows(out.keys, all) : group_rows(out.keys, all);
   return out;
 }
 
@@ -250,10 +250,10 @@ void check_join_keys(const Table& left, std::span<const size_t> left_keys, const
 }
 
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
-                     std::span<const size_t> right_keys) {
+                     std::span<const size_t> right_keys, ExecutionBackend* grouping_backend) {
   check_key_pairs("cogroup", left, left_keys, right, right_keys);
   const size_t left_rows = left.num_rows();
-  const KeysOfBoth both = group_keys_of_both(left, left_keys, right, right_keys);
+  const KeysOfBoth both = group_keys_of_both(left, left_keys, right, right_keys, grouping_backend);
   const Grouping& g = both.grouping;
   const size_t group_count = g.first_row_of_group.size();
 
@@ -275,9 +275,9 @@ Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const
   return Table(Schema(std::move(fields)), std::move(columns));
 }
 
-Table group_by_key_table(const Table& input, std::span<const size_t> key_columns) {
+Table group_by_key_table(const Table& input, std::span<const size_t> key_columns, ExecutionBackend* grouping_backend) {
   check_key_indexes("group_by_key", "input", input, key_columns);
-  const Grouping g = group_rows(input, key_columns);
+  const Grouping g = grouping_backend ? grouping_backend->group_rows(input, key_columns) : group_rows(input, key_columns);
   const size_t group_count = g.first_row_of_group.size();
 
   std::vector<Field> fields;
@@ -291,6 +291,10 @@ Table group_by_key_table(const Table& input, std::span<const size_t> key_columns
   const RowsByGroup by_group = rows_by_group(g.group_of_row, 0, input.num_rows(), group_count);
   columns.push_back(list_column(fields.back(), input, values, by_group, group_count));
   return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+Grouping ExecutionBackend::group_rows(const Table& table, std::span<const size_t> key_columns) {
+  return sluice::group_rows(table, key_columns);
 }
 
 Table ExecutionBackend::join(const Table& left, std::span<const size_t> left_keys, const Table& right,

@@ -41,6 +41,19 @@ gpu::ColumnView host_view(const Column& c) {
   return v;
 }
 
+/// Host views of the columns of @p table that @p programs read; the others stay empty, so
+/// that nothing of them is copied to the device.
+std::vector<gpu::ColumnView> columns_read(const Table& table, std::span<const RowProgram* const> programs) {
+  std::vector<gpu::ColumnView> views(table.num_columns());
+  for (const RowProgram* p : programs)
+    for (size_t field : p->fields) {
+      SLUICE_EXPECTS(field < table.num_columns(), "CUDA backend: an expression reads field " + std::to_string(field) +
+                                                      " of a batch of " + std::to_string(table.num_columns()) + " fields");
+      views[field] = host_view(table.column(field));
+    }
+  return views;
+}
+
 gpu::FoldView make_fold(gpu::FoldOp op, bool float_acc, const Column* input) {
   gpu::FoldView f;
   f.op = op;
@@ -441,6 +454,51 @@ class CudaBackend final : public ExecutionBackend {
     std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
                std::back_inserter(out.host_lines));
     return out;
+  }
+
+  /// Compiled expressions run one thread per row on the device; the columns they read are
+  /// copied once for all of them.
+  std::optional<std::vector<Column>> evaluate(const Table& table, std::span<const RowProgram* const> programs) override {
+    std::vector<Column> out;
+    if (table.num_rows() == 0) {
+      for (const RowProgram* p : programs) out.emplace_back(static_cast<TypeId>(p->result_type), p->result_nullable);
+      return out;
+    }
+    std::vector<gpu::EvaluatedColumn> columns =
+        engine_.evaluate({programs.begin(), programs.end()}, columns_read(table, programs), table.num_rows());
+    for (size_t k = 0; k < programs.size(); ++k)
+      out.push_back(Column::from_buffers(static_cast<TypeId>(programs[k]->result_type), table.num_rows(),
+                                         programs[k]->result_nullable, std::move(columns[k].values), {}, {},
+                                         std::move(columns[k].validity)));
+    return out;
+  }
+
+  /// The predicate and the compaction of the kept rows' indexes run fused on the device; the
+  /// kept rows are gathered on the host, where the batch is.
+  std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
+    if (table.num_rows() == 0) return table;
+    const RowProgram* programs[] = {&predicate};
+    return table.gather(engine_.select_rows(predicate, columns_read(table, programs), table.num_rows()));
+  }
+
+  /// Rows are grouped on the device (the keyed reduction's grouping, then each row's group by
+  /// a binary search among the groups' keys); the lists are built on the host, where the
+  /// batch is. A hashed key that met another key's is grouped again on the host.
+  Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
+    if (table.num_rows() == 0 || key_columns.empty()) return sluice::group_rows(table, key_columns);
+    std::vector<gpu::ColumnView> keys;
+    for (size_t k : key_columns) {
+      if (k >= table.num_columns() || table.column(k).type() == TypeId::List)
+        return sluice::group_rows(table, key_columns);  // which names the problem
+      keys.push_back(host_view(table.column(k)));
+    }
+    gpu::RowGroups groups = engine_.group_rows(keys, table.num_rows());
+    if (groups.key_collisions != 0) {
+      logging::warn("backend cuda: group_by_key: " + std::to_string(groups.key_collisions) +
+                    " rows' hashed keys collided with another key's; grouping this batch on the CPU");
+      return sluice::group_rows(table, key_columns);
+    }
+    return Grouping{std::move(groups.group_of_row), std::move(groups.first_row)};
   }
 
   /// Counted, scanned and scattered on the device; the tokens come back as one string column.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <span>
 
@@ -1358,6 +1359,286 @@ class Evaluator {
   size_t rows_;
 };
 
+// ======================================================================= row programs
+
+/// Compiles an expression tree into a RowProgram. The typing follows the Evaluator above
+/// (same promotions, same nullability) on a tree that result_type() has already checked, so
+/// type errors cannot reach it. Throws Unsupported for what the device does not run.
+class RowProgramCompiler {
+ public:
+  struct Unsupported {};
+
+  explicit RowProgramCompiler(const Schema& schema) : schema_(schema) {}
+
+  RowProgram compile(const ExprNode& root) && {
+    if (root.kind == ExprNode::Kind::Field) throw Unsupported{};  // a column copy, not a kernel
+    Reg result = node(root);
+    if (result.null_literal) result = coerce(result, TypeId::Bool);  // a bare `null` is a bool
+    if (result.type == TypeId::String) throw Unsupported{};
+    program_.result = result.index;
+    program_.result_type = static_cast<int32_t>(result.type);
+    program_.result_nullable = result.nullable;
+    return std::move(program_);
+  }
+
+ private:
+  using Instr = RowProgram::Instruction;
+  using POp = RowProgram::Op;
+
+  /// A compiled value: the register holding it, or, for the literal `null`, no register yet
+  /// (it takes the type its context needs, as Vec::null_literal does).
+  struct Reg {
+    int32_t index = -1;
+    TypeId type = TypeId::Bool;
+    bool nullable = false;
+    bool null_literal = false;
+  };
+
+  Reg emit(POp op, TypeId type, bool nullable, std::initializer_list<int32_t> args = {}, int32_t flags = 0) {
+    return emit_instruction(op, type, nullable, args, flags, 0, 0.0);
+  }
+
+  Reg emit_instruction(POp op, TypeId type, bool nullable, std::initializer_list<int32_t> args, int32_t flags, int64_t int_value,
+                       double float_value) {
+    if (program_.instructions.size() >= static_cast<size_t>(RowProgram::kMaxInstructions)) throw Unsupported{};
+    Instr ins;
+    ins.op = op;
+    ins.type = static_cast<int32_t>(type);
+    size_t k = 0;
+    for (int32_t a : args) ins.args[k++] = a;
+    ins.flags = flags;
+    ins.int_value = int_value;
+    ins.float_value = float_value;
+    program_.instructions.push_back(ins);
+    return Reg{static_cast<int32_t>(program_.instructions.size() - 1), type, nullable, false};
+  }
+
+  /// As Evaluator::common_type, on a well-typed tree.
+  static TypeId common_type(const std::vector<Reg>& regs, TypeId all_null_type) {
+    std::optional<TypeId> common;
+    for (const Reg& r : regs) {
+      if (r.null_literal) continue;
+      if (!common) common = r.type;
+      else if (*common != r.type) common = TypeId::Float64;  // two different numbers
+    }
+    return common ? *common : all_null_type;
+  }
+
+  /// As Evaluator::coerce: null literals become typed nulls, integers become floats.
+  Reg coerce(const Reg& r, TypeId type) {
+    if (r.null_literal) return emit(POp::ConstNull, type, true);
+    if (r.type == type) return r;
+    if (r.type == TypeId::Int64 && type == TypeId::Float64) return emit(POp::IntToFloat, TypeId::Float64, r.nullable, {r.index});
+    throw Error("internal: row program cannot coerce " + std::string(type_name(r.type)) + " to " + std::string(type_name(type)));
+  }
+
+  Reg node(const ExprNode& n) {
+    switch (n.kind) {
+      case ExprNode::Kind::Literal: return literal(n.literal);
+      case ExprNode::Kind::Field: return load(n);
+      case ExprNode::Kind::Unary: return unary(n);
+      case ExprNode::Kind::Binary: return binary(n);
+      case ExprNode::Kind::Call: return call(n);
+    }
+    throw Error("internal: unknown expression node");
+  }
+
+  Reg literal(const Value& value) {
+    if (std::holds_alternative<std::monostate>(value)) return Reg{-1, TypeId::Bool, true, true};
+    if (auto* b = std::get_if<bool>(&value)) return emit_instruction(POp::ConstBool, TypeId::Bool, false, {}, 0, *b ? 1 : 0, 0.0);
+    if (auto* i = std::get_if<int64_t>(&value)) return emit_instruction(POp::ConstInt, TypeId::Int64, false, {}, 0, *i, 0.0);
+    if (auto* d = std::get_if<double>(&value)) return emit_instruction(POp::ConstFloat, TypeId::Float64, false, {}, 0, 0, *d);
+    const std::string& s = std::get<std::string>(value);
+    SLUICE_EXPECTS(program_.literal_bytes.size() + s.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+                   "expression string literals exceed 2 GiB");
+    const auto index = static_cast<int32_t>(program_.literal_offsets.size() - 1);
+    program_.literal_bytes += s;
+    program_.literal_offsets.push_back(static_cast<int32_t>(program_.literal_bytes.size()));
+    return emit(POp::ConstString, TypeId::String, false, {index});
+  }
+
+  /// One load per field however often the expression names it.
+  Reg load(const ExprNode& n) {
+    const size_t column = schema_.index_of(n.name);
+    if (auto it = loaded_.find(column); it != loaded_.end()) return it->second;
+    const Field& field = schema_[column];
+    POp op = POp::LoadBool;
+    TypeId type = field.type;
+    switch (field.type) {
+      case TypeId::Bool: op = POp::LoadBool; break;
+      case TypeId::Int32: op = POp::LoadInt32, type = TypeId::Int64; break;
+      case TypeId::Int64: op = POp::LoadInt64; break;
+      case TypeId::Float32: op = POp::LoadFloat32, type = TypeId::Float64; break;
+      case TypeId::Float64: op = POp::LoadFloat64; break;
+      case TypeId::String: op = POp::LoadString; break;
+      case TypeId::List: throw Error("internal: row program reads a list field");
+    }
+    const auto position = static_cast<int32_t>(program_.fields.size());
+    program_.fields.push_back(column);
+    const Reg r = emit(op, type, field.nullable, {position}, field.nullable ? 1 : 0);
+    loaded_.emplace(column, r);
+    return r;
+  }
+
+  Reg unary(const ExprNode& n) {
+    const Reg a = node(*n.args[0]);
+    if (n.op == Op::Not) {
+      const Reg x = coerce(a, TypeId::Bool);
+      return emit(POp::Not, TypeId::Bool, x.nullable, {x.index});
+    }
+    const Reg x = coerce(a, a.null_literal ? TypeId::Int64 : a.type);
+    return emit(x.type == TypeId::Int64 ? POp::NegInt : POp::NegFloat, x.type, x.nullable, {x.index});
+  }
+
+  static int32_t comparison_of(Op op) {
+    using C = RowProgram::Comparison;
+    switch (op) {
+      case Op::Eq: return static_cast<int32_t>(C::Eq);
+      case Op::Ne: return static_cast<int32_t>(C::Ne);
+      case Op::Lt: return static_cast<int32_t>(C::Lt);
+      case Op::Le: return static_cast<int32_t>(C::Le);
+      case Op::Gt: return static_cast<int32_t>(C::Gt);
+      default: return static_cast<int32_t>(C::Ge);
+    }
+  }
+
+  Reg binary(const ExprNode& n) {
+    const Reg a = node(*n.args[0]);
+    const Reg b = node(*n.args[1]);
+    switch (n.op) {
+      case Op::And:
+      case Op::Or: {
+        const Reg x = coerce(a, TypeId::Bool), y = coerce(b, TypeId::Bool);
+        return emit(n.op == Op::And ? POp::And : POp::Or, TypeId::Bool, x.nullable || y.nullable, {x.index, y.index});
+      }
+      case Op::Eq:
+      case Op::Ne:
+      case Op::Lt:
+      case Op::Le:
+      case Op::Gt:
+      case Op::Ge: {
+        const TypeId type = common_type({a, b}, TypeId::Bool);
+        const Reg x = coerce(a, type), y = coerce(b, type);
+        const POp op = type == TypeId::Bool    ? POp::CompareBool
+                       : type == TypeId::Int64 ? POp::CompareInt
+                       : type == TypeId::Float64 ? POp::CompareFloat
+                                                 : POp::CompareString;
+        return emit(op, TypeId::Bool, x.nullable || y.nullable, {x.index, y.index}, comparison_of(n.op));
+      }
+      default: {
+        const TypeId type = common_type({a, b}, TypeId::Int64);
+        const Reg x = coerce(a, type), y = coerce(b, type);
+        const bool integer = type == TypeId::Int64;
+        POp op = POp::AddInt;
+        switch (n.op) {
+          case Op::Add: op = integer ? POp::AddInt : POp::AddFloat; break;
+          case Op::Sub: op = integer ? POp::SubInt : POp::SubFloat; break;
+          case Op::Mul: op = integer ? POp::MulInt : POp::MulFloat; break;
+          case Op::Div: op = integer ? POp::DivInt : POp::DivFloat; break;
+          default: op = integer ? POp::ModInt : POp::ModFloat; break;
+        }
+        const bool can_divide_by_zero = n.op == Op::Div || n.op == Op::Mod;
+        return emit(op, type, x.nullable || y.nullable || can_divide_by_zero, {x.index, y.index});
+      }
+    }
+  }
+
+  Reg call(const ExprNode& n) {
+    switch (n.fn) {
+      case Fn::Lower:
+      case Fn::Upper:
+      case Fn::Trim:
+      case Fn::Concat:
+      case Fn::Substr:
+      case Fn::String: throw Unsupported{};  // they make new string bytes
+      default: break;
+    }
+    std::vector<Reg> args;
+    for (const auto& arg : n.args) args.push_back(node(*arg));
+    switch (n.fn) {
+      case Fn::Len: {
+        const Reg s = coerce(args[0], TypeId::String);
+        return emit(POp::Length, TypeId::Int64, s.nullable, {s.index});
+      }
+      case Fn::Contains:
+      case Fn::StartsWith:
+      case Fn::EndsWith: {
+        const Reg s = coerce(args[0], TypeId::String), part = coerce(args[1], TypeId::String);
+        const POp op = n.fn == Fn::Contains ? POp::Contains : n.fn == Fn::StartsWith ? POp::StartsWith : POp::EndsWith;
+        return emit(op, TypeId::Bool, s.nullable || part.nullable, {s.index, part.index});
+      }
+      case Fn::Abs:
+      case Fn::Floor:
+      case Fn::Ceil:
+      case Fn::Round: {
+        const Reg x = coerce(args[0], args[0].null_literal ? TypeId::Int64 : args[0].type);
+        if (x.type == TypeId::Int64) {
+          if (n.fn != Fn::Abs) return x;  // integers are already whole
+          return emit(POp::AbsInt, TypeId::Int64, x.nullable, {x.index});
+        }
+        const POp op = n.fn == Fn::Abs ? POp::AbsFloat : n.fn == Fn::Floor ? POp::FloorFloat : n.fn == Fn::Ceil ? POp::CeilFloat : POp::RoundFloat;
+        return emit(op, TypeId::Float64, x.nullable, {x.index});
+      }
+      case Fn::Min:
+      case Fn::Max: {
+        const TypeId type = common_type(args, TypeId::Int64);
+        const Reg x = coerce(args[0], type), y = coerce(args[1], type);
+        const bool is_min = n.fn == Fn::Min;
+        const POp op = type == TypeId::Int64     ? (is_min ? POp::MinInt : POp::MaxInt)
+                       : type == TypeId::Float64 ? (is_min ? POp::MinFloat : POp::MaxFloat)
+                                                 : (is_min ? POp::MinString : POp::MaxString);
+        return emit(op, type, x.nullable || y.nullable, {x.index, y.index});
+      }
+      case Fn::If: {
+        const Reg cond = coerce(args[0], TypeId::Bool);
+        const TypeId type = common_type({args[1], args[2]}, TypeId::Bool);
+        const Reg a = coerce(args[1], type), b = coerce(args[2], type);
+        return emit(POp::If, type, cond.nullable || a.nullable || b.nullable, {cond.index, a.index, b.index});
+      }
+      case Fn::Coalesce: {
+        const TypeId type = common_type(args, TypeId::Bool);
+        std::vector<Reg> sources;
+        for (const Reg& a : args) sources.push_back(coerce(a, type));
+        // coalesce(a, b, c) = a if valid, else (b if valid, else c): a chain from the right.
+        Reg chain = sources.back();
+        for (size_t k = sources.size() - 1; k-- > 0;)
+          chain = emit(POp::Coalesce, type, sources[k].nullable && chain.nullable, {sources[k].index, chain.index});
+        return chain;
+      }
+      case Fn::IsNull: {
+        const Reg x = coerce(args[0], args[0].null_literal ? TypeId::Bool : args[0].type);
+        return emit(POp::IsNull, TypeId::Bool, false, {x.index});
+      }
+      case Fn::Int: {
+        const Reg& x = args[0];
+        if (x.null_literal) return coerce(x, TypeId::Int64);
+        switch (x.type) {
+          case TypeId::Int64: return x;
+          case TypeId::Bool: return emit(POp::BoolToInt, TypeId::Int64, x.nullable, {x.index});
+          case TypeId::Float64: return emit(POp::FloatToInt, TypeId::Int64, true, {x.index});
+          default: return emit(POp::StringToInt, TypeId::Int64, true, {x.index});
+        }
+      }
+      case Fn::Float: {
+        const Reg& x = args[0];
+        if (x.null_literal) return coerce(x, TypeId::Float64);
+        switch (x.type) {
+          case TypeId::Float64: return x;
+          case TypeId::Int64: return coerce(x, TypeId::Float64);
+          case TypeId::Bool: return emit(POp::BoolToFloat, TypeId::Float64, x.nullable, {x.index});
+          default: throw Unsupported{};  // strtod's correct rounding is not on the device
+        }
+      }
+      default: break;
+    }
+    throw Error("internal: row program meets an unknown function");
+  }
+
+  const Schema& schema_;
+  RowProgram program_;
+  std::map<size_t, Reg> loaded_;  // table column -> its load
+};
+
 void collect_fields(const ExprNode& node, std::vector<std::string>& out) {
   if (node.kind == ExprNode::Kind::Field && std::find(out.begin(), out.end(), node.name) == out.end())
     out.push_back(node.name);
@@ -1410,6 +1691,15 @@ std::vector<uint8_t> Expression::evaluate_mask(const Table& table) const {
   if (v.constant) return std::vector<uint8_t>(rows, v.valid_at(0) ? v.bools[0] : 0);
   if (!v.nullable) return {v.bools.begin(), v.bools.end()};
   return map2<uint8_t>(v.bools, false, v.valid, false, rows, [](uint8_t b, uint8_t ok) -> uint8_t { return b & ok; });
+}
+
+std::optional<RowProgram> Expression::compile(const Schema& schema) const {
+  (void)result_type(schema);  // reports unknown fields and type errors as the host does
+  try {
+    return RowProgramCompiler(schema).compile(*root_);
+  } catch (const RowProgramCompiler::Unsupported&) {
+    return std::nullopt;
+  }
 }
 
 std::vector<std::string> Expression::referenced_fields() const {

@@ -65,11 +65,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "sluice/column.hpp"
+#include "sluice/row_program.hpp"
 #include "sluice/types.hpp"
 
 namespace sluice::pipeline {
@@ -107,6 +109,24 @@ class Expression {
   /// false or null.
   /// @throw sluice::Error when the expression is not a bool (or as result_type() does).
   std::vector<uint8_t> evaluate_mask(const Table& table) const;
+
+  /// @brief Compiles the expression, for tables of @p schema, into a program that a device
+  /// thread runs per row (kernels/row_program.cuh), with results equal to evaluate()'s bit
+  /// for bit; its result_type and result_nullable are those of result_type(@p schema) and
+  /// result_nullable(@p schema).
+  ///
+  /// Returns nullopt for what the device does not run:
+  /// - a result that is a string or a List (a kernel writes fixed-width values only);
+  /// - a bare field reference, parenthesized or not (copying a column needs no kernel);
+  /// - anywhere in the tree, a function that makes new string bytes: lower, upper, trim,
+  ///   concat, substr, string() (string registers are views of inputs and literals);
+  /// - float() of a string (correctly rounded decimal parsing is not on the device);
+  /// - programs longer than RowProgram::kMaxInstructions.
+  /// Everything else compiles, including strings in the middle: string comparisons, len,
+  /// contains, starts_with, ends_with, int() of strings, and if/coalesce/min/max of strings
+  /// when their result is consumed inside the expression (e.g. `min(a, b) == 'x'`).
+  /// @throw sluice::Error as result_type() does for @p schema.
+  std::optional<RowProgram> compile(const Schema& schema) const;
 
   /// @brief The text the expression was parsed from.
   const std::string& text() const { return text_; }

@@ -144,7 +144,6 @@ Schema parse_schema(const SpecReader& r, const YAML::Node& n) {
 
 // ------------------------------------------------------------------ row operations
 
-/// flat_map split: one row per token of a string field; the other fields are repeated.
 /// flatMap of one string field: a row per token of @p field, the other fields repeated.
 Table split_rows(const Table& in, size_t field, const std::string& separator, const Schema& out_schema,
                  ExecutionBackend& backend) {
@@ -156,6 +155,20 @@ Table split_rows(const Table& in, size_t field, const std::string& separator, co
   }
   return Table(out_schema, std::move(cols));
 }
+
+/// An expression with its device program for the stream's schema, compiled once. A batch
+/// whose schema differs (a column's nullability) gets a program of its own, since the
+/// program's null handling follows the columns as the host evaluator's does.
+struct CompiledExpression {
+  CompiledExpression(Expression e, const Schema& stream_schema)
+      : expression(std::move(e)), schema(stream_schema), program(expression.compile(stream_schema)) {}
+  std::optional<RowProgram> program_for(const Schema& batch_schema) const {
+    return batch_schema == schema ? program : expression.compile(batch_schema);
+  }
+  Expression expression;
+  Schema schema;
+  std::optional<RowProgram> program;
+};
 
 /// Three-way comparison of two cells of one column (nulls first).
 int compare_cells(const Column& c, size_t a, size_t b) {
@@ -211,6 +224,7 @@ class PipelineBuilder {
       }
     }
     if (overrides_.backend) options.backend = *overrides_.backend;
+    if (overrides_.backend_instance) options.backend_instance = overrides_.backend_instance;
     if (auto d = r_.optional_string(root, "dead_letter", "pipeline")) options.dead_letter_path = *d;
     if (root["max_batches"]) p.max_batches = static_cast<size_t>(r_.integer(root["max_batches"], "max_batches"));
     if (overrides_.max_batches) p.max_batches = *overrides_.max_batches;
@@ -524,7 +538,7 @@ class PipelineBuilder {
                       std::vector<std::string> kept_fields) {
     r_.map(args, what);
     std::vector<size_t> kept = kept_fields.empty() ? std::vector<size_t>{} : field_indexes(what, s.schema(), kept_fields);
-    std::vector<std::pair<std::string, Expression>> exprs;
+    std::vector<CompiledExpression> exprs;
     std::vector<Field> fields;
     for (size_t k : kept) fields.push_back(s.schema()[k]);
     for (const auto& kv : args) {
@@ -532,16 +546,30 @@ class PipelineBuilder {
       try {
         Expression e = Expression::parse(text);
         fields.push_back(Field{kv.first.Scalar(), e.result_type(s.schema()), e.result_nullable(s.schema()), {}});
-        exprs.emplace_back(kv.first.Scalar(), std::move(e));
+        exprs.emplace_back(std::move(e), s.schema());
       } catch (const Error& e) {
         r_.fail(kv.second, what + ": " + e.what());
       }
     }
     const Schema schema(fields);
-    return s.transform(what, schema, [kept, exprs, schema](std::span<const Table* const> in, StepContext&) {
+    return s.transform(what, schema, [kept, exprs, schema](std::span<const Table* const> in, StepContext& ctx) {
+      const Table& batch = *in[0];
+      // Expressions the backend can run go to it together (their inputs are copied once);
+      // the others, and all of them when it declines, are evaluated on the host.
+      std::vector<std::optional<RowProgram>> programs;
+      std::vector<const RowProgram*> compiled;
+      for (const CompiledExpression& e : exprs) programs.push_back(e.program_for(batch.schema()));
+      for (const std::optional<RowProgram>& p : programs)
+        if (p) compiled.push_back(&*p);
+      std::optional<std::vector<Column>> computed;
+      if (!compiled.empty()) computed = ctx.backend->evaluate(batch, compiled);
       std::vector<Column> cols;
-      for (size_t k : kept) cols.push_back(in[0]->column(k));
-      for (const auto& [name, e] : exprs) cols.push_back(e.evaluate(*in[0]));
+      for (size_t k : kept) cols.push_back(batch.column(k));
+      size_t next_computed = 0;
+      for (size_t e = 0; e < exprs.size(); ++e) {
+        if (computed && programs[e]) cols.push_back(std::move((*computed)[next_computed++]));
+        else cols.push_back(exprs[e].expression.evaluate(batch));
+      }
       return Table(schema, std::move(cols));
     });
   }
@@ -570,9 +598,12 @@ class PipelineBuilder {
       Expression e = Expression::parse(text);
       const TypeId type = e.result_type(s.schema());
       if (type != TypeId::Bool) r_.fail(args, what + ": '" + text + "' is " + std::string(type_name(type)) + ", not bool");
-      return s.transform("filter", s.schema(), [e](std::span<const Table* const> in, StepContext&) {
-        return in[0]->filter(e.evaluate_mask(*in[0]));
-      });
+      return s.transform("filter", s.schema(),
+                         [c = CompiledExpression(e, s.schema())](std::span<const Table* const> in, StepContext& ctx) {
+                           if (const std::optional<RowProgram> program = c.program_for(in[0]->schema()))
+                             if (std::optional<Table> kept = ctx.backend->filter(*in[0], *program)) return std::move(*kept);
+                           return in[0]->filter(c.expression.evaluate_mask(*in[0]));
+                         });
     }
     if (op == "flat_map" || op == "flat_map_values") {
       r_.only_keys(args, {"split", "separator", "as"}, what);

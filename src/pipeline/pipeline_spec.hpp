@@ -20,6 +20,8 @@ class PipelineError : public Error {
 /// Options from the command line that override the file.
 struct RunOverrides {
   std::optional<BackendKind> backend;
+  /// Runs the pipeline on this backend instead (embedding and tests).
+  std::shared_ptr<ExecutionBackend> backend_instance;
   std::optional<size_t> max_batches;
 };
 

@@ -1,0 +1,474 @@
+#pragma once
+// Pipeline expressions inside kernels: a RowProgram (include/sluice/row_program.hpp, built by
+// pipeline::Expression::compile) interpreted by one thread per row, written once against an
+// execution context (CudaExec on the GPU, HostExec in the host tests).
+//
+// Results must equal the host evaluator's (src/pipeline/expression.cpp) bit for bit, so every
+// opcode transcribes the host's rule for its type: wrapping integer arithmetic (through
+// uint64), x / -1 as a wrapping negation and x % -1 as 0 (INT64_MIN / -1 traps in hardware),
+// std::min/std::max's argument order for NaN and -0.0, from_chars for int() of strings.
+// Floating point: nvcc contracts a * b + c into one FMA in device code unless told otherwise,
+// which rounds once where the host rounds twice; device code therefore spells every
+// operation as an explicitly rounded intrinsic (__dmul_rn, __dadd_rn, ...), which nvcc never
+// fuses. floor, ceil, round, fabs and fmod are exact on both sides.
+//
+// A null register's value is 0 (a null string: no bytes), so results at null rows are 0, as
+// the host's columns hold there; operations never compute on null operands (no trap on a
+// value that does not exist).
+//
+// The register file is one RowValue per instruction (RowProgram::kMaxInstructions), in
+// local memory; programs are small and every thread runs the same instructions in lockstep.
+//
+// C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header
+// beyond the C++17 row_program.hpp and error.hpp.
+#include <thrust/copy.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "csv_parse.cuh"  // csv_parse_integer: std::from_chars's integer syntax and range
+#include "gpu_types.hpp"
+#include "sluice/error.hpp"
+#include "sluice/row_program.hpp"
+
+namespace sluice::gpu {
+
+// ---------------------------------------------------------------- values and arithmetic
+
+/// One register: an int64 (bools are 0/1), a double, or a string view; and its validity.
+struct RowValue {
+  union {
+    int64_t i;
+    double f;
+    const char* s;
+  };
+  int32_t length;  ///< strings: bytes at s
+  uint8_t valid;
+};
+
+__host__ __device__ inline RowValue row_null() {
+  RowValue v;
+  v.i = 0;
+  v.length = 0;
+  v.valid = 0;
+  return v;
+}
+__host__ __device__ inline RowValue row_int(int64_t x) {
+  RowValue v;
+  v.i = x;
+  v.length = 0;
+  v.valid = 1;
+  return v;
+}
+__host__ __device__ inline RowValue row_float(double x) {
+  RowValue v;
+  v.f = x;
+  v.length = 0;
+  v.valid = 1;
+  return v;
+}
+__host__ __device__ inline RowValue row_string(const char* s, int32_t length) {
+  RowValue v;
+  v.s = s;
+  v.length = length;
+  v.valid = 1;
+  return v;
+}
+
+// Explicitly rounded, so that nvcc cannot contract a multiply and an add into an FMA.
+__host__ __device__ inline double row_fadd(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+__host__ __device__ inline double row_fsub(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+__host__ __device__ inline double row_fmul(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+__host__ __device__ inline double row_fdiv(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+__host__ __device__ inline int64_t row_wrap(uint64_t x) { return static_cast<int64_t>(x); }
+
+/// -1 when a < b, 0 when equal, 1 when greater: bytes as unsigned, a proper prefix first
+/// (std::string_view::compare).
+__host__ __device__ inline int row_compare_bytes(const char* a, int32_t an, const char* b, int32_t bn) {
+  const int32_t n = an < bn ? an : bn;
+  for (int32_t k = 0; k < n; ++k) {
+    const unsigned char x = static_cast<unsigned char>(a[k]), y = static_cast<unsigned char>(b[k]);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+__host__ __device__ inline bool row_bytes_equal(const char* a, const char* b, int32_t n) {
+  for (int32_t k = 0; k < n; ++k)
+    if (a[k] != b[k]) return false;
+  return true;
+}
+
+/// std::string_view::find(part) != npos (an empty part is found everywhere).
+__host__ __device__ inline bool row_contains(const char* s, int32_t n, const char* part, int32_t m) {
+  for (int32_t at = 0; at + m <= n; ++at)
+    if (row_bytes_equal(s + at, part, m)) return true;
+  return false;
+}
+
+__host__ __device__ inline bool row_compares(int32_t comparison, int c) {
+  switch (static_cast<RowProgram::Comparison>(comparison)) {
+    case RowProgram::Comparison::Eq: return c == 0;
+    case RowProgram::Comparison::Ne: return c != 0;
+    case RowProgram::Comparison::Lt: return c < 0;
+    case RowProgram::Comparison::Le: return c <= 0;
+    case RowProgram::Comparison::Gt: return c > 0;
+    default: return c >= 0;
+  }
+}
+
+/// a <op> b with the operator itself (not a three-way result), so that NaN compares as in C++.
+template <class T> __host__ __device__ inline bool row_compare_values(int32_t comparison, T a, T b) {
+  switch (static_cast<RowProgram::Comparison>(comparison)) {
+    case RowProgram::Comparison::Eq: return a == b;
+    case RowProgram::Comparison::Ne: return a != b;
+    case RowProgram::Comparison::Lt: return a < b;
+    case RowProgram::Comparison::Le: return a <= b;
+    case RowProgram::Comparison::Gt: return a > b;
+    default: return a >= b;
+  }
+}
+
+// ---------------------------------------------------------------- the program on the device
+
+/// What a thread needs to run a program: trivially copyable, pointing into Exec memory.
+struct RowProgramView {
+  const RowProgram::Instruction* instructions = nullptr;
+  int32_t count = 0;
+  int32_t result = -1;
+  int32_t result_type = kBool;
+  const char* literal_bytes = nullptr;
+  const int32_t* literal_offsets = nullptr;
+};
+
+__host__ __device__ inline RowValue row_load(const RowProgram::Instruction& ins, const ColumnView* inputs, int64_t row) {
+  const ColumnView& c = inputs[ins.args[0]];
+  // A field the schema calls non-nullable is all valid whatever its buffers say, as on the host.
+  if (ins.flags != 0 && c.validity != nullptr && ((c.validity[row >> 3] >> (row & 7)) & 1) == 0) return row_null();
+  switch (ins.op) {
+    case RowProgram::Op::LoadBool: return row_int(static_cast<const uint8_t*>(c.values)[row]);
+    case RowProgram::Op::LoadInt32: return row_int(static_cast<const int32_t*>(c.values)[row]);
+    case RowProgram::Op::LoadInt64: return row_int(static_cast<const int64_t*>(c.values)[row]);
+    case RowProgram::Op::LoadFloat32: return row_float(static_cast<double>(static_cast<const float*>(c.values)[row]));
+    case RowProgram::Op::LoadFloat64: return row_float(static_cast<const double*>(c.values)[row]);
+    default: {
+      const int32_t first = c.offsets[row];
+      const int32_t end = c.ends != nullptr ? c.ends[row] : c.offsets[row + 1];
+      return row_string(c.chars + first, end - first);
+    }
+  }
+}
+
+/// How many of args[] name operand registers (loads and ConstString name other things).
+__host__ __device__ inline int32_t row_operand_count(RowProgram::Op op) {
+  using Op = RowProgram::Op;
+  switch (op) {
+    case Op::LoadBool:
+    case Op::LoadInt32:
+    case Op::LoadInt64:
+    case Op::LoadFloat32:
+    case Op::LoadFloat64:
+    case Op::LoadString:
+    case Op::ConstBool:
+    case Op::ConstInt:
+    case Op::ConstFloat:
+    case Op::ConstString:
+    case Op::ConstNull: return 0;
+    case Op::IntToFloat:
+    case Op::BoolToInt:
+    case Op::BoolToFloat:
+    case Op::FloatToInt:
+    case Op::StringToInt:
+    case Op::NegInt:
+    case Op::AbsInt:
+    case Op::NegFloat:
+    case Op::AbsFloat:
+    case Op::FloorFloat:
+    case Op::CeilFloat:
+    case Op::RoundFloat:
+    case Op::Not:
+    case Op::IsNull:
+    case Op::Length: return 1;
+    case Op::If: return 3;
+    default: return 2;
+  }
+}
+
+/// Instructions whose result is null when any operand is (all but the leaves and those
+/// that look at validity themselves).
+__host__ __device__ inline bool row_propagates_nulls(RowProgram::Op op) {
+  switch (op) {
+    case RowProgram::Op::And:
+    case RowProgram::Op::Or:
+    case RowProgram::Op::IsNull:
+    case RowProgram::Op::If:
+    case RowProgram::Op::Coalesce: return false;
+    default: return true;
+  }
+}
+
+/// Instruction @p ins on valid operands @p a, @p b (null-propagating opcodes only).
+__host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins, const RowValue& a, const RowValue& b) {
+  using Op = RowProgram::Op;
+  switch (ins.op) {
+    case Op::IntToFloat: return row_float(static_cast<double>(a.i));
+    case Op::BoolToInt: return row_int(a.i != 0);
+    case Op::BoolToFloat: return row_float(a.i != 0 ? 1.0 : 0.0);
+    case Op::FloatToInt: {
+      // The int64 range is [-2^63, 2^63); NaN fails both comparisons.
+      constexpr double kLimit = 9223372036854775808.0;
+      return a.f >= -kLimit && a.f < kLimit ? row_int(static_cast<int64_t>(a.f)) : row_null();
+    }
+    case Op::StringToInt: {
+      int64_t v = 0;
+      return csv_parse_integer(a.s, a.length, false, v) == kCsvFieldOk ? row_int(v) : row_null();
+    }
+
+    case Op::NegInt: return row_int(row_wrap(0ull - static_cast<uint64_t>(a.i)));
+    case Op::AddInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) + static_cast<uint64_t>(b.i)));
+    case Op::SubInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) - static_cast<uint64_t>(b.i)));
+    case Op::MulInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) * static_cast<uint64_t>(b.i)));
+    case Op::DivInt:
+      if (b.i == 0) return row_null();
+      return row_int(b.i == -1 ? row_wrap(0ull - static_cast<uint64_t>(a.i)) : a.i / b.i);
+    case Op::ModInt:
+      if (b.i == 0) return row_null();
+      return row_int(b.i == -1 ? 0 : a.i % b.i);
+    case Op::AbsInt: return row_int(a.i < 0 ? row_wrap(0ull - static_cast<uint64_t>(a.i)) : a.i);
+    case Op::MinInt: return row_int(b.i < a.i ? b.i : a.i);
+    case Op::MaxInt: return row_int(a.i < b.i ? b.i : a.i);
+
+    case Op::NegFloat: return row_float(-a.f);
+    case Op::AddFloat: return row_float(row_fadd(a.f, b.f));
+    case Op::SubFloat: return row_float(row_fsub(a.f, b.f));
+    case Op::MulFloat: return row_float(row_fmul(a.f, b.f));
+    case Op::DivFloat: return b.f == 0 ? row_null() : row_float(row_fdiv(a.f, b.f));
+    case Op::ModFloat: return b.f == 0 ? row_null() : row_float(::fmod(a.f, b.f));
+    case Op::AbsFloat: return row_float(::fabs(a.f));
+    case Op::FloorFloat: return row_float(::floor(a.f));
+    case Op::CeilFloat: return row_float(::ceil(a.f));
+    case Op::RoundFloat: return row_float(::round(a.f));  // half away from zero, as std::round
+    case Op::MinFloat: return row_float(b.f < a.f ? b.f : a.f);
+    case Op::MaxFloat: return row_float(a.f < b.f ? b.f : a.f);
+    case Op::MinString: return row_compare_bytes(b.s, b.length, a.s, a.length) < 0 ? b : a;
+    case Op::MaxString: return row_compare_bytes(a.s, a.length, b.s, b.length) < 0 ? b : a;
+
+    case Op::CompareBool:
+    case Op::CompareInt: return row_int(row_compare_values(ins.flags, a.i, b.i));
+    case Op::CompareFloat: return row_int(row_compare_values(ins.flags, a.f, b.f));
+    case Op::CompareString: return row_int(row_compares(ins.flags, row_compare_bytes(a.s, a.length, b.s, b.length)));
+
+    case Op::Not: return row_int(a.i == 0);
+    case Op::Length: return row_int(a.length);
+    case Op::Contains: return row_int(row_contains(a.s, a.length, b.s, b.length));
+    case Op::StartsWith: return row_int(b.length <= a.length && row_bytes_equal(a.s, b.s, b.length));
+    case Op::EndsWith: return row_int(b.length <= a.length && row_bytes_equal(a.s + (a.length - b.length), b.s, b.length));
+    default: return row_null();
+  }
+}
+
+/// Runs @p program on row @p row and returns its result register.
+__host__ __device__ inline RowValue run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row) {
+  using Op = RowProgram::Op;
+  RowValue reg[RowProgram::kMaxInstructions];
+  for (int32_t k = 0; k < program.count; ++k) {
+    const RowProgram::Instruction& ins = program.instructions[k];
+    RowValue& out = reg[k];
+    switch (ins.op) {
+      case Op::LoadBool:
+      case Op::LoadInt32:
+      case Op::LoadInt64:
+      case Op::LoadFloat32:
+      case Op::LoadFloat64:
+      case Op::LoadString: out = row_load(ins, inputs, row); continue;
+      case Op::ConstBool:
+      case Op::ConstInt: out = row_int(ins.int_value); continue;
+      case Op::ConstFloat: out = row_float(ins.float_value); continue;
+      case Op::ConstString: {
+        const int32_t first = program.literal_offsets[ins.args[0]];
+        out = row_string(program.literal_bytes + first, program.literal_offsets[ins.args[0] + 1] - first);
+        continue;
+      }
+      case Op::ConstNull: out = row_null(); continue;
+      case Op::And:
+      case Op::Or: {
+        // Three-valued: known when both sides are, or when one known side decides alone.
+        const RowValue& a = reg[ins.args[0]];
+        const RowValue& b = reg[ins.args[1]];
+        const int64_t decider = ins.op == Op::And ? 0 : 1;
+        if ((a.valid && a.i == decider) || (b.valid && b.i == decider)) out = row_int(decider);
+        else if (a.valid && b.valid) out = row_int(1 - decider);
+        else out = row_null();
+        continue;
+      }
+      case Op::IsNull: out = row_int(reg[ins.args[0]].valid == 0); continue;
+      case Op::If: {
+        const RowValue& cond = reg[ins.args[0]];
+        out = !cond.valid ? row_null() : reg[cond.i != 0 ? ins.args[1] : ins.args[2]];
+        continue;
+      }
+      case Op::Coalesce: out = reg[ins.args[0]].valid ? reg[ins.args[0]] : reg[ins.args[1]]; continue;
+      default: break;
+    }
+    // Null-propagating operations: unary ones have args[1] == -1.
+    const RowValue& a = reg[ins.args[0]];
+    const bool binary = ins.args[1] >= 0;
+    const RowValue& b = reg[binary ? ins.args[1] : ins.args[0]];
+    out = a.valid && b.valid ? row_apply(ins, a, b) : row_null();
+  }
+  return reg[program.result];
+}
+
+/// Writes one row's result: bools as one byte 0/1, int64, double; and one validity byte.
+struct RowProgramWriter {
+  RowProgramView program;
+  const ColumnView* inputs;
+  void* values;
+  uint8_t* valid;
+  __host__ __device__ void operator()(int64_t row) const {
+    const RowValue v = run_row_program(program, inputs, row);
+    valid[row] = v.valid;
+    switch (program.result_type) {
+      case kBool: static_cast<uint8_t*>(values)[row] = static_cast<uint8_t>(v.i); break;
+      case kInt64: static_cast<int64_t*>(values)[row] = v.i; break;
+      default: static_cast<double*>(values)[row] = v.f; break;
+    }
+  }
+};
+
+/// A filter's predicate: the result is valid and true.
+struct RowProgramPredicate {
+  RowProgramView program;
+  const ColumnView* inputs;
+  __host__ __device__ bool operator()(int64_t row) const {
+    const RowValue v = run_row_program(program, inputs, row);
+    return v.valid && v.i != 0;
+  }
+};
+
+// ---------------------------------------------------------------- upload and kernels
+
+/// A RowProgram's instructions and literals copied into @p Exec memory.
+template <class Exec> class UploadedRowProgram {
+ public:
+  /// @throw sluice::Error when @p program is not one compile() makes (too long, a result of
+  /// another type, an operand that is not an earlier register).
+  UploadedRowProgram(Exec& exec, const RowProgram& program)
+      : instructions_(exec.template alloc<RowProgram::Instruction>(checked(program).instructions.size())),
+        literal_bytes_(exec.template alloc<char>(program.literal_bytes.size())),
+        literal_offsets_(exec.template alloc<int32_t>(program.literal_offsets.size())),
+        fields_(program.fields.size()) {
+    exec.to_device(instructions_.data(), program.instructions.data(), program.instructions.size() * sizeof(RowProgram::Instruction));
+    exec.to_device(literal_bytes_.data(), program.literal_bytes.data(), program.literal_bytes.size());
+    exec.to_device(literal_offsets_.data(), program.literal_offsets.data(), program.literal_offsets.size() * sizeof(int32_t));
+    view_.instructions = instructions_.data();
+    view_.count = static_cast<int32_t>(program.instructions.size());
+    view_.result = program.result;
+    view_.result_type = program.result_type;
+    view_.literal_bytes = literal_bytes_.data();
+    view_.literal_offsets = literal_offsets_.data();
+  }
+
+  const RowProgramView& view() const { return view_; }
+  int32_t result_type() const { return view_.result_type; }
+  /// Input columns the kernels expect (RowProgram::fields.size()).
+  size_t input_count() const { return fields_; }
+
+ private:
+  // The interpreter trusts the program (fixed register file, operands by index), so what
+  // crosses to the device is checked here once.
+  static const RowProgram& checked(const RowProgram& p) {
+    const auto count = static_cast<int64_t>(p.instructions.size());
+    auto fail = [](const std::string& what) { throw Error("row program: " + what); };
+    if (count == 0 || count > RowProgram::kMaxInstructions)
+      fail(std::to_string(count) + " instructions (1 to " + std::to_string(RowProgram::kMaxInstructions) + ")");
+    if (p.result < 0 || p.result >= count) fail("result register " + std::to_string(p.result) + " out of range");
+    if (p.result_type != kBool && p.result_type != kInt64 && p.result_type != kFloat64)
+      fail("result type " + std::to_string(p.result_type) + " is not bool, int64 or float64");
+    if (p.literal_offsets.empty() || p.literal_offsets.front() != 0 ||
+        p.literal_offsets.back() != static_cast<int64_t>(p.literal_bytes.size()))
+      fail("literal offsets do not span the literal bytes");
+    for (size_t k = 1; k < p.literal_offsets.size(); ++k)
+      if (p.literal_offsets[k] < p.literal_offsets[k - 1]) fail("literal offsets decrease");
+    const auto literals = static_cast<int64_t>(p.literal_offsets.size()) - 1;
+    for (int64_t k = 0; k < count; ++k) {
+      const RowProgram::Instruction& ins = p.instructions[static_cast<size_t>(k)];
+      const int32_t arg0 = ins.args[0];
+      bool ok = true;
+      if (ins.op >= RowProgram::Op::LoadBool && ins.op <= RowProgram::Op::LoadString) {
+        ok = arg0 >= 0 && arg0 < static_cast<int64_t>(p.fields.size());
+      } else if (ins.op == RowProgram::Op::ConstString) {
+        ok = arg0 >= 0 && arg0 < literals;
+      } else if (ins.op > RowProgram::Op::EndsWith || ins.op < RowProgram::Op::LoadBool) {
+        ok = false;
+      } else {
+        const int32_t operands = row_operand_count(ins.op);
+        for (int32_t a = 0; a < 3; ++a) ok = ok && (a < operands ? ins.args[a] >= 0 && ins.args[a] < k : ins.args[a] == -1);
+      }
+      if (!ok) fail("instruction " + std::to_string(k) + " (opcode " + std::to_string(static_cast<int32_t>(ins.op)) +
+                    ") has an operand out of range");
+    }
+    return p;
+  }
+
+  typename Exec::template Array<RowProgram::Instruction> instructions_;
+  typename Exec::template Array<char> literal_bytes_;
+  typename Exec::template Array<int32_t> literal_offsets_;
+  size_t fields_;
+  RowProgramView view_;
+};
+
+/// Evaluates @p program on @p rows rows of @p inputs (in Exec memory, one ColumnView per entry
+/// of RowProgram::fields, of the field's type): @p out_values gets one value of the result
+/// type per row (bool as uint8_t 0/1, int64_t, double; 0 at null rows) and @p out_valid one
+/// byte per row (1 = valid).
+template <class Exec>
+void evaluate_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, void* out_values,
+                   uint8_t* out_valid) {
+  if (rows == 0) return;
+  thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
+                     RowProgramWriter{program.view(), inputs, out_values, out_valid});
+}
+
+/// A filter: the indexes of the rows where the bool @p program is true (not false, not null),
+/// ascending, into @p out_rows (room for @p rows); returns how many. The predicate runs inside
+/// the stream compaction, so no mask is materialized.
+template <class Exec>
+size_t select_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, int64_t* out_rows) {
+  SLUICE_EXPECTS(program.result_type() == kBool, "row program: select_rows needs a bool program");
+  if (rows == 0) return 0;
+  int64_t* const end = thrust::copy_if(exec.policy(), thrust::counting_iterator<int64_t>(0),
+                                       thrust::counting_iterator<int64_t>(static_cast<int64_t>(rows)), out_rows,
+                                       RowProgramPredicate{program.view(), inputs});
+  return static_cast<size_t>(end - out_rows);
+}
+
+}  // namespace sluice::gpu
