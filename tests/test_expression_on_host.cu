@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda/host_column_view.hpp"
 #include "host_exec.cuh"
 #include "pipeline/expression.hpp"
 #include "row_program.cuh"
@@ -46,19 +47,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // ------------------------------------------------------------------ running a program
 
-/// A host column as the device reads it (HostExec's memory is host memory).
-ColumnView view_of(const Column& c) {
-  ColumnView v;
-  v.type = static_cast<int32_t>(c.type());
-  v.validity = c.validity_bitmap();
-  if (c.type() == TypeId::String) {
-    v.offsets = c.offsets().data();
-    v.chars = c.chars().data();
-  } else {
-    v.values = c.data();
-  }
-  return v;
-}
 
 /// What the device gives for one program: each row's value as raw bits (bools and ints
 /// widened), its validity byte, and for bool programs the rows select_rows keeps.
@@ -100,7 +88,7 @@ DeviceRun run_program(const RowProgram& program, const std::vector<ColumnView>& 
 /// The program's inputs: the table's columns it names, in RowProgram::fields order.
 std::vector<ColumnView> inputs_of(const RowProgram& program, const Table& table) {
   std::vector<ColumnView> views;
-  for (size_t field : program.fields) views.push_back(view_of(table.column(field)));
+  for (size_t field : program.fields) views.push_back(host_view(table.column(field)));
   return views;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "grouped_reduce.cuh"
+#include "cuda/host_column_view.hpp"
 #include "host_exec.cuh"
 #include "pipeline/pipeline_spec.hpp"
 #include "row_program.cuh"
@@ -24,18 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-gpu::ColumnView host_view(const Column& c) {
-  gpu::ColumnView v;
-  v.type = static_cast<int32_t>(c.type());
-  v.validity = c.validity_bitmap();
-  if (c.type() == TypeId::String) {
-    v.offsets = c.offsets().data();
-    v.chars = c.chars().data();
-  } else {
-    v.values = c.data();
-  }
-  return v;
-}
 
 /// The CPU backend, except that expressions and splits run through the device kernels.
 class KernelsOnHostBackend final : public ExecutionBackend {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "aggregate_plan.hpp"
+#include "cuda/host_column_view.hpp"
 #include "gpu_engine.hpp"
 #include "join_result.hpp"
 #include "sluice/backend.hpp"
@@ -26,20 +27,6 @@ static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 ==
               "gpu::ColumnType mirrors sluice::TypeId");
 
 bool is_float(TypeId t) { return t == TypeId::Float32 || t == TypeId::Float64; }
-
-gpu::ColumnView host_view(const Column& c) {
-  SLUICE_EXPECTS(c.type() != TypeId::List, "CUDA backend: list columns cannot be keys or aggregate inputs");
-  gpu::ColumnView v;
-  v.type = static_cast<int32_t>(c.type());
-  v.validity = c.validity_bitmap();
-  if (c.type() == TypeId::String) {
-    v.offsets = c.offsets().data();
-    v.chars = c.chars().data();
-  } else {
-    v.values = c.data();
-  }
-  return v;
-}
 
 /// Host views of the columns of @p table that @p programs read; the others stay empty, so
 /// that nothing of them is copied to the device.
