@@ -369,13 +369,23 @@ std::vector<EvaluatedColumn> DeviceEngine::evaluate(const std::vector<const RowP
     for (const RowProgram* program : programs) {
       const UploadedRowProgram<CudaExec> uploaded(exec, *program);
       const DeviceArray<ColumnView> inputs = program_inputs(exec, *program, columns);
-      const size_t width = static_cast<size_t>(csv_type_width(program->result_type));
-      DeviceArray<char> values = exec.alloc<char>(rows * width);
-      DeviceArray<uint8_t> valid = exec.alloc<uint8_t>(rows);
-      evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
       EvaluatedColumn column;
-      column.values.resize(rows * width);
-      exec.to_host(column.values.data(), values.data(), column.values.size());
+      DeviceArray<uint8_t> valid;
+      if (program->result_type == kString) {
+        StringRows<CudaExec> strings = evaluate_string_rows(exec, uploaded, inputs.data(), rows);
+        column.offsets.resize(rows + 1);
+        column.chars.resize(strings.bytes);
+        exec.to_host(column.offsets.data(), strings.offsets.data(), column.offsets.size() * sizeof(int32_t));
+        exec.to_host(column.chars.data(), strings.chars.data(), column.chars.size());
+        valid = std::move(strings.valid);
+      } else {
+        const size_t width = static_cast<size_t>(csv_type_width(program->result_type));
+        DeviceArray<char> values = exec.alloc<char>(rows * width);
+        valid = exec.alloc<uint8_t>(rows);
+        evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
+        column.values.resize(rows * width);
+        exec.to_host(column.values.data(), values.data(), column.values.size());
+      }
       if (program->result_nullable) {
         const size_t bitmap_bytes = (rows + 7) / 8;
         DeviceArray<uint8_t> bitmap = exec.alloc<uint8_t>(bitmap_bytes);

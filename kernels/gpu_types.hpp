@@ -81,9 +81,12 @@ struct SplitColumn {
 };
 
 /// A column computed on the device (a compiled expression), on the host: rows values of the
-/// program's result type and, when the result is nullable, an Arrow validity bitmap.
+/// program's result type (strings: rows + 1 offsets into chars) and, when the result is
+/// nullable, an Arrow validity bitmap.
 struct EvaluatedColumn {
   std::vector<std::byte> values;
+  std::vector<int32_t> offsets;
+  std::vector<char> chars;
   std::vector<uint8_t> validity;
 };
 

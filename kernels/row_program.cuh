@@ -16,6 +16,10 @@
 // the host's columns hold there; operations never compute on null operands (no trap on a
 // value that does not exist).
 //
+// Strings are views with a case mapping (see row_program.hpp): lower/upper/trim/substr make
+// no bytes, readers map each byte as they read it (row_byte), and a string result is written
+// in two passes: lengths, a scan into offsets, then the mapped bytes (evaluate_string_rows).
+//
 // The register file is one RowValue per instruction (RowProgram::kMaxInstructions), in
 // local memory; programs are small and every thread runs the same instructions in lockstep.
 //
@@ -24,6 +28,8 @@
 #include <thrust/copy.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
+#include <thrust/reduce.h>
+#include <thrust/scan.h>
 
 #include <cmath>
 #include <cstdint>
@@ -38,6 +44,9 @@ namespace sluice::gpu {
 
 // ---------------------------------------------------------------- values and arithmetic
 
+/// How a string register's bytes are read: lower() and upper() set it instead of copying.
+enum RowCase : uint8_t { kRowCaseNone = 0, kRowCaseLower = 1, kRowCaseUpper = 2 };
+
 /// One register: an int64 (bools are 0/1), a double, or a string view; and its validity.
 struct RowValue {
   union {
@@ -45,36 +54,34 @@ struct RowValue {
     double f;
     const char* s;
   };
-  int32_t length;  ///< strings: bytes at s
+  int32_t length;    ///< strings: bytes at s
   uint8_t valid;
+  uint8_t case_map;  ///< strings: a RowCase, applied to every byte read
 };
 
-__host__ __device__ inline RowValue row_null() {
+__host__ __device__ inline RowValue row_value(uint8_t valid) {
   RowValue v;
   v.i = 0;
   v.length = 0;
-  v.valid = 0;
+  v.valid = valid;
+  v.case_map = kRowCaseNone;
   return v;
 }
+__host__ __device__ inline RowValue row_null() { return row_value(0); }
 __host__ __device__ inline RowValue row_int(int64_t x) {
-  RowValue v;
+  RowValue v = row_value(1);
   v.i = x;
-  v.length = 0;
-  v.valid = 1;
   return v;
 }
 __host__ __device__ inline RowValue row_float(double x) {
-  RowValue v;
+  RowValue v = row_value(1);
   v.f = x;
-  v.length = 0;
-  v.valid = 1;
   return v;
 }
 __host__ __device__ inline RowValue row_string(const char* s, int32_t length) {
-  RowValue v;
+  RowValue v = row_value(1);
   v.s = s;
   v.length = length;
-  v.valid = 1;
   return v;
 }
 
@@ -110,28 +117,74 @@ __host__ __device__ inline double row_fdiv(double a, double b) {
 
 __host__ __device__ inline int64_t row_wrap(uint64_t x) { return static_cast<int64_t>(x); }
 
-/// -1 when a < b, 0 when equal, 1 when greater: bytes as unsigned, a proper prefix first
-/// (std::string_view::compare).
-__host__ __device__ inline int row_compare_bytes(const char* a, int32_t an, const char* b, int32_t bn) {
-  const int32_t n = an < bn ? an : bn;
-  for (int32_t k = 0; k < n; ++k) {
-    const unsigned char x = static_cast<unsigned char>(a[k]), y = static_cast<unsigned char>(b[k]);
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return an < bn ? -1 : an > bn ? 1 : 0;
+/// Byte @p k of string register @p v as the program sees it: through its case mapping, which
+/// changes ASCII letters only, as the host's lower() and upper() do.
+__host__ __device__ inline char row_byte(const RowValue& v, int32_t k) {
+  const char c = v.s[k];
+  if (v.case_map == kRowCaseLower) return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+  if (v.case_map == kRowCaseUpper) return c >= 'a' && c <= 'z' ? static_cast<char>(c - ('a' - 'A')) : c;
+  return c;
 }
 
-__host__ __device__ inline bool row_bytes_equal(const char* a, const char* b, int32_t n) {
-  for (int32_t k = 0; k < n; ++k)
-    if (a[k] != b[k]) return false;
+/// -1 when a < b, 0 when equal, 1 when greater: bytes as unsigned, a proper prefix first
+/// (std::string_view::compare).
+__host__ __device__ inline int row_compare_strings(const RowValue& a, const RowValue& b) {
+  const int32_t n = a.length < b.length ? a.length : b.length;
+  for (int32_t k = 0; k < n; ++k) {
+    const auto x = static_cast<unsigned char>(row_byte(a, k)), y = static_cast<unsigned char>(row_byte(b, k));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+}
+
+/// True when all of @p part appears in @p s at byte @p at (the caller checks that it fits).
+__host__ __device__ inline bool row_matches_at(const RowValue& s, int32_t at, const RowValue& part) {
+  for (int32_t k = 0; k < part.length; ++k)
+    if (row_byte(s, at + k) != row_byte(part, k)) return false;
   return true;
 }
 
 /// std::string_view::find(part) != npos (an empty part is found everywhere).
-__host__ __device__ inline bool row_contains(const char* s, int32_t n, const char* part, int32_t m) {
-  for (int32_t at = 0; at + m <= n; ++at)
-    if (row_bytes_equal(s + at, part, m)) return true;
+__host__ __device__ inline bool row_contains(const RowValue& s, const RowValue& part) {
+  for (int32_t at = 0; at + part.length <= s.length; ++at)
+    if (row_matches_at(s, at, part)) return true;
   return false;
+}
+
+/// The host's trim() set, " \t\r\n\f\v": space and bytes 9 to 13. No letter is whitespace,
+/// so the raw byte answers as well as the case-mapped one.
+__host__ __device__ inline bool row_is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/// trim(s): the view without its leading and trailing whitespace (keeps the case mapping).
+__host__ __device__ inline RowValue row_trim(RowValue v) {
+  int32_t first = 0, end = v.length;
+  while (first < end && row_is_space(v.s[first])) ++first;
+  while (end > first && row_is_space(v.s[end - 1])) --end;
+  v.s += first;
+  v.length = end - first;
+  return v;
+}
+
+/// substr(s, start, length) as the host clamps it: a negative start counts from the end and
+/// stops at 0, a start past the end is the end, the length is clamped to [0, bytes left].
+/// No int64 overflows: size + start with start < 0 stays within range.
+__host__ __device__ inline RowValue row_substr(RowValue v, int64_t start, int64_t length) {
+  const int64_t size = v.length;
+  int64_t first = start;
+  if (first < 0) first = size + first < 0 ? 0 : size + first;
+  if (first > size) first = size;
+  const int64_t left = size - first;
+  const int64_t count = length < 0 ? 0 : length > left ? left : length;
+  v.s += first;
+  v.length = static_cast<int32_t>(count);
+  return v;
+}
+
+/// lower(s) and upper(s): the same view read through @p mapping. The outer call decides
+/// alone, as lower(upper(s)) == lower(s) for ASCII letters.
+__host__ __device__ inline RowValue row_case_mapped(RowValue v, RowCase mapping) {
+  v.case_map = mapping;
+  return v;
 }
 
 __host__ __device__ inline bool row_compares(int32_t comparison, int c) {
@@ -216,8 +269,12 @@ __host__ __device__ inline int32_t row_operand_count(RowProgram::Op op) {
     case Op::RoundFloat:
     case Op::Not:
     case Op::IsNull:
-    case Op::Length: return 1;
-    case Op::If: return 3;
+    case Op::Length:
+    case Op::Lower:
+    case Op::Upper:
+    case Op::Trim: return 1;
+    case Op::If:
+    case Op::Substr: return 3;
     default: return 2;
   }
 }
@@ -235,8 +292,10 @@ __host__ __device__ inline bool row_propagates_nulls(RowProgram::Op op) {
   }
 }
 
-/// Instruction @p ins on valid operands @p a, @p b (null-propagating opcodes only).
-__host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins, const RowValue& a, const RowValue& b) {
+/// Instruction @p ins on valid operands @p a, @p b, @p c (null-propagating opcodes only;
+/// unused operands repeat @p a).
+__host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins, const RowValue& a, const RowValue& b,
+                                              const RowValue& c) {
   using Op = RowProgram::Op;
   switch (ins.op) {
     case Op::IntToFloat: return row_float(static_cast<double>(a.i));
@@ -248,6 +307,7 @@ __host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins
       return a.f >= -kLimit && a.f < kLimit ? row_int(static_cast<int64_t>(a.f)) : row_null();
     }
     case Op::StringToInt: {
+      // The case mapping is ignored: from_chars fails on any letter, upper or lower case.
       int64_t v = 0;
       return csv_parse_integer(a.s, a.length, false, v) == kCsvFieldOk ? row_int(v) : row_null();
     }
@@ -278,19 +338,24 @@ __host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins
     case Op::RoundFloat: return row_float(::round(a.f));  // half away from zero, as std::round
     case Op::MinFloat: return row_float(b.f < a.f ? b.f : a.f);
     case Op::MaxFloat: return row_float(a.f < b.f ? b.f : a.f);
-    case Op::MinString: return row_compare_bytes(b.s, b.length, a.s, a.length) < 0 ? b : a;
-    case Op::MaxString: return row_compare_bytes(a.s, a.length, b.s, b.length) < 0 ? b : a;
+    // std::min and std::max: the register chosen keeps its own case mapping.
+    case Op::MinString: return row_compare_strings(b, a) < 0 ? b : a;
+    case Op::MaxString: return row_compare_strings(a, b) < 0 ? b : a;
 
     case Op::CompareBool:
     case Op::CompareInt: return row_int(row_compare_values(ins.flags, a.i, b.i));
     case Op::CompareFloat: return row_int(row_compare_values(ins.flags, a.f, b.f));
-    case Op::CompareString: return row_int(row_compares(ins.flags, row_compare_bytes(a.s, a.length, b.s, b.length)));
+    case Op::CompareString: return row_int(row_compares(ins.flags, row_compare_strings(a, b)));
 
     case Op::Not: return row_int(a.i == 0);
     case Op::Length: return row_int(a.length);
-    case Op::Contains: return row_int(row_contains(a.s, a.length, b.s, b.length));
-    case Op::StartsWith: return row_int(b.length <= a.length && row_bytes_equal(a.s, b.s, b.length));
-    case Op::EndsWith: return row_int(b.length <= a.length && row_bytes_equal(a.s + (a.length - b.length), b.s, b.length));
+    case Op::Contains: return row_int(row_contains(a, b));
+    case Op::StartsWith: return row_int(b.length <= a.length && row_matches_at(a, 0, b));
+    case Op::EndsWith: return row_int(b.length <= a.length && row_matches_at(a, a.length - b.length, b));
+    case Op::Lower: return row_case_mapped(a, kRowCaseLower);
+    case Op::Upper: return row_case_mapped(a, kRowCaseUpper);
+    case Op::Trim: return row_trim(a);
+    case Op::Substr: return row_substr(a, b.i, c.i);
     default: return row_null();
   }
 }
@@ -338,11 +403,11 @@ __host__ __device__ inline RowValue run_row_program(const RowProgramView& progra
       case Op::Coalesce: out = reg[ins.args[0]].valid ? reg[ins.args[0]] : reg[ins.args[1]]; continue;
       default: break;
     }
-    // Null-propagating operations: unary ones have args[1] == -1.
+    // Null-propagating operations: unused operand slots are -1 and read as args[0].
     const RowValue& a = reg[ins.args[0]];
-    const bool binary = ins.args[1] >= 0;
-    const RowValue& b = reg[binary ? ins.args[1] : ins.args[0]];
-    out = a.valid && b.valid ? row_apply(ins, a, b) : row_null();
+    const RowValue& b = reg[ins.args[1] >= 0 ? ins.args[1] : ins.args[0]];
+    const RowValue& c = reg[ins.args[2] >= 0 ? ins.args[2] : ins.args[0]];
+    out = a.valid && b.valid && c.valid ? row_apply(ins, a, b, c) : row_null();
   }
   return reg[program.result];
 }
@@ -364,6 +429,34 @@ struct RowProgramWriter {
   }
 };
 
+/// Pass 1 of a string result: each row's validity byte and its length in bytes (0 when null).
+struct RowStringMeasure {
+  RowProgramView program;
+  const ColumnView* inputs;
+  int32_t* lengths;
+  uint8_t* valid;
+  __host__ __device__ void operator()(int64_t row) const {
+    const RowValue v = run_row_program(program, inputs, row);
+    valid[row] = v.valid;
+    lengths[row] = v.valid ? v.length : 0;
+  }
+};
+
+/// Pass 2 of a string result: each row's bytes, case-mapped, at its offset. Rows of no bytes
+/// (nulls, empty strings) are not run again.
+struct RowStringCopy {
+  RowProgramView program;
+  const ColumnView* inputs;
+  const int32_t* offsets;
+  char* chars;
+  __host__ __device__ void operator()(int64_t row) const {
+    const int32_t first = offsets[row];
+    if (offsets[row + 1] == first) return;
+    const RowValue v = run_row_program(program, inputs, row);
+    for (int32_t k = 0; k < v.length; ++k) chars[first + k] = row_byte(v, k);
+  }
+};
+
 /// A filter's predicate: the result is valid and true.
 struct RowProgramPredicate {
   RowProgramView program;
@@ -380,7 +473,7 @@ struct RowProgramPredicate {
 template <class Exec> class UploadedRowProgram {
  public:
   /// @throw sluice::Error when @p program is not one compile() makes (too long, a result of
-  /// another type, an operand that is not an earlier register).
+  /// another type or not of its register's type, an operand that is not an earlier register).
   UploadedRowProgram(Exec& exec, const RowProgram& program)
       : instructions_(exec.template alloc<RowProgram::Instruction>(checked(program).instructions.size())),
         literal_bytes_(exec.template alloc<char>(program.literal_bytes.size())),
@@ -411,8 +504,12 @@ template <class Exec> class UploadedRowProgram {
     if (count == 0 || count > RowProgram::kMaxInstructions)
       fail(std::to_string(count) + " instructions (1 to " + std::to_string(RowProgram::kMaxInstructions) + ")");
     if (p.result < 0 || p.result >= count) fail("result register " + std::to_string(p.result) + " out of range");
-    if (p.result_type != kBool && p.result_type != kInt64 && p.result_type != kFloat64)
-      fail("result type " + std::to_string(p.result_type) + " is not bool, int64 or float64");
+    if (p.result_type != kBool && p.result_type != kInt64 && p.result_type != kFloat64 && p.result_type != kString)
+      fail("result type " + std::to_string(p.result_type) + " is not bool, int64, float64 or string");
+    // The writers read the result register as result_type: a mismatch would reinterpret it.
+    if (p.instructions[static_cast<size_t>(p.result)].type != p.result_type)
+      fail("result type " + std::to_string(p.result_type) + " differs from the type of result register " +
+           std::to_string(p.result));
     if (p.literal_offsets.empty() || p.literal_offsets.front() != 0 ||
         p.literal_offsets.back() != static_cast<int64_t>(p.literal_bytes.size()))
       fail("literal offsets do not span the literal bytes");
@@ -427,7 +524,7 @@ template <class Exec> class UploadedRowProgram {
         ok = arg0 >= 0 && arg0 < static_cast<int64_t>(p.fields.size());
       } else if (ins.op == RowProgram::Op::ConstString) {
         ok = arg0 >= 0 && arg0 < literals;
-      } else if (ins.op > RowProgram::Op::EndsWith || ins.op < RowProgram::Op::LoadBool) {
+      } else if (ins.op > RowProgram::kLastOp || ins.op < RowProgram::Op::LoadBool) {
         ok = false;
       } else {
         const int32_t operands = row_operand_count(ins.op);
@@ -453,9 +550,52 @@ template <class Exec> class UploadedRowProgram {
 template <class Exec>
 void evaluate_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, void* out_values,
                    uint8_t* out_valid) {
+  SLUICE_EXPECTS(program.result_type() != kString,
+                 "row program: evaluate_rows writes fixed-width values; a string program needs evaluate_string_rows");
   if (rows == 0) return;
   thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
                      RowProgramWriter{program.view(), inputs, out_values, out_valid});
+}
+
+/// A string result in @p Exec memory: an Arrow string column (null rows hold no bytes) with
+/// one validity byte per row.
+template <class Exec> struct StringRows {
+  typename Exec::template Array<int32_t> offsets;  ///< rows + 1, from 0
+  typename Exec::template Array<char> chars;       ///< bytes: offsets[rows]
+  typename Exec::template Array<uint8_t> valid;    ///< one byte per row (1 = valid)
+  size_t bytes = 0;
+};
+
+/// Evaluates the string @p program on @p rows rows of @p inputs (as evaluate_rows) in two
+/// passes: the lengths, scanned into offsets, then each row's bytes.
+/// @throw sluice::Error when @p program is not a string program, or when the result exceeds
+/// the 2^31 - 1 bytes that int32 offsets address.
+template <class Exec>
+StringRows<Exec> evaluate_string_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows) {
+  SLUICE_EXPECTS(program.result_type() == kString, "row program: evaluate_string_rows needs a string program");
+  StringRows<Exec> out;
+  out.offsets = exec.template alloc<int32_t>(rows + 1);
+  out.valid = exec.template alloc<uint8_t>(rows);
+  const int32_t zero = 0;
+  // The slot after the last row makes the exclusive scan's last entry the total.
+  exec.to_device(out.offsets.data() + rows, &zero, sizeof zero);
+  const auto all_rows = thrust::counting_iterator<int64_t>(0);
+  const auto row_count = static_cast<int64_t>(rows);
+  if (rows > 0) {
+    int32_t* const lengths = out.offsets.data();
+    thrust::for_each_n(exec.policy(), all_rows, row_count, RowStringMeasure{program.view(), inputs, lengths, out.valid.data()});
+    // Summed in int64 before the int32 scan, which would overflow silently.
+    const int64_t total = thrust::reduce(exec.policy(), lengths, lengths + rows, int64_t{0});
+    SLUICE_EXPECTS(total <= INT32_MAX, "row program: the string result of " + std::to_string(rows) + " rows is " +
+                                           std::to_string(total) + " bytes, over the " + std::to_string(INT32_MAX) +
+                                           " that a string column's int32 offsets address");
+    thrust::exclusive_scan(exec.policy(), lengths, lengths + rows + 1, lengths);
+    out.bytes = static_cast<size_t>(total);
+  }
+  out.chars = exec.template alloc<char>(out.bytes);
+  if (out.bytes > 0)
+    thrust::for_each_n(exec.policy(), all_rows, row_count, RowStringCopy{program.view(), inputs, out.offsets.data(), out.chars.data()});
+  return out;
 }
 
 /// A filter: the indexes of the rows where the bool @p program is true (not false, not null),

@@ -2,13 +2,15 @@
 // interpreter (kernels/row_program.cuh) on the CPU through HostExec: the same __host__
 // __device__ code the GPU runs. Every result is checked against the host evaluator
 // (Expression::evaluate / evaluate_mask): every validity byte, and every value bit for bit,
-// at null rows too (both give 0 there). The one allowance: a NaN equals any NaN, because a GPU
-// makes NaNs with another payload and sign than x86 (here, on the CPU, they agree anyway).
+// at null rows too (both give 0 there); string results (evaluate_string_rows) offset for
+// offset and byte for byte, null rows holding no bytes. The one allowance: a NaN equals any
+// NaN, because a GPU makes NaNs with another payload and sign than x86 (here, on the CPU, they
+// agree anyway).
 //
 // Random well-typed expressions over random tables of every column type cover the whole
 // language; hand-written cases pin down the edges (division by zero, INT64_MIN / -1, the sign
-// of %, three-valued logic, NaN, byte-wise string order, token strings with `ends`) and what
-// compile() refuses.
+// of %, three-valued logic, NaN, byte-wise string order, token strings with `ends`, substr's
+// clamping, trim's whitespace, case mappings meeting) and what compile() refuses.
 #include <gtest/gtest.h>
 
 #include <charconv>
@@ -20,6 +22,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -48,12 +51,15 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // ------------------------------------------------------------------ running a program
 
 
-/// What the device gives for one program: each row's value as raw bits (bools and ints
-/// widened), its validity byte, and for bool programs the rows select_rows keeps.
+/// What the device gives for one program: each row's validity byte; each row's value as raw
+/// bits (bools and ints widened), or for string programs the offsets and bytes; and for bool
+/// programs the rows select_rows keeps.
 struct DeviceRun {
   std::vector<uint64_t> bits;
   std::vector<uint8_t> valid;
   std::vector<int64_t> selected;
+  std::vector<int32_t> offsets;
+  std::string chars;
 };
 
 DeviceRun run_program(const RowProgram& program, const std::vector<ColumnView>& input_views, size_t rows) {
@@ -62,11 +68,21 @@ DeviceRun run_program(const RowProgram& program, const std::vector<ColumnView>& 
   EXPECT_EQ(uploaded.input_count(), input_views.size());
   auto inputs = exec.alloc<ColumnView>(input_views.size());
   exec.to_device(inputs.data(), input_views.data(), input_views.size() * sizeof(ColumnView));
+  DeviceRun run;
+  if (program.result_type == kString) {
+    const StringRows<HostExec> strings = evaluate_string_rows(exec, uploaded, inputs.data(), rows);
+    run.valid.resize(rows);
+    run.offsets.resize(rows + 1);
+    run.chars.resize(strings.bytes);
+    exec.to_host(run.valid.data(), strings.valid.data(), rows);
+    exec.to_host(run.offsets.data(), strings.offsets.data(), (rows + 1) * sizeof(int32_t));
+    exec.to_host(run.chars.data(), strings.chars.data(), strings.bytes);
+    return run;
+  }
   auto values = exec.alloc<int64_t>(rows);  // 8 bytes a row hold any result type
   auto valid = exec.alloc<uint8_t>(rows);
   evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
 
-  DeviceRun run;
   run.bits.resize(rows);
   run.valid.resize(rows);
   exec.to_host(run.valid.data(), valid.data(), rows);
@@ -120,6 +136,41 @@ std::string describe_bits(int32_t type, uint64_t b) {
   return text;
 }
 
+/// Bytes as C++ spells them, for failure messages (the test strings hold NULs and 0xff).
+std::string escaped(std::string_view bytes) {
+  std::string out = "\"";
+  for (char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
+      out += c;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    }
+  }
+  return out + "\"";
+}
+
+/// A string result against the host's column: the same offsets (so null rows hold no bytes),
+/// the same bytes, the same validity.
+::testing::AssertionResult same_strings_as_host(const std::string& text, const Column& host, const DeviceRun& device) {
+  const size_t rows = host.size();
+  for (size_t r = 0; r < rows; ++r) {
+    const std::string_view device_string(device.chars.data() + device.offsets[r],
+                                         static_cast<size_t>(device.offsets[r + 1] - device.offsets[r]));
+    if (device.valid[r] != host.is_valid(r) || device_string != host.string_at(r))
+      return ::testing::AssertionFailure() << "'" << text << "' row " << r << " of " << rows << ": device "
+                                           << (device.valid[r] ? escaped(device_string) : "null") << ", host "
+                                           << (host.is_valid(r) ? escaped(host.string_at(r)) : "null");
+  }
+  const std::vector<int32_t> host_offsets(host.offsets().begin(), host.offsets().end());
+  if (device.offsets != host_offsets || device.chars != std::string_view(host.chars().data(), host.chars().size()))
+    return ::testing::AssertionFailure() << "'" << text << "': the same strings, but the offsets or bytes differ ("
+                                         << device.chars.size() << " bytes on the device, " << host.chars().size() << " on the host)";
+  return ::testing::AssertionSuccess();
+}
+
 /// The device's results for @p program on @p inputs (rows of @p table, or views of the same
 /// values in another layout) against the host evaluator's on @p table.
 ::testing::AssertionResult same_as_host(const Expression& expr, const RowProgram& program, const Table& table,
@@ -133,6 +184,7 @@ std::string describe_bits(int32_t type, uint64_t b) {
   const Column host = expr.evaluate(table);
   const size_t rows = table.num_rows();
   const DeviceRun device = run_program(program, inputs, rows);
+  if (program.result_type == kString) return same_strings_as_host(expr.text(), host, device);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t host_valid = host.is_valid(r);
     const uint64_t host_bits = bits_of(host, r);
@@ -239,10 +291,13 @@ class TableGenerator {
     if (chance(0.4)) return static_cast<float>(small());
     return std::uniform_real_distribution<float>(-1000, 1000)(rng_);
   }
-  /// Short strings over a small alphabet, so that equal strings and prefixes are common.
+  /// Short strings over a small alphabet, so that equal strings and prefixes are common: both
+  /// cases of some letters (and 'Z', 'z' and their neighbours '@', '[', '`', '{', which case
+  /// mapping must leave alone), every byte trim() strips, bytes above 0x7f, NUL.
   std::string short_string() {
-    static const std::string alphabet = {'a', 'b', 'a', 'b', 'c', 'A', ' ', '1', '\xff', '\x80', '\0'};
-    if (chance(0.1)) return pick(std::vector<std::string>{"", "ab", "abc", "a b", "it's"});
+    static const std::string alphabet = {'a', 'b', 'a', 'b', 'c', 'A', 'B', 'Z', 'z', '@', '[', '`', '{', ' ', ' ',
+                                         '\t', '\n', '\v', '\f', '\r', '1', '-', '\xff', '\x80', '\xe0', '\0'};
+    if (chance(0.1)) return pick(std::vector<std::string>{"", "ab", "abc", "a b", "it's", "AB", " \t\r\n\f\v ", " Ab "});
     const size_t n = std::uniform_int_distribution<size_t>(0, chance(0.1) ? 40 : 4)(rng_);
     std::string s;
     for (size_t k = 0; k < n; ++k) s += alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng_)];
@@ -276,16 +331,18 @@ class ExpressionGenerator {
 
   struct Generated {
     std::string text;
-    bool refused_function = false;  ///< uses lower/upper/trim/concat/substr/string or float(string)
+    Kind kind = Kind::Bool;
+    bool refused_function = false;  ///< uses concat, string() or float(string)
   };
 
   Generated next() {
     nodes_ = 0;
     refused_ = false;
     const double p = uniform();
-    const Kind kind = p < 0.4 ? Kind::Bool : p < 0.65 ? Kind::Int : p < 0.9 ? Kind::Float : Kind::Str;
+    const Kind kind = p < 0.35 ? Kind::Bool : p < 0.55 ? Kind::Int : p < 0.75 ? Kind::Float : Kind::Str;
     Generated g;
     g.text = gen(kind, 0);
+    g.kind = kind;
     g.refused_function = refused_;
     return g;
   }
@@ -392,25 +449,34 @@ class ExpressionGenerator {
   }
 
   std::string gen_str(int d) {
-    switch (below(5)) {
+    switch (below(10)) {
       case 0: return call("if", {gen(Kind::Bool, d), gen(Kind::Str, d), gen(Kind::Str, d)});
-      case 1: return call("coalesce", {gen(Kind::Str, d), gen(Kind::Str, d)});
+      case 1:
+        if (uniform() < 0.7) return call("coalesce", {gen(Kind::Str, d), gen(Kind::Str, d)});
+        return call("coalesce", {gen(Kind::Str, d), gen(Kind::Str, d), gen(Kind::Str, d)});
       case 2: return call(pick<std::string>({"min", "max"}), {gen(Kind::Str, d), gen(Kind::Str, d)});
       case 3:
-        if (uniform() < 0.5) {
+      case 4: return call(pick<std::string>({"lower", "upper"}), {gen(Kind::Str, d)});
+      case 5: return call("trim", {gen(Kind::Str, d)});
+      case 6:
+      case 7: return call("substr", {gen(Kind::Str, d), substr_bound(d), substr_bound(d)});
+      case 8:
+        if (uniform() < 0.3) {
           refused_ = true;
-          switch (below(6)) {
-            case 0: return call("lower", {gen(Kind::Str, d)});
-            case 1: return call("upper", {gen(Kind::Str, d)});
-            case 2: return call("trim", {gen(Kind::Str, d)});
-            case 3: return call("concat", {gen(Kind::Str, d), gen(any_kind(), d)});
-            case 4: return call("substr", {gen(Kind::Str, d), gen(Kind::Int, d), gen(Kind::Int, d)});
-            default: return call("string", {gen(any_kind(), d)});
-          }
+          if (uniform() < 0.5) return call("concat", {gen(Kind::Str, d), gen(any_kind(), d)});
+          return call("string", {gen(any_kind(), d)});
         }
         return leaf(Kind::Str);
       default: return leaf(Kind::Str);
     }
+  }
+
+  /// A start or length for substr: mostly small, so that it lands in, at and just past the
+  /// ends of short strings, from either end; sometimes any int expression (huge, null).
+  std::string substr_bound(int d) {
+    if (uniform() < 0.4) return gen(Kind::Int, d);
+    ++nodes_;
+    return int_literal(std::uniform_int_distribution<int64_t>(-6, 6)(values_.rng()));
   }
 
   static std::string int_literal(int64_t v) {
@@ -477,6 +543,8 @@ struct Tally {
   size_t refused = 0;
   size_t type_errors = 0;
   size_t rows = 0;
+  size_t string_results = 0;  // compiled programs with a string result (run by evaluate_string_rows)
+  size_t string_rows = 0;
 };
 
 void cross_check(uint64_t seed, size_t rows, size_t expressions, Tally& tally) {
@@ -496,7 +564,7 @@ void cross_check(uint64_t seed, size_t rows, size_t expressions, Tally& tally) {
       continue;
     }
     const std::optional<RowProgram> program = expr.compile(table.schema());
-    const bool refused = g.refused_function || host_type == TypeId::String || is_bare_field(expr);
+    const bool refused = g.refused_function || is_bare_field(expr);
     ASSERT_EQ(program.has_value(), !refused);
     if (!program) {
       ++tally.refused;
@@ -507,6 +575,10 @@ void cross_check(uint64_t seed, size_t rows, size_t expressions, Tally& tally) {
     for (const RowProgram::Instruction& ins : program->instructions) tally.opcodes.insert(ins.op);
     ++tally.compiled;
     tally.rows += rows;
+    if (host_type == TypeId::String) {
+      ++tally.string_results;
+      tally.string_rows += rows;
+    }
   }
 }
 
@@ -517,11 +589,13 @@ TEST(ExpressionOnHost, RandomExpressionsAgreeWithTheHostEvaluator) {
     cross_check(seed, 10007, 200, tally);
     if (HasFatalFailure()) return;
   }
-  std::printf("cross-checked %zu compiled expressions (%zu expression-rows); %zu refused by compile(), %zu ill-typed\n",
-              tally.compiled, tally.rows, tally.refused, tally.type_errors);
+  std::printf("cross-checked %zu compiled expressions (%zu expression-rows), %zu of them with string results (%zu "
+              "expression-rows); %zu refused by compile(), %zu ill-typed\n",
+              tally.compiled, tally.rows, tally.string_results, tally.string_rows, tally.refused, tally.type_errors);
   EXPECT_GT(tally.compiled, 5000u);
+  EXPECT_GT(tally.string_results, 1000u);
   EXPECT_GT(tally.refused, 100u);
-  for (auto op = static_cast<int32_t>(RowProgram::Op::LoadBool); op <= static_cast<int32_t>(RowProgram::Op::EndsWith); ++op)
+  for (auto op = static_cast<int32_t>(RowProgram::Op::LoadBool); op <= static_cast<int32_t>(RowProgram::kLastOp); ++op)
     EXPECT_TRUE(tally.opcodes.count(static_cast<RowProgram::Op>(op))) << "opcode " << op << " never ran";
 }
 
@@ -558,6 +632,33 @@ template <class T> std::vector<std::optional<T>> device_values(const std::string
 
 using Ints = std::vector<std::optional<int64_t>>;
 using Bools = std::vector<std::optional<bool>>;
+using Strings = std::vector<std::optional<std::string>>;
+
+/// Device results for the string expression @p text on @p table (nullopt = null), checked
+/// against the host's on the way.
+Strings device_strings(const std::string& text, const Table& table) {
+  const Expression expr = Expression::parse(text);
+  const std::optional<RowProgram> program = expr.compile(table.schema());
+  EXPECT_TRUE(program.has_value()) << text;
+  if (!program || program->result_type != kString) {
+    ADD_FAILURE() << "'" << text << "' is not a compiled string program";
+    return {};
+  }
+  EXPECT_TRUE(same_as_host(expr, *program, table, inputs_of(*program, table)));
+  const DeviceRun run = run_program(*program, inputs_of(*program, table), table.num_rows());
+  Strings out;
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    if (run.valid[r]) out.emplace_back(run.chars.substr(run.offsets[r], run.offsets[r + 1] - run.offsets[r]));
+    else out.emplace_back(std::nullopt);
+  }
+  return out;
+}
+
+Table strings_column_table(const std::vector<std::string>& values) {
+  Column s(TypeId::String);
+  for (const auto& v : values) s.append_string(v);
+  return Table(Schema{{"s", TypeId::String}}, {std::move(s)});
+}
 
 TEST(ExpressionOnHost, IntegerDivisionAndRemainder) {
   const Table t = ints_table({7, -7, 7, -7, kInt64Min, kInt64Min, 5, kInt64Max}, {2, 2, -2, -2, -1, 0, 0, -1});
@@ -683,11 +784,152 @@ TEST(ExpressionOnHost, TokensWithEndsReadLikeAStringColumn) {
   tokens.ends = ends.data();
   tokens.chars = text.data();
   for (const char* source : {"len(w)", "w == 'world'", "w < 'hello'", "starts_with(w, 'he')", "ends_with(w, 'd')", "contains(w, 'l')",
-                             "int(w)", "max(w, 'he') == 'hello'"}) {
+                             "int(w)", "max(w, 'he') == 'hello'", "upper(w)", "substr(w, 1, 3)", "trim(substr(w, -3, 3))",
+                             "if(len(w) > 2, lower(w), upper(w))", "min(upper(w), w)", "contains(upper(w), 'LL')", "int(trim(w))",
+                             "coalesce(substr(w, -1, 1), 'z')"}) {
     const Expression expr = Expression::parse(source);
     const std::optional<RowProgram> program = expr.compile(t.schema());
     ASSERT_TRUE(program.has_value()) << source;
     EXPECT_TRUE(same_as_host(expr, *program, t, std::vector<ColumnView>(program->fields.size(), tokens))) << source;
+  }
+}
+
+TEST(ExpressionOnHost, SubstrClampsAtEveryBoundary) {
+  // Every start and length around both ends of each string, and the int64 extremes; nulls.
+  const std::vector<std::string> strings = {"", "a", "hello"};
+  const std::vector<int64_t> starts = {kInt64Min, -100, -6, -5, -4, -1, 0, 1, 4, 5, 6, 100, kInt64Max};
+  const std::vector<int64_t> lengths = {kInt64Min, -100, -1, 0, 1, 4, 5, 6, 100, kInt64Max};
+  Column s(TypeId::String, true), start(TypeId::Int64, true), length(TypeId::Int64, true);
+  for (const auto& v : strings)
+    for (int64_t a : starts)
+      for (int64_t n : lengths) s.append_string(v), start.append<int64_t>(a), length.append<int64_t>(n);
+  s.append_null(), start.append<int64_t>(0), length.append<int64_t>(1);
+  s.append_string("hello"), start.append_null(), length.append<int64_t>(1);
+  s.append_string("hello"), start.append<int64_t>(0), length.append_null();
+  const Table t(Schema{{"s", TypeId::String, true}, {"st", TypeId::Int64, true}, {"ln", TypeId::Int64, true}},
+                {std::move(s), std::move(start), std::move(length)});
+  for (const char* text : {"substr(s, st, ln)", "substr(s, st, 2)", "substr(s, -2, ln)", "substr(substr(s, st, ln), 1, -1)",
+                           "substr(substr(s, 1, ln), st, 3)", "substr(upper(s), st, ln)", "len(substr(s, st, ln))",
+                           "substr(s, st, ln) == 'l'", "substr(s, st, ln) < substr(s, ln, st)"})
+    EXPECT_TRUE(same_as_host(text, t)) << text;
+
+  const Table one = ints_table({1}, {2});
+  const std::vector<std::pair<std::string, std::optional<std::string>>> pinned = {
+      {"substr('hello', 1, 3)", "ell"},
+      {"substr('hello', -3, 2)", "ll"},       // from the end
+      {"substr('hello', -5, 1)", "h"},
+      {"substr('hello', -6, 2)", "he"},       // before the start: from 0
+      {"substr('hello', 5, 1)", ""},          // at the end
+      {"substr('hello', 6, 1)", ""},          // past the end
+      {"substr('hello', 4, 100)", "o"},       // the length stops at the end
+      {"substr('hello', 0, -1)", ""},         // a negative length
+      {"substr('hello', -9223372036854775807 - 1, 9223372036854775807)", "hello"},
+      {"substr('hello', 9223372036854775807, 9223372036854775807)", ""},
+      {"substr('', 0, 1)", ""},
+      {"substr('hello', a, b)", "el"},
+      {"substr('hello', null, 1)", std::nullopt},
+      {"substr(null, 0, 1)", std::nullopt},
+  };
+  for (const auto& [text, expected] : pinned) EXPECT_EQ(device_strings(text, one), Strings{expected}) << text;
+}
+
+TEST(ExpressionOnHost, TrimStripsAsciiWhitespaceOnly) {
+  // The host's set is " \t\r\n\f\v": not NUL, not 0x1f, not Latin-1's NEL (0x85) or NBSP (0xa0).
+  const Table t = strings_column_table({"", " ", " \t\r\n\f\v", "  a b  ", "\ta\n", "\x85" "a\xa0", std::string("\0a\0", 3),
+                                        "\x1f", "x", "\v\fAb\r"});
+  EXPECT_EQ(device_strings("trim(s)", t), (Strings{"", "", "", "a b", "a", "\x85" "a\xa0", std::string("\0a\0", 3), "\x1f", "x", "Ab"}));
+  EXPECT_EQ(device_strings("upper(trim(s))", t).back(), "AB");
+  for (const char* text : {"trim(lower(s))", "len(trim(s))", "trim(s) == ''", "trim(substr(s, 1, 3))", "substr(trim(s), 1, 1)",
+                           "trim(trim(s))", "trim(' ')", "is_null(trim(s))"})
+    EXPECT_TRUE(same_as_host(text, t)) << text;
+}
+
+TEST(ExpressionOnHost, CaseMappingsMeetInComparisonsAndMinMax) {
+  Column s(TypeId::String), n(TypeId::String, true);
+  const std::vector<std::string> a = {"abc", "ABC", "aBc", "a@[`{z", "Zz", "\xe0\xc0", "", "12", "-7a"};
+  const std::vector<std::string> b = {"ABC", "abc", "", "A@[`{Z", "zZ", "\xc0\xe0", "", "12", "-7A"};
+  for (const auto& v : a) s.append_string(v);
+  for (size_t k = 0; k < b.size(); ++k) k == 2 ? n.append_null() : n.append_string(b[k]);
+  const Table t(Schema{{"s", TypeId::String}, {"n", TypeId::String, true}}, {std::move(s), std::move(n)});
+  // ASCII letters only: '@', '[', '`', '{' and bytes above 0x7f stay.
+  EXPECT_EQ(device_strings("lower(s)", t), (Strings{"abc", "abc", "abc", "a@[`{z", "zz", "\xe0\xc0", "", "12", "-7a"}));
+  EXPECT_EQ(device_strings("upper(s)", t), (Strings{"ABC", "ABC", "ABC", "A@[`{Z", "ZZ", "\xe0\xc0", "", "12", "-7A"}));
+  // The outer mapping wins.
+  EXPECT_EQ(device_strings("lower(upper(s))", t), device_strings("lower(s)", t));
+  EXPECT_EQ(device_strings("upper(lower(n))", t), device_strings("upper(n)", t));
+  // Two registers of different mappings compare their mapped bytes.
+  const std::optional<bool> T = true, F = false, N = std::nullopt;
+  EXPECT_EQ(device_values<bool>("lower(s) == upper(s)", t), (Bools{F, F, F, F, F, T, T, T, F}));
+  EXPECT_EQ(device_values<bool>("lower(s) == lower(n)", t), (Bools{T, T, N, T, T, F, T, T, T}));
+  EXPECT_EQ(device_values<bool>("upper(s) > lower(s)", t), (Bools{F, F, F, F, F, F, F, F, F}));
+  // min/max return one operand with its own mapping: 'A' (0x41) sorts before 'a' (0x61).
+  EXPECT_EQ(device_strings("min(lower(s), upper(s))", t), device_strings("upper(s)", t));
+  EXPECT_EQ(device_strings("max(lower(s), upper(s))", t), device_strings("lower(s)", t));
+  EXPECT_EQ(device_values<int64_t>("int(upper(s))", t)[7], 12);
+  EXPECT_EQ(device_values<int64_t>("int(upper(s))", t)[8], std::nullopt);
+  for (const char* text : {"lower(s) < upper(n)", "min(lower(s), upper(n))", "max(upper(s), lower(n))", "min(lower(s), s)",
+                           "max(s, upper(s)) == s", "contains(upper(s), lower('B'))", "contains(lower(s), lower(n))",
+                           "starts_with(lower(n), upper('a'))", "ends_with(upper(s), lower(n))", "ends_with(lower(s), 'Z')",
+                           "int(lower(n))", "len(upper(s))", "if(s < 'b', lower(s), upper(n))", "coalesce(upper(n), lower(s))",
+                           "coalesce(lower(n), 'Q')", "substr(upper(trim(lower(s))), 1, 2)", "upper(min(lower(s), n))",
+                           "lower(if(is_null(n), upper(s), n)) == lower(s)", "min(upper(substr(s, 0, 1)), lower(substr(n, -1, 1)))"})
+    EXPECT_TRUE(same_as_host(text, t)) << text;
+}
+
+TEST(ExpressionOnHost, StringResultsOfConstantsNullsAndEmptyTables) {
+  const Table t = ints_table({1, 2, 3}, {4, 5, 6});
+  EXPECT_EQ(device_strings("'abc'", t), (Strings{"abc", "abc", "abc"}));
+  EXPECT_EQ(device_strings("upper('abc')", t), (Strings{"ABC", "ABC", "ABC"}));
+  EXPECT_EQ(device_strings("if(a > 1, 'big', lower('SMALL'))", t), (Strings{"small", "big", "big"}));
+  EXPECT_EQ(device_strings("if(a > 1, null, 'x')", t), (Strings{"x", std::nullopt, std::nullopt}));
+  EXPECT_EQ(device_strings("lower(null)", t), (Strings{std::nullopt, std::nullopt, std::nullopt}));
+  EXPECT_EQ(device_strings("trim('  ')", t), (Strings{"", "", ""}));  // no bytes at all
+  for (const char* text : {"coalesce(null, 'x')", "coalesce(null, null, 'y')", "min('b', upper('a'))", "substr('abc', a, b - a)",
+                           "if(a == 2, substr('abc', 9, 1), upper('q'))"})
+    EXPECT_TRUE(same_as_host(text, t)) << text;
+  const Table empty = ints_table({}, {});
+  EXPECT_TRUE(same_as_host("upper('x')", empty));
+  EXPECT_TRUE(same_as_host("if(a > b, 'x', 'y')", empty));
+}
+
+TEST(ExpressionOnHost, StringProgramsHaveTheirOwnKernel) {
+  const std::string text = "hello";
+  const std::vector<int32_t> offsets = {0, 5};
+  ColumnView word;
+  word.type = kString;
+  word.offsets = offsets.data();
+  word.chars = text.data();
+  const Schema schema{{"w", TypeId::String}};
+  HostExec exec;
+  const UploadedRowProgram<HostExec> strings(exec, *Expression::parse("upper(w)").compile(schema));
+  const UploadedRowProgram<HostExec> bools(exec, *Expression::parse("w == 'x'").compile(schema));
+  auto values = exec.alloc<int64_t>(1);
+  auto valid = exec.alloc<uint8_t>(1);
+  EXPECT_THROW(evaluate_rows(exec, strings, &word, 1, values.data(), valid.data()), Error);
+  EXPECT_THROW(evaluate_string_rows(exec, bools, &word, 1), Error);
+  const StringRows<HostExec> out = evaluate_string_rows(exec, strings, &word, 1);
+  EXPECT_EQ(out.bytes, 5u);
+  EXPECT_EQ(std::string(out.chars.data(), out.bytes), "HELLO");
+}
+
+TEST(ExpressionOnHost, StringResultsBeyondInt32OffsetsAreAnError) {
+  // 32 rows viewing one 64 MiB token make 2^31 result bytes, one more than int32 offsets
+  // address. Pass 1 only measures, so nothing that large is allocated.
+  constexpr int32_t kTokenBytes = int32_t{1} << 26;
+  const std::string text(static_cast<size_t>(kTokenBytes), 'a');
+  const std::vector<int32_t> offsets(32, 0), ends(32, kTokenBytes);
+  ColumnView tokens;
+  tokens.type = kString;
+  tokens.offsets = offsets.data();
+  tokens.ends = ends.data();
+  tokens.chars = text.data();
+  HostExec exec;
+  const UploadedRowProgram<HostExec> program(exec, *Expression::parse("upper(w)").compile(Schema{{"w", TypeId::String}}));
+  try {
+    (void)evaluate_string_rows(exec, program, &tokens, offsets.size());
+    ADD_FAILURE() << "2^31 bytes of strings were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2147483648 bytes"), std::string::npos) << e.what();
   }
 }
 
@@ -726,19 +968,26 @@ TEST(ExpressionOnHost, ProgramsShareLoadsAndCoercions) {
 TEST(ExpressionOnHost, CompileRefusesWhatTheDeviceDoesNotRun) {
   const Schema schema{{"i", TypeId::Int32},  {"x", TypeId::Float64}, {"s", TypeId::String, true}, {"b", TypeId::Bool},
                       {"l", TypeId::List, false, {Field("v", TypeId::Int64)}}};
-  for (const char* text : {"i", "(i)", "((s))", "l", "'text'", "s", "if(b, s, 'x')", "coalesce(s, 'x')", "min(s, 'x')",
-                           "lower(s) == 'a'", "upper(s) == 'A'", "trim(s) == ''", "len(concat(s, 1))", "len(substr(s, 0, 2))",
-                           "string(i) == '1'", "float(s) > 1.0", "is_null(lower(s))", "if(b, len(trim(s)), 0)"})
+  for (const char* text : {"i", "(i)", "((s))", "l", "s", "concat(s, 'x')", "len(concat(s, 1))", "is_null(concat(s, s))",
+                           "string(i) == '1'", "string(b)", "upper(string(i))", "float(s) > 1.0", "float(lower(s))"})
     EXPECT_FALSE(Expression::parse(text).compile(schema).has_value()) << text;
   // Errors are the host's, not a refusal.
   EXPECT_THROW(Expression::parse("missing > 1").compile(schema), Error);
   EXPECT_THROW(Expression::parse("s + 1").compile(schema), Error);
   EXPECT_THROW(Expression::parse("is_null(l)").compile(schema), Error);
   EXPECT_THROW(Expression::parse("b < 1").compile(schema), Error);
-  // What does compile: strings inside, literals, int() of strings.
+  // What does compile: strings inside and as results, literals, int() of strings.
   for (const char* text : {"1", "2.5", "true", "null", "-i", "s == 'x'", "min(s, 'x') == 'x'", "len(if(b, s, 'abc'))", "int(s)",
-                           "is_null(s)", "int(x)", "float(b)", "round(i)"})
+                           "is_null(s)", "int(x)", "float(b)", "round(i)", "'text'", "if(b, s, 'x')", "coalesce(s, 'x')",
+                           "min(s, 'x')", "lower(s) == 'a'", "upper(s) == 'A'", "trim(s) == ''", "len(substr(s, 0, 2))",
+                           "is_null(lower(s))", "if(b, len(trim(s)), 0)", "(lower(s))", "trim(upper(s))", "substr(s, i, -1)"})
     EXPECT_TRUE(Expression::parse(text).compile(schema).has_value()) << text;
+  const std::optional<RowProgram> lower = Expression::parse("lower(s)").compile(schema);
+  EXPECT_EQ(lower->result_type, kString);
+  EXPECT_TRUE(lower->result_nullable);
+  const std::optional<RowProgram> literal = Expression::parse("substr('text', i, 2)").compile(schema);
+  EXPECT_EQ(literal->result_type, kString);
+  EXPECT_FALSE(literal->result_nullable);
 }
 
 TEST(ExpressionOnHost, LongProgramsAreRefused) {
@@ -774,10 +1023,17 @@ TEST(ExpressionOnHost, UploadRejectsMalformedPrograms) {
   RowProgram result = good;
   result.result = 3;
   EXPECT_THROW((UploadedRowProgram<HostExec>{exec, result}), Error);
-  RowProgram strings = good;
-  strings.result_type = kString;
-  EXPECT_THROW((UploadedRowProgram<HostExec>{exec, strings}), Error);
+  RowProgram mistyped = good;
+  mistyped.result_type = kString;  // the result register is an int64
+  EXPECT_THROW((UploadedRowProgram<HostExec>{exec, mistyped}), Error);
+  RowProgram list = good;
+  list.result_type = list.instructions.back().type = static_cast<int32_t>(TypeId::List);
+  EXPECT_THROW((UploadedRowProgram<HostExec>{exec, list}), Error);
+  RowProgram opcode = good;
+  opcode.instructions[2].op = static_cast<RowProgram::Op>(static_cast<int32_t>(RowProgram::kLastOp) + 1);
+  EXPECT_THROW((UploadedRowProgram<HostExec>{exec, opcode}), Error);
   EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, good}));
+  EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, *Expression::parse("substr(upper('abc'), a, 1)").compile(schema)}));
 }
 
 }  // namespace

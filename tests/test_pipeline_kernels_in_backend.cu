@@ -48,14 +48,24 @@ class KernelsOnHostBackend final : public ExecutionBackend {
       const std::vector<gpu::ColumnView> inputs = inputs_of(table, *program);
       const auto type = static_cast<TypeId>(program->result_type);
       std::vector<std::byte> values(rows * fixed_width(type));
+      std::vector<int32_t> offsets;
+      std::vector<char> chars;
       std::vector<uint8_t> valid(rows);
-      gpu::evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
+      if (type == TypeId::String) {
+        const gpu::StringRows<gpu::HostExec> strings = gpu::evaluate_string_rows(exec, uploaded, inputs.data(), rows);
+        offsets.assign(strings.offsets.data(), strings.offsets.data() + rows + 1);
+        chars.assign(strings.chars.data(), strings.chars.data() + strings.bytes);
+        valid.assign(strings.valid.data(), strings.valid.data() + rows);
+      } else {
+        gpu::evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
+      }
       std::vector<uint8_t> bitmap;
       if (program->result_nullable) {
         bitmap.assign((rows + 7) / 8, 0);
         for (size_t r = 0; r < rows; ++r) bitmap[r >> 3] |= static_cast<uint8_t>((valid[r] != 0) << (r & 7));
       }
-      out.push_back(Column::from_buffers(type, rows, program->result_nullable, std::move(values), {}, {}, std::move(bitmap)));
+      out.push_back(Column::from_buffers(type, rows, program->result_nullable, std::move(values), std::move(offsets),
+                                         std::move(chars), std::move(bitmap)));
     }
     return out;
   }
@@ -166,17 +176,21 @@ streams:
           flagged: "is_null(note) or starts_with(note, 'g') or len(region) > 3"
           band: "if(price > 5.0, 'high', 'low') == 'high'"
           label: "upper(region)"
+          short: "coalesce(substr(trim(note), 0, 2), lower(region))"
+          tag: "concat(region, '-', string(qty))"
 )Y";
   auto kernels = std::make_shared<KernelsOnHostBackend>();
   const std::string on_kernels = run(body, kernels);
   const std::string on_cpu = run(body, make_cpu_backend());
   EXPECT_EQ(on_kernels, on_cpu);
-  EXPECT_NE(on_cpu.find("\"EU\""), std::string::npos) << on_cpu;  // the host-only expression ran too
-  // Four batches: a filter each, and per batch one evaluate call carrying the five
-  // expressions the device runs (region is a bare field, label makes a string).
+  EXPECT_NE(on_cpu.find("\"EU\""), std::string::npos) << on_cpu;
+  // Four batches: a filter each, and per batch one evaluate call carrying the seven
+  // expressions the device runs (region is a bare field, copied on the host, and tag makes
+  // new strings with concat, on the host too).
   EXPECT_EQ(kernels->filter_calls.load(), 4);
   EXPECT_EQ(kernels->evaluate_calls.load(), 4);
-  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 5);
+  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 7);
+  EXPECT_NE(on_cpu.find("\"eu-3\""), std::string::npos) << on_cpu;
 }
 
 TEST_F(PipelineKernelsTest, FlatMapSplitRunsInTheKernelsAndAgreesWithTheHost) {

@@ -3,9 +3,11 @@
 //    device-resident, against the device-to-device copy bandwidth;
 //  - the cost of one window slide (sum and count, 100k keys) for windows of 2 to 64 slides;
 //  - word count end to end from pinned host memory, against the pinned host-to-device rate;
+//  - a flat_map split of the same text, and a filter and a map expression over 50M pinned
+//    (int64, float64) rows, end to end (copy in, kernels, results out), against the same;
 //  - small batches (10k records, the 1 ms interval case) end to end, per batch, with the
 //    kernel launches of one batch counted through CUPTI.
-// Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M]
+// Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M] [--expression-rows N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@
 
 #include "device_runtime.hpp"
 #include "gpu_engine.hpp"
+#include "pipeline/expression.hpp"
 #include "sluice/error.hpp"
 
 namespace {
@@ -39,6 +42,18 @@ uint64_t splitmix(uint64_t& state) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// The best time of @p runs calls of @p body, after one untimed warm-up call.
+template <class Body> double best_seconds(int runs, Body&& body) {
+  body();
+  double best = 1e300;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    body();
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
 }
 
 const char* strategy_name(sluice::gpu::GroupStrategy s) {
@@ -116,13 +131,15 @@ int main(int argc, char** argv) {
   std::string out_path = "bench_gpu.json";
   size_t pairs = 100'000'000;
   size_t text_mib = 512;
+  size_t expression_rows = 50'000'000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--out") out_path = argv[i + 1];
     else if (flag == "--pairs") pairs = std::stoull(argv[i + 1]);
     else if (flag == "--text-mib") text_mib = std::stoull(argv[i + 1]);
+    else if (flag == "--expression-rows") expression_rows = std::stoull(argv[i + 1]);
     else {
-      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib)\n", flag.c_str());
+      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib, --expression-rows)\n", flag.c_str());
       return 2;
     }
   }
@@ -234,6 +251,57 @@ int main(int argc, char** argv) {
       json << "  \"word_count\": {\"text_bytes\": " << at << ", \"lines\": " << lines << ", \"distinct_words\": " << distinct
            << ", \"best_seconds\": " << runs.front() << ", \"bytes_per_s\": " << rate
            << ", \"fraction_of_host_to_device_bound\": " << rate / h2d << "},\n";
+
+      // flat_map split of the same lines: tokens counted, scanned and scattered on the
+      // device, one string column and the tokens' rows back.
+      size_t tokens = 0;
+      const double split_s = best_seconds(3, [&] {
+        tokens = engine.split_strings(chars, static_cast<const int32_t*>(offsets_buf.get()), nullptr, lines, "").source_rows.size();
+      });
+      const double split_rate = bytes / split_s;
+      std::printf("flat_map split, same text: %zu tokens, best %.1f ms, %.1f GB/s in = %.2f of pinned H2D bound\n", tokens,
+                  split_s * 1e3, split_rate / 1e9, split_rate / h2d);
+      json << "  \"flat_map_split\": {\"text_bytes\": " << at << ", \"tokens\": " << tokens << ", \"best_seconds\": " << split_s
+           << ", \"bytes_per_s\": " << split_rate << ", \"fraction_of_host_to_device_bound\": " << split_rate / h2d << "},\n";
+    }
+
+    // Pipeline expressions from pinned memory, end to end: a filter (predicate fused into
+    // the compaction of kept row indexes, which come back) and a map (one float64 column back).
+    {
+      const size_t rows = expression_rows;
+      auto qty_buf = engine.allocate_pinned(rows * sizeof(int64_t));
+      auto price_buf = engine.allocate_pinned(rows * sizeof(double));
+      auto* qty = static_cast<int64_t*>(qty_buf.get());
+      auto* price = static_cast<double*>(price_buf.get());
+      uint64_t state = 9;
+      for (size_t r = 0; r < rows; ++r) {
+        const uint64_t x = splitmix(state);
+        qty[r] = static_cast<int64_t>(x % 1000);
+        price[r] = static_cast<double>((x >> 20) % 10000) / 100.0;
+      }
+      const sluice::Schema schema{{"qty", sluice::TypeId::Int64}, {"price", sluice::TypeId::Float64}};
+      ColumnView q, p;
+      q.type = sluice::gpu::kInt64;
+      q.values = qty;
+      p.type = sluice::gpu::kFloat64;
+      p.values = price;
+      const std::vector<ColumnView> columns{q, p};
+      const char* filter_text = "qty > 500 and price < 50.0";
+      const char* map_text = "price * qty + 1.0";
+      const sluice::RowProgram filter = sluice::pipeline::Expression::parse(filter_text).compile(schema).value();
+      const sluice::RowProgram map = sluice::pipeline::Expression::parse(map_text).compile(schema).value();
+      size_t kept = 0;
+      const double filter_s = best_seconds(3, [&] { kept = engine.select_rows(filter, columns, rows).size(); });
+      const double map_s = best_seconds(3, [&] { engine.evaluate({&map}, columns, rows); });
+      const double in_bytes = 16.0 * static_cast<double>(rows);
+      std::printf("filter '%s', %zu rows from pinned memory: %zu kept, best %.1f ms, %.1f GB/s in = %.2f of pinned H2D bound\n",
+                  filter_text, rows, kept, filter_s * 1e3, in_bytes / filter_s / 1e9, in_bytes / filter_s / h2d);
+      std::printf("map '%s', %zu rows from pinned memory: best %.1f ms, %.1f GB/s in = %.2f of pinned H2D bound\n", map_text,
+                  rows, map_s * 1e3, in_bytes / map_s / 1e9, in_bytes / map_s / h2d);
+      json << "  \"expressions\": {\"rows\": " << rows << ", \"input_bytes\": " << in_bytes << ", \"filter\": {\"expression\": \""
+           << filter_text << "\", \"kept\": " << kept << ", \"best_seconds\": " << filter_s
+           << ", \"fraction_of_host_to_device_bound\": " << in_bytes / filter_s / h2d << "}, \"map\": {\"expression\": \"" << map_text
+           << "\", \"best_seconds\": " << map_s << ", \"fraction_of_host_to_device_bound\": " << in_bytes / map_s / h2d << "}},\n";
     }
 
     // Small batches: 10k records end to end (copy in, reduce, results out), per batch.

@@ -13,8 +13,17 @@
 /// evaluator (src/pipeline/expression.cpp) promotes.
 ///
 /// Register types (Instruction::type, sluice::TypeId values): Bool (0 or 1), Int64, Float64,
-/// and String, which is a view (bytes and length) of an input column or of a literal: no
-/// instruction makes new string bytes, so strings appear only in the middle of a program.
+/// and String, which is a view (bytes and length) of an input column or of a literal plus a
+/// case mapping (none, lower or upper). No instruction makes new string bytes: Trim and Substr
+/// narrow the view, Lower and Upper set the mapping, and every reader of the bytes
+/// (comparisons, Contains/StartsWith/EndsWith, MinString/MaxString, the writer of a string
+/// result) sees them mapped. The outer mapping wins (lower(upper(s)) reads as lower(s)), and
+/// narrowing keeps it: ASCII case mapping changes neither lengths nor which bytes are
+/// whitespace, so trim and substr commute with it. StringToInt ignores it (a letter fails the
+/// parse in either case) and Length does not need it.
+///
+/// Results: Bool, Int64 or Float64 (kernels/row_program.cuh evaluate_rows, select_rows), or
+/// String (evaluate_string_rows: the views measured, then their mapped bytes copied out).
 ///
 /// Null rule: an instruction whose operand is null gives null, except where its opcode says
 /// otherwise (And, Or, IsNull, If, Coalesce, and those that can make nulls: DivInt, ModInt,
@@ -70,9 +79,19 @@ struct RowProgram {
     IsNull,    ///< never null
     If,        ///< args: condition, then, else; null when the condition is
     Coalesce,  ///< args[0] when valid, else args[1] (n-ary coalesce is a chain)
-    // Strings (bytes).
+    // Strings (bytes, through the register's case mapping).
     Length, Contains, StartsWith, EndsWith,
+    // Strings made from strings: views of the operand's bytes.
+    Lower,   ///< ASCII A-Z to a-z (sets the case mapping)
+    Upper,   ///< ASCII a-z to A-Z (sets the case mapping)
+    Trim,    ///< strips ASCII whitespace (space, \t \n \v \f \r) at both ends
+    /// args: string, start, length (int64s); as the host clamps: a negative start counts from
+    /// the end and stops at 0, a start past the end gives "", a negative length gives "", a
+    /// length past the end stops there.
+    Substr,
   };
+  /// The last opcode (the range the upload accepts).
+  static constexpr Op kLastOp = Op::Substr;
 
   enum class Comparison : int32_t { Eq, Ne, Lt, Le, Gt, Ge };
 
@@ -94,7 +113,7 @@ struct RowProgram {
   /// kernels take one input column per entry, in this order.
   std::vector<size_t> fields;
   int32_t result = -1;       ///< the register holding the result
-  int32_t result_type = 0;   ///< TypeId: Bool, Int64 or Float64
+  int32_t result_type = 0;   ///< TypeId: Bool, Int64, Float64 or String
   bool result_nullable = false;
 };
 

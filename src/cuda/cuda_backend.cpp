@@ -455,7 +455,8 @@ class CudaBackend final : public ExecutionBackend {
         engine_.evaluate({programs.begin(), programs.end()}, columns_read(table, programs), table.num_rows());
     for (size_t k = 0; k < programs.size(); ++k)
       out.push_back(Column::from_buffers(static_cast<TypeId>(programs[k]->result_type), table.num_rows(),
-                                         programs[k]->result_nullable, std::move(columns[k].values), {}, {},
+                                         programs[k]->result_nullable, std::move(columns[k].values),
+                                         std::move(columns[k].offsets), std::move(columns[k].chars),
                                          std::move(columns[k].validity)));
     return out;
   }

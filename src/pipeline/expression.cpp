@@ -1374,7 +1374,6 @@ class RowProgramCompiler {
     if (root.kind == ExprNode::Kind::Field) throw Unsupported{};  // a column copy, not a kernel
     Reg result = node(root);
     if (result.null_literal) result = coerce(result, TypeId::Bool);  // a bare `null` is a bool
-    if (result.type == TypeId::String) throw Unsupported{};
     program_.result = result.index;
     program_.result_type = static_cast<int32_t>(result.type);
     program_.result_nullable = result.nullable;
@@ -1544,21 +1543,27 @@ class RowProgramCompiler {
   }
 
   Reg call(const ExprNode& n) {
-    switch (n.fn) {
-      case Fn::Lower:
-      case Fn::Upper:
-      case Fn::Trim:
-      case Fn::Concat:
-      case Fn::Substr:
-      case Fn::String: throw Unsupported{};  // they make new string bytes
-      default: break;
-    }
+    // They make new bytes (string registers are views of inputs and literals).
+    if (n.fn == Fn::Concat || n.fn == Fn::String) throw Unsupported{};
     std::vector<Reg> args;
     for (const auto& arg : n.args) args.push_back(node(*arg));
     switch (n.fn) {
       case Fn::Len: {
         const Reg s = coerce(args[0], TypeId::String);
         return emit(POp::Length, TypeId::Int64, s.nullable, {s.index});
+      }
+      case Fn::Lower:
+      case Fn::Upper:
+      case Fn::Trim: {
+        const Reg s = coerce(args[0], TypeId::String);
+        const POp op = n.fn == Fn::Lower ? POp::Lower : n.fn == Fn::Upper ? POp::Upper : POp::Trim;
+        return emit(op, TypeId::String, s.nullable, {s.index});
+      }
+      case Fn::Substr: {
+        const Reg s = coerce(args[0], TypeId::String);
+        const Reg start = coerce(args[1], TypeId::Int64), length = coerce(args[2], TypeId::Int64);
+        return emit(POp::Substr, TypeId::String, s.nullable || start.nullable || length.nullable,
+                    {s.index, start.index, length.index});
       }
       case Fn::Contains:
       case Fn::StartsWith:

@@ -116,15 +116,18 @@ class Expression {
   /// result_nullable(@p schema).
   ///
   /// Returns nullopt for what the device does not run:
-  /// - a result that is a string or a List (a kernel writes fixed-width values only);
-  /// - a bare field reference, parenthesized or not (copying a column needs no kernel);
-  /// - anywhere in the tree, a function that makes new string bytes: lower, upper, trim,
-  ///   concat, substr, string() (string registers are views of inputs and literals);
+  /// - a bare field reference, parenthesized or not (copying a column needs no kernel), which
+  ///   is also the only way to get a List result;
+  /// - anywhere in the tree, concat() or string(): they make new string bytes, and string
+  ///   registers are views of inputs and literals;
   /// - float() of a string (correctly rounded decimal parsing is not on the device);
   /// - programs longer than RowProgram::kMaxInstructions.
-  /// Everything else compiles, including strings in the middle: string comparisons, len,
-  /// contains, starts_with, ends_with, int() of strings, and if/coalesce/min/max of strings
-  /// when their result is consumed inside the expression (e.g. `min(a, b) == 'x'`).
+  /// Everything else compiles. Results are bool, int64, float64 or string; strings, in the
+  /// middle or as the result, are views: string fields (not bare at the top), literals,
+  /// if/coalesce/min/max of strings, and lower, upper, trim, substr, which narrow the view or
+  /// set a case mapping the readers apply (see RowProgram). Strings feed comparisons, len,
+  /// contains, starts_with, ends_with and int(). A string result has result_type String and
+  /// runs through evaluate_string_rows (kernels/row_program.cuh), not evaluate_rows.
   /// @throw sluice::Error as result_type() does for @p schema.
   std::optional<RowProgram> compile(const Schema& schema) const;
 
