@@ -23,6 +23,7 @@
 #ifdef SLUICE_BENCH_HAS_CUDA
 #include "device_runtime.hpp"
 #endif
+#include "pipeline/expression.hpp"
 #include "pipeline/record_parsers.hpp"
 #include "sluice/kafka.hpp"
 #include "sluice/sluice.hpp"
@@ -185,10 +186,33 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
       }
     }
     // filter(event_type == "view") -> project(ad_id) -> join with the static campaign table.
+    // On the CUDA backend the filter (a compiled expression) and the join run on the device;
+    // on the CPU a hash lookup per viewed event is the cheaper join.
+    Column ads(TypeId::String), campaigns(TypeId::String);
+    for (const auto& [ad, campaign] : campaign_of) {
+      ads.append_string(ad);
+      campaigns.append_string(campaign);
+    }
+    std::vector<Column> table_columns;
+    table_columns.push_back(std::move(ads));
+    table_columns.push_back(std::move(campaigns));
+    const Table campaign_table =
+        make_table(Schema{{"ad_id", TypeId::String}, {"campaign_id", TypeId::String}}, std::move(table_columns));
+    const pipeline::Expression is_view = pipeline::Expression::parse("event_type == 'view'");
+    const RowProgram is_view_program = is_view.compile(events.schema()).value();
+    const size_t ad_field = events.schema().index_of("ad_id");
     TableStream views = events.transform(
         "ysb_filter_join", Schema{{"campaign_id", TypeId::String}},
-        [campaign_of = std::move(campaign_of)](std::span<const Table* const> in, StepContext&) {
+        [campaign_of = std::move(campaign_of), campaign_table, is_view, is_view_program, ad_field](
+            std::span<const Table* const> in, StepContext& ctx) {
           const Table& t = *in[0];
+          if (ctx.backend->kind() == BackendKind::Cuda) {
+            std::optional<Table> viewed = ctx.backend->filter(t, is_view_program);
+            if (!viewed) viewed = t.filter(is_view.evaluate_mask(t));
+            const size_t ad_key[] = {ad_field}, campaign_key[] = {0};
+            Table joined = ctx.backend->join(*viewed, ad_key, campaign_table, campaign_key, JoinKind::Inner);
+            return string_table("campaign_id", joined.column("campaign_id"));
+          }
           const Column& type = t.column("event_type");
           const Column& ad = t.column("ad_id");
           Column campaign(TypeId::String);
@@ -205,8 +229,11 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
 
   if (workload == "wordcount") {
     TableStream words = events.transform("split_words", Schema{{"word", TypeId::String}},
-                                         [](std::span<const Table* const> in, StepContext&) {
+                                         [](std::span<const Table* const> in, StepContext& ctx) {
                                            const Column& lines = in[0]->column("line");
+                                           // On the device: count, scan and scatter the tokens.
+                                           if (ctx.backend->kind() == BackendKind::Cuda)
+                                             return string_table("word", ctx.backend->split_strings(lines, " ").tokens);
                                            Column words(TypeId::String);
                                            for (size_t r = 0; r < lines.size(); ++r) {
                                              std::string_view line = lines.string_at(r);
