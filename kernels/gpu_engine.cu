@@ -17,6 +17,7 @@
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "json_parse.cuh"
+#include "row_chain.cuh"
 #include "row_program.cuh"
 #include "split_strings.cuh"
 #include "staging.hpp"
@@ -330,6 +331,29 @@ SplitColumn DeviceEngine::split_strings(const char* chars, const int32_t* offset
 
 namespace {
 
+/// Copies @p n elements of a device array into a host vector.
+template <class Vec, class Array> void download(CudaExec& exec, Vec& vec, const Array& array, size_t n) {
+  vec.resize(n);
+  exec.to_host(vec.data(), array.data(), n * sizeof(vec[0]));
+}
+
+/// A device column (type, nullable and Arrow buffers: values, validity, offsets, chars) of
+/// @p rows rows and @p char_count string bytes copied to the host.
+template <class DeviceColumn>
+HostColumnBuffers download_column(CudaExec& exec, const DeviceColumn& c, size_t rows, size_t char_count) {
+  HostColumnBuffers h;
+  h.type = c.type;
+  h.nullable = c.nullable;
+  if (c.type == kString) {
+    download(exec, h.offsets, c.offsets, rows + 1);
+    download(exec, h.chars, c.chars, char_count);
+  } else {
+    download(exec, h.values, c.values, rows * static_cast<size_t>(csv_type_width(c.type)));
+  }
+  if (c.nullable) download(exec, h.validity, c.validity, (rows + 7) / 8);
+  return h;
+}
+
 /// A program's input columns (device views of the table's columns, in the order of its
 /// fields) in device memory, where the interpreter reads them.
 DeviceArray<ColumnView> program_inputs(CudaExec& exec, const RowProgram& program, const std::vector<ColumnView>& table_columns) {
@@ -344,17 +368,6 @@ DeviceArray<ColumnView> program_inputs(CudaExec& exec, const RowProgram& program
   return out;
 }
 
-/// One validity byte per row packed into an Arrow bitmap, a byte of the bitmap per thread.
-struct PackValidity {
-  const uint8_t* valid;
-  int64_t rows;
-  uint8_t* bitmap;
-  __host__ __device__ void operator()(int64_t byte) const {
-    uint8_t bits = 0;
-    for (int64_t k = 0; k < 8 && byte * 8 + k < rows; ++k) bits |= static_cast<uint8_t>((valid[byte * 8 + k] != 0) << k);
-    bitmap[byte] = bits;
-  }
-};
 
 }  // namespace
 
@@ -416,6 +429,29 @@ std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, cons
   });
 }
 
+RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
+                                           const std::vector<RowChainStep>& steps) {
+  Impl& im = *impl_;
+  return checked("row operations", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const RowChainResult<CudaExec> chain = sluice::gpu::run_row_chain(exec, columns, rows, steps);
+    RowChainOutput out;
+    out.rows = chain.rows;
+    out.input_column = chain.input_column;
+    out.columns.resize(chain.columns.size());
+    for (size_t k = 0; k < chain.columns.size(); ++k) {
+      if (chain.input_column[k] >= 0) continue;  // the caller's own column
+      const OwnedColumn<CudaExec>& c = chain.columns[k];
+      int32_t char_count = 0;
+      if (c.type == kString) exec.to_host(&char_count, c.offsets.data() + c.rows, sizeof char_count);
+      out.columns[k] = download_column(exec, c, c.rows, static_cast<size_t>(char_count));
+    }
+    return out;
+  });
+}
+
 namespace {
 
 /// Parsed records on the device copied to the host.
@@ -423,26 +459,10 @@ ParsedRecords download_parsed(CudaExec& exec, const CsvParseResult<CudaExec>& pa
   ParsedRecords out;
   out.rows = parsed.rows;
   out.blank = parsed.blank_count;
-  auto download = [&](auto& vec, const auto& array, size_t n) {
-    vec.resize(n);
-    exec.to_host(vec.data(), array.data(), n * sizeof(vec[0]));
-  };
-  download(out.row_index, parsed.row_index, parsed.rows);
-  download(out.malformed, parsed.malformed, parsed.malformed_count);
-  download(out.needs_host, parsed.needs_host, parsed.needs_host_count);
-  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) {
-    HostColumnBuffers h;
-    h.type = c.type;
-    h.nullable = c.nullable;
-    if (c.type == kString) {
-      download(h.offsets, c.offsets, parsed.rows + 1);
-      download(h.chars, c.chars, c.char_count);
-    } else {
-      download(h.values, c.values, parsed.rows * static_cast<size_t>(csv_type_width(c.type)));
-    }
-    if (c.nullable) download(h.validity, c.validity, (parsed.rows + 7) / 8);
-    out.columns.push_back(std::move(h));
-  }
+  download(exec, out.row_index, parsed.row_index, parsed.rows);
+  download(exec, out.malformed, parsed.malformed, parsed.malformed_count);
+  download(exec, out.needs_host, parsed.needs_host, parsed.needs_host_count);
+  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_column(exec, c, parsed.rows, c.char_count));
   return out;
 }
 

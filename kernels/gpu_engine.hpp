@@ -73,6 +73,11 @@ class DeviceEngine {
   /// inside the stream compaction on the device).
   std::vector<int64_t> select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns, size_t rows);
 
+  /// Runs @p steps (row operations) over @p rows rows of @p host_columns (the batch's
+  /// columns, host memory), copied to the device once; only the last step's new columns
+  /// come back.
+  RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
+
   /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
   /// the declared @p fields on the device; the parsed columns come back.
   ParsedRecords parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/row_program.hpp"
+
 namespace sluice::gpu {
 
 /// Column types; the values are those of sluice::TypeId (checked where both are visible).
@@ -98,6 +100,23 @@ struct RowGroups {
   unsigned long long key_collisions = 0;
 };
 
+/// One row operation of a chain that runs on the device without leaving it (see
+/// run_row_chain): the batch's columns stay in device memory from one step to the next.
+struct RowChainStep {
+  enum Kind : int32_t {
+    kFilter = 0,  ///< keeps the rows where programs[0] (bool) is true; every column is kept
+    kMap = 1,     ///< output column k is input column sources[k] when >= 0, else the result
+                  ///< of programs[-sources[k] - 1] (select and map_values are maps too)
+    kSplit = 2,   ///< flatMap: column split_field (a string) becomes its tokens (split at
+                  ///< separator, or at whitespace runs when empty); the other columns repeat
+  };
+  int32_t kind = kFilter;
+  std::vector<const RowProgram*> programs;  ///< compiled for the step's input columns
+  std::vector<int32_t> sources;
+  int32_t split_field = -1;
+  std::string separator;
+};
+
 /// The kinds of join; the values are those of sluice::JoinKind (Inner, LeftOuter, RightOuter,
 /// FullOuter), so the engine can convert with a static_cast.
 enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOuter = 3 };
@@ -134,6 +153,15 @@ struct HostColumnBuffers {
   std::vector<uint8_t> validity;
   std::vector<int32_t> offsets;
   std::vector<char> chars;
+};
+
+/// The columns of a row chain's last step, on the host.
+struct RowChainOutput {
+  size_t rows = 0;
+  /// Per output column: the input column it is, unchanged (the caller has it), or -1 when
+  /// columns[k] holds it.
+  std::vector<int32_t> input_column;
+  std::vector<HostColumnBuffers> columns;
 };
 
 /// Delimited records parsed on the device: the good rows' columns and their input lines, and

@@ -20,6 +20,7 @@ std::optional<std::vector<Column>> ExecutionBackend::evaluate(const Table&, std:
   return std::nullopt;
 }
 std::optional<Table> ExecutionBackend::filter(const Table&, const RowProgram&) { return std::nullopt; }
+std::optional<Table> ExecutionBackend::run_row_chain(const Table&, std::span<const RowChainStep>) { return std::nullopt; }
 
 void ExecutionBackend::prefetch(Time, const Table&) {}
 void ExecutionBackend::retire_prefetched(Time) {}

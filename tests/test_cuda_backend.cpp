@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -255,6 +256,64 @@ TEST_P(CudaVersusCpu, JoinsWithinABatchAgree) {
     SCOPED_TRACE("join kind " + std::to_string(static_cast<int>(kind)));
     expect_same_table(cpu->join(left, keys, right, keys, kind), gpu->join(left, keys, right, keys, kind));
   }
+}
+
+TEST_P(CudaVersusCpu, RowChainsStayOnTheDeviceAndAgreeWithTheHostOperators) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const Table t = random_table(GetParam().kind, GetParam().rows, 51);
+  const bool strings = GetParam().kind == KeyKind::Strings || GetParam().kind == KeyKind::NullableStringAndInt;
+  // Each step with the host operation it stands for.
+  std::vector<RowChainStep> steps;
+  std::vector<std::function<Table(const Table&)>> on_host;
+  Schema schema = t.schema();
+  auto add_filter = [&](const std::string& text) {
+    const pipeline::Expression e = pipeline::Expression::parse(text);
+    steps.push_back(RowChainStep{RowChainStep::Kind::Filter, {e.compile(schema).value()}, {}, 0, {}, schema});
+    on_host.push_back([e](const Table& in) { return in.filter(e.evaluate_mask(in)); });
+  };
+  add_filter("v > 0 or b");
+  {
+    std::vector<pipeline::Expression> computed = {pipeline::Expression::parse("f * 2.0 + i")};
+    if (strings) computed.push_back(pipeline::Expression::parse("upper(s)"));
+    RowChainStep map{RowChainStep::Kind::Map, {}, {}, 0, {}, {}};
+    std::vector<Field> fields = schema.fields();
+    for (size_t c = 0; c < schema.size(); ++c) map.sources.push_back(static_cast<int32_t>(c));
+    for (size_t e = 0; e < computed.size(); ++e) {
+      fields.push_back(Field{"computed" + std::to_string(e), computed[e].result_type(schema), computed[e].result_nullable(schema), {}});
+      map.programs.push_back(computed[e].compile(schema).value());
+      map.sources.push_back(-static_cast<int32_t>(e + 1));
+    }
+    schema = Schema(fields);
+    map.output = schema;
+    steps.push_back(map);
+    on_host.push_back([computed, schema](const Table& in) {
+      std::vector<Column> cols;
+      for (size_t c = 0; c < in.num_columns(); ++c) cols.push_back(in.column(c));
+      for (const pipeline::Expression& e : computed) cols.push_back(e.evaluate(in));
+      return Table(schema, std::move(cols));
+    });
+  }
+  if (strings) {
+    const size_t field = schema.index_of("computed1");
+    Schema split_schema = schema;
+    split_schema.fields()[field].nullable = false;
+    steps.push_back(RowChainStep{RowChainStep::Kind::Split, {}, {}, field, "A", split_schema});
+    on_host.push_back([field, split_schema](const Table& in) {
+      SplitStrings split = split_strings(in.column(field), "A");
+      std::vector<Column> cols;
+      for (size_t c = 0; c < in.num_columns(); ++c)
+        cols.push_back(c == field ? std::move(split.tokens) : in.column(c).gather(split.source_rows));
+      return Table(split_schema, std::move(cols));
+    });
+    schema = split_schema;
+  }
+  add_filter("i > -50");
+  const std::optional<Table> got = gpu->run_row_chain(t, steps);
+  ASSERT_TRUE(got);
+  Table want = t;
+  for (const auto& step : on_host) want = step(want);
+  expect_same_table(want, *got);
 }
 
 TEST_P(CudaVersusCpu, GroupByKeyAndCogroupGroupAlike) {

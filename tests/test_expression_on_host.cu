@@ -26,7 +26,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "cuda/host_column_view.hpp"
+#include "cuda/kernel_inputs.hpp"
 #include "host_exec.cuh"
 #include "pipeline/expression.hpp"
 #include "row_program.cuh"

@@ -13,8 +13,9 @@
 #include <vector>
 
 #include "grouped_reduce.cuh"
-#include "cuda/host_column_view.hpp"
+#include "cuda/kernel_inputs.hpp"
 #include "host_exec.cuh"
+#include "row_chain.cuh"
 #include "pipeline/pipeline_spec.hpp"
 #include "row_program.cuh"
 #include "sluice/backend.hpp"
@@ -91,6 +92,38 @@ class KernelsOnHostBackend final : public ExecutionBackend {
                         std::vector<int64_t>(t.source_rows.data(), t.source_rows.data() + t.tokens)};
   }
 
+  std::optional<Table> run_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
+    ++chain_calls;
+    std::vector<gpu::ColumnView> columns;
+    for (size_t c = 0; c < batch.num_columns(); ++c) columns.push_back(host_view(batch.column(c)));
+    gpu::HostExec exec;
+    const gpu::RowChainResult<gpu::HostExec> chain =
+        gpu::run_row_chain(exec, columns, batch.num_rows(), kernel_steps(steps));
+    const Schema& schema = steps.back().output;
+    std::vector<Column> out;
+    for (size_t k = 0; k < schema.size(); ++k) {
+      if (chain.input_column[k] >= 0) {
+        out.push_back(batch.column(static_cast<size_t>(chain.input_column[k])));
+        continue;
+      }
+      const gpu::OwnedColumn<gpu::HostExec>& c = chain.columns[k];
+      const auto type = static_cast<TypeId>(c.type);
+      const std::byte* values = reinterpret_cast<const std::byte*>(c.values.data());
+      const size_t value_bytes = type == TypeId::String ? 0 : c.rows * fixed_width(type);
+      std::vector<int32_t> offsets;
+      std::vector<char> chars;
+      if (type == TypeId::String) {
+        offsets.assign(c.offsets.data(), c.offsets.data() + c.rows + 1);
+        chars.assign(c.chars.data(), c.chars.data() + offsets.back());
+      }
+      std::vector<uint8_t> validity;
+      if (c.nullable) validity.assign(c.validity.data(), c.validity.data() + (c.rows + 7) / 8);
+      out.push_back(Column::from_buffers(type, c.rows, c.nullable, std::vector<std::byte>(values, values + value_bytes),
+                                         std::move(offsets), std::move(chars), std::move(validity)));
+    }
+    return Table(schema, std::move(out));
+  }
+
   Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
     ++group_calls;
     gpu::GroupedInput in;
@@ -108,6 +141,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> filter_calls{0};
   std::atomic<int> split_calls{0};
   std::atomic<int> group_calls{0};
+  std::atomic<int> chain_calls{0};
 
  private:
   static std::vector<gpu::ColumnView> inputs_of(const Table& table, const RowProgram& program) {
@@ -244,6 +278,36 @@ streams:
   EXPECT_EQ(on_kernels, on_cpu);
   EXPECT_NE(on_cpu.find("\"eu\""), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->group_calls.load(), 3 * 2);  // group_by_key and cogroup, every batch (the empty one too)
+}
+
+TEST_F(PipelineKernelsTest, ConsecutiveRowOperationsRunAsOneChainInTheKernelsAndAgreeWithTheHost) {
+  const std::string input = write("in.jsonl",
+                                  "[\"eu,3,The Quick fox\", \"us,0,jumps\", \"eu,-2,\", \"asia,7,over  the LAZY dog\"]\n"
+                                  "[]\n"
+                                  "[\"us,2,a b c\", \"test,5,x\"]\n");
+  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+streams:
+  result:
+    from: raw
+    ops:
+      - parse: {format: csv, schema: {region: string, qty: int64, text: "string?"}}
+      - filter: "qty != 0 and region != 'test'"
+      - map: {region: region, big: "qty * 10", text: "lower(text)"}
+      - flat_map: {split: text, as: word}
+      - filter: "len(word) > 1 or big > 20"
+      - select: [word, region, big]
+      - count_by_value: {}
+)Y";
+  auto kernels = std::make_shared<KernelsOnHostBackend>();
+  const std::string on_kernels = run(body, kernels);
+  const std::string on_cpu = run(body, make_cpu_backend());
+  EXPECT_EQ(on_kernels, on_cpu);
+  EXPECT_NE(on_cpu.find("[\"quick\",\"eu\",30,1]"), std::string::npos) << on_cpu;
+  // The five row operations after parse run as one chain per batch; none of them alone.
+  EXPECT_EQ(kernels->chain_calls.load(), 3);
+  EXPECT_EQ(kernels->filter_calls.load(), 0);
+  EXPECT_EQ(kernels->evaluate_calls.load(), 0);
+  EXPECT_EQ(kernels->split_calls.load(), 0);
 }
 
 }  // namespace

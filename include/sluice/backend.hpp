@@ -121,6 +121,23 @@ struct SplitStrings {
   std::vector<int64_t> source_rows;
 };
 
+/// @brief One step of a chain of row operations that a backend may run without the batch's
+/// columns leaving its memory between steps (see ExecutionBackend::run_row_chain).
+struct RowChainStep {
+  enum class Kind {
+    Filter,  ///< the rows where programs[0] (bool) is true
+    Map,     ///< output column k is input column sources[k] when >= 0, else the result of
+             ///< programs[-sources[k] - 1] (map, map_values and select)
+    Split,   ///< flatMap: string column split_field becomes its tokens (split_strings)
+  };
+  Kind kind = Kind::Filter;
+  std::vector<RowProgram> programs;  ///< compiled for the step's input schema
+  std::vector<int32_t> sources;
+  size_t split_field = 0;
+  std::string separator;
+  Schema output;  ///< the step's output schema
+};
+
 /// @brief Columnar operations of one backend.
 class ExecutionBackend {
  public:
@@ -163,6 +180,10 @@ class ExecutionBackend {
   /// A filter by a compiled bool expression: the rows of @p table where it is true, or
   /// nullopt when this backend leaves it to the host evaluator (the default).
   virtual std::optional<Table> filter(const Table& table, const RowProgram& predicate);
+  /// Runs @p steps (compiled for batches of @p batch's schema) one after another, the columns
+  /// staying in the backend's memory between steps, and returns the last step's table; or
+  /// nullopt when this backend leaves the steps to the host, one at a time (the default).
+  virtual std::optional<Table> run_row_chain(const Table& batch, std::span<const RowChainStep> steps);
   /// Groups rows by key for group_by_key and cogroup (see group_rows, which is the default).
   virtual Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
   /// flatMap of a string column (see split_strings, which is the default).

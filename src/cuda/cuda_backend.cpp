@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "aggregate_plan.hpp"
-#include "cuda/host_column_view.hpp"
+#include "cuda/kernel_inputs.hpp"
 #include "gpu_engine.hpp"
 #include "join_result.hpp"
 #include "sluice/backend.hpp"
@@ -27,6 +27,14 @@ static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 ==
               "gpu::ColumnType mirrors sluice::TypeId");
 
 bool is_float(TypeId t) { return t == TypeId::Float32 || t == TypeId::Float64; }
+
+/// A column the device made, from its buffers copied to the host.
+Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows) {
+  std::vector<std::byte> values(b.values.size());
+  std::memcpy(values.data(), b.values.data(), b.values.size());
+  return Column::from_buffers(type, rows, nullable, std::move(values), std::move(b.offsets), std::move(b.chars),
+                              std::move(b.validity));
+}
 
 /// Host views of the columns of @p table that @p programs read; the others stay empty, so
 /// that nothing of them is copied to the device.
@@ -429,13 +437,8 @@ class CudaBackend final : public ExecutionBackend {
                                 format.delimiter, format.quote)
             : engine_.parse_json(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(), fields, names);
     std::vector<Column> columns;
-    for (size_t f = 0; f < schema.size(); ++f) {
-      gpu::HostColumnBuffers& b = parsed.columns[f];
-      std::vector<std::byte> values(b.values.size());
-      std::memcpy(values.data(), b.values.data(), b.values.size());
-      columns.push_back(Column::from_buffers(schema[f].type, parsed.rows, schema[f].nullable, std::move(values),
-                                             std::move(b.offsets), std::move(b.chars), std::move(b.validity)));
-    }
+    for (size_t f = 0; f < schema.size(); ++f)
+      columns.push_back(column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows));
     ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}};
     out.host_lines.reserve(parsed.malformed.size() + parsed.needs_host.size());
     std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
@@ -467,6 +470,26 @@ class CudaBackend final : public ExecutionBackend {
     if (table.num_rows() == 0) return table;
     const RowProgram* programs[] = {&predicate};
     return table.gather(engine_.select_rows(predicate, columns_read(table, programs), table.num_rows()));
+  }
+
+  /// The batch is copied to the device once; every step makes device columns from device
+  /// columns, and only the last step's new columns come back (columns it passes on
+  /// unchanged are the batch's own).
+  std::optional<Table> run_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
+    if (steps.empty()) return batch;
+    std::vector<gpu::ColumnView> columns;
+    for (size_t c = 0; c < batch.num_columns(); ++c) {
+      if (batch.column(c).type() == TypeId::List) return std::nullopt;  // the host runs the steps
+      columns.push_back(host_view(batch.column(c)));
+    }
+    gpu::RowChainOutput out = engine_.run_row_chain(columns, batch.num_rows(), kernel_steps(steps));
+    const Schema& schema = steps.back().output;
+    std::vector<Column> result;
+    for (size_t k = 0; k < schema.size(); ++k) {
+      if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
+      else result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows));
+    }
+    return Table(schema, std::move(result));
   }
 
   /// Rows are grouped on the device (the keyed reduction's grouping, then each row's group by

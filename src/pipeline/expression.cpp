@@ -1707,6 +1707,11 @@ std::optional<RowProgram> Expression::compile(const Schema& schema) const {
   }
 }
 
+std::optional<std::string> Expression::bare_field() const {
+  if (root_->kind == ExprNode::Kind::Field) return root_->name;
+  return std::nullopt;
+}
+
 std::vector<std::string> Expression::referenced_fields() const {
   std::vector<std::string> names;
   collect_fields(*root_, names);

@@ -137,6 +137,10 @@ class Expression {
   /// @brief Names of the fields the expression reads, in order of first appearance.
   std::vector<std::string> referenced_fields() const;
 
+  /// @brief The field's name when the whole expression is one field reference (its value is
+  /// that column, unchanged), otherwise nullopt.
+  std::optional<std::string> bare_field() const;
+
  private:
   Expression(std::string text, std::shared_ptr<const detail::ExprNode> root);
 

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -168,6 +169,20 @@ struct CompiledExpression {
   Expression expression;
   Schema schema;
   std::optional<RowProgram> program;
+};
+
+/// A row operation (filter, map, map_values, select, flat_map) before it becomes a transform:
+/// consecutive ones that the device can run whole are handed to the backend together.
+struct RowOp {
+  std::string name;  ///< "stream 'words': map", for the transform and its errors
+  std::string op;    ///< "map"
+  Schema input;
+  Schema output;
+  /// The operation alone (each operation asks the backend for what it can do on its own).
+  std::function<Table(const Table&, StepContext&)> apply;
+  /// The operation as a step of a device chain, compiled for `input`; empty when some part
+  /// of it runs only on the host.
+  std::optional<RowChainStep> device;
 };
 
 /// Three-way comparison of two cells of one column (nulls first).
@@ -476,6 +491,7 @@ class PipelineBuilder {
     r_.only_keys(n, {"from", "ops"}, what);
     if (!n["from"]) r_.fail(n, what + ": missing 'from' (the source or stream it reads)");
     TableStream s = lookup(n["from"], what + ": from");
+    std::vector<RowOp> row_ops;  // consecutive row operations, not yet transforms
     if (const YAML::Node ops = n["ops"]) {
       if (!ops.IsSequence()) r_.fail(ops, what + ": 'ops' must be a list of operations");
       for (const auto& op : ops) {
@@ -484,6 +500,13 @@ class PipelineBuilder {
         const std::string op_name = op.begin()->first.Scalar();
         const YAML::Node args = op.begin()->second;
         try {
+          const Schema& schema = row_ops.empty() ? s.schema() : row_ops.back().output;
+          if (std::optional<RowOp> row_op = row_operation(schema, op_name, args, what + ": " + op_name)) {
+            row_ops.push_back(std::move(*row_op));
+            continue;
+          }
+          s = add_row_ops(s, row_ops);
+          row_ops.clear();
           s = apply_op(s, op_name, args, what + ": " + op_name);
         } catch (const PipelineError&) {
           throw;
@@ -492,7 +515,7 @@ class PipelineBuilder {
         }
       }
     }
-    return s;
+    return add_row_ops(s, row_ops);
   }
 
   KeyedAggregation aggregation(const YAML::Node& args, const std::string& what, bool needs_keys) {
@@ -534,26 +557,40 @@ class PipelineBuilder {
   }
 
   /// Computed fields: {name: expression, ...} evaluated against the input batch.
-  TableStream project(const TableStream& s, const YAML::Node& args, const std::string& what,
-                      std::vector<std::string> kept_fields) {
+  RowOp project(const Schema& input, const YAML::Node& args, const std::string& op, const std::string& what,
+                std::vector<std::string> kept_fields) {
     r_.map(args, what);
-    std::vector<size_t> kept = kept_fields.empty() ? std::vector<size_t>{} : field_indexes(what, s.schema(), kept_fields);
+    std::vector<size_t> kept = kept_fields.empty() ? std::vector<size_t>{} : field_indexes(what, input, kept_fields);
     std::vector<CompiledExpression> exprs;
     std::vector<Field> fields;
-    for (size_t k : kept) fields.push_back(s.schema()[k]);
+    for (size_t k : kept) fields.push_back(input[k]);
     for (const auto& kv : args) {
       const std::string text = r_.string(kv.second, what + ": '" + kv.first.Scalar() + "'");
       try {
         Expression e = Expression::parse(text);
-        fields.push_back(Field{kv.first.Scalar(), e.result_type(s.schema()), e.result_nullable(s.schema()), {}});
-        exprs.emplace_back(std::move(e), s.schema());
+        fields.push_back(Field{kv.first.Scalar(), e.result_type(input), e.result_nullable(input), {}});
+        exprs.emplace_back(std::move(e), input);
       } catch (const Error& e) {
         r_.fail(kv.second, what + ": " + e.what());
       }
     }
     const Schema schema(fields);
-    return s.transform(what, schema, [kept, exprs, schema](std::span<const Table* const> in, StepContext& ctx) {
-      const Table& batch = *in[0];
+    // On the device: kept fields and bare field references are the input's columns, the
+    // other expressions programs; one that only the host evaluates keeps the map off chains.
+    std::optional<RowChainStep> device = RowChainStep{RowChainStep::Kind::Map, {}, {}, 0, {}, schema};
+    for (size_t k : kept) device->sources.push_back(static_cast<int32_t>(k));
+    for (const CompiledExpression& e : exprs) {
+      if (const std::optional<std::string> field = e.expression.bare_field()) {
+        device->sources.push_back(static_cast<int32_t>(input.index_of(*field)));
+      } else if (e.program) {
+        device->programs.push_back(*e.program);
+        device->sources.push_back(-static_cast<int32_t>(device->programs.size()));
+      } else {
+        device.reset();
+        break;
+      }
+    }
+    auto apply = [kept, exprs, schema](const Table& batch, StepContext& ctx) {
       // Expressions the backend can run go to it together (their inputs are copied once);
       // the others, and all of them when it declines, are evaluated on the host.
       std::vector<std::optional<RowProgram>> programs;
@@ -571,52 +608,105 @@ class PipelineBuilder {
         else cols.push_back(exprs[e].expression.evaluate(batch));
       }
       return Table(schema, std::move(cols));
-    });
+    };
+    return RowOp{what, op, input, schema, apply, std::move(device)};
   }
 
-  TableStream apply_op(const TableStream& s, const std::string& op, const YAML::Node& args, const std::string& what) {
-    if (op == "map") return project(s, args, what, {});
+  /// filter, map, map_values, select and flat_map over batches of @p input; nullopt for
+  /// other operations.
+  std::optional<RowOp> row_operation(const Schema& input, const std::string& op, const YAML::Node& args,
+                                     const std::string& what) {
+    if (op == "map") return project(input, args, op, what, {});
     if (op == "map_values") {
       r_.only_keys(args, {"key", "values"}, what);
       if (!args["key"] || !args["values"]) r_.fail(args, what + ": needs 'key' and 'values'");
-      return project(s, args["values"], what, r_.strings(args["key"], what + ": key"));
+      return project(input, args["values"], op, what, r_.strings(args["key"], what + ": key"));
     }
     if (op == "select") {
       const auto names = r_.strings(args, what);
-      const auto idx = field_indexes(what, s.schema(), names);
+      const auto idx = field_indexes(what, input, names);
       std::vector<Field> fields;
-      for (size_t i : idx) fields.push_back(s.schema()[i]);
+      RowChainStep device{RowChainStep::Kind::Map, {}, {}, 0, {}, {}};
+      for (size_t i : idx) {
+        fields.push_back(input[i]);
+        device.sources.push_back(static_cast<int32_t>(i));
+      }
       const Schema schema(fields);
-      return s.transform("select", schema, [idx, schema](std::span<const Table* const> in, StepContext&) {
+      device.output = schema;
+      auto apply = [idx, schema](const Table& batch, StepContext&) {
         std::vector<Column> cols;
-        for (size_t i : idx) cols.push_back(in[0]->column(i));
+        for (size_t i : idx) cols.push_back(batch.column(i));
         return Table(schema, std::move(cols));
-      });
+      };
+      return RowOp{what, op, input, schema, apply, std::move(device)};
     }
     if (op == "filter") {
       const std::string text = r_.string(args, what);
       Expression e = Expression::parse(text);
-      const TypeId type = e.result_type(s.schema());
+      const TypeId type = e.result_type(input);
       if (type != TypeId::Bool) r_.fail(args, what + ": '" + text + "' is " + std::string(type_name(type)) + ", not bool");
-      return s.transform("filter", s.schema(),
-                         [c = CompiledExpression(e, s.schema())](std::span<const Table* const> in, StepContext& ctx) {
-                           if (const std::optional<RowProgram> program = c.program_for(in[0]->schema()))
-                             if (std::optional<Table> kept = ctx.backend->filter(*in[0], *program)) return std::move(*kept);
-                           return in[0]->filter(c.expression.evaluate_mask(*in[0]));
-                         });
+      CompiledExpression c(e, input);
+      std::optional<RowChainStep> device;
+      if (c.program) device = RowChainStep{RowChainStep::Kind::Filter, {*c.program}, {}, 0, {}, input};
+      auto apply = [c](const Table& batch, StepContext& ctx) {
+        if (const std::optional<RowProgram> program = c.program_for(batch.schema()))
+          if (std::optional<Table> kept = ctx.backend->filter(batch, *program)) return std::move(*kept);
+        return batch.filter(c.expression.evaluate_mask(batch));
+      };
+      return RowOp{what, op, input, input, apply, std::move(device)};
     }
     if (op == "flat_map" || op == "flat_map_values") {
       r_.only_keys(args, {"split", "separator", "as"}, what);
       const std::string field = r_.required_string(args, "split", what);
-      const size_t index = field_indexes(what, s.schema(), {field})[0];
-      if (s.schema()[index].type != TypeId::String) r_.fail(args["split"], what + ": field '" + field + "' is not a string");
+      const size_t index = field_indexes(what, input, {field})[0];
+      if (input[index].type != TypeId::String) r_.fail(args["split"], what + ": field '" + field + "' is not a string");
       const std::string separator = r_.optional_string(args, "separator", what).value_or("");
-      Schema schema = s.schema();
+      Schema schema = input;
       schema.fields()[index] = Field{r_.optional_string(args, "as", what).value_or(field), TypeId::String, false, {}};
-      return s.transform(op, schema, [index, separator, schema](std::span<const Table* const> in, StepContext& ctx) {
-        return split_rows(*in[0], index, separator, schema, *ctx.backend);
-      });
+      auto apply = [index, separator, schema](const Table& batch, StepContext& ctx) {
+        return split_rows(batch, index, separator, schema, *ctx.backend);
+      };
+      return RowOp{what, op, input, schema, apply, RowChainStep{RowChainStep::Kind::Split, {}, {}, index, separator, schema}};
     }
+    return std::nullopt;
+  }
+
+  /// Row operations become transforms. A run of two or more that the device can run whole is
+  /// one transform that hands the run to the backend (run_row_chain), so that the batch stays
+  /// in device memory between them; when the backend declines, or a batch's schema differs
+  /// from the one the run was compiled for, the operations run one after another.
+  TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops) {
+    for (size_t i = 0; i < ops.size();) {
+      size_t end = i;
+      while (end < ops.size() && ops[end].device) ++end;
+      if (end - i < 2) {
+        s = s.transform(ops[i].name, ops[i].output, [apply = ops[i].apply](std::span<const Table* const> in, StepContext& ctx) {
+          return apply(*in[0], ctx);
+        });
+        ++i;
+        continue;
+      }
+      const std::vector<RowOp> run(ops.begin() + static_cast<std::ptrdiff_t>(i), ops.begin() + static_cast<std::ptrdiff_t>(end));
+      std::vector<RowChainStep> steps;
+      std::string name = run.front().name;
+      for (const RowOp& op : run) {
+        steps.push_back(*op.device);
+        if (&op != &run.front()) name += ", " + op.op;
+      }
+      s = s.transform(name, run.back().output, [run, steps](std::span<const Table* const> in, StepContext& ctx) {
+        const Table& batch = *in[0];
+        if (batch.schema() == run.front().input)
+          if (std::optional<Table> out = ctx.backend->run_row_chain(batch, steps)) return std::move(*out);
+        std::optional<Table> current;
+        for (const RowOp& op : run) current = op.apply(current ? *current : batch, ctx);
+        return std::move(*current);
+      });
+      i = end;
+    }
+    return s;
+  }
+
+  TableStream apply_op(const TableStream& s, const std::string& op, const YAML::Node& args, const std::string& what) {
     if (op == "union") return s.union_with(lookup(args, what));
     if (op == "parse") {
       r_.only_keys(args, {"format", "schema", "field", "delimiter", "skip_header"}, what);
@@ -677,7 +767,7 @@ class PipelineBuilder {
       r_.only_keys(args, {"key", "aggregates", "window", "slide", "filter"}, what);
       auto [w, sl] = window_args(args, what);
       TableStream out = aggregate_by_key_and_window(s, aggregation(args, what, true), w, sl);
-      if (args["filter"]) out = apply_op(out, "filter", args["filter"], what + ": filter");
+      if (args["filter"]) out = add_row_ops(out, {*row_operation(out.schema(), "filter", args["filter"], what + ": filter")});
       return out;
     }
     if (op == "count_by_value_and_window") {

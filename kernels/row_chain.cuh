@@ -1,0 +1,455 @@
+#pragma once
+// A chain of consecutive row operations (filter, map/select, flatMap split: RowChainStep) run
+// on one executor without leaving it: the batch's columns are read where they are, each step
+// makes its columns from the previous step's, and only the last step's columns are the
+// caller's to copy out. Written once against an execution context (CudaExec on the GPU,
+// HostExec in the host tests), like the other kernels.
+//
+// Results equal the host operators' (Table::filter, Expression::evaluate, split_rows) column
+// for column: null rows hold 0 (strings: no bytes), validity bitmaps have zero padding bits,
+// gathered strings are compact (a token source with `ends` becomes plain offsets).
+//
+// C++17: nvcc here has no C++20 dialect through CMake.
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/reduce.h>
+#include <thrust/scan.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "csv_parse.cuh"       // csv_type_width
+#include "gpu_types.hpp"
+#include "grouped_reduce.cuh"  // valid_at, string_end
+#include "row_program.cuh"
+#include "sluice/error.hpp"
+#include "split_strings.cuh"
+
+namespace sluice::gpu {
+
+/// One column's buffers in @p Exec memory, in the Arrow layout of sluice::Column.
+template <class Exec> struct OwnedColumn {
+  int32_t type = kInt64;
+  size_t rows = 0;
+  bool nullable = false;
+  typename Exec::template Array<char> values;      ///< fixed-width: rows * width bytes
+  typename Exec::template Array<uint8_t> validity; ///< nullable: (rows + 7) / 8 bytes, padding bits 0
+  typename Exec::template Array<int32_t> offsets;  ///< strings: rows + 1, from 0
+  typename Exec::template Array<char> chars;       ///< strings: offsets[rows] bytes
+
+  ColumnView view() const {
+    ColumnView v;
+    v.type = type;
+    v.values = type == kString ? nullptr : values.data();
+    v.validity = nullable ? validity.data() : nullptr;
+    v.offsets = type == kString ? offsets.data() : nullptr;
+    v.chars = type == kString ? chars.data() : nullptr;
+    return v;
+  }
+};
+
+// ---------------------------------------------------------------- validity
+
+/// One validity byte per row packed into an Arrow bitmap, a byte of the bitmap per thread.
+struct PackValidity {
+  const uint8_t* valid;
+  int64_t rows;
+  uint8_t* bitmap;
+  __host__ __device__ void operator()(int64_t byte) const {
+    uint8_t bits = 0;
+    for (int64_t k = 0; k < 8 && byte * 8 + k < rows; ++k) bits |= static_cast<uint8_t>((valid[byte * 8 + k] != 0) << k);
+    bitmap[byte] = bits;
+  }
+};
+
+/// @p rows validity bytes (1 = valid) in @p Exec memory as a bitmap of (rows + 7) / 8 bytes.
+template <class Exec> typename Exec::template Array<uint8_t> pack_validity(Exec& exec, const uint8_t* valid, size_t rows) {
+  const size_t bytes = (rows + 7) / 8;
+  auto bitmap = exec.template alloc<uint8_t>(bytes);
+  if (bytes > 0)
+    thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(bytes),
+                       PackValidity{valid, static_cast<int64_t>(rows), bitmap.data()});
+  return bitmap;
+}
+
+// ---------------------------------------------------------------- gathers
+
+/// Row i of a gather is row i of the source: a copy through the gather's code.
+struct IdentityRows {
+  __host__ __device__ int64_t operator[](int64_t i) const { return i; }
+};
+
+/// Output bitmap byte per thread, so that no two threads write one byte.
+template <class Rows> struct GatherValidity {
+  ColumnView source;
+  Rows rows;
+  int64_t n;
+  uint8_t* bitmap;
+  __host__ __device__ void operator()(int64_t byte) const {
+    uint8_t bits = 0;
+    for (int64_t k = 0; k < 8 && byte * 8 + k < n; ++k) bits |= static_cast<uint8_t>(valid_at(source, rows[byte * 8 + k]) << k);
+    bitmap[byte] = bits;
+  }
+};
+
+/// Fixed-width values as unsigned words of their width (bits copied as they are, NaN payloads
+/// included); null rows get 0, as the host's gather appends them.
+template <class Word, class Rows> struct GatherWords {
+  ColumnView source;
+  Rows rows;
+  Word* out;
+  __host__ __device__ void operator()(int64_t i) const {
+    const int64_t r = rows[i];
+    out[i] = valid_at(source, r) ? static_cast<const Word*>(source.values)[r] : Word{0};
+  }
+};
+
+/// Pass 1 of a string gather: each output row's length (0 when null) where its offset goes.
+template <class Rows> struct GatherStringLengths {
+  ColumnView source;
+  Rows rows;
+  int32_t* lengths;
+  __host__ __device__ void operator()(int64_t i) const {
+    const int64_t r = rows[i];
+    lengths[i] = valid_at(source, r) ? string_end(source, r) - source.offsets[r] : 0;
+  }
+};
+
+/// Pass 2 of a string gather: each output row's bytes at its offset.
+template <class Rows> struct GatherStringBytes {
+  ColumnView source;
+  Rows rows;
+  const int32_t* offsets;
+  char* chars;
+  __host__ __device__ void operator()(int64_t i) const {
+    const int32_t to = offsets[i];
+    const int32_t n = offsets[i + 1] - to;
+    const char* from = source.chars + (n > 0 ? source.offsets[rows[i]] : 0);
+    for (int32_t k = 0; k < n; ++k) chars[to + k] = from[k];
+  }
+};
+
+/// Turns the @p n lengths at the front of @p offsets (n + 1 slots) into offsets in place and
+/// returns the total. Summed in int64 first: the int32 scan would overflow silently.
+/// @throw sluice::Error naming @p what and the size when the total is over INT32_MAX bytes.
+template <class Exec> size_t lengths_to_offsets(Exec& exec, int32_t* offsets, size_t n, const std::string& what) {
+  const int32_t zero = 0;
+  // The slot after the last length makes the exclusive scan's last entry the total.
+  exec.to_device(offsets + n, &zero, sizeof zero);
+  if (n == 0) return 0;
+  const int64_t total = thrust::reduce(exec.policy(), offsets, offsets + n, int64_t{0});
+  SLUICE_EXPECTS(total <= INT32_MAX, what + ": " + std::to_string(n) + " strings of " + std::to_string(total) +
+                                         " bytes, over the " + std::to_string(INT32_MAX) +
+                                         " that a string column's int32 offsets address");
+  thrust::exclusive_scan(exec.policy(), offsets, offsets + n + 1, offsets);
+  return static_cast<size_t>(total);
+}
+
+namespace detail {
+
+template <class Exec, class Word, class Rows>
+void gather_words(Exec& exec, const ColumnView& source, Rows rows, size_t n, OwnedColumn<Exec>& out) {
+  out.values = exec.template alloc<char>(n * sizeof(Word));
+  thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n),
+                     GatherWords<Word, Rows>{source, rows, reinterpret_cast<Word*>(out.values.data())});
+}
+
+/// Rows @p rows[0, n) of @p source; @p nullable says whether the source is (a source of no
+/// rows has no bitmap to tell).
+template <class Exec, class Rows>
+OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, bool nullable, Rows rows, size_t n) {
+  OwnedColumn<Exec> out;
+  out.type = source.type;
+  out.rows = n;
+  out.nullable = nullable;
+  const auto all = thrust::counting_iterator<int64_t>(0);
+  const auto count = static_cast<int64_t>(n);
+  switch (source.type) {
+    case kBool: gather_words<Exec, uint8_t>(exec, source, rows, n, out); break;
+    case kInt32:
+    case kFloat32: gather_words<Exec, uint32_t>(exec, source, rows, n, out); break;
+    case kInt64:
+    case kFloat64: gather_words<Exec, uint64_t>(exec, source, rows, n, out); break;
+    case kString: {
+      out.offsets = exec.template alloc<int32_t>(n + 1);
+      if (n > 0) thrust::for_each_n(exec.policy(), all, count, GatherStringLengths<Rows>{source, rows, out.offsets.data()});
+      const size_t bytes = lengths_to_offsets(exec, out.offsets.data(), n, "gather of a string column");
+      out.chars = exec.template alloc<char>(bytes);
+      if (bytes > 0)
+        thrust::for_each_n(exec.policy(), all, count, GatherStringBytes<Rows>{source, rows, out.offsets.data(), out.chars.data()});
+      break;
+    }
+    default: throw Error("gather: column type " + std::to_string(source.type) + " is not bool, int32, int64, float32, float64 or string");
+  }
+  if (nullable) {
+    const size_t bytes = (n + 7) / 8;
+    out.validity = exec.template alloc<uint8_t>(bytes);
+    if (bytes > 0)
+      thrust::for_each_n(exec.policy(), all, static_cast<int64_t>(bytes), GatherValidity<Rows>{source, rows, count, out.validity.data()});
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Rows @p rows[0, n) (in Exec memory, each < the source's rows) of @p source, in that order,
+/// as a column of its own: nullable when the source has a validity bitmap; strings compact
+/// (a token source with `ends` included).
+/// @throw sluice::Error for a type that is not a column's (a list), or when the strings
+/// gathered exceed the 2^31 - 1 bytes that int32 offsets address.
+template <class Exec>
+OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, const int64_t* rows, size_t n) {
+  return detail::gather_column(exec, source, source.validity != nullptr, rows, n);
+}
+
+// ---------------------------------------------------------------- the chain
+
+template <class Exec> struct RowChainResult {
+  size_t rows = 0;
+  /// Per output column: the index of the input column it is, unchanged (no step changed the
+  /// rows or the column: the caller keeps its own copy), or -1 when `columns[k]` holds it.
+  std::vector<int32_t> input_column;
+  std::vector<OwnedColumn<Exec>> columns;  ///< index-aligned; empty entries for unchanged inputs
+};
+
+namespace detail {
+
+/// The state of a chain between steps: the current columns, each an unchanged input or a
+/// column the chain made (a slot of the arena, freed once no current column uses it).
+template <class Exec> class RowChainRun {
+ public:
+  RowChainRun(Exec& exec, const std::vector<ColumnView>& inputs, size_t rows) : exec_(exec), rows_(rows) {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      columns_.push_back(Current{inputs[i], inputs[i].validity != nullptr, static_cast<int32_t>(i), -1});
+  }
+
+  void apply(size_t step_index, const RowChainStep& step) {
+    step_ = step_index;
+    switch (step.kind) {
+      case RowChainStep::kFilter: filter(step); break;
+      case RowChainStep::kMap: map(step); break;
+      case RowChainStep::kSplit: split(step); break;
+      default: fail("unknown kind " + std::to_string(step.kind) + " (filter 0, map 1, split 2)");
+    }
+    release_unused();
+  }
+
+  RowChainResult<Exec> finish() {
+    RowChainResult<Exec> out;
+    out.rows = rows_;
+    std::vector<int32_t> uses = slot_uses();
+    for (const Current& c : columns_) {
+      out.input_column.push_back(c.input);
+      out.columns.emplace_back();
+      if (c.input >= 0) continue;
+      // A column that is several outputs is moved into the last and copied for the others.
+      out.columns.back() = --uses[static_cast<size_t>(c.slot)] == 0
+                               ? std::move(arena_[static_cast<size_t>(c.slot)])
+                               : gather_column(exec_, c.view, c.nullable, IdentityRows{}, rows_);
+    }
+    return out;
+  }
+
+ private:
+  struct Current {
+    ColumnView view;
+    bool nullable = false;
+    int32_t input = -1;  ///< the input column it is, unchanged; or -1
+    int32_t slot = -1;   ///< else its arena slot
+  };
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error("row chain step " + std::to_string(step_) + ": " + what);
+  }
+
+  Current adopt(OwnedColumn<Exec> column) {
+    arena_.push_back(std::move(column));
+    const OwnedColumn<Exec>& owned = arena_.back();
+    return Current{owned.view(), owned.nullable, -1, static_cast<int32_t>(arena_.size() - 1)};
+  }
+
+  std::vector<int32_t> slot_uses() const {
+    std::vector<int32_t> uses(arena_.size(), 0);
+    for (const Current& c : columns_)
+      if (c.slot >= 0) ++uses[static_cast<size_t>(c.slot)];
+    return uses;
+  }
+
+  /// Frees what no current column uses, so that a chain holds about two steps' columns. On the
+  /// GPU frees are stream-ordered: kernels already queued still read the memory.
+  void release_unused() {
+    const std::vector<int32_t> uses = slot_uses();
+    for (size_t s = 0; s < arena_.size(); ++s)
+      if (uses[s] == 0) arena_[s] = OwnedColumn<Exec>{};
+  }
+
+  /// @p program uploaded, with its input columns (RowProgram::fields of the current columns)
+  /// as a ColumnView array in Exec memory.
+  struct BoundProgram {
+    UploadedRowProgram<Exec> program;
+    typename Exec::template Array<ColumnView> inputs;
+  };
+
+  BoundProgram bind(const RowProgram* program, const char* role) {
+    if (program == nullptr) fail(std::string(role) + " has no program");
+    std::vector<ColumnView> views;
+    for (size_t field : program->fields) {
+      if (field >= columns_.size())
+        fail(std::string(role) + " reads field " + std::to_string(field) + " of " + std::to_string(columns_.size()) + " columns");
+      views.push_back(columns_[field].view);
+    }
+    // The interpreter reads a field's buffers as its load's type says: a mismatch would read
+    // past them. The loads are in the order of the column types.
+    for (const RowProgram::Instruction& ins : program->instructions) {
+      if (ins.op < RowProgram::Op::LoadBool || ins.op > RowProgram::Op::LoadString) continue;
+      const auto load_type = static_cast<int32_t>(ins.op) - static_cast<int32_t>(RowProgram::Op::LoadBool);
+      if (ins.args[0] < 0 || static_cast<size_t>(ins.args[0]) >= views.size()) continue;  // the upload names it
+      if (views[static_cast<size_t>(ins.args[0])].type != load_type)
+        fail(std::string(role) + " loads field " + std::to_string(program->fields[static_cast<size_t>(ins.args[0])]) +
+             " as type " + std::to_string(load_type) + ", but that column has type " +
+             std::to_string(views[static_cast<size_t>(ins.args[0])].type));
+    }
+    try {
+      BoundProgram bound{UploadedRowProgram<Exec>(exec_, *program), exec_.template alloc<ColumnView>(views.size())};
+      exec_.to_device(bound.inputs.data(), views.data(), views.size() * sizeof(ColumnView));
+      return bound;
+    } catch (const Error& e) {
+      fail(std::string(role) + ": " + e.what());
+    }
+  }
+
+  /// Replaces every current column by its rows @p rows[0, n); a column that is several
+  /// current columns is gathered once.
+  void gather_all(const int64_t* rows, size_t n, int32_t except = -1) {
+    std::vector<std::pair<const Current*, Current>> done;  // source -> gathered
+    std::vector<Current> next;
+    for (size_t k = 0; k < columns_.size(); ++k) {
+      const Current& c = columns_[k];
+      if (static_cast<int32_t>(k) == except) {
+        next.push_back(c);
+        continue;
+      }
+      const Current* same = nullptr;
+      for (const auto& [source, gathered] : done)
+        if (source->input == c.input && source->slot == c.slot) same = &gathered;
+      if (same == nullptr) {
+        done.emplace_back(&c, adopt(gather_column(exec_, c.view, c.nullable, rows, n)));
+        same = &done.back().second;
+      }
+      next.push_back(*same);
+    }
+    columns_ = std::move(next);
+    rows_ = n;
+  }
+
+  void filter(const RowChainStep& step) {
+    if (step.programs.size() != 1) fail("a filter takes 1 program, not " + std::to_string(step.programs.size()));
+    const BoundProgram predicate = bind(step.programs[0], "the filter's predicate");
+    if (predicate.program.result_type() != kBool)
+      fail("the filter's predicate has result type " + std::to_string(predicate.program.result_type()) + ", not bool");
+    auto kept = exec_.template alloc<int64_t>(rows_);
+    const size_t n = select_rows(exec_, predicate.program, predicate.inputs.data(), rows_, kept.data());
+    if (n == rows_) return;  // every row kept: the columns are as they were
+    gather_all(kept.data(), n);
+  }
+
+  void map(const RowChainStep& step) {
+    const auto programs = static_cast<int64_t>(step.programs.size());
+    for (size_t k = 0; k < step.sources.size(); ++k) {
+      const int32_t s = step.sources[k];
+      if (s >= 0 ? static_cast<size_t>(s) >= columns_.size() : -int64_t{s} - 1 >= programs)
+        fail("output " + std::to_string(k) + " is " +
+             (s >= 0 ? "column " + std::to_string(s) + " of " + std::to_string(columns_.size())
+                     : "program " + std::to_string(-int64_t{s} - 1) + " of " + std::to_string(programs)));
+    }
+    // Each program used runs once, on the step's input columns, before any is replaced.
+    std::vector<Current> computed(step.programs.size());
+    std::vector<bool> ran(step.programs.size(), false);
+    for (int32_t s : step.sources) {
+      if (s >= 0) continue;
+      const auto p = static_cast<size_t>(-int64_t{s} - 1);
+      if (ran[p]) continue;
+      const std::string role = "output program " + std::to_string(p);
+      const BoundProgram bound = bind(step.programs[p], role.c_str());
+      computed[p] = adopt(evaluate(bound, step.programs[p]->result_nullable));
+      ran[p] = true;
+    }
+    std::vector<Current> next;
+    for (int32_t s : step.sources)
+      next.push_back(s >= 0 ? columns_[static_cast<size_t>(s)] : computed[static_cast<size_t>(-int64_t{s} - 1)]);
+    columns_ = std::move(next);
+  }
+
+  /// A program's result over the current rows: values (or strings) and, when @p nullable,
+  /// its validity bytes packed into a bitmap.
+  OwnedColumn<Exec> evaluate(const BoundProgram& bound, bool nullable) {
+    OwnedColumn<Exec> out;
+    out.type = bound.program.result_type();
+    out.rows = rows_;
+    out.nullable = nullable;
+    typename Exec::template Array<uint8_t> valid;
+    if (out.type == kString) {
+      StringRows<Exec> strings = evaluate_string_rows(exec_, bound.program, bound.inputs.data(), rows_);
+      out.offsets = std::move(strings.offsets);
+      out.chars = std::move(strings.chars);
+      valid = std::move(strings.valid);
+    } else {
+      out.values = exec_.template alloc<char>(rows_ * static_cast<size_t>(csv_type_width(out.type)));
+      valid = exec_.template alloc<uint8_t>(rows_);
+      evaluate_rows(exec_, bound.program, bound.inputs.data(), rows_, out.values.data(), valid.data());
+    }
+    if (nullable) out.validity = pack_validity(exec_, valid.data(), rows_);
+    return out;
+  }
+
+  void split(const RowChainStep& step) {
+    const int32_t field = step.split_field;
+    if (field < 0 || static_cast<size_t>(field) >= columns_.size())
+      fail("split field " + std::to_string(field) + " of " + std::to_string(columns_.size()) + " columns");
+    const Current text = columns_[static_cast<size_t>(field)];
+    if (text.view.type != kString)
+      fail("split field " + std::to_string(field) + " has type " + std::to_string(text.view.type) + ", not string");
+    if (step.separator.size() > static_cast<size_t>(INT32_MAX)) fail("the separator is over 2^31 - 1 bytes");
+    auto separator = exec_.template alloc<char>(step.separator.size());
+    exec_.to_device(separator.data(), step.separator.data(), step.separator.size());
+    SplitTokens<Exec> tokens =
+        split_strings(exec_, text.view, rows_, separator.data(), static_cast<int32_t>(step.separator.size()));
+    // No rows, no tokens: the other columns are as they were.
+    if (rows_ > 0) gather_all(tokens.source_rows.data(), tokens.tokens, field);
+    OwnedColumn<Exec> column;
+    column.type = kString;
+    column.rows = tokens.tokens;
+    column.offsets = std::move(tokens.offsets);
+    column.chars = std::move(tokens.chars);
+    columns_[static_cast<size_t>(field)] = adopt(std::move(column));
+    rows_ = tokens.tokens;
+  }
+
+  Exec& exec_;
+  size_t rows_;
+  size_t step_ = 0;
+  std::vector<Current> columns_;
+  /// Columns the chain made; moving an OwnedColumn keeps its buffers, so views stay valid.
+  std::vector<OwnedColumn<Exec>> arena_;
+};
+
+}  // namespace detail
+
+/// Runs @p steps, in order, on @p rows rows of @p inputs (views of Exec memory; a column is
+/// nullable when it has a validity bitmap). Programs read the step's input columns through
+/// RowProgram::fields; every column made on the way stays in Exec memory, and the last
+/// step's columns are returned (those that are inputs unchanged, by index only).
+/// @throw sluice::Error naming the step for a malformed step: a field, source or split field
+/// out of range, a split of a column that is not a string, a program that does not fit its
+/// columns or (filters) is not bool; and as gather_column does.
+template <class Exec>
+RowChainResult<Exec> run_row_chain(Exec& exec, const std::vector<ColumnView>& inputs, size_t rows,
+                                   const std::vector<RowChainStep>& steps) {
+  detail::RowChainRun<Exec> run(exec, inputs, rows);
+  for (size_t s = 0; s < steps.size(); ++s) run.apply(s, steps[s]);
+  return run.finish();
+}
+
+}  // namespace sluice::gpu
