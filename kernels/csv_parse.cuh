@@ -81,15 +81,7 @@ template <class Exec> struct CsvDeviceColumn {
   size_t char_count = 0;                            ///< strings: bytes in chars
   size_t null_count = 0;
 
-  ColumnView view() const {
-    ColumnView v;
-    v.type = type;
-    v.values = type == kString ? nullptr : values.data();
-    v.validity = nullable ? validity.data() : nullptr;
-    v.offsets = type == kString ? offsets.data() : nullptr;
-    v.chars = type == kString ? chars.data() : nullptr;
-    return v;
-  }
+  ColumnView view() const { return view_of_owned(*this); }
 };
 
 /// The good records as columns, and the input indexes of the others, all in @p Exec's memory.

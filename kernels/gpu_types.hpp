@@ -25,6 +25,18 @@ struct ColumnView {
   const int32_t* ends = nullptr;
 };
 
+/// The view of a column that owns its buffers in an executor's memory (members type,
+/// nullable, values, validity, offsets, chars: the device columns of the parsers and chains).
+template <class OwnedColumn> ColumnView view_of_owned(const OwnedColumn& c) {
+  ColumnView v;
+  v.type = c.type;
+  v.values = c.type == kString ? nullptr : c.values.data();
+  v.validity = c.nullable ? c.validity.data() : nullptr;
+  v.offsets = c.type == kString ? c.offsets.data() : nullptr;
+  v.chars = c.type == kString ? c.chars.data() : nullptr;
+  return v;
+}
+
 /// How a fold combines values: sums (and counts) add up and can carry a sign, min and max
 /// cannot be subtracted.
 enum FoldOp : int32_t { kFoldSum = 0, kFoldMin = 1, kFoldMax = 2, kFoldCountValid = 3, kFoldCountRows = 4 };

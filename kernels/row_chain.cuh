@@ -39,15 +39,7 @@ template <class Exec> struct OwnedColumn {
   typename Exec::template Array<int32_t> offsets;  ///< strings: rows + 1, from 0
   typename Exec::template Array<char> chars;       ///< strings: offsets[rows] bytes
 
-  ColumnView view() const {
-    ColumnView v;
-    v.type = type;
-    v.values = type == kString ? nullptr : values.data();
-    v.validity = nullable ? validity.data() : nullptr;
-    v.offsets = type == kString ? offsets.data() : nullptr;
-    v.chars = type == kString ? chars.data() : nullptr;
-    return v;
-  }
+  ColumnView view() const { return view_of_owned(*this); }
 };
 
 // ---------------------------------------------------------------- validity

@@ -186,6 +186,16 @@ class PipelineKernelsTest : public ::testing::Test {
     return text.str();
   }
 
+  /// Runs @p body on the kernels and on the CPU backend and expects the same output; returns
+  /// the CPU's output and the kernels backend, for its counts.
+  std::pair<std::string, std::shared_ptr<KernelsOnHostBackend>> run_on_both(const std::string& body) {
+    auto kernels = std::make_shared<KernelsOnHostBackend>();
+    const std::string on_kernels = run(body, kernels);
+    const std::string on_cpu = run(body, make_cpu_backend());
+    EXPECT_EQ(on_kernels, on_cpu);
+    return {on_cpu, kernels};
+  }
+
   fs::path dir_;
 };
 
@@ -213,10 +223,7 @@ streams:
           short: "coalesce(substr(trim(note), 0, 2), lower(region))"
           tag: "concat(region, '-', string(qty))"
 )Y";
-  auto kernels = std::make_shared<KernelsOnHostBackend>();
-  const std::string on_kernels = run(body, kernels);
-  const std::string on_cpu = run(body, make_cpu_backend());
-  EXPECT_EQ(on_kernels, on_cpu);
+  const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"EU\""), std::string::npos) << on_cpu;
   // Four batches: a filter each, and per batch one evaluate call carrying the seven
   // expressions the device runs (region is a bare field, copied on the host, and tag makes
@@ -243,10 +250,7 @@ streams:
       - flat_map: {split: word, separator: ",", as: part}
       - count_by_value: {}
 )Y";
-  auto kernels = std::make_shared<KernelsOnHostBackend>();
-  const std::string on_kernels = run(body, kernels);
-  const std::string on_cpu = run(body, make_cpu_backend());
-  EXPECT_EQ(on_kernels, on_cpu);
+  const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("[\"quick\",1]"), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->split_calls.load(), 2 * 2);
 }
@@ -272,10 +276,7 @@ streams:
       - group_by_key: {key: region}
       - cogroup: {with: big, key: region}
 )Y";
-  auto kernels = std::make_shared<KernelsOnHostBackend>();
-  const std::string on_kernels = run(body, kernels);
-  const std::string on_cpu = run(body, make_cpu_backend());
-  EXPECT_EQ(on_kernels, on_cpu);
+  const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"eu\""), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->group_calls.load(), 3 * 2);  // group_by_key and cogroup, every batch (the empty one too)
 }
@@ -298,10 +299,7 @@ streams:
       - select: [word, region, big]
       - count_by_value: {}
 )Y";
-  auto kernels = std::make_shared<KernelsOnHostBackend>();
-  const std::string on_kernels = run(body, kernels);
-  const std::string on_cpu = run(body, make_cpu_backend());
-  EXPECT_EQ(on_kernels, on_cpu);
+  const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("[\"quick\",\"eu\",30,1]"), std::string::npos) << on_cpu;
   // The five row operations after parse run as one chain per batch; none of them alone.
   EXPECT_EQ(kernels->chain_calls.load(), 3);
