@@ -31,6 +31,13 @@ constexpr size_t kAlign = 256;
 constexpr size_t kStagingChunk = size_t{16} << 20;
 size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+/// Waits for what is queued on @p stream after a failure, so that no copy from a caller's
+/// buffers is still running when the error reaches the caller (errors are already failing).
+void drain(cudaStream_t stream) {
+  (void)cudaStreamSynchronize(stream);
+  (void)cudaGetLastError();
+}
+
 /// Runs @p body, turning Thrust's CUDA errors into sluice::Error naming @p what, and
 /// surfacing asynchronous errors of the stream before returning.
 template <class Body> auto checked(const char* what, cudaStream_t stream, Body&& body) {
@@ -40,7 +47,11 @@ template <class Body> auto checked(const char* what, cudaStream_t stream, Body&&
     SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
     return result;
   } catch (const thrust::system_error& e) {
+    drain(stream);
     throw Error(std::string("CUDA backend: ") + what + " failed on the device: " + e.what());
+  } catch (...) {
+    drain(stream);
+    throw;
   }
 }
 
@@ -90,6 +101,8 @@ struct DeviceEngine::Impl {
     };
     const size_t rows = host.rows;
     auto place_column = [&](const ColumnView& c) {
+      // Token spans (ends) are made on the device only; a host view never has them.
+      SLUICE_EXPECTS(c.ends == nullptr, "CUDA backend: a host column with token spans (ends) cannot be uploaded");
       place(c.values, static_cast<size_t>(csv_type_width(c.type)) * rows);
       place(c.validity, (rows + 7) / 8);
       if (c.type == kString && c.offsets) {
@@ -314,6 +327,7 @@ SplitColumn DeviceEngine::split_strings(const char* chars, const int32_t* offset
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, validity, rows, block);
     CudaExec exec(im.pool, im.stream);
+    SLUICE_EXPECTS(separator.size() <= static_cast<size_t>(INT32_MAX), "flat_map split: the separator is over 2^31 - 1 bytes");
     auto device_separator = exec.alloc<char>(separator.size());
     exec.to_device(device_separator.data(), separator.data(), separator.size());
     const SplitTokens<CudaExec> tokens =
@@ -363,6 +377,7 @@ DeviceArray<ColumnView> program_inputs(CudaExec& exec, const RowProgram& program
                                                      std::to_string(table_columns.size()) + " columns");
     inputs.push_back(table_columns[field]);
   }
+  check_program_inputs(program, inputs);
   DeviceArray<ColumnView> out = exec.alloc<ColumnView>(inputs.size());
   exec.to_device(out.data(), inputs.data(), inputs.size() * sizeof(ColumnView));
   return out;

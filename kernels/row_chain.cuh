@@ -292,18 +292,8 @@ template <class Exec> class RowChainRun {
         fail(std::string(role) + " reads field " + std::to_string(field) + " of " + std::to_string(columns_.size()) + " columns");
       views.push_back(columns_[field].view);
     }
-    // The interpreter reads a field's buffers as its load's type says: a mismatch would read
-    // past them. The loads are in the order of the column types.
-    for (const RowProgram::Instruction& ins : program->instructions) {
-      if (ins.op < RowProgram::Op::LoadBool || ins.op > RowProgram::Op::LoadString) continue;
-      const auto load_type = static_cast<int32_t>(ins.op) - static_cast<int32_t>(RowProgram::Op::LoadBool);
-      if (ins.args[0] < 0 || static_cast<size_t>(ins.args[0]) >= views.size()) continue;  // the upload names it
-      if (views[static_cast<size_t>(ins.args[0])].type != load_type)
-        fail(std::string(role) + " loads field " + std::to_string(program->fields[static_cast<size_t>(ins.args[0])]) +
-             " as type " + std::to_string(load_type) + ", but that column has type " +
-             std::to_string(views[static_cast<size_t>(ins.args[0])].type));
-    }
     try {
+      check_program_inputs(*program, views);
       BoundProgram bound{UploadedRowProgram<Exec>(exec_, *program), exec_.template alloc<ColumnView>(views.size())};
       exec_.to_device(bound.inputs.data(), views.data(), views.size() * sizeof(ColumnView));
       return bound;

@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "csv_parse.cuh"  // csv_parse_integer: std::from_chars's integer syntax and range
 #include "gpu_types.hpp"
@@ -146,7 +147,7 @@ __host__ __device__ inline bool row_matches_at(const RowValue& s, int32_t at, co
 
 /// std::string_view::find(part) != npos (an empty part is found everywhere).
 __host__ __device__ inline bool row_contains(const RowValue& s, const RowValue& part) {
-  for (int32_t at = 0; at + part.length <= s.length; ++at)
+  for (int32_t at = 0; part.length <= s.length - at; ++at)  // no int32 overflow near 2^31
     if (row_matches_at(s, at, part)) return true;
   return false;
 }
@@ -542,6 +543,25 @@ template <class Exec> class UploadedRowProgram {
   size_t fields_;
   RowProgramView view_;
 };
+
+/// Throws unless every field @p program loads has, in @p inputs (one view per entry of
+/// RowProgram::fields, host-side copies), the type its load reads: the interpreter reads a
+/// field's buffers as its load says, so a mismatch would read past them.
+inline void check_program_inputs(const RowProgram& program, const std::vector<ColumnView>& inputs) {
+  if (inputs.size() != program.fields.size())
+    throw Error("row program: " + std::to_string(inputs.size()) + " input columns for " + std::to_string(program.fields.size()) +
+                " fields");
+  for (const RowProgram::Instruction& ins : program.instructions) {
+    if (ins.op < RowProgram::Op::LoadBool || ins.op > RowProgram::Op::LoadString) continue;
+    // The loads are in the order of the column types.
+    const auto load_type = static_cast<int32_t>(ins.op) - static_cast<int32_t>(RowProgram::Op::LoadBool);
+    if (ins.args[0] < 0 || static_cast<size_t>(ins.args[0]) >= inputs.size()) continue;  // the upload names it
+    const ColumnView& column = inputs[static_cast<size_t>(ins.args[0])];
+    if (column.type != load_type)
+      throw Error("row program: field " + std::to_string(program.fields[static_cast<size_t>(ins.args[0])]) + " is loaded as type " +
+                  std::to_string(load_type) + ", but its column has type " + std::to_string(column.type));
+  }
+}
 
 /// Evaluates @p program on @p rows rows of @p inputs (in Exec memory, one ColumnView per entry
 /// of RowProgram::fields, of the field's type): @p out_values gets one value of the result

@@ -33,7 +33,7 @@ __host__ __device__ int32_t for_each_token(const char* chars, int32_t begin, int
     return tokens;
   }
   int32_t start = begin;
-  for (int32_t i = begin; i + separator_length <= end;) {
+  for (int32_t i = begin; separator_length <= end - i;) {  // no int32 overflow near 2^31
     bool match = true;
     for (int32_t k = 0; k < separator_length && match; ++k) match = chars[i + k] == separator[k];
     if (match) {

@@ -694,7 +694,7 @@ TEST(RowChainOnHost, MalformedStepsAreErrorsNamingTheStep) {
   expect_chain_error(input, {keep_two, filter_step(positive)}, "step 1", "reads field 2 of 2 columns");
   // A program whose load type is not its column's.
   expect_chain_error(input, {map_step({}, {2, 0}), filter_step(compiled(store, "i32 > 0", schema))}, "step 1",
-                     "loads field 0 as type 1, but that column has type 2");
+                     "field 0 is loaded as type 1, but its column has type 2");
   expect_chain_error(input, {map_step({}, {0, 12})}, "step 0", "output 1 is column 12 of 12");
   expect_chain_error(input, {map_step({lower_s}, {-1, -2})}, "step 0", "output 1 is program 1 of 1");
   expect_chain_error(input, {map_step({nullptr}, {-1})}, "step 0", "output program 0 has no program");

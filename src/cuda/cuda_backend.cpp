@@ -484,6 +484,9 @@ class CudaBackend final : public ExecutionBackend {
     }
     gpu::RowChainOutput out = engine_.run_row_chain(columns, batch.num_rows(), kernel_steps(steps));
     const Schema& schema = steps.back().output;
+    SLUICE_EXPECTS(schema.size() == out.input_column.size(),
+                   "CUDA backend: row operations gave " + std::to_string(out.input_column.size()) + " columns for " +
+                       std::to_string(schema.size()) + " fields");
     std::vector<Column> result;
     for (size_t k = 0; k < schema.size(); ++k) {
       if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
