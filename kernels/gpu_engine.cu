@@ -6,7 +6,6 @@
 #include <chrono>
 #include <atomic>
 #include <mutex>
-#include <optional>
 #include <unordered_map>
 
 #include "cuda_exec.cuh"
@@ -119,12 +118,11 @@ struct DeviceEngine::Impl {
     // Pieces already in page-locked memory are copied directly; the rest are staged and
     // cover the block's range up to the last staged piece. That range goes first, so that
     // the direct copies (later on the same stream) land over its gaps.
-    std::vector<Piece> direct, staged_pieces;
-    std::vector<std::pair<Piece, Prefetched>> ahead;
+    std::vector<Piece> direct, staged_pieces, ahead;
     size_t staged_bytes = 0;
     for (const Piece& p : pieces) {
-      if (auto copy = prefetched_copy(p.host, p.bytes)) {
-        ahead.emplace_back(p, *copy);
+      if (has_prefetched(p.host, p.bytes)) {
+        ahead.push_back(p);
         bytes_from_prefetch += p.bytes;
       } else if (is_pinned(p.host)) {
         direct.push_back(p);
@@ -149,9 +147,17 @@ struct DeviceEngine::Impl {
     }
     for (const Piece& p : direct)
       SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, p.host, p.bytes, cudaMemcpyHostToDevice, stream));
-    for (const auto& [p, copy] : ahead) {
-      SLUICE_CUDA_TRY(cudaStreamWaitEvent(stream, copy.ready, 0));
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, copy.device, p.bytes, cudaMemcpyDeviceToDevice, stream));
+    for (const Piece& p : ahead) {
+      // Under the lock: a prefetch of the same address on the cutter's thread retires the
+      // copy (its free is queued on this stream), so the wait and the copy are queued first.
+      std::lock_guard lock(prefetch_mutex);
+      auto it = prefetched.find(p.host);
+      if (it != prefetched.end() && it->second.bytes == p.bytes) {
+        SLUICE_CUDA_TRY(cudaStreamWaitEvent(stream, it->second.ready, 0));
+        SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, it->second.device, p.bytes, cudaMemcpyDeviceToDevice, stream));
+      } else {  // retired meanwhile: the host buffer is still the batch's
+        SLUICE_CUDA_TRY(cudaMemcpyAsync(block.data() + p.offset, p.host, p.bytes, cudaMemcpyHostToDevice, stream));
+      }
     }
     auto moved = [&](const void* p) -> const void* {
       if (!p) return nullptr;
@@ -202,11 +208,10 @@ struct DeviceEngine::Impl {
     int64_t batch = 0;
   };
 
-  std::optional<Prefetched> prefetched_copy(const void* host, size_t bytes) {
+  bool has_prefetched(const void* host, size_t bytes) {
     std::lock_guard lock(prefetch_mutex);
     auto it = prefetched.find(host);
-    if (it == prefetched.end() || it->second.bytes != bytes) return std::nullopt;
-    return it->second;
+    return it != prefetched.end() && it->second.bytes == bytes;
   }
 
   void prefetch(int64_t batch, const std::vector<std::pair<const void*, size_t>>& buffers) {
