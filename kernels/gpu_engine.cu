@@ -357,15 +357,14 @@ template <class Vec, class Array> void download(CudaExec& exec, Vec& vec, const 
 }
 
 /// A device column (type, nullable and Arrow buffers: values, validity, offsets, chars) of
-/// @p rows rows and @p char_count string bytes copied to the host.
-template <class DeviceColumn>
-HostColumnBuffers download_column(CudaExec& exec, const DeviceColumn& c, size_t rows, size_t char_count) {
+/// @p rows rows copied to the host.
+template <class DeviceColumn> HostColumnBuffers download_column(CudaExec& exec, const DeviceColumn& c, size_t rows) {
   HostColumnBuffers h;
   h.type = c.type;
   h.nullable = c.nullable;
   if (c.type == kString) {
     download(exec, h.offsets, c.offsets, rows + 1);
-    download(exec, h.chars, c.chars, char_count);
+    download(exec, h.chars, c.chars, static_cast<size_t>(h.offsets.back()));
   } else {
     download(exec, h.values, c.values, rows * static_cast<size_t>(csv_type_width(c.type)));
   }
@@ -373,61 +372,19 @@ HostColumnBuffers download_column(CudaExec& exec, const DeviceColumn& c, size_t 
   return h;
 }
 
-/// A program's input columns (device views of the table's columns, in the order of its
-/// fields) in device memory, where the interpreter reads them.
-DeviceArray<ColumnView> program_inputs(CudaExec& exec, const RowProgram& program, const std::vector<ColumnView>& table_columns) {
-  std::vector<ColumnView> inputs;
-  for (size_t field : program.fields) {
-    SLUICE_EXPECTS(field < table_columns.size(), "row program: field " + std::to_string(field) + " of a table of " +
-                                                     std::to_string(table_columns.size()) + " columns");
-    inputs.push_back(table_columns[field]);
-  }
-  check_program_inputs(program, inputs);
-  DeviceArray<ColumnView> out = exec.alloc<ColumnView>(inputs.size());
-  exec.to_device(out.data(), inputs.data(), inputs.size() * sizeof(ColumnView));
-  return out;
-}
-
-
 }  // namespace
 
-std::vector<EvaluatedColumn> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
-                                                    const std::vector<ColumnView>& host_columns, size_t rows) {
+std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
+                                                      const std::vector<ColumnView>& host_columns, size_t rows) {
   Impl& im = *impl_;
   return checked("map", im.stream, [&] {
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
-    std::vector<EvaluatedColumn> out;
+    std::vector<HostColumnBuffers> out;
     for (const RowProgram* program : programs) {
-      const UploadedRowProgram<CudaExec> uploaded(exec, *program);
-      const DeviceArray<ColumnView> inputs = program_inputs(exec, *program, columns);
-      EvaluatedColumn column;
-      DeviceArray<uint8_t> valid;
-      if (program->result_type == kString) {
-        StringRows<CudaExec> strings = evaluate_string_rows(exec, uploaded, inputs.data(), rows);
-        column.offsets.resize(rows + 1);
-        column.chars.resize(strings.bytes);
-        exec.to_host(column.offsets.data(), strings.offsets.data(), column.offsets.size() * sizeof(int32_t));
-        exec.to_host(column.chars.data(), strings.chars.data(), column.chars.size());
-        valid = std::move(strings.valid);
-      } else {
-        const size_t width = static_cast<size_t>(csv_type_width(program->result_type));
-        DeviceArray<char> values = exec.alloc<char>(rows * width);
-        valid = exec.alloc<uint8_t>(rows);
-        evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
-        column.values.resize(rows * width);
-        exec.to_host(column.values.data(), values.data(), column.values.size());
-      }
-      if (program->result_nullable) {
-        const size_t bitmap_bytes = (rows + 7) / 8;
-        DeviceArray<uint8_t> bitmap = exec.alloc<uint8_t>(bitmap_bytes);
-        thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(bitmap_bytes),
-                           PackValidity{valid.data(), static_cast<int64_t>(rows), bitmap.data()});
-        column.validity.resize(bitmap_bytes);
-        exec.to_host(column.validity.data(), bitmap.data(), bitmap_bytes);
-      }
-      out.push_back(std::move(column));
+      const BoundRowProgram<CudaExec> bound = bind_row_program(exec, *program, columns);
+      out.push_back(download_column(exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
     }
     return out;
   });
@@ -440,10 +397,9 @@ std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, cons
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
-    const UploadedRowProgram<CudaExec> uploaded(exec, predicate);
-    const DeviceArray<ColumnView> inputs = program_inputs(exec, predicate, columns);
+    const BoundRowProgram<CudaExec> bound = bind_row_program(exec, predicate, columns);
     DeviceArray<int64_t> selected = exec.alloc<int64_t>(rows);
-    std::vector<int64_t> out(sluice::gpu::select_rows(exec, uploaded, inputs.data(), rows, selected.data()));
+    std::vector<int64_t> out(sluice::gpu::select_rows(exec, bound.program, bound.inputs.data(), rows, selected.data()));
     exec.to_host(out.data(), selected.data(), out.size() * sizeof(int64_t));
     return out;
   });
@@ -463,10 +419,7 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
     out.columns.resize(chain.columns.size());
     for (size_t k = 0; k < chain.columns.size(); ++k) {
       if (chain.input_column[k] >= 0) continue;  // the caller's own column
-      const OwnedColumn<CudaExec>& c = chain.columns[k];
-      int32_t char_count = 0;
-      if (c.type == kString) exec.to_host(&char_count, c.offsets.data() + c.rows, sizeof char_count);
-      out.columns[k] = download_column(exec, c, c.rows, static_cast<size_t>(char_count));
+      out.columns[k] = download_column(exec, chain.columns[k], chain.columns[k].rows);
     }
     return out;
   });
@@ -482,7 +435,7 @@ ParsedRecords download_parsed(CudaExec& exec, const CsvParseResult<CudaExec>& pa
   download(exec, out.row_index, parsed.row_index, parsed.rows);
   download(exec, out.malformed, parsed.malformed, parsed.malformed_count);
   download(exec, out.needs_host, parsed.needs_host, parsed.needs_host_count);
-  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_column(exec, c, parsed.rows, c.char_count));
+  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_column(exec, c, parsed.rows));
   return out;
 }
 

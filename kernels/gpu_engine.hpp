@@ -67,8 +67,8 @@ class DeviceEngine {
   /// @p host_columns are the table's columns (host memory), indexed as RowProgram::fields
   /// index them; columns left empty (ColumnView{}) are not copied, the others once for all
   /// programs.
-  std::vector<EvaluatedColumn> evaluate(const std::vector<const RowProgram*>& programs, const std::vector<ColumnView>& host_columns,
-                                        size_t rows);
+  std::vector<HostColumnBuffers> evaluate(const std::vector<const RowProgram*>& programs, const std::vector<ColumnView>& host_columns,
+                                          size_t rows);
   /// A filter: the rows where the bool @p predicate is true, ascending (the predicate runs
   /// inside the stream compaction on the device).
   std::vector<int64_t> select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns, size_t rows);

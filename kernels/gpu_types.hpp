@@ -94,16 +94,6 @@ struct SplitColumn {
   std::vector<int64_t> source_rows;
 };
 
-/// A column computed on the device (a compiled expression), on the host: rows values of the
-/// program's result type (strings: rows + 1 offsets into chars) and, when the result is
-/// nullable, an Arrow validity bitmap.
-struct EvaluatedColumn {
-  std::vector<std::byte> values;
-  std::vector<int32_t> offsets;
-  std::vector<char> chars;
-  std::vector<uint8_t> validity;
-};
-
 /// Rows grouped by key, on the host: a dense group id per row and each group's first row,
 /// groups in order of first row. Not exact when key_collisions is not 0.
 struct RowGroups {
@@ -161,7 +151,7 @@ struct CsvFieldSpec {
 struct HostColumnBuffers {
   int32_t type = kString;
   bool nullable = false;
-  std::vector<uint8_t> values;
+  std::vector<std::byte> values;
   std::vector<uint8_t> validity;
   std::vector<int32_t> offsets;
   std::vector<char> chars;

@@ -66,6 +66,29 @@ template <class Exec> typename Exec::template Array<uint8_t> pack_validity(Exec&
   return bitmap;
 }
 
+/// @p bound's result over @p rows rows: values (or strings) and, when @p nullable, its
+/// validity bytes packed into a bitmap.
+template <class Exec>
+OwnedColumn<Exec> evaluate_column(Exec& exec, const BoundRowProgram<Exec>& bound, size_t rows, bool nullable) {
+  OwnedColumn<Exec> out;
+  out.type = bound.program.result_type();
+  out.rows = rows;
+  out.nullable = nullable;
+  typename Exec::template Array<uint8_t> valid;
+  if (out.type == kString) {
+    StringRows<Exec> strings = evaluate_string_rows(exec, bound.program, bound.inputs.data(), rows);
+    out.offsets = std::move(strings.offsets);
+    out.chars = std::move(strings.chars);
+    valid = std::move(strings.valid);
+  } else {
+    out.values = exec.template alloc<char>(rows * static_cast<size_t>(csv_type_width(out.type)));
+    valid = exec.template alloc<uint8_t>(rows);
+    evaluate_rows(exec, bound.program, bound.inputs.data(), rows, out.values.data(), valid.data());
+  }
+  if (nullable) out.validity = pack_validity(exec, valid.data(), rows);
+  return out;
+}
+
 // ---------------------------------------------------------------- gathers
 
 /// Row i of a gather is row i of the source: a copy through the gather's code.
@@ -277,26 +300,13 @@ template <class Exec> class RowChainRun {
       if (uses[s] == 0) arena_[s] = OwnedColumn<Exec>{};
   }
 
-  /// @p program uploaded, with its input columns (RowProgram::fields of the current columns)
-  /// as a ColumnView array in Exec memory.
-  struct BoundProgram {
-    UploadedRowProgram<Exec> program;
-    typename Exec::template Array<ColumnView> inputs;
-  };
-
-  BoundProgram bind(const RowProgram* program, const char* role) {
+  /// @p program uploaded, with its input columns (RowProgram::fields of the current columns).
+  BoundRowProgram<Exec> bind(const RowProgram* program, const char* role) {
     if (program == nullptr) fail(std::string(role) + " has no program");
     std::vector<ColumnView> views;
-    for (size_t field : program->fields) {
-      if (field >= columns_.size())
-        fail(std::string(role) + " reads field " + std::to_string(field) + " of " + std::to_string(columns_.size()) + " columns");
-      views.push_back(columns_[field].view);
-    }
+    for (const Current& c : columns_) views.push_back(c.view);
     try {
-      check_program_inputs(*program, views);
-      BoundProgram bound{UploadedRowProgram<Exec>(exec_, *program), exec_.template alloc<ColumnView>(views.size())};
-      exec_.to_device(bound.inputs.data(), views.data(), views.size() * sizeof(ColumnView));
-      return bound;
+      return bind_row_program(exec_, *program, views);
     } catch (const Error& e) {
       fail(std::string(role) + ": " + e.what());
     }
@@ -328,7 +338,7 @@ template <class Exec> class RowChainRun {
 
   void filter(const RowChainStep& step) {
     if (step.programs.size() != 1) fail("a filter takes 1 program, not " + std::to_string(step.programs.size()));
-    const BoundProgram predicate = bind(step.programs[0], "the filter's predicate");
+    const BoundRowProgram<Exec> predicate = bind(step.programs[0], "the filter's predicate");
     if (predicate.program.result_type() != kBool)
       fail("the filter's predicate has result type " + std::to_string(predicate.program.result_type()) + ", not bool");
     auto kept = exec_.template alloc<int64_t>(rows_);
@@ -354,36 +364,14 @@ template <class Exec> class RowChainRun {
       const auto p = static_cast<size_t>(-int64_t{s} - 1);
       if (ran[p]) continue;
       const std::string role = "output program " + std::to_string(p);
-      const BoundProgram bound = bind(step.programs[p], role.c_str());
-      computed[p] = adopt(evaluate(bound, step.programs[p]->result_nullable));
+      const BoundRowProgram<Exec> bound = bind(step.programs[p], role.c_str());
+      computed[p] = adopt(evaluate_column(exec_, bound, rows_, step.programs[p]->result_nullable));
       ran[p] = true;
     }
     std::vector<Current> next;
     for (int32_t s : step.sources)
       next.push_back(s >= 0 ? columns_[static_cast<size_t>(s)] : computed[static_cast<size_t>(-int64_t{s} - 1)]);
     columns_ = std::move(next);
-  }
-
-  /// A program's result over the current rows: values (or strings) and, when @p nullable,
-  /// its validity bytes packed into a bitmap.
-  OwnedColumn<Exec> evaluate(const BoundProgram& bound, bool nullable) {
-    OwnedColumn<Exec> out;
-    out.type = bound.program.result_type();
-    out.rows = rows_;
-    out.nullable = nullable;
-    typename Exec::template Array<uint8_t> valid;
-    if (out.type == kString) {
-      StringRows<Exec> strings = evaluate_string_rows(exec_, bound.program, bound.inputs.data(), rows_);
-      out.offsets = std::move(strings.offsets);
-      out.chars = std::move(strings.chars);
-      valid = std::move(strings.valid);
-    } else {
-      out.values = exec_.template alloc<char>(rows_ * static_cast<size_t>(csv_type_width(out.type)));
-      valid = exec_.template alloc<uint8_t>(rows_);
-      evaluate_rows(exec_, bound.program, bound.inputs.data(), rows_, out.values.data(), valid.data());
-    }
-    if (nullable) out.validity = pack_validity(exec_, valid.data(), rows_);
-    return out;
   }
 
   void split(const RowChainStep& step) {

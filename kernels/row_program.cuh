@@ -563,6 +563,29 @@ inline void check_program_inputs(const RowProgram& program, const std::vector<Co
   }
 }
 
+/// A program uploaded with its input columns: the entries of RowProgram::fields of @p columns
+/// (views of Exec memory, indexed as the program's table), as a ColumnView array in Exec memory.
+template <class Exec> struct BoundRowProgram {
+  UploadedRowProgram<Exec> program;
+  typename Exec::template Array<ColumnView> inputs;
+};
+
+/// @throw sluice::Error when a field is out of range of @p columns, has another type than the
+/// program loads, or the program is malformed.
+template <class Exec>
+BoundRowProgram<Exec> bind_row_program(Exec& exec, const RowProgram& program, const std::vector<ColumnView>& columns) {
+  std::vector<ColumnView> inputs;
+  for (size_t field : program.fields) {
+    if (field >= columns.size())
+      throw Error("row program: reads field " + std::to_string(field) + " of " + std::to_string(columns.size()) + " columns");
+    inputs.push_back(columns[field]);
+  }
+  check_program_inputs(program, inputs);
+  BoundRowProgram<Exec> bound{UploadedRowProgram<Exec>(exec, program), exec.template alloc<ColumnView>(inputs.size())};
+  exec.to_device(bound.inputs.data(), inputs.data(), inputs.size() * sizeof(ColumnView));
+  return bound;
+}
+
 /// Evaluates @p program on @p rows rows of @p inputs (in Exec memory, one ColumnView per entry
 /// of RowProgram::fields, of the field's type): @p out_values gets one value of the result
 /// type per row (bool as uint8_t 0/1, int64_t, double; 0 at null rows) and @p out_valid one

@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "grouped_reduce.cuh"
 #include "cuda/kernel_inputs.hpp"
+#include "grouped_reduce.cuh"
 #include "host_exec.cuh"
-#include "row_chain.cuh"
+#include "owned_column_on_host.cuh"
 #include "pipeline/pipeline_spec.hpp"
+#include "row_chain.cuh"
 #include "row_program.cuh"
 #include "sluice/backend.hpp"
 #include "split_strings.cuh"
@@ -42,42 +43,21 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     ++evaluate_calls;
     programs_evaluated += static_cast<int>(programs.size());
     gpu::HostExec exec;
-    const size_t rows = table.num_rows();
+    const std::vector<gpu::ColumnView> columns = columns_read(table, programs);
     std::vector<Column> out;
-    for (const RowProgram* program : programs) {
-      const gpu::UploadedRowProgram<gpu::HostExec> uploaded(exec, *program);
-      const std::vector<gpu::ColumnView> inputs = inputs_of(table, *program);
-      const auto type = static_cast<TypeId>(program->result_type);
-      std::vector<std::byte> values(rows * fixed_width(type));
-      std::vector<int32_t> offsets;
-      std::vector<char> chars;
-      std::vector<uint8_t> valid(rows);
-      if (type == TypeId::String) {
-        const gpu::StringRows<gpu::HostExec> strings = gpu::evaluate_string_rows(exec, uploaded, inputs.data(), rows);
-        offsets.assign(strings.offsets.data(), strings.offsets.data() + rows + 1);
-        chars.assign(strings.chars.data(), strings.chars.data() + strings.bytes);
-        valid.assign(strings.valid.data(), strings.valid.data() + rows);
-      } else {
-        gpu::evaluate_rows(exec, uploaded, inputs.data(), rows, values.data(), valid.data());
-      }
-      std::vector<uint8_t> bitmap;
-      if (program->result_nullable) {
-        bitmap.assign((rows + 7) / 8, 0);
-        for (size_t r = 0; r < rows; ++r) bitmap[r >> 3] |= static_cast<uint8_t>((valid[r] != 0) << (r & 7));
-      }
-      out.push_back(Column::from_buffers(type, rows, program->result_nullable, std::move(values), std::move(offsets),
-                                         std::move(chars), std::move(bitmap)));
-    }
+    for (const RowProgram* program : programs)
+      out.push_back(gpu::to_column(gpu::evaluate_column(exec, gpu::bind_row_program(exec, *program, columns), table.num_rows(),
+                                                        program->result_nullable)));
     return out;
   }
 
   std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
     ++filter_calls;
     gpu::HostExec exec;
-    const gpu::UploadedRowProgram<gpu::HostExec> uploaded(exec, predicate);
-    const std::vector<gpu::ColumnView> inputs = inputs_of(table, predicate);
+    const RowProgram* programs[] = {&predicate};
+    const gpu::BoundRowProgram<gpu::HostExec> bound = gpu::bind_row_program(exec, predicate, columns_read(table, programs));
     std::vector<int64_t> rows(table.num_rows());
-    rows.resize(gpu::select_rows(exec, uploaded, inputs.data(), table.num_rows(), rows.data()));
+    rows.resize(gpu::select_rows(exec, bound.program, bound.inputs.data(), table.num_rows(), rows.data()));
     return table.gather(rows);
   }
 
@@ -106,20 +86,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
         out.push_back(batch.column(static_cast<size_t>(chain.input_column[k])));
         continue;
       }
-      const gpu::OwnedColumn<gpu::HostExec>& c = chain.columns[k];
-      const auto type = static_cast<TypeId>(c.type);
-      const std::byte* values = reinterpret_cast<const std::byte*>(c.values.data());
-      const size_t value_bytes = type == TypeId::String ? 0 : c.rows * fixed_width(type);
-      std::vector<int32_t> offsets;
-      std::vector<char> chars;
-      if (type == TypeId::String) {
-        offsets.assign(c.offsets.data(), c.offsets.data() + c.rows + 1);
-        chars.assign(c.chars.data(), c.chars.data() + offsets.back());
-      }
-      std::vector<uint8_t> validity;
-      if (c.nullable) validity.assign(c.validity.data(), c.validity.data() + (c.rows + 7) / 8);
-      out.push_back(Column::from_buffers(type, c.rows, c.nullable, std::vector<std::byte>(values, values + value_bytes),
-                                         std::move(offsets), std::move(chars), std::move(validity)));
+      out.push_back(gpu::to_column(chain.columns[k]));
     }
     return Table(schema, std::move(out));
   }
@@ -144,12 +111,6 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> chain_calls{0};
 
  private:
-  static std::vector<gpu::ColumnView> inputs_of(const Table& table, const RowProgram& program) {
-    std::vector<gpu::ColumnView> inputs;
-    for (size_t field : program.fields) inputs.push_back(host_view(table.column(field)));
-    return inputs;
-  }
-
   std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 

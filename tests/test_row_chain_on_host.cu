@@ -25,6 +25,7 @@
 
 #include "cuda/kernel_inputs.hpp"
 #include "host_exec.cuh"
+#include "owned_column_on_host.cuh"
 #include "pipeline/expression.hpp"
 #include "row_chain.cuh"
 #include "sluice/backend.hpp"
@@ -36,17 +37,6 @@ namespace {
 using pipeline::Expression;
 
 // ------------------------------------------------------------------ comparing columns
-
-/// A column made by the chain, copied into a host Column (from_buffers checks the sizes).
-Column to_column(const OwnedColumn<HostExec>& c) {
-  std::vector<std::byte> values(c.values.size());
-  if (!values.empty()) std::memcpy(values.data(), c.values.data(), values.size());
-  std::vector<int32_t> offsets(c.offsets.data(), c.offsets.data() + c.offsets.size());
-  std::vector<char> chars(c.chars.data(), c.chars.data() + c.chars.size());
-  std::vector<uint8_t> validity(c.validity.data(), c.validity.data() + c.validity.size());
-  return Column::from_buffers(static_cast<TypeId>(c.type), c.rows, c.nullable, std::move(values), std::move(offsets),
-                              std::move(chars), std::move(validity));
-}
 
 std::string describe(const Column& c) {
   return std::string(type_name(c.type())) + (c.nullable() ? " nullable" : "") + " of " + std::to_string(c.size()) + " rows";

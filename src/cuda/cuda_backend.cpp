@@ -30,23 +30,8 @@ bool is_float(TypeId t) { return t == TypeId::Float32 || t == TypeId::Float64; }
 
 /// A column the device made, from its buffers copied to the host.
 Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows) {
-  std::vector<std::byte> values(b.values.size());
-  std::memcpy(values.data(), b.values.data(), b.values.size());
-  return Column::from_buffers(type, rows, nullable, std::move(values), std::move(b.offsets), std::move(b.chars),
+  return Column::from_buffers(type, rows, nullable, std::move(b.values), std::move(b.offsets), std::move(b.chars),
                               std::move(b.validity));
-}
-
-/// Host views of the columns of @p table that @p programs read; the others stay empty, so
-/// that nothing of them is copied to the device.
-std::vector<gpu::ColumnView> columns_read(const Table& table, std::span<const RowProgram* const> programs) {
-  std::vector<gpu::ColumnView> views(table.num_columns());
-  for (const RowProgram* p : programs)
-    for (size_t field : p->fields) {
-      SLUICE_EXPECTS(field < table.num_columns(), "CUDA backend: an expression reads field " + std::to_string(field) +
-                                                      " of a batch of " + std::to_string(table.num_columns()) + " fields");
-      views[field] = host_view(table.column(field));
-    }
-  return views;
 }
 
 gpu::FoldView make_fold(gpu::FoldOp op, bool float_acc, const Column* input) {
@@ -454,13 +439,11 @@ class CudaBackend final : public ExecutionBackend {
       for (const RowProgram* p : programs) out.emplace_back(static_cast<TypeId>(p->result_type), p->result_nullable);
       return out;
     }
-    std::vector<gpu::EvaluatedColumn> columns =
+    std::vector<gpu::HostColumnBuffers> columns =
         engine_.evaluate({programs.begin(), programs.end()}, columns_read(table, programs), table.num_rows());
     for (size_t k = 0; k < programs.size(); ++k)
-      out.push_back(Column::from_buffers(static_cast<TypeId>(programs[k]->result_type), table.num_rows(),
-                                         programs[k]->result_nullable, std::move(columns[k].values),
-                                         std::move(columns[k].offsets), std::move(columns[k].chars),
-                                         std::move(columns[k].validity)));
+      out.push_back(column_from(std::move(columns[k]), static_cast<TypeId>(programs[k]->result_type),
+                                programs[k]->result_nullable, table.num_rows()));
     return out;
   }
 

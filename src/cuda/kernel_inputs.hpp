@@ -1,7 +1,8 @@
 #pragma once
 // Host objects as the kernels take them: a Column as a gpu::ColumnView over its buffers in
-// host memory (what the device engine copies from, and what HostExec runs on directly), and
-// row chain steps as gpu::RowChainSteps. For the CUDA backend and the HostExec tests.
+// host memory (what the device engine copies from, and what HostExec runs on directly), the
+// columns a set of programs reads, and row chain steps as gpu::RowChainSteps. For the CUDA
+// backend and the HostExec tests.
 #include <span>
 #include <vector>
 
@@ -23,6 +24,19 @@ inline gpu::ColumnView host_view(const Column& c) {
     v.values = c.data();
   }
   return v;
+}
+
+/// Host views of the columns of @p table that @p programs read; the others stay empty, so
+/// that nothing of them is copied to the device.
+inline std::vector<gpu::ColumnView> columns_read(const Table& table, std::span<const RowProgram* const> programs) {
+  std::vector<gpu::ColumnView> views(table.num_columns());
+  for (const RowProgram* p : programs)
+    for (size_t field : p->fields) {
+      SLUICE_EXPECTS(field < table.num_columns(), "CUDA backend: an expression reads field " + std::to_string(field) +
+                                                      " of a batch of " + std::to_string(table.num_columns()) + " fields");
+      views[field] = host_view(table.column(field));
+    }
+  return views;
 }
 
 static_assert(gpu::RowChainStep::kFilter == static_cast<int32_t>(RowChainStep::Kind::Filter) &&
