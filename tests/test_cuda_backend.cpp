@@ -382,6 +382,14 @@ INSTANTIATE_TEST_SUITE_P(Inputs, CudaVersusCpu,
                            return key_kind_name(info.param.kind) + "_" + std::to_string(info.param.rows) + "_rows";
                          });
 
+/// The same rows, and the same malformed records for the same reasons.
+void expect_same_parse(const pipeline::ParseResult& host, const pipeline::ParseResult& device) {
+  ASSERT_EQ(device.rows, host.rows);
+  expect_same_table(host.table, device.table);
+  ASSERT_EQ(device.malformed.size(), host.malformed.size());
+  for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
+}
+
 TEST(CudaCsvParsing, TheDeviceParserAgreesWithTheHostParser) {
   SKIP_WITHOUT_GPU();
   auto gpu = make_backend(BackendKind::Cuda);
@@ -408,10 +416,7 @@ TEST(CudaCsvParsing, TheDeviceParserAgreesWithTheHostParser) {
   }
   const pipeline::ParseResult host = pipeline::parse_csv(lines, schema, options);
   const pipeline::ParseResult device = pipeline::parse_csv(lines, schema, options, *gpu);
-  ASSERT_EQ(device.rows, host.rows);
-  expect_same_table(host.table, device.table);
-  ASSERT_EQ(device.malformed.size(), host.malformed.size());
-  for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
+  expect_same_parse(host, device);
 }
 
 TEST(CudaJsonParsing, TheDeviceParserAgreesWithTheHostParser) {
@@ -441,10 +446,7 @@ TEST(CudaJsonParsing, TheDeviceParserAgreesWithTheHostParser) {
   }
   const pipeline::ParseResult host = pipeline::parse_json(lines, schema);
   const pipeline::ParseResult device = pipeline::parse_json(lines, schema, *gpu);
-  ASSERT_EQ(device.rows, host.rows);
-  expect_same_table(host.table, device.table);
-  ASSERT_EQ(device.malformed.size(), host.malformed.size());
-  for (size_t m = 0; m < host.malformed.size(); ++m) EXPECT_EQ(device.malformed[m].reason, host.malformed[m].reason);
+  expect_same_parse(host, device);
 }
 
 TEST(CudaSplit, FlatMapSplitAgreesWithTheHost) {
