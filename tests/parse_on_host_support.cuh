@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,31 @@ inline uint32_t bits_of(float f) {
   std::memcpy(&b, &f, 4);
   return b;
 }
+
+/// The random choices of the parser tests' record generators.
+class RandomPicks {
+ public:
+  explicit RandomPicks(uint32_t seed) : rng_(seed) {}
+
+  int pick(int n) { return static_cast<int>(rng_() % static_cast<uint32_t>(n)); }
+  bool chance(int percent) { return pick(100) < percent; }
+
+  /// A valid integer of the type: one of its extremes, a small number, or any value of its width.
+  int64_t integer(bool is32) {
+    int64_t v;
+    switch (pick(4)) {
+      case 0: v = is32 ? (chance(50) ? INT32_MAX : INT32_MIN) : (chance(50) ? INT64_MAX : INT64_MIN); break;
+      case 1: v = pick(2001) - 1000; break;
+      default: {
+        const uint64_t r = (static_cast<uint64_t>(rng_()) << 32) | rng_();
+        v = is32 ? static_cast<int32_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r);
+      }
+    }
+    return v;
+  }
+
+  std::mt19937 rng_;
+};
 
 // ------------------------------------------------------------------ running the parser
 

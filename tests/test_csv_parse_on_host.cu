@@ -428,12 +428,9 @@ struct GeneratedField {
   CpuCell cell;     ///< the expected value of a good field
 };
 
-class RecordGenerator {
+class RecordGenerator : public RandomPicks {
  public:
-  RecordGenerator(uint32_t seed, char delimiter, char quote) : rng_(seed), delimiter_(delimiter), quote_(quote) {}
-
-  int pick(int n) { return static_cast<int>(rng_() % static_cast<uint32_t>(n)); }
-  bool chance(int percent) { return pick(100) < percent; }
+  RecordGenerator(uint32_t seed, char delimiter, char quote) : RandomPicks(seed), delimiter_(delimiter), quote_(quote) {}
 
   std::string quoted(const std::string& text) {
     std::string out(1, quote_);
@@ -491,15 +488,7 @@ class RecordGenerator {
           g.csv = maybe_quoted(k < 8 ? wrong[k] : k == 8 ? (is32 ? "2147483648" : "9223372036854775808") : "-2147483649");
           return g;
         }
-        int64_t v;
-        switch (pick(4)) {
-          case 0: v = is32 ? (chance(50) ? INT32_MAX : INT32_MIN) : (chance(50) ? INT64_MAX : INT64_MIN); break;
-          case 1: v = pick(2001) - 1000; break;
-          default: {
-            const uint64_t r = (static_cast<uint64_t>(rng_()) << 32) | rng_();
-            v = is32 ? static_cast<int32_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r);
-          }
-        }
+        const int64_t v = integer(is32);
         std::string s = std::to_string(v);
         if (chance(5) && v >= 0) s = "00" + s;
         g.csv = maybe_quoted(s);
@@ -561,7 +550,6 @@ class RecordGenerator {
     }
   }
 
-  std::mt19937 rng_;
   char delimiter_, quote_;
 };
 

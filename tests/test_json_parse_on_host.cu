@@ -487,12 +487,9 @@ struct GeneratedValue {
   Cell cell;         ///< the expected value of a good one
 };
 
-class RecordGenerator {
+class RecordGenerator : public RandomPicks {
  public:
-  explicit RecordGenerator(uint32_t seed) : rng_(seed) {}
-
-  int pick(int n) { return static_cast<int>(rng_() % static_cast<uint32_t>(n)); }
-  bool chance(int percent) { return pick(100) < percent; }
+  explicit RecordGenerator(uint32_t seed) : RandomPicks(seed) {}
 
   /// JSON whitespace, usually none.
   std::string space() {
@@ -590,15 +587,7 @@ class RecordGenerator {
           g.kind = kHostValue;
           return g;
         }
-        int64_t v;
-        switch (pick(4)) {
-          case 0: v = is32 ? (chance(50) ? INT32_MAX : INT32_MIN) : (chance(50) ? INT64_MAX : INT64_MIN); break;
-          case 1: v = pick(2001) - 1000; break;
-          default: {
-            const uint64_t r = (static_cast<uint64_t>(rng_()) << 32) | rng_();
-            v = is32 ? static_cast<int32_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r);
-          }
-        }
+        const int64_t v = integer(is32);
         g.json = std::to_string(v);
         if (std::abs(static_cast<double>(v)) < 9007199254740992.0) {  // exact as a double
           if (chance(10)) g.json += chance(50) ? ".0" : ".000";
@@ -660,8 +649,6 @@ class RecordGenerator {
       }
     }
   }
-
-  std::mt19937 rng_;
 };
 
 /// Random records of @p fields, each with the status the device must give it (and the cells
