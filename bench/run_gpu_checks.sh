@@ -38,7 +38,7 @@ tail -5 "$out/ctest-gpu.log"
 step "compute-sanitizer"
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # Sizes that cover every path (hash, sort, verification, windows) without hour-long runs.
-filter='*FewInts_4097*:*ManyInts_100003*:*Strings_100003*:*NullableStringAndInt_999_*:*Floats*:CudaWordCount.*:CudaSplit.*'
+filter='*FewInts_4097*:*ManyInts_100003*:*Strings_100003*:*NullableStringAndInt_999_*:*Floats*:CudaWordCount.*:CudaSplit.*:CudaEngine.AColumnItMade*'
 for tool in memcheck racecheck; do
   "$sanitizer" --tool "$tool" --error-exitcode 99 build-gpu/tests/test_cuda_backend --gtest_filter="$filter" \
     > "$out/sanitizer-$tool.log" 2>&1

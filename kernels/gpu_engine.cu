@@ -16,6 +16,7 @@
 #include "csv_parse.cuh"
 #include "hash_join.cuh"
 #include "json_parse.cuh"
+#include "reduce_row_chain.cuh"
 #include "row_chain.cuh"
 #include "row_program.cuh"
 #include "split_strings.cuh"
@@ -62,6 +63,9 @@ struct DeviceEngine::Impl {
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
     for (cudaEvent_t& e : staging_free) SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    size_t free_bytes = 0, total_bytes = 0;
+    SLUICE_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    resident_budget = total_bytes / 4;
   }
   ~Impl() {
     cudaStreamSynchronize(copy_stream);
@@ -100,6 +104,10 @@ struct DeviceEngine::Impl {
     };
     const size_t rows = host.rows;
     auto place_column = [&](const ColumnView& c) {
+      if (c.on_device) {  // a resident copy: read where it is
+        ++resident_columns_used;
+        return;
+      }
       // Token spans (ends) are made on the device only; a host view never has them.
       SLUICE_EXPECTS(c.ends == nullptr, "CUDA backend: a host column with token spans (ends) cannot be uploaded");
       place(c.values, static_cast<size_t>(csv_type_width(c.type)) * rows);
@@ -165,6 +173,7 @@ struct DeviceEngine::Impl {
       return it == offset_of.end() ? nullptr : block.data() + it->second;
     };
     auto device_column = [&](ColumnView c) {
+      if (c.on_device) return c;
       c.values = moved(c.values);
       c.validity = static_cast<const uint8_t*>(moved(c.validity));
       c.offsets = static_cast<const int32_t*>(moved(c.offsets));
@@ -256,6 +265,15 @@ struct DeviceEngine::Impl {
     SLUICE_CUDA_TRY(cudaEventDestroy(p.ready));
   }
 
+  /// Takes @p bytes of the budget for resident columns; false when they do not fit.
+  bool reserve_resident(uint64_t bytes) {
+    uint64_t held = resident_bytes.load();
+    do {
+      if (held + bytes > resident_budget) return false;
+    } while (!resident_bytes.compare_exchange_weak(held, held + bytes));
+    return true;
+  }
+
   static bool is_pinned(const void* p) {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
@@ -277,12 +295,19 @@ struct DeviceEngine::Impl {
   std::unordered_map<const void*, Prefetched> prefetched;
   std::atomic<uint64_t> bytes_prefetched{0};
   std::atomic<uint64_t> bytes_from_prefetch{0};
+  // Columns the engine made stay on the device while the host columns they mirror live
+  // (the next operator reads them here instead of copying them in again), up to a quarter
+  // of the device's memory.
+  uint64_t resident_budget = 0;
+  std::atomic<uint64_t> resident_bytes{0};
+  std::atomic<uint64_t> resident_columns_used{0};
 };
 
 DeviceEngine::DeviceEngine(int device) : impl_(std::make_shared<Impl>(device)) {}
 DeviceEngine::~DeviceEngine() = default;
 
 const std::string& DeviceEngine::description() const { return impl_->description; }
+int DeviceEngine::device() const { return impl_->device; }
 
 GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
   Impl& im = *impl_;
@@ -372,6 +397,34 @@ template <class DeviceColumn> HostColumnBuffers download_column(CudaExec& exec, 
   return h;
 }
 
+/// A device column kept after its copy to the host, for as long as a host column refers
+/// to it; its bytes go back to the budget when the last reference goes.
+template <class DeviceColumn> struct ResidentColumn {
+  ResidentColumn(std::shared_ptr<DeviceEngine::Impl> owner_, DeviceColumn&& column_, uint64_t bytes_)
+      : owner(std::move(owner_)), column(std::move(column_)), bytes(bytes_) {}
+  ~ResidentColumn() { owner->resident_bytes -= bytes; }
+  ResidentColumn(const ResidentColumn&) = delete;
+  ResidentColumn& operator=(const ResidentColumn&) = delete;
+
+  std::shared_ptr<DeviceEngine::Impl> owner;  // declared first: the pool outlives the arrays
+  DeviceColumn column;
+  uint64_t bytes = 0;
+};
+
+/// Copies device column @p c of @p rows rows to the host, and keeps @p c on the device as
+/// the host copy's resident twin when the budget allows.
+template <class DeviceColumn>
+HostColumnBuffers download_and_keep(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec, DeviceColumn&& c, size_t rows) {
+  HostColumnBuffers h = download_column(exec, c, rows);
+  const uint64_t bytes = h.values.size() + h.validity.size() + h.offsets.size() * sizeof(int32_t) + h.chars.size();
+  if (rows == 0 || !owner->reserve_resident(bytes)) return h;
+  auto kept = std::make_shared<ResidentColumn<DeviceColumn>>(owner, std::move(c), bytes);
+  h.resident_view = kept->column.view();
+  h.resident_view.on_device = 1;
+  h.resident = std::move(kept);
+  return h;
+}
+
 }  // namespace
 
 std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
@@ -384,7 +437,7 @@ std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const Ro
     std::vector<HostColumnBuffers> out;
     for (const RowProgram* program : programs) {
       const BoundRowProgram<CudaExec> bound = bind_row_program(exec, *program, columns);
-      out.push_back(download_column(exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
+      out.push_back(download_and_keep(impl_, exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
     }
     return out;
   });
@@ -412,30 +465,46 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
-    const RowChainResult<CudaExec> chain = sluice::gpu::run_row_chain(exec, columns, rows, steps);
+    RowChainResult<CudaExec> chain = sluice::gpu::run_row_chain(exec, columns, rows, steps);
     RowChainOutput out;
     out.rows = chain.rows;
     out.input_column = chain.input_column;
     out.columns.resize(chain.columns.size());
     for (size_t k = 0; k < chain.columns.size(); ++k) {
       if (chain.input_column[k] >= 0) continue;  // the caller's own column
-      out.columns[k] = download_column(exec, chain.columns[k], chain.columns[k].rows);
+      const size_t column_rows = chain.columns[k].rows;
+      out.columns[k] = download_and_keep(impl_, exec, std::move(chain.columns[k]), column_rows);
     }
+    return out;
+  });
+}
+
+ChainGroupsOnHost DeviceEngine::reduce_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
+                                                 const std::vector<RowChainStep>& steps, const ChainReduction& reduction) {
+  Impl& im = *impl_;
+  return checked("row operations and reduce_by_key", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const ChainGroups<CudaExec> reduced = sluice::gpu::reduce_row_chain(exec, columns, rows, steps, reduction);
+    ChainGroupsOnHost out;
+    out.groups = download_groups(exec, reduced.groups);
+    for (const OwnedColumn<CudaExec>& key : reduced.keys) out.keys.push_back(download_column(exec, key, reduced.groups.groups));
     return out;
   });
 }
 
 namespace {
 
-/// Parsed records on the device copied to the host.
-ParsedRecords download_parsed(CudaExec& exec, const CsvParseResult<CudaExec>& parsed) {
+/// Parsed records on the device copied to the host (the columns stay resident too).
+ParsedRecords download_parsed(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec, CsvParseResult<CudaExec>&& parsed) {
   ParsedRecords out;
   out.rows = parsed.rows;
   out.blank = parsed.blank_count;
   download(exec, out.row_index, parsed.row_index, parsed.rows);
   download(exec, out.malformed, parsed.malformed, parsed.malformed_count);
   download(exec, out.needs_host, parsed.needs_host, parsed.needs_host_count);
-  for (const CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_column(exec, c, parsed.rows));
+  for (CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_and_keep(owner, exec, std::move(c), parsed.rows));
   return out;
 }
 
@@ -448,7 +517,7 @@ ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets,
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
     CudaExec exec(im.pool, im.stream);
-    return download_parsed(exec, parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter,
+    return download_parsed(impl_, exec, parse_csv_on_device(exec, in.chars, in.offsets, lines, fields.data(), fields.size(), delimiter,
                                                       quote, in.validity));
   });
 }
@@ -462,7 +531,7 @@ ParsedRecords DeviceEngine::parse_json(const char* chars, const int32_t* offsets
     CudaExec exec(im.pool, im.stream);
     std::vector<const char*> name_pointers;
     for (const std::string& n : names) name_pointers.push_back(n.c_str());
-    return download_parsed(exec, parse_json_on_device(exec, in.chars, in.offsets, lines, fields.data(), name_pointers.data(),
+    return download_parsed(impl_, exec, parse_json_on_device(exec, in.chars, in.offsets, lines, fields.data(), name_pointers.data(),
                                                        fields.size(), in.validity));
   });
 }
@@ -624,6 +693,8 @@ MemoryStats DeviceEngine::memory() const {
   s.bytes_copied_to_device = impl_->bytes_copied;
   s.bytes_prefetched = impl_->bytes_prefetched;
   s.bytes_from_prefetch = impl_->bytes_from_prefetch;
+  s.resident_bytes = impl_->resident_bytes;
+  s.resident_columns_used = impl_->resident_columns_used;
   return s;
 }
 

@@ -2,7 +2,10 @@
 // The device side of the CUDA backend as host code sees it (C++17, no CUDA headers): one
 // device, one stream, a stream-ordered memory pool and page-locked staging. Inputs are host
 // columns; they are staged into pinned memory, copied to the device in one asynchronous copy
-// and processed there; only results (one row per key) come back.
+// and processed there; only results (one row per key) come back. Columns the engine makes
+// (parsed records, expression results, row chain outputs) come back too, and their device
+// copies stay resident (HostColumnBuffers::resident) while the caller keeps them, so that an
+// input view marked on_device is read in place instead of being copied in again.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +23,8 @@ struct MemoryStats {
   uint64_t bytes_copied_to_device = 0;  ///< since the engine started
   uint64_t bytes_prefetched = 0;        ///< copied ahead on the copy stream
   uint64_t bytes_from_prefetch = 0;     ///< uploads served from prefetched copies
+  uint64_t resident_bytes = 0;          ///< device copies kept of columns the engine made
+  uint64_t resident_columns_used = 0;   ///< uploads of columns served by their resident copies
 };
 
 /// The window of a keyed aggregation after a slide: 64-bit keys and accumulators
@@ -47,6 +52,8 @@ class DeviceEngine {
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 81079 MiB)"
   const std::string& description() const;
+  /// The CUDA device ordinal.
+  int device() const;
 
   /// reduceByKey of host columns (pointers in @p host_input are host memory).
   GroupedResult reduce(const GroupedInput& host_input);
@@ -77,6 +84,11 @@ class DeviceEngine {
   /// columns, host memory), copied to the device once; only the last step's new columns
   /// come back.
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
+
+  /// Runs @p steps as run_row_chain does, then reduces the last step's columns by key where
+  /// they are: only the groups and their keys come back (reduceByKey after row operations).
+  ChainGroupsOnHost reduce_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
+                                     const ChainReduction& reduction);
 
   /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
   /// the declared @p fields on the device; the parsed columns come back.

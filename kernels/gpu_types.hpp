@@ -3,6 +3,7 @@
 // C++20 host code that calls them (which cannot include CUDA headers through CMake 3.25).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct ColumnView {
   const char* chars = nullptr;       ///< strings
   /// Strings that are spans of a larger text (tokens): string r is chars[offsets[r], ends[r]).
   const int32_t* ends = nullptr;
+  /// Set when the caller's view already points into the device engine's memory (a resident
+  /// copy of the column): an upload uses it where it is instead of copying it.
+  int32_t on_device = 0;
 };
 
 /// The view of a column that owns its buffers in an executor's memory (members type,
@@ -147,7 +151,7 @@ struct CsvFieldSpec {
   int32_t nullable = 0;
 };
 
-/// One parsed column on the host, in the Arrow layout.
+/// One column the device made, copied to the host in the Arrow layout.
 struct HostColumnBuffers {
   int32_t type = kString;
   bool nullable = false;
@@ -155,6 +159,10 @@ struct HostColumnBuffers {
   std::vector<uint8_t> validity;
   std::vector<int32_t> offsets;
   std::vector<char> chars;
+  /// The device copy the engine kept of the same column (null when it kept none, e.g. over
+  /// its budget for resident columns): `resident` owns the memory `resident_view` points to.
+  std::shared_ptr<const void> resident;
+  ColumnView resident_view;
 };
 
 /// The columns of a row chain's last step, on the host.
@@ -164,6 +172,23 @@ struct RowChainOutput {
   /// columns[k] holds it.
   std::vector<int32_t> input_column;
   std::vector<HostColumnBuffers> columns;
+};
+
+/// A keyed reduction of the columns a row chain makes, named by their indexes among them.
+struct ChainReduction {
+  std::vector<int32_t> key_columns;
+  /// The folds; each fold's input is column fold_columns[f] of the chain's output (the view
+  /// is filled in on the device), or none when that is -1 (CountRows).
+  std::vector<FoldView> folds;
+  std::vector<int32_t> fold_columns;
+};
+
+/// The groups of a ChainReduction on the host: as a GroupedResult (first rows are rows of
+/// the chain's output), and the key columns of each group's first row (none after a key
+/// collision).
+struct ChainGroupsOnHost {
+  GroupedResult groups;
+  std::vector<HostColumnBuffers> keys;
 };
 
 /// Delimited records parsed on the device: the good rows' columns and their input lines, and

@@ -21,6 +21,9 @@ std::optional<std::vector<Column>> ExecutionBackend::evaluate(const Table&, std:
 }
 std::optional<Table> ExecutionBackend::filter(const Table&, const RowProgram&) { return std::nullopt; }
 std::optional<Table> ExecutionBackend::run_row_chain(const Table&, std::span<const RowChainStep>) { return std::nullopt; }
+std::optional<Table> ExecutionBackend::aggregate_row_chain(const Table&, std::span<const RowChainStep>, const KeyedAggregation&) {
+  return std::nullopt;
+}
 
 void ExecutionBackend::prefetch(Time, const Table&) {}
 void ExecutionBackend::retire_prefetched(Time) {}

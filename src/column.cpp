@@ -173,6 +173,7 @@ size_t Column::null_count() const {
 }
 
 void Column::push_valid() {
+  replica_.reset();  // every append ends here (or in append_null, append_all)
   if (nullable_) {
     if ((size_ & 7) == 0) validity_.push_back(0);
     validity_[size_ >> 3] |= static_cast<uint8_t>(1u << (size_ & 7));
@@ -182,6 +183,7 @@ void Column::push_valid() {
 
 void Column::make_nullable() {
   if (nullable_) return;
+  replica_.reset();
   nullable_ = true;
   validity_.assign((size_ + 7) / 8, 0xFF);
 }
@@ -211,6 +213,7 @@ void Column::append_list_end() {
 }
 
 void Column::append_null() {
+  replica_.reset();
   make_nullable();
   if (const size_t w = fixed_width(type_)) data_.resize(data_.size() + w);
   if (type_ == TypeId::String || type_ == TypeId::List) offsets_.push_back(offsets_.back());
@@ -244,6 +247,7 @@ void Column::append_from(const Column& other, size_t row) {
 void Column::append_all(const Column& other) {
   SLUICE_EXPECTS(other.type_ == type_, "append_all: column of type " + std::string(type_name(other.type_)) +
                                            " into a column of type " + std::string(type_name(type_)));
+  replica_.reset();
   if (const size_t w = fixed_width(type_); w && !other.nullable_ && !nullable_) {
     data_.insert(data_.end(), other.data_.begin(), other.data_.end());
     size_ += other.size_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -762,4 +763,76 @@ TEST(SplitStrings, ANonStringColumnIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("int64, not a string"), std::string::npos) << e.what();
   }
+}
+
+// ---------------------------------------------------------------- column replicas
+
+namespace {
+
+/// A backend's copy as the tests see one: it only has to be told apart.
+struct MarkedReplica final : ColumnReplica {};
+
+Column replicated(Column c) {
+  c.attach_replica(std::make_shared<MarkedReplica>());
+  return c;
+}
+
+}  // namespace
+
+TEST(ColumnReplica, CopiesMovesAndRenamedTablesKeepTheReplica) {
+  const Schema schema{field("k", TypeId::Int64), field("w", TypeId::String, true)};
+  const Table t = make_table(schema, {{i(1), s("a")}, {i(2), null}});
+  std::vector<Column> columns = {replicated(t.column(0)), replicated(t.column(1))};
+  const ColumnReplica* key_replica = columns[0].replica().get();
+  ASSERT_NE(key_replica, nullptr);
+  const Column copy = columns[0];
+  EXPECT_EQ(copy.replica().get(), key_replica) << "a copy holds the same contents, so the same replica";
+  const Table table(schema, std::move(columns));
+  EXPECT_EQ(table.column(0).replica().get(), key_replica);
+  const Table renamed = table.with_schema(Schema{field("key", TypeId::Int64), field("word", TypeId::String, true)});
+  EXPECT_EQ(renamed.column(0).replica().get(), key_replica);
+  EXPECT_NE(renamed.column(1).replica(), nullptr);
+}
+
+TEST(ColumnReplica, EveryChangeOfTheBuffersDropsIt) {
+  const Schema schema{field("k", TypeId::Int64), field("w", TypeId::String), field("x", TypeId::Float64, true)};
+  const Table t = make_table(schema, {{i(1), s("a"), d(1.5)}, {i(2), s("bb"), null}});
+  const std::vector<std::pair<const char*, std::function<void(Column&)>>> changes = {
+      {"append", [](Column& c) { c.append<int64_t>(3); }},
+      {"append_null", [](Column& c) { c.append_null(); }},
+      {"append_value", [](Column& c) { c.append_value(i(4)); }},
+      {"append_from", [&](Column& c) { c.append_from(t.column(0), 1); }},
+      {"append_all", [&](Column& c) { c.append_all(t.column(0)); }},
+      {"make_nullable", [](Column& c) { c.make_nullable(); }},
+      {"mutable_values", [](Column& c) { c.mutable_values<int64_t>()[0] = 7; }},
+  };
+  for (const auto& [name, change] : changes) {
+    Column c = replicated(t.column(0));
+    change(c);
+    EXPECT_EQ(c.replica(), nullptr) << name;
+  }
+  Column strings = replicated(t.column(1));
+  strings.append_string("ccc");
+  EXPECT_EQ(strings.replica(), nullptr) << "append_string";
+  Column nullable = replicated(t.column(2));
+  nullable.make_nullable();  // already nullable: nothing changes
+  EXPECT_NE(nullable.replica(), nullptr) << "make_nullable of a nullable column changes nothing";
+  nullable.reserve(100);  // capacity only
+  EXPECT_NE(nullable.replica(), nullptr) << "reserve changes no contents";
+  Column list = replicated(Column::make_list({Column(TypeId::Int64)}));
+  list.children()[0].append<int64_t>(1);
+  EXPECT_EQ(list.replica(), nullptr) << "children() gives write access";
+}
+
+TEST(ColumnReplica, NewColumnsFromOldOnesHaveNone) {
+  const Schema schema{field("k", TypeId::Int64)};
+  const Table t = make_table(schema, {{i(1)}, {i(2)}, {i(3)}});
+  const Table table(schema, {replicated(t.column(0))});
+  const std::vector<int64_t> rows = {2, 0};
+  EXPECT_EQ(table.column(0).gather(rows).replica(), nullptr);
+  EXPECT_EQ(table.gather(rows).column(0).replica(), nullptr);
+  const std::vector<uint8_t> mask = {1, 0, 1};
+  EXPECT_EQ(table.filter(mask).column(0).replica(), nullptr);
+  EXPECT_EQ(Table::concat(std::vector<Table>{table, table}).column(0).replica(), nullptr);
+  EXPECT_EQ(table.column(0), t.column(0)) << "a replica is not part of a column's value";
 }

@@ -314,6 +314,13 @@ TEST_P(CudaVersusCpu, RowChainsStayOnTheDeviceAndAgreeWithTheHostOperators) {
   Table want = t;
   for (const auto& step : on_host) want = step(want);
   expect_same_table(want, *got);
+
+  // The same chain ending in a keyed aggregation, reduced where the chain left its columns.
+  KeyedAggregation plan = every_aggregate(GetParam().kind);
+  plan.aggregates.push_back({AggregateKind::Sum, "computed0", "sum_computed"});
+  const std::optional<Table> partials = gpu->aggregate_row_chain(t, steps, plan);
+  ASSERT_TRUE(partials);
+  expect_same_table(make_backend(BackendKind::Cpu)->aggregate_partials(want, plan), *partials);
 }
 
 TEST_P(CudaVersusCpu, GroupByKeyAndCogroupGroupAlike) {
@@ -368,6 +375,101 @@ TEST_P(CudaVersusCpu, ExpressionsAndFiltersOnTheDeviceAgree) {
     const std::optional<Table> kept = gpu->filter(t, programs[e]);
     ASSERT_TRUE(kept);
     expect_same_table(t.filter(expressions[e].evaluate_mask(t)), *kept);
+  }
+}
+
+/// A map step that computes every column of a table anew (keys first: "key0", ..., then
+/// "value0", ...), so that all of its output columns are made on the device.
+struct RecomputedColumns {
+  RowChainStep map{RowChainStep::Kind::Map, {}, {}, 0, {}, {}};
+  std::vector<pipeline::Expression> expressions;  // in output order
+  size_t key_count = 0;
+};
+
+RecomputedColumns recompute_every_column(const Schema& schema, KeyKind kind) {
+  std::vector<std::string> keys;
+  if (kind == KeyKind::Strings) keys = {"upper(s)"};
+  else if (kind == KeyKind::NullableStringAndInt) keys = {"upper(s)", "n + 1"};
+  else if (kind == KeyKind::Floats) keys = {"k * 2.0"};
+  else keys = {"k + 1"};
+  std::vector<std::string> texts = keys;
+  for (const char* value : {"v * 3", "i - 1", "f + 0.5", "not b"}) texts.push_back(value);
+  RecomputedColumns out;
+  out.key_count = keys.size();
+  std::vector<Field> fields;
+  for (size_t e = 0; e < texts.size(); ++e) {
+    const pipeline::Expression expression = pipeline::Expression::parse(texts[e]);
+    const std::string name = e < keys.size() ? "key" + std::to_string(e) : "value" + std::to_string(e - keys.size());
+    fields.push_back(Field{name, expression.result_type(schema), expression.result_nullable(schema), {}});
+    out.map.programs.push_back(expression.compile(schema).value());
+    out.map.sources.push_back(-static_cast<int32_t>(e + 1));
+    out.expressions.push_back(expression);
+  }
+  out.map.output = Schema(std::move(fields));
+  return out;
+}
+
+TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceFeedTheNextOperatorsInPlace) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 1000000);
+  const Table t = random_table(GetParam().kind, rows, 61);
+  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
+  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
+  ASSERT_TRUE(made);
+  std::vector<Column> on_host;
+  for (const pipeline::Expression& e : recomputed.expressions) on_host.push_back(e.evaluate(t));
+  expect_same_table(Table(recomputed.map.output, std::move(on_host)), *made);
+  for (size_t c = 0; c < made->num_columns(); ++c)
+    EXPECT_EQ(made->column(c).replica() != nullptr, rows > 0) << made->schema()[c].name << ": device copy kept";
+
+  // Every consumer reads the device copies; each agrees with the CPU backend on the same table.
+  KeyedAggregation plan;
+  std::vector<size_t> key_columns;
+  for (size_t k = 0; k < recomputed.key_count; ++k) {
+    plan.keys.push_back("key" + std::to_string(k));
+    key_columns.push_back(k);
+  }
+  plan.aggregates = {{AggregateKind::Count, "", "rows"},      {AggregateKind::Sum, "value0", "sum_v"},
+                     {AggregateKind::Min, "value0", "min_v"}, {AggregateKind::Max, "value1", "max_i"},
+                     {AggregateKind::Sum, "value2", "sum_f"}, {AggregateKind::Max, "value3", "max_b"}};
+  expect_same_table(cpu->aggregate_partials(*made, plan), gpu->aggregate_partials(*made, plan));
+  const std::optional<Table> fused = gpu->aggregate_row_chain(t, {&recomputed.map, 1}, plan);
+  ASSERT_TRUE(fused);
+  expect_same_table(cpu->aggregate_partials(*made, plan), *fused);
+  const Grouping want = group_rows(*made, key_columns);
+  const Grouping got = gpu->group_rows(*made, key_columns);
+  EXPECT_EQ(got.group_of_row, want.group_of_row);
+  EXPECT_EQ(got.first_row_of_group, want.first_row_of_group);
+  auto on_cpu = cpu->make_window_aggregation(plan, made->schema(), 2);
+  auto on_gpu = gpu->make_window_aggregation(plan, made->schema(), 2);
+  for (int slide = 0; slide < 3; ++slide) {
+    on_cpu->add_batch(*made);
+    on_gpu->add_batch(*made);
+    expect_same_table(on_cpu->slide(), on_gpu->slide());
+  }
+  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
+  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
+  const std::optional<Table> filtered = gpu->run_row_chain(*made, {&filter, 1});
+  ASSERT_TRUE(filtered);
+  expect_same_table(made->filter(keep.evaluate_mask(*made)), *filtered);
+  if (rows > 0) {
+    const Table small = made->gather(std::vector<int64_t>{0});
+    expect_same_table(cpu->join(*made, key_columns, small, key_columns, JoinKind::Inner),
+                      gpu->join(*made, key_columns, small, key_columns, JoinKind::Inner));
+  }
+
+  // A column changed on the host after the device made it is read from the host again.
+  if (rows > 0) {
+    std::vector<Column> columns = made->columns();
+    const size_t v = made->schema().index_of("value0");
+    size_t row = 0;
+    while (row + 1 < rows && !columns[v].is_valid(row)) ++row;
+    columns[v].mutable_values<int64_t>()[row] += 1000;
+    ASSERT_EQ(columns[v].replica(), nullptr);
+    const Table changed(made->schema(), std::move(columns));
+    expect_same_table(cpu->aggregate_partials(changed, plan), gpu->aggregate_partials(changed, plan));
   }
 }
 
@@ -538,6 +640,45 @@ TEST(CudaEngine, APrefetchedBatchIsCopiedFromItsDeviceCopyAndGivesTheSameResult)
   engine.retire_prefetched(1000);
   engine.reduce(in);
   EXPECT_EQ(engine.memory().bytes_from_prefetch, input.num_rows() * 16 + (input.num_rows() + 7) / 8) << "retired copies were used";
+}
+
+TEST(CudaEngine, AColumnItMadeIsReadInPlaceUntilTheLastHostCopyGoes) {
+  SKIP_WITHOUT_GPU();
+  const Table input = random_table(KeyKind::FewInts, 500000, 13);
+  const size_t rows = input.num_rows();
+  gpu::DeviceEngine engine(0);
+  const RowProgram program = pipeline::Expression::parse("k * 2").compile(input.schema()).value();
+  gpu::ColumnView k;
+  k.type = gpu::kInt64;
+  k.values = input.column("k").data();
+  std::vector<gpu::ColumnView> columns(input.num_columns());
+  columns[input.schema().index_of("k")] = k;
+  std::vector<gpu::HostColumnBuffers> made = engine.evaluate({&program}, columns, rows);
+  ASSERT_EQ(made.size(), 1u);
+  ASSERT_TRUE(made[0].resident) << "the engine kept its device copy";
+  EXPECT_EQ(made[0].resident_view.on_device, 1);
+  EXPECT_EQ(engine.memory().resident_bytes, rows * sizeof(int64_t));
+
+  gpu::GroupedInput in;
+  in.rows = rows;
+  in.keys = {made[0].resident_view};
+  in.folds = {gpu::FoldView{}};  // count of rows
+  const uint64_t copied = engine.memory().bytes_copied_to_device;
+  const gpu::GroupedResult in_place = engine.reduce(in);
+  EXPECT_EQ(engine.memory().bytes_copied_to_device, copied) << "the resident column was copied in again";
+  EXPECT_EQ(engine.memory().resident_columns_used, 1u);
+  gpu::ColumnView from_host;
+  from_host.type = gpu::kInt64;
+  from_host.values = made[0].values.data();
+  in.keys = {from_host};
+  const gpu::GroupedResult copied_in = engine.reduce(in);
+  EXPECT_EQ(engine.memory().bytes_copied_to_device, copied + rows * sizeof(int64_t));
+  EXPECT_EQ(in_place.first_row, copied_in.first_row);
+  EXPECT_EQ(in_place.accumulators, copied_in.accumulators);
+  EXPECT_EQ(in_place.groups, 16u);
+
+  made.clear();
+  EXPECT_EQ(engine.memory().resident_bytes, 0u) << "the device copy outlived its host column";
 }
 
 TEST(CudaEngine, SteadyStateBatchesReuseThePoolInsteadOfGrowingIt) {

@@ -12,11 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "aggregate_plan.hpp"
+#include "cuda/device_folds.hpp"
 #include "cuda/kernel_inputs.hpp"
 #include "grouped_reduce.cuh"
 #include "host_exec.cuh"
 #include "owned_column_on_host.cuh"
 #include "pipeline/pipeline_spec.hpp"
+#include "reduce_row_chain.cuh"
 #include "row_chain.cuh"
 #include "row_program.cuh"
 #include "sluice/backend.hpp"
@@ -91,6 +94,27 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     return Table(schema, std::move(out));
   }
 
+  /// As the CUDA backend does it: the folds of the plan over the chain's output, reduced where
+  /// the chain left its columns, and the partial table made from the groups.
+  std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
+                                           const KeyedAggregation& plan) override {
+    ++aggregate_chain_calls;
+    std::vector<gpu::ColumnView> columns;
+    for (const Column& c : batch.columns()) columns.push_back(host_view(c));
+    const Schema& schema = steps.back().output;
+    const ResolvedPlan resolved = resolve_plan(plan, schema);
+    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), host_view);
+    gpu::HostExec exec;
+    const gpu::ChainGroups<gpu::HostExec> reduced =
+        gpu::reduce_row_chain(exec, columns, batch.num_rows(), kernel_steps(steps), chain_reduction(resolved, fp));
+    EXPECT_EQ(reduced.groups.key_collisions, 0u);
+    std::vector<Column> keys;
+    for (const gpu::OwnedColumn<gpu::HostExec>& key : reduced.keys) keys.push_back(gpu::to_column(key));
+    const size_t groups = reduced.groups.groups;
+    return partial_table(plan.partial_schema(schema), std::move(keys), fp, reduced.groups.accumulators.data(), groups,
+                         all_rows(groups));
+  }
+
   Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
     ++group_calls;
     gpu::GroupedInput in;
@@ -109,6 +133,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> split_calls{0};
   std::atomic<int> group_calls{0};
   std::atomic<int> chain_calls{0};
+  std::atomic<int> aggregate_chain_calls{0};
 
  private:
   std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
@@ -213,7 +238,9 @@ streams:
 )Y";
   const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("[\"quick\",1]"), std::string::npos) << on_cpu;
-  EXPECT_EQ(kernels->split_calls.load(), 2 * 2);
+  // words splits on its own; result's split and count_by_value run as one reduction.
+  EXPECT_EQ(kernels->split_calls.load(), 2);
+  EXPECT_EQ(kernels->aggregate_chain_calls.load(), 2);
 }
 
 TEST_F(PipelineKernelsTest, GroupByKeyAndCogroupGroupInTheKernelsAndAgreeWithTheHost) {
@@ -258,15 +285,61 @@ streams:
       - flat_map: {split: text, as: word}
       - filter: "len(word) > 1 or big > 20"
       - select: [word, region, big]
-      - count_by_value: {}
 )Y";
   const auto [on_cpu, kernels] = run_on_both(body);
-  EXPECT_NE(on_cpu.find("[\"quick\",\"eu\",30,1]"), std::string::npos) << on_cpu;
+  EXPECT_NE(on_cpu.find("[\"quick\",\"eu\",30]"), std::string::npos) << on_cpu;
   // The five row operations after parse run as one chain per batch; none of them alone.
   EXPECT_EQ(kernels->chain_calls.load(), 3);
   EXPECT_EQ(kernels->filter_calls.load(), 0);
   EXPECT_EQ(kernels->evaluate_calls.load(), 0);
   EXPECT_EQ(kernels->split_calls.load(), 0);
+}
+
+TEST_F(PipelineKernelsTest, RowOperationsEndingInAKeyedAggregationReduceInTheKernelsAndAgreeWithTheHost) {
+  const std::string input = write("in.jsonl",
+                                  "[\"eu,3,10.5,The Quick fox\", \"us,0,1.0,jumps\", \"eu,-2,4.25,\", \"asia,7,0.5,over the LAZY dog\"]\n"
+                                  "[]\n"
+                                  "[\"us,2,2.5,a b c a\", \"test,5,1.0,x\", \"us,2,-1.5,B\"]\n"
+                                  "[\"eu,9,nan,q\"]\n");
+  const std::string source = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+streams:
+  sales:
+    from: raw
+    ops:
+      - parse: {format: csv, schema: {region: string, qty: int64, price: float64, text: "string?"}}
+  result:
+    from: sales
+    ops:
+)Y";
+  struct Case {
+    const char* ops;
+    const char* expected;     // a row of the output
+    int fused_per_batch;      // aggregate_row_chain calls per batch
+  };
+  const Case cases[] = {
+      {R"Y(      - filter: "region != 'test'"
+      - map: {region: region, qty: qty, value: "price * qty", code: "len(region) > 2", text: text}
+      - reduce_by_key:
+          key: [region, code]
+          aggregates: {n: "count()", items: "sum(qty)", total: "sum(value)", low: "min(value)", high: "max(qty)", avg: "mean(value)", texts: "count(text)"}
+)Y",
+       "[\"us\",false,2,4,", 1},
+      {R"Y(      - map: {region: region, text: "lower(text)"}
+      - flat_map: {split: text, as: word}
+      - count_by_value: {}
+)Y",
+       "[\"us\",\"a\",2]", 1},
+      // One operation fuses too; a map with a host expression (concat) does not.
+      {"      - filter: \"qty > 0\"\n      - combine_by_key: {key: region, aggregates: {items: \"sum(qty)\"}}\n", "[\"eu\",3]", 1},
+      {"      - map: {tag: \"concat(region, '!')\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
+       "[\"us!\",4]", 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.ops);
+    const auto [on_cpu, kernels] = run_on_both(source + c.ops);
+    EXPECT_NE(on_cpu.find(c.expected), std::string::npos) << on_cpu;
+    EXPECT_EQ(kernels->aggregate_chain_calls.load(), 4 * c.fused_per_batch);
+  }
 }
 
 }  // namespace

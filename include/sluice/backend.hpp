@@ -184,6 +184,11 @@ class ExecutionBackend {
   /// staying in the backend's memory between steps, and returns the last step's table; or
   /// nullopt when this backend leaves the steps to the host, one at a time (the default).
   virtual std::optional<Table> run_row_chain(const Table& batch, std::span<const RowChainStep> steps);
+  /// The partials of @p plan (as aggregate_partials gives them) over what @p steps make of
+  /// @p batch, the steps' output never leaving the backend's memory; or nullopt when this
+  /// backend leaves it to run_row_chain and aggregate_partials (the default).
+  virtual std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
+                                                   const KeyedAggregation& plan);
   /// Groups rows by key for group_by_key and cogroup (see group_rows, which is the default).
   virtual Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
   /// flatMap of a string column (see split_strings, which is the default).

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,7 +45,17 @@ template <class T> constexpr TypeId type_of_storage() {
   else static_assert(sizeof(T) == 0, "not a column storage type");
 }
 
-/// @brief An owning column in host memory. Cheap to move; copies are deep.
+/// @brief A copy of a column's buffers that an execution backend keeps where it computes
+/// (device memory), so that the next operator on the same device reads the column there
+/// instead of copying it in again. Immutable; a column drops its replica as soon as any of
+/// its own buffers changes, so a replica always holds the column's current contents.
+class ColumnReplica {
+ public:
+  virtual ~ColumnReplica() = default;
+};
+
+/// @brief An owning column in host memory. Cheap to move; copies are deep (a replica, being
+/// immutable, is shared by the copies).
 class Column {
  public:
   Column() = default;
@@ -76,6 +87,7 @@ class Column {
   }
   template <class T> std::span<T> mutable_values() {
     check_storage(type_of_storage<T>());
+    replica_.reset();
     return {reinterpret_cast<T*>(data_.data()), size_};
   }
   const std::byte* data() const { return data_.data(); }
@@ -92,7 +104,10 @@ class Column {
 
   // ---- list access ----
   const std::vector<Column>& children() const { return children_; }
-  std::vector<Column>& children() { return children_; }
+  std::vector<Column>& children() {
+    replica_.reset();
+    return children_;
+  }
   /// Child rows [first, last) of list element @p row.
   std::pair<size_t, size_t> list_range(size_t row) const {
     return {static_cast<size_t>(offsets_[row]), static_cast<size_t>(offsets_[row + 1])};
@@ -103,6 +118,7 @@ class Column {
   /// Appends a fixed-width value; @p T must be the storage type (uint8_t for Bool).
   template <class T> void append(T v) {
     check_storage(type_of_storage<T>());
+    replica_.reset();
     const size_t at = data_.size();
     data_.resize(at + sizeof(T));
     std::memcpy(data_.data() + at, &v, sizeof(T));
@@ -121,6 +137,14 @@ class Column {
   void append_value(const Value& v);
   /// Turns on the validity bitmap (all existing rows valid).
   void make_nullable();
+
+  // ---- a backend's copy ----
+  /// The copy of this column's buffers that a backend attached (see ColumnReplica), or null.
+  const std::shared_ptr<const ColumnReplica>& replica() const { return replica_; }
+  /// Attaches @p replica, which must hold exactly this column's current buffers. A span or
+  /// reference taken from mutable_values() or children() before this call must not be
+  /// written through afterwards: the replica would not see it.
+  void attach_replica(std::shared_ptr<const ColumnReplica> replica) { replica_ = std::move(replica); }
 
   /// Row @p row as a runtime scalar (List columns are not scalars: throws).
   Value value_at(size_t row) const;
@@ -146,6 +170,7 @@ class Column {
   std::vector<char> chars_;           // String
   std::vector<uint8_t> validity_;     // bitmap when nullable_
   std::vector<Column> children_;      // List: struct fields of the elements
+  std::shared_ptr<const ColumnReplica> replica_;  // dropped by every change above
 };
 
 /// @brief An owning batch: a schema and one column per field, all of one length.

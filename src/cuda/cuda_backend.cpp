@@ -1,12 +1,15 @@
 // The CUDA execution backend, through the device engine of kernels/: keyed aggregation (per
 // batch, combined, windowed with the panes on the device, running state on the device),
-// joins within a batch, and CSV/JSON record parsing. Host tables are staged into pinned
-// memory and copied to the device once per call; only results come back.
+// joins within a batch, CSV/JSON record parsing, expressions, chains of row operations (alone
+// or ending in a keyed aggregation) and grouping. Host tables are staged into pinned memory
+// and copied to the device once per call; columns the device made are read from their
+// resident device copies instead (DeviceReplica).
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
 #include "aggregate_plan.hpp"
+#include "cuda/device_folds.hpp"
 #include "cuda/kernel_inputs.hpp"
 #include "gpu_engine.hpp"
 #include "join_result.hpp"
@@ -26,144 +29,37 @@ static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 ==
                   gpu::kFloat64 == static_cast<int32_t>(TypeId::Float64) && gpu::kString == static_cast<int32_t>(TypeId::String),
               "gpu::ColumnType mirrors sluice::TypeId");
 
-bool is_float(TypeId t) { return t == TypeId::Float32 || t == TypeId::Float64; }
-
-/// A column the device made, from its buffers copied to the host.
-Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows) {
-  return Column::from_buffers(type, rows, nullable, std::move(b.values), std::move(b.offsets), std::move(b.chars),
-                              std::move(b.validity));
-}
-
-gpu::FoldView make_fold(gpu::FoldOp op, bool float_acc, const Column* input) {
-  gpu::FoldView f;
-  f.op = op;
-  f.float_acc = float_acc ? 1 : 0;
-  if (input) f.input = host_view(*input);
-  return f;
-}
-
-/// One state field of a partial table: the fold that computes it, and for min and max the
-/// fold that counts its non-null inputs (no value seen: null).
-struct StateField {
-  size_t fold = 0;
-  int seen_fold = -1;
-  TypeId type = TypeId::Int64;
+/// The device copy of a column the device made, attached to the host column: the next
+/// operator on the same device reads it there instead of copying the column in again.
+struct DeviceReplica final : ColumnReplica {
+  DeviceReplica(std::shared_ptr<const void> memory_, gpu::ColumnView view_, int device_, size_t rows_)
+      : memory(std::move(memory_)), view(view_), device(device_), rows(rows_) {}
+  std::shared_ptr<const void> memory;  // owns what view points to
+  gpu::ColumnView view;
+  int device = 0;
+  size_t rows = 0;
 };
 
-/// The device folds of one aggregation, in the order of the partial table's state fields
-/// (hidden "seen" counts for min and max come last).
-struct FoldPlan {
-  std::vector<gpu::FoldView> folds;
-  std::vector<StateField> states;
-  size_t records_fold = 0;
-};
-
-/// Folds that aggregate an input table: a fold per state field of the partial schema.
-FoldPlan input_folds(const KeyedAggregation& plan, const ResolvedPlan& resolved, const Table& input) {
-  FoldPlan fp;
-  std::vector<std::pair<size_t, const Column*>> seen;  // state index, input column
-  auto add = [&](gpu::FoldOp op, bool float_acc, const Column* column, TypeId state_type) {
-    fp.states.push_back(StateField{fp.folds.size(), -1, state_type});
-    fp.folds.push_back(make_fold(op, float_acc, column));
-  };
-  for (size_t a = 0; a < plan.aggregates.size(); ++a) {
-    const int c = resolved.inputs[a];
-    const Column* column = c >= 0 ? &input.column(static_cast<size_t>(c)) : nullptr;
-    const TypeId type = column ? column->type() : TypeId::Int64;
-    switch (plan.aggregates[a].kind) {
-      case AggregateKind::Count:
-        add(column ? gpu::kFoldCountValid : gpu::kFoldCountRows, false, column, TypeId::Int64);
-        break;
-      case AggregateKind::Sum: add(gpu::kFoldSum, is_float(type), column, sum_type(type)); break;
-      case AggregateKind::Min:
-      case AggregateKind::Max:
-        add(plan.aggregates[a].kind == AggregateKind::Min ? gpu::kFoldMin : gpu::kFoldMax, is_float(type), column, type);
-        seen.emplace_back(fp.states.size() - 1, column);
-        break;
-      case AggregateKind::Mean:
-        add(gpu::kFoldSum, true, column, TypeId::Float64);
-        add(gpu::kFoldCountValid, false, column, TypeId::Int64);
-        break;
-    }
-  }
-  fp.records_fold = fp.folds.size();
-  add(gpu::kFoldCountRows, false, nullptr, TypeId::Int64);
-  for (const auto& [state, column] : seen) {
-    fp.states[state].seen_fold = static_cast<int>(fp.folds.size());
-    fp.folds.push_back(make_fold(gpu::kFoldCountValid, false, column));
-  }
-  return fp;
+/// A column the device made, from its buffers copied to the host, with its device copy
+/// attached when the engine kept one.
+Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows, int device) {
+  const bool same_layout = b.type == static_cast<int32_t>(type) && b.nullable == nullable;
+  std::shared_ptr<const void> resident = std::move(b.resident);
+  Column c = Column::from_buffers(type, rows, nullable, std::move(b.values), std::move(b.offsets), std::move(b.chars),
+                                  std::move(b.validity));
+  if (resident && same_layout) c.attach_replica(std::make_shared<DeviceReplica>(std::move(resident), b.resident_view, device, rows));
+  return c;
 }
 
-/// Folds that combine partial tables shaped like @p partials (concatenated): sums and counts
-/// add up with signs, min and max fold again (their nulls are "no value yet").
-FoldPlan partial_folds(const Table& partials, const KeyedAggregation& plan, const PartialLayout& layout) {
-  std::vector<gpu::FoldOp> op_of_column(partials.num_columns(), gpu::kFoldSum);
-  for (size_t a = 0; a < plan.aggregates.size(); ++a) {
-    if (plan.aggregates[a].kind == AggregateKind::Min) op_of_column[layout.first_state_column[a]] = gpu::kFoldMin;
-    if (plan.aggregates[a].kind == AggregateKind::Max) op_of_column[layout.first_state_column[a]] = gpu::kFoldMax;
-  }
-  FoldPlan fp;
-  std::vector<std::pair<size_t, const Column*>> seen;
-  for (size_t c = layout.key_count; c < partials.num_columns(); ++c) {
-    const Column& column = partials.column(c);
-    const gpu::FoldOp op = op_of_column[c];
-    const bool is_min = op == gpu::kFoldMin, is_max = op == gpu::kFoldMax;
-    if (c == layout.records_column) fp.records_fold = fp.folds.size();
-    fp.states.push_back(StateField{fp.folds.size(), -1, column.type()});
-    fp.folds.push_back(make_fold(op, is_float(column.type()), &column));
-    if (is_min || is_max) seen.emplace_back(fp.states.size() - 1, &column);
-  }
-  for (const auto& [state, column] : seen) {
-    fp.states[state].seen_fold = static_cast<int>(fp.folds.size());
-    fp.folds.push_back(make_fold(gpu::kFoldCountValid, false, column));
-  }
-  return fp;
+/// Column @p c as the engine of @p device reads it: its device copy when it has one there,
+/// otherwise its host buffers (which the engine copies in).
+gpu::ColumnView engine_view(const Column& c, int device) {
+  const auto* replica = dynamic_cast<const DeviceReplica*>(c.replica().get());
+  if (replica && replica->device == device && replica->rows == c.size()) return replica->view;
+  return host_view(c);
 }
 
-/// The column of state @p s for the groups @p rows of fold-major @p acc (@p groups per fold).
-Column state_column(const StateField& s, const std::vector<gpu::FoldView>& folds, const uint64_t* acc, size_t groups,
-                    std::span<const size_t> rows) {
-  const uint64_t* values = acc + s.fold * groups;
-  const bool float_acc = folds[s.fold].float_acc != 0;
-  auto as_double = [](uint64_t bits) {
-    double d;
-    std::memcpy(&d, &bits, sizeof d);
-    return d;
-  };
-  Column out(s.type, s.seen_fold >= 0);
-  out.reserve(rows.size());
-  for (size_t r : rows) {
-    if (s.seen_fold >= 0 && acc[static_cast<size_t>(s.seen_fold) * groups + r] == 0) {
-      out.append_null();
-      continue;
-    }
-    const uint64_t v = values[r];
-    switch (s.type) {
-      case TypeId::Bool: out.append<uint8_t>(static_cast<uint8_t>(static_cast<int64_t>(v))); break;
-      case TypeId::Int32: out.append<int32_t>(static_cast<int32_t>(static_cast<int64_t>(v))); break;
-      case TypeId::Int64: out.append<int64_t>(float_acc ? static_cast<int64_t>(as_double(v)) : static_cast<int64_t>(v)); break;
-      case TypeId::Float32: out.append<float>(static_cast<float>(float_acc ? as_double(v) : static_cast<double>(static_cast<int64_t>(v)))); break;
-      case TypeId::Float64: out.append<double>(float_acc ? as_double(v) : static_cast<double>(static_cast<int64_t>(v))); break;
-      default: throw Error("CUDA backend: internal: state of type " + std::string(type_name(s.type)));
-    }
-  }
-  return out;
-}
 
-/// A partial table from key columns and the groups @p rows of a reduction's accumulators.
-Table partial_table(Schema schema, std::vector<Column> keys, const FoldPlan& fp, const uint64_t* acc, size_t groups,
-                    std::span<const size_t> rows) {
-  std::vector<Column> columns = std::move(keys);
-  for (const StateField& s : fp.states) columns.push_back(state_column(s, fp.folds, acc, groups, rows));
-  return Table(std::move(schema), std::move(columns));
-}
-
-std::vector<size_t> all_rows(size_t n) {
-  std::vector<size_t> rows(n);
-  for (size_t i = 0; i < n; ++i) rows[i] = i;
-  return rows;
-}
 
 std::vector<int64_t> as_rows(const std::vector<int64_t>& first_row, std::span<const size_t> kept) {
   std::vector<int64_t> out;
@@ -187,14 +83,14 @@ class DeviceKeys {
 
   bool exact() const { return exact_; }
 
-  /// The key columns of @p batch for the device, checked against the schema.
-  std::vector<gpu::ColumnView> views(const Table& batch, std::string_view op) const {
+  /// The key columns of @p batch as @p view_of gives them, checked against the schema.
+  std::vector<gpu::ColumnView> views(const Table& batch, std::string_view op, const ViewOf& view_of) const {
     std::vector<gpu::ColumnView> out;
     for (size_t k : resolved_.keys) {
       const Column& key = batch.column(k);
       SLUICE_EXPECTS(!exact_ || key.null_count() == 0, std::string(op) + ": key field '" + batch.schema()[k].name +
                                                            "' is declared not nullable but holds nulls");
-      gpu::ColumnView v = host_view(key);
+      gpu::ColumnView v = view_of(key);
       // An exact key is its own 64-bit key in every batch: a bitmap without nulls must not
       // make the device hash this batch's keys instead.
       if (exact_) v.validity = nullptr;
@@ -259,17 +155,17 @@ class DeviceKeys {
 /// What device windows and states share: the plan, its device folds and the key dictionary.
 class DeviceKeyedAggregation {
  protected:
-  DeviceKeyedAggregation(ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
-      : cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
+  DeviceKeyedAggregation(int device, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
+      : view_of_([device](const Column& c) { return engine_view(c, device); }), cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
         resolved_(resolve_plan(plan_, input)), keys_(partial_schema_, resolved_, input),
-        fold_plan_(input_folds(plan_, resolved_, Table::empty(input))) {}
+        fold_plan_(input_folds(plan_, resolved_, Table::empty(input), view_of_)) {}
 
   /// The device input of a batch: its key columns and the plan's folds.
   gpu::GroupedInput input_of(const Table& batch) const {
     gpu::GroupedInput in;
     in.rows = batch.num_rows();
-    in.keys = keys_.views(batch, op_);
-    in.folds = input_folds(plan_, resolved_, batch).folds;
+    in.keys = keys_.views(batch, op_, view_of_);
+    in.folds = input_folds(plan_, resolved_, batch, view_of_).folds;
     in.force_hashed_keys = !keys_.exact();
     return in;
   }
@@ -284,6 +180,7 @@ class DeviceKeyedAggregation {
         plan_);
   }
 
+  ViewOf view_of_;
   ExecutionBackend& cpu_;
   std::string_view op_;
   KeyedAggregation plan_;
@@ -298,7 +195,7 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
  public:
   DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
                           size_t panes)
-      : DeviceKeyedAggregation(cpu, std::move(plan), input, "reduce_by_key_and_window"),
+      : DeviceKeyedAggregation(engine.device(), cpu, std::move(plan), input, "reduce_by_key_and_window"),
         window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
 
   void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
@@ -313,7 +210,7 @@ class DeviceStateAggregation final : public StateAggregation, DeviceKeyedAggrega
  public:
   DeviceStateAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
                          size_t expire_after_batches)
-      : DeviceKeyedAggregation(cpu, std::move(plan), input, "update_state_by_key"),
+      : DeviceKeyedAggregation(engine.device(), cpu, std::move(plan), input, "update_state_by_key"),
         state_(engine.make_running_state(fold_plan_.folds, fold_plan_.records_fold, expire_after_batches)) {}
 
   Table update(const Table& batch) override {
@@ -340,8 +237,8 @@ class CudaBackend final : public ExecutionBackend {
     const ResolvedPlan resolved = resolve_plan(plan, input.schema());
     gpu::GroupedInput in;
     in.rows = input.num_rows();
-    for (size_t k : resolved.keys) in.keys.push_back(host_view(input.column(k)));
-    const FoldPlan fp = input_folds(plan, resolved, input);
+    for (size_t k : resolved.keys) in.keys.push_back(view(input.column(k)));
+    const FoldPlan fp = input_folds(plan, resolved, input, viewer());
     in.folds = fp.folds;
     const gpu::GroupedResult r = engine_.reduce(in);
     if (r.key_collisions > 0) return collision_fallback("aggregate_partials", [&] { return cpu_->aggregate_partials(input, plan); });
@@ -364,8 +261,8 @@ class CudaBackend final : public ExecutionBackend {
     }
     gpu::GroupedInput in;
     in.rows = all.num_rows();
-    for (size_t k = 0; k < layout.key_count; ++k) in.keys.push_back(host_view(all.column(k)));
-    const FoldPlan fp = partial_folds(all, plan, layout);
+    for (size_t k = 0; k < layout.key_count; ++k) in.keys.push_back(view(all.column(k)));
+    const FoldPlan fp = partial_folds(all, plan, layout, viewer());
     in.folds = fp.folds;
     in.row_sign = any_negative ? row_sign.data() : nullptr;
     const gpu::GroupedResult r = engine_.reduce(in);
@@ -423,7 +320,7 @@ class CudaBackend final : public ExecutionBackend {
             : engine_.parse_json(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(), fields, names);
     std::vector<Column> columns;
     for (size_t f = 0; f < schema.size(); ++f)
-      columns.push_back(column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows));
+      columns.push_back(column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows, engine_.device()));
     ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}};
     out.host_lines.reserve(parsed.malformed.size() + parsed.needs_host.size());
     std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
@@ -440,10 +337,10 @@ class CudaBackend final : public ExecutionBackend {
       return out;
     }
     std::vector<gpu::HostColumnBuffers> columns =
-        engine_.evaluate({programs.begin(), programs.end()}, columns_read(table, programs), table.num_rows());
+        engine_.evaluate({programs.begin(), programs.end()}, views_read(table, programs), table.num_rows());
     for (size_t k = 0; k < programs.size(); ++k)
       out.push_back(column_from(std::move(columns[k]), static_cast<TypeId>(programs[k]->result_type),
-                                programs[k]->result_nullable, table.num_rows()));
+                                programs[k]->result_nullable, table.num_rows(), engine_.device()));
     return out;
   }
 
@@ -452,7 +349,7 @@ class CudaBackend final : public ExecutionBackend {
   std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
     if (table.num_rows() == 0) return table;
     const RowProgram* programs[] = {&predicate};
-    return table.gather(engine_.select_rows(predicate, columns_read(table, programs), table.num_rows()));
+    return table.gather(engine_.select_rows(predicate, views_read(table, programs), table.num_rows()));
   }
 
   /// The batch is copied to the device once; every step makes device columns from device
@@ -463,7 +360,7 @@ class CudaBackend final : public ExecutionBackend {
     std::vector<gpu::ColumnView> columns;
     for (size_t c = 0; c < batch.num_columns(); ++c) {
       if (batch.column(c).type() == TypeId::List) return std::nullopt;  // the host runs the steps
-      columns.push_back(host_view(batch.column(c)));
+      columns.push_back(view(batch.column(c)));
     }
     gpu::RowChainOutput out = engine_.run_row_chain(columns, batch.num_rows(), kernel_steps(steps));
     const Schema& schema = steps.back().output;
@@ -473,9 +370,37 @@ class CudaBackend final : public ExecutionBackend {
     std::vector<Column> result;
     for (size_t k = 0; k < schema.size(); ++k) {
       if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
-      else result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows));
+      else result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows, engine_.device()));
     }
     return Table(schema, std::move(result));
+  }
+
+  /// The steps run as in run_row_chain and their output is reduced where it is: only the
+  /// groups and their keys come back. A 64-bit key collision declines, so that the caller
+  /// runs the steps and aggregate_partials (which recomputes such a batch on the CPU).
+  std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
+                                           const KeyedAggregation& plan) override {
+    if (steps.empty()) return aggregate_partials(batch, plan);
+    std::vector<gpu::ColumnView> columns;
+    for (const Column& c : batch.columns()) {
+      if (c.type() == TypeId::List) return std::nullopt;  // the host runs the steps
+      columns.push_back(view(c));
+    }
+    const Schema& schema = steps.back().output;
+    const ResolvedPlan resolved = resolve_plan(plan, schema);
+    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), viewer());
+    gpu::ChainGroupsOnHost reduced =
+        engine_.reduce_row_chain(columns, batch.num_rows(), kernel_steps(steps), chain_reduction(resolved, fp));
+    if (reduced.groups.key_collisions > 0) return std::nullopt;
+    std::vector<Column> keys;
+    for (size_t k = 0; k < resolved.keys.size(); ++k) {
+      gpu::HostColumnBuffers& key = reduced.keys[k];
+      const bool nullable = key.nullable;
+      keys.push_back(column_from(std::move(key), schema[resolved.keys[k]].type, nullable, reduced.groups.groups, engine_.device()));
+    }
+    const std::vector<size_t> rows = all_rows(reduced.groups.groups);
+    return partial_table(plan.partial_schema(schema), std::move(keys), fp, reduced.groups.accumulators.data(), reduced.groups.groups,
+                         rows);
   }
 
   /// Rows are grouped on the device (the keyed reduction's grouping, then each row's group by
@@ -487,7 +412,7 @@ class CudaBackend final : public ExecutionBackend {
     for (size_t k : key_columns) {
       if (k >= table.num_columns() || table.column(k).type() == TypeId::List)
         return sluice::group_rows(table, key_columns);  // which names the problem
-      keys.push_back(host_view(table.column(k)));
+      keys.push_back(view(table.column(k)));
     }
     gpu::RowGroups groups = engine_.group_rows(keys, table.num_rows());
     if (groups.key_collisions != 0) {
@@ -514,8 +439,8 @@ class CudaBackend final : public ExecutionBackend {
              JoinKind kind) override {
     check_join_keys(left, left_keys, right, right_keys);
     std::vector<gpu::ColumnView> l, r;
-    for (size_t k : left_keys) l.push_back(host_view(left.column(k)));
-    for (size_t k : right_keys) r.push_back(host_view(right.column(k)));
+    for (size_t k : left_keys) l.push_back(view(left.column(k)));
+    for (size_t k : right_keys) r.push_back(view(right.column(k)));
     const gpu::JoinPairs pairs = engine_.join(l, left.num_rows(), r, right.num_rows(), static_cast<gpu::JoinKind>(kind));
     return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
   }
@@ -540,6 +465,15 @@ class CudaBackend final : public ExecutionBackend {
   void retire_prefetched(Time through) override { engine_.retire_prefetched(through.ms); }
 
  private:
+  gpu::ColumnView view(const Column& c) const { return engine_view(c, engine_.device()); }
+  ViewOf viewer() const {
+    return [this](const Column& c) { return view(c); };
+  }
+  /// The columns of @p table that @p programs read, as the engine reads them.
+  std::vector<gpu::ColumnView> views_read(const Table& table, std::span<const RowProgram* const> programs) const {
+    return columns_read(table, programs, viewer());
+  }
+
   /// A 64-bit hash collision between two distinct keys: never merged; this batch is
   /// recomputed exactly on the CPU.
   template <class Compute> Table collision_fallback(const char* op, Compute&& compute) {

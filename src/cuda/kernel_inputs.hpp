@@ -26,15 +26,17 @@ inline gpu::ColumnView host_view(const Column& c) {
   return v;
 }
 
-/// Host views of the columns of @p table that @p programs read; the others stay empty, so
-/// that nothing of them is copied to the device.
-inline std::vector<gpu::ColumnView> columns_read(const Table& table, std::span<const RowProgram* const> programs) {
+/// Views (@p view_of: host_view, or where the engine reads a column) of the columns of
+/// @p table that @p programs read; the others stay empty, so that nothing of them is copied
+/// to the device.
+template <class ViewOf = gpu::ColumnView (*)(const Column&)>
+std::vector<gpu::ColumnView> columns_read(const Table& table, std::span<const RowProgram* const> programs, ViewOf view_of = host_view) {
   std::vector<gpu::ColumnView> views(table.num_columns());
   for (const RowProgram* p : programs)
     for (size_t field : p->fields) {
       SLUICE_EXPECTS(field < table.num_columns(), "CUDA backend: an expression reads field " + std::to_string(field) +
                                                       " of a batch of " + std::to_string(table.num_columns()) + " fields");
-      views[field] = host_view(table.column(field));
+      views[field] = view_of(table.column(field));
     }
   return views;
 }

@@ -505,6 +505,12 @@ class PipelineBuilder {
             row_ops.push_back(std::move(*row_op));
             continue;
           }
+          const Schema& input = row_ops.empty() ? s.schema() : row_ops.back().output;
+          if (std::optional<KeyedAggregation> plan = keyed_aggregation(input, op_name, args, what + ": " + op_name)) {
+            s = add_row_ops(s, row_ops, AggregationAfter{std::move(*plan), op_name});
+            row_ops.clear();
+            continue;
+          }
           s = add_row_ops(s, row_ops);
           row_ops.clear();
           s = apply_op(s, op_name, args, what + ": " + op_name);
@@ -671,15 +677,53 @@ class PipelineBuilder {
     return std::nullopt;
   }
 
+  /// The per-batch keyed aggregation of operation @p op over batches of @p input
+  /// (reduce_by_key, combine_by_key, count_by_value), or nullopt for any other operation.
+  std::optional<KeyedAggregation> keyed_aggregation(const Schema& input, const std::string& op, const YAML::Node& args,
+                                                    const std::string& what) {
+    if (op == "count_by_value") {
+      std::vector<std::string> keys;
+      for (const auto& f : input) keys.push_back(f.name);
+      return KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}};
+    }
+    if (op == "reduce_by_key" || op == "combine_by_key") {
+      r_.only_keys(args, {"key", "aggregates"}, what);
+      return aggregation(args, what, true);
+    }
+    return std::nullopt;
+  }
+
+  /// A keyed aggregation that follows a stream's row operations.
+  struct AggregationAfter {
+    KeyedAggregation plan;
+    std::string op;
+  };
+
+  /// The row operations of @p run over @p batch: two or more as one chain of @p steps when the
+  /// backend runs it and the batch has the schema the steps were compiled for, otherwise one
+  /// by one (each asking the backend for what it runs alone).
+  static Table run_row_ops(const std::vector<RowOp>& run, std::span<const RowChainStep> steps, const Table& batch,
+                           StepContext& ctx) {
+    if (run.size() > 1 && batch.schema() == run.front().input)
+      if (std::optional<Table> out = ctx.backend->run_row_chain(batch, steps)) return std::move(*out);
+    std::optional<Table> current;
+    for (const RowOp& op : run) current = op.apply(current ? *current : batch, ctx);
+    return std::move(*current);
+  }
+
   /// Row operations become transforms. A run of two or more that the device can run whole is
   /// one transform that hands the run to the backend (run_row_chain), so that the batch stays
   /// in device memory between them; when the backend declines, or a batch's schema differs
-  /// from the one the run was compiled for, the operations run one after another.
-  TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops) {
+  /// from the one the run was compiled for, the operations run one after another. With
+  /// @p then, a keyed aggregation follows: a device run (of one or more operations) that ends
+  /// the list is one transform with it (aggregate_row_chain), so that only the groups leave
+  /// the device.
+  TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops, std::optional<AggregationAfter> then = std::nullopt) {
     for (size_t i = 0; i < ops.size();) {
       size_t end = i;
       while (end < ops.size() && ops[end].device) ++end;
-      if (end - i < 2) {
+      const bool fused = then && end == ops.size() && end > i;
+      if (end - i < 2 && !fused) {
         s = s.transform(ops[i].name, ops[i].output, [apply = ops[i].apply](std::span<const Table* const> in, StepContext& ctx) {
           return apply(*in[0], ctx);
         });
@@ -693,19 +737,26 @@ class PipelineBuilder {
         steps.push_back(*op.device);
         if (&op != &run.front()) name += ", " + op.op;
       }
+      if (fused) {
+        const Schema result = then->plan.result_schema(run.back().output);  // validates the plan
+        auto run_then_aggregate = [run, steps, plan = then->plan](std::span<const Table* const> in, StepContext& ctx) {
+          const Table& batch = *in[0];
+          std::optional<Table> partials;
+          if (batch.schema() == run.front().input) partials = ctx.backend->aggregate_row_chain(batch, steps, plan);
+          if (!partials) partials = ctx.backend->aggregate_partials(run_row_ops(run, steps, batch, ctx), plan);
+          return ctx.backend->finalize(*partials, plan);
+        };
+        return s.transform(name + ", " + then->op, result, std::move(run_then_aggregate));
+      }
       s = s.transform(name, run.back().output, [run, steps](std::span<const Table* const> in, StepContext& ctx) {
-        const Table& batch = *in[0];
-        if (batch.schema() == run.front().input)
-          if (std::optional<Table> out = ctx.backend->run_row_chain(batch, steps)) return std::move(*out);
-        std::optional<Table> current;
-        for (const RowOp& op : run) current = op.apply(current ? *current : batch, ctx);
-        return std::move(*current);
+        return run_row_ops(run, steps, *in[0], ctx);
       });
       i = end;
     }
-    return s;
+    return then ? aggregate_by_key(s, std::move(then->plan)) : s;
   }
 
+  /// Any operation but the row operations and the keyed aggregations (build_stream plans those).
   TableStream apply_op(const TableStream& s, const std::string& op, const YAML::Node& args, const std::string& what) {
     if (op == "union") return s.union_with(lookup(args, what));
     if (op == "parse") {
@@ -714,16 +765,7 @@ class PipelineBuilder {
       return parse_records(s, r_.required_string(args, "format", what), parse_schema(r_, args["schema"]), args, what);
     }
     if (op == "count") return s.count();
-    if (op == "count_by_value") {
-      std::vector<std::string> keys;
-      for (const auto& f : s.schema()) keys.push_back(f.name);
-      return aggregate_by_key(s, KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}});
-    }
     if (op == "reduce") return reduce_all(s, aggregation(args, what, false));
-    if (op == "reduce_by_key" || op == "combine_by_key") {
-      r_.only_keys(args, {"key", "aggregates"}, what);
-      return aggregate_by_key(s, aggregation(args, what, true));
-    }
     if (op == "group_by_key") {
       r_.only_keys(args, {"key"}, what);
       return group_by_key(s, r_.strings(args["key"] ? args["key"] : args, what + ": key"));
