@@ -57,6 +57,14 @@ class DevicePool {
   void release(void* p, cudaStream_t stream) noexcept {
     if (p) (void)cudaFreeAsync(p, stream);
   }
+  /// Returns what the pool keeps for reuse to the device, now and on every later free (for
+  /// an engine that is going away while some of its allocations live on).
+  void release_unused(cudaStream_t stream) noexcept {
+    (void)cudaStreamSynchronize(stream);
+    uint64_t threshold = 0;
+    (void)cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold);
+    (void)cudaMemPoolTrimTo(pool_, 0);
+  }
   /// Bytes the pool holds from the device (in use or kept for reuse).
   uint64_t reserved_bytes() const {
     uint64_t v = 0;
@@ -126,6 +134,12 @@ class PinnedBuffer {
     return data_;
   }
   size_t capacity() const { return capacity_; }
+  /// Frees the memory (the next reserve allocates again); no copy may still read it.
+  void release() noexcept {
+    if (data_) (void)cudaFreeHost(data_);
+    data_ = nullptr;
+    capacity_ = 0;
+  }
 
  private:
   char* data_ = nullptr;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <atomic>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -55,6 +57,27 @@ template <class Body> auto checked(const char* what, cudaStream_t stream, Body&&
   }
 }
 
+/// The device memory that resident columns may hold on one device, shared by every engine
+/// on it: a quarter of the device's memory.
+struct ResidentBudget {
+  std::atomic<uint64_t> held{0};
+  uint64_t limit = 0;
+};
+
+ResidentBudget& resident_budget_of(int device) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<ResidentBudget>> budgets;  // never freed: engines may outlive main
+  std::lock_guard lock(mutex);
+  std::unique_ptr<ResidentBudget>& budget = budgets[device];
+  if (!budget) {
+    size_t free_bytes = 0, total_bytes = 0;
+    SLUICE_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    budget = std::make_unique<ResidentBudget>();
+    budget->limit = total_bytes / 4;
+  }
+  return *budget;
+}
+
 }  // namespace
 
 struct DeviceEngine::Impl {
@@ -63,9 +86,6 @@ struct DeviceEngine::Impl {
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
     for (cudaEvent_t& e : staging_free) SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-    size_t free_bytes = 0, total_bytes = 0;
-    SLUICE_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    resident_budget = total_bytes / 4;
   }
   ~Impl() {
     cudaStreamSynchronize(copy_stream);
@@ -82,6 +102,17 @@ struct DeviceEngine::Impl {
   static int select(int device) {
     SLUICE_CUDA_TRY(cudaSetDevice(device));
     return device;
+  }
+
+  /// For an engine going away while windows, states or resident columns it made still hold
+  /// this: gives back the pool's spare memory and the pinned staging, which only new
+  /// work would use (and would allocate again).
+  void release_spare() noexcept {
+    (void)cudaSetDevice(device);
+    (void)cudaStreamSynchronize(copy_stream);
+    pool.release_unused(stream);  // after the stream: no staged copy is still running
+    staging[0].release();
+    staging[1].release();
   }
 
   /// Host columns staged into pinned memory and copied to the device in one copy; the
@@ -265,13 +296,18 @@ struct DeviceEngine::Impl {
     SLUICE_CUDA_TRY(cudaEventDestroy(p.ready));
   }
 
-  /// Takes @p bytes of the budget for resident columns; false when they do not fit.
+  /// Takes @p bytes of the device's budget for resident columns; false when they do not fit.
   bool reserve_resident(uint64_t bytes) {
-    uint64_t held = resident_bytes.load();
+    uint64_t held = resident_budget.held.load();
     do {
-      if (held + bytes > resident_budget) return false;
-    } while (!resident_bytes.compare_exchange_weak(held, held + bytes));
+      if (held + bytes > resident_budget.limit) return false;
+    } while (!resident_budget.held.compare_exchange_weak(held, held + bytes));
+    resident_bytes += bytes;
     return true;
+  }
+  void return_resident(uint64_t bytes) {
+    resident_budget.held -= bytes;
+    resident_bytes -= bytes;
   }
 
   static bool is_pinned(const void* p) {
@@ -296,18 +332,20 @@ struct DeviceEngine::Impl {
   std::atomic<uint64_t> bytes_prefetched{0};
   std::atomic<uint64_t> bytes_from_prefetch{0};
   // Columns the engine made stay on the device while the host columns they mirror live
-  // (the next operator reads them here instead of copying them in again), up to a quarter
-  // of the device's memory.
-  uint64_t resident_budget = 0;
-  std::atomic<uint64_t> resident_bytes{0};
+  // (the next operator reads them here instead of copying them in again), within the
+  // device's budget for them.
+  ResidentBudget& resident_budget = resident_budget_of(device);
+  std::atomic<uint64_t> resident_bytes{0};  // this engine's part of it
   std::atomic<uint64_t> resident_columns_used{0};
 };
 
 DeviceEngine::DeviceEngine(int device) : impl_(std::make_shared<Impl>(device)) {}
-DeviceEngine::~DeviceEngine() = default;
+DeviceEngine::~DeviceEngine() {
+  if (impl_.use_count() > 1) impl_->release_spare();  // what it made lives on; the rest goes
+}
 
 const std::string& DeviceEngine::description() const { return impl_->description; }
-int DeviceEngine::device() const { return impl_->device; }
+const void* DeviceEngine::identity() const { return impl_.get(); }
 
 GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
   Impl& im = *impl_;
@@ -400,15 +438,15 @@ template <class DeviceColumn> HostColumnBuffers download_column(CudaExec& exec, 
 /// A device column kept after its copy to the host, for as long as a host column refers
 /// to it; its bytes go back to the budget when the last reference goes.
 template <class DeviceColumn> struct ResidentColumn {
-  ResidentColumn(std::shared_ptr<DeviceEngine::Impl> owner_, DeviceColumn&& column_, uint64_t bytes_)
-      : owner(std::move(owner_)), column(std::move(column_)), bytes(bytes_) {}
-  ~ResidentColumn() { owner->resident_bytes -= bytes; }
+  ResidentColumn(std::shared_ptr<DeviceEngine::Impl> owner_, DeviceColumn&& column_)
+      : owner(std::move(owner_)), column(std::move(column_)) {}
+  ~ResidentColumn() { owner->return_resident(bytes); }
   ResidentColumn(const ResidentColumn&) = delete;
   ResidentColumn& operator=(const ResidentColumn&) = delete;
 
   std::shared_ptr<DeviceEngine::Impl> owner;  // declared first: the pool outlives the arrays
   DeviceColumn column;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0;  // of the budget, once reserved
 };
 
 /// Copies device column @p c of @p rows rows to the host, and keeps @p c on the device as
@@ -417,8 +455,10 @@ template <class DeviceColumn>
 HostColumnBuffers download_and_keep(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec, DeviceColumn&& c, size_t rows) {
   HostColumnBuffers h = download_column(exec, c, rows);
   const uint64_t bytes = h.values.size() + h.validity.size() + h.offsets.size() * sizeof(int32_t) + h.chars.size();
-  if (rows == 0 || !owner->reserve_resident(bytes)) return h;
-  auto kept = std::make_shared<ResidentColumn<DeviceColumn>>(owner, std::move(c), bytes);
+  if (rows == 0) return h;
+  auto kept = std::make_shared<ResidentColumn<DeviceColumn>>(owner, std::move(c));
+  if (!owner->reserve_resident(bytes)) return h;  // kept frees the column
+  kept->bytes = bytes;
   h.resident_view = kept->column.view();
   h.resident_view.on_device = 1;
   h.resident = std::move(kept);

@@ -24,7 +24,7 @@ struct MemoryStats {
   uint64_t bytes_prefetched = 0;        ///< copied ahead on the copy stream
   uint64_t bytes_from_prefetch = 0;     ///< uploads served from prefetched copies
   uint64_t resident_bytes = 0;          ///< device copies kept of columns the engine made
-  uint64_t resident_columns_used = 0;   ///< uploads of columns served by their resident copies
+  uint64_t resident_columns_used = 0;   ///< column reads (keys, fold inputs, ...) served by them
 };
 
 /// The window of a keyed aggregation after a slide: 64-bit keys and accumulators
@@ -52,8 +52,9 @@ class DeviceEngine {
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 81079 MiB)"
   const std::string& description() const;
-  /// The CUDA device ordinal.
-  int device() const;
+  /// Tells engines apart (resident columns are read in place only by the engine that made
+  /// them, on its stream).
+  const void* identity() const;
 
   /// reduceByKey of host columns (pointers in @p host_input are host memory).
   GroupedResult reduce(const GroupedInput& host_input);

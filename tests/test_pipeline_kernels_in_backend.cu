@@ -98,9 +98,12 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   /// the chain left its columns, and the partial table made from the groups.
   std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
                                            const KeyedAggregation& plan) override {
-    ++aggregate_chain_calls;
     std::vector<gpu::ColumnView> columns;
-    for (const Column& c : batch.columns()) columns.push_back(host_view(c));
+    for (const Column& c : batch.columns()) {
+      if (c.type() == TypeId::List) return std::nullopt;  // as the CUDA backend: the host runs the steps
+      columns.push_back(host_view(c));
+    }
+    ++aggregate_chain_calls;
     const Schema& schema = steps.back().output;
     const ResolvedPlan resolved = resolve_plan(plan, schema);
     const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), host_view);

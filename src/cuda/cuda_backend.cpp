@@ -32,30 +32,31 @@ static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 ==
 /// The device copy of a column the device made, attached to the host column: the next
 /// operator on the same device reads it there instead of copying the column in again.
 struct DeviceReplica final : ColumnReplica {
-  DeviceReplica(std::shared_ptr<const void> memory_, gpu::ColumnView view_, int device_, size_t rows_)
-      : memory(std::move(memory_)), view(view_), device(device_), rows(rows_) {}
-  std::shared_ptr<const void> memory;  // owns what view points to
+  DeviceReplica(std::shared_ptr<const void> memory_, gpu::ColumnView view_, const void* engine_, size_t rows_)
+      : memory(std::move(memory_)), view(view_), engine(engine_), rows(rows_) {}
+  std::shared_ptr<const void> memory;  // owns what view points to (and keeps the engine alive)
   gpu::ColumnView view;
-  int device = 0;
+  const void* engine = nullptr;  // DeviceEngine::identity of the engine that made it
   size_t rows = 0;
 };
 
 /// A column the device made, from its buffers copied to the host, with its device copy
 /// attached when the engine kept one.
-Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows, int device) {
+Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows, const void* engine) {
   const bool same_layout = b.type == static_cast<int32_t>(type) && b.nullable == nullable;
   std::shared_ptr<const void> resident = std::move(b.resident);
   Column c = Column::from_buffers(type, rows, nullable, std::move(b.values), std::move(b.offsets), std::move(b.chars),
                                   std::move(b.validity));
-  if (resident && same_layout) c.attach_replica(std::make_shared<DeviceReplica>(std::move(resident), b.resident_view, device, rows));
+  if (resident && same_layout) c.attach_replica(std::make_shared<DeviceReplica>(std::move(resident), b.resident_view, engine, rows));
   return c;
 }
 
-/// Column @p c as the engine of @p device reads it: its device copy when it has one there,
-/// otherwise its host buffers (which the engine copies in).
-gpu::ColumnView engine_view(const Column& c, int device) {
+/// Column @p c as @p engine reads it: the device copy that engine made of it, otherwise its
+/// host buffers (which the engine copies in). Another engine's copy is not read: its stream
+/// is not ordered with this one's.
+gpu::ColumnView engine_view(const Column& c, const void* engine) {
   const auto* replica = dynamic_cast<const DeviceReplica*>(c.replica().get());
-  if (replica && replica->device == device && replica->rows == c.size()) return replica->view;
+  if (replica && replica->engine == engine && replica->rows == c.size()) return replica->view;
   return host_view(c);
 }
 
@@ -155,8 +156,8 @@ class DeviceKeys {
 /// What device windows and states share: the plan, its device folds and the key dictionary.
 class DeviceKeyedAggregation {
  protected:
-  DeviceKeyedAggregation(int device, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
-      : view_of_([device](const Column& c) { return engine_view(c, device); }), cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
+  DeviceKeyedAggregation(const void* engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
+      : view_of_([engine](const Column& c) { return engine_view(c, engine); }), cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
         resolved_(resolve_plan(plan_, input)), keys_(partial_schema_, resolved_, input),
         fold_plan_(input_folds(plan_, resolved_, Table::empty(input), view_of_)) {}
 
@@ -195,7 +196,7 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
  public:
   DeviceWindowAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
                           size_t panes)
-      : DeviceKeyedAggregation(engine.device(), cpu, std::move(plan), input, "reduce_by_key_and_window"),
+      : DeviceKeyedAggregation(engine.identity(), cpu, std::move(plan), input, "reduce_by_key_and_window"),
         window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
 
   void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
@@ -210,7 +211,7 @@ class DeviceStateAggregation final : public StateAggregation, DeviceKeyedAggrega
  public:
   DeviceStateAggregation(gpu::DeviceEngine& engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input,
                          size_t expire_after_batches)
-      : DeviceKeyedAggregation(engine.device(), cpu, std::move(plan), input, "update_state_by_key"),
+      : DeviceKeyedAggregation(engine.identity(), cpu, std::move(plan), input, "update_state_by_key"),
         state_(engine.make_running_state(fold_plan_.folds, fold_plan_.records_fold, expire_after_batches)) {}
 
   Table update(const Table& batch) override {
@@ -320,7 +321,8 @@ class CudaBackend final : public ExecutionBackend {
             : engine_.parse_json(lines.chars().data(), lines.offsets().data(), lines.validity_bitmap(), lines.size(), fields, names);
     std::vector<Column> columns;
     for (size_t f = 0; f < schema.size(); ++f)
-      columns.push_back(column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows, engine_.device()));
+      columns.push_back(
+          column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows, engine_.identity()));
     ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}};
     out.host_lines.reserve(parsed.malformed.size() + parsed.needs_host.size());
     std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
@@ -340,7 +342,7 @@ class CudaBackend final : public ExecutionBackend {
         engine_.evaluate({programs.begin(), programs.end()}, views_read(table, programs), table.num_rows());
     for (size_t k = 0; k < programs.size(); ++k)
       out.push_back(column_from(std::move(columns[k]), static_cast<TypeId>(programs[k]->result_type),
-                                programs[k]->result_nullable, table.num_rows(), engine_.device()));
+                                programs[k]->result_nullable, table.num_rows(), engine_.identity()));
     return out;
   }
 
@@ -370,7 +372,8 @@ class CudaBackend final : public ExecutionBackend {
     std::vector<Column> result;
     for (size_t k = 0; k < schema.size(); ++k) {
       if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
-      else result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows, engine_.device()));
+      else
+        result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows, engine_.identity()));
     }
     return Table(schema, std::move(result));
   }
@@ -388,15 +391,20 @@ class CudaBackend final : public ExecutionBackend {
     }
     const Schema& schema = steps.back().output;
     const ResolvedPlan resolved = resolve_plan(plan, schema);
-    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), viewer());
+    // The folds' inputs are the chain's columns, named by index (chain_reduction), not views.
+    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), [](const Column&) { return gpu::ColumnView{}; });
     gpu::ChainGroupsOnHost reduced =
         engine_.reduce_row_chain(columns, batch.num_rows(), kernel_steps(steps), chain_reduction(resolved, fp));
     if (reduced.groups.key_collisions > 0) return std::nullopt;
+    // No group: the empty partials of the schema (a key column gathered from no rows cannot
+    // tell whether it is nullable).
+    if (reduced.groups.groups == 0) return cpu_->aggregate_partials(Table::empty(schema), plan);
     std::vector<Column> keys;
     for (size_t k = 0; k < resolved.keys.size(); ++k) {
       gpu::HostColumnBuffers& key = reduced.keys[k];
       const bool nullable = key.nullable;
-      keys.push_back(column_from(std::move(key), schema[resolved.keys[k]].type, nullable, reduced.groups.groups, engine_.device()));
+      keys.push_back(
+          column_from(std::move(key), schema[resolved.keys[k]].type, nullable, reduced.groups.groups, engine_.identity()));
     }
     const std::vector<size_t> rows = all_rows(reduced.groups.groups);
     return partial_table(plan.partial_schema(schema), std::move(keys), fp, reduced.groups.accumulators.data(), reduced.groups.groups,
@@ -465,7 +473,7 @@ class CudaBackend final : public ExecutionBackend {
   void retire_prefetched(Time through) override { engine_.retire_prefetched(through.ms); }
 
  private:
-  gpu::ColumnView view(const Column& c) const { return engine_view(c, engine_.device()); }
+  gpu::ColumnView view(const Column& c) const { return engine_view(c, engine_.identity()); }
   ViewOf viewer() const {
     return [this](const Column& c) { return view(c); };
   }
