@@ -388,29 +388,6 @@ WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, 
   });
 }
 
-SplitColumn DeviceEngine::split_strings(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t rows,
-                                       const std::string& separator) {
-  Impl& im = *impl_;
-  return checked("flat_map split", im.stream, [&] {
-    DeviceArray<char> block;
-    const ColumnView in = im.upload_lines(chars, offsets, validity, rows, block);
-    CudaExec exec(im.pool, im.stream);
-    SLUICE_EXPECTS(separator.size() <= static_cast<size_t>(INT32_MAX), "flat_map split: the separator is over 2^31 - 1 bytes");
-    auto device_separator = exec.alloc<char>(separator.size());
-    exec.to_device(device_separator.data(), separator.data(), separator.size());
-    const SplitTokens<CudaExec> tokens =
-        sluice::gpu::split_strings(exec, in, rows, device_separator.data(), static_cast<int32_t>(separator.size()));
-    SplitColumn out;
-    out.offsets.resize(tokens.tokens + 1);
-    out.chars.resize(tokens.bytes);
-    out.source_rows.resize(tokens.tokens);
-    exec.to_host(out.offsets.data(), tokens.offsets.data(), out.offsets.size() * sizeof(int32_t));
-    exec.to_host(out.chars.data(), tokens.chars.data(), out.chars.size());
-    exec.to_host(out.source_rows.data(), tokens.source_rows.data(), out.source_rows.size() * sizeof(int64_t));
-    return out;
-  });
-}
-
 namespace {
 
 /// Copies @p n elements of a device array into a host vector.
@@ -466,6 +443,30 @@ HostColumnBuffers download_and_keep(const std::shared_ptr<DeviceEngine::Impl>& o
 }
 
 }  // namespace
+
+SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, const std::string& separator) {
+  Impl& im = *impl_;
+  return checked("flat_map split", im.stream, [&] {
+    SLUICE_EXPECTS(text.type == kString, "flat_map split: the column to split is not a string column");
+    DeviceArray<char> block;
+    const ColumnView in = im.upload_columns({text}, rows, block)[0];
+    CudaExec exec(im.pool, im.stream);
+    SLUICE_EXPECTS(separator.size() <= static_cast<size_t>(INT32_MAX), "flat_map split: the separator is over 2^31 - 1 bytes");
+    auto device_separator = exec.alloc<char>(separator.size());
+    exec.to_device(device_separator.data(), separator.data(), separator.size());
+    SplitTokens<CudaExec> split =
+        sluice::gpu::split_strings(exec, in, rows, device_separator.data(), static_cast<int32_t>(separator.size()));
+    SplitColumn out;
+    download(exec, out.source_rows, split.source_rows, split.tokens);
+    OwnedColumn<CudaExec> tokens;
+    tokens.type = kString;
+    tokens.rows = split.tokens;
+    tokens.offsets = std::move(split.offsets);
+    tokens.chars = std::move(split.chars);
+    out.tokens = download_and_keep(impl_, exec, std::move(tokens), split.tokens);
+    return out;
+  });
+}
 
 std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
                                                       const std::vector<ColumnView>& host_columns, size_t rows) {
@@ -621,6 +622,28 @@ class DeviceWindow final : public DeviceEngine::Window {
     return checked("window pane", im_.stream, [&] {
       BatchGroups out;
       ring_.add(reduce_batch(im_, exec_, host_input, want_groups, out));
+      return out;
+    });
+  }
+
+  ChainBatchGroups add_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
+                                 const ChainReduction& reduction) override {
+    return checked("window pane after row operations", im_.stream, [&] {
+      DeviceArray<char> block;
+      const std::vector<ColumnView> columns = im_.upload_columns(host_columns, rows, block);
+      const RowChainResult<CudaExec> chain = run_row_chain(exec_, columns, rows, steps);
+      GroupedInput in = chain_grouped_input(columns, chain, reduction);
+      // Already on the device: reduce_batch's upload reads them where they are.
+      for (ColumnView& key : in.keys) key.on_device = 1;
+      for (FoldView& fold : in.folds) fold.input.on_device = 1;
+      ChainBatchGroups out;
+      ring_.add(reduce_batch(im_, exec_, in, /*want_groups=*/true, out.groups));
+      if (out.groups.key_collisions != 0) return out;
+      const size_t groups = out.groups.first_row.size();
+      auto first_row = exec_.alloc<int64_t>(groups);
+      exec_.to_device(first_row.data(), out.groups.first_row.data(), groups * sizeof(int64_t));
+      for (const OwnedColumn<CudaExec>& key : gather_keys(exec_, in.keys, first_row.data(), groups))
+        out.keys.push_back(download_column(exec_, key, groups));
       return out;
     });
   }

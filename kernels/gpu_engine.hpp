@@ -42,6 +42,14 @@ struct BatchGroups {
   unsigned long long key_collisions = 0;
 };
 
+/// A batch's groups as a window (or running state) saw them after row operations made its
+/// columns on the device: as BatchGroups, and the key columns of each group's first row (none
+/// after a key collision).
+struct ChainBatchGroups {
+  BatchGroups groups;
+  std::vector<HostColumnBuffers> keys;
+};
+
 class DeviceEngine {
  public:
   /// Selects @p device and creates the stream, the pool and the staging buffer.
@@ -66,10 +74,10 @@ class DeviceEngine {
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);
 
-  /// Splits each valid string of @p rows Arrow strings (host memory) into tokens: at runs of
-  /// whitespace when @p separator is empty, otherwise at each occurrence of it.
-  SplitColumn split_strings(const char* chars, const int32_t* offsets, const uint8_t* validity, size_t rows,
-                            const std::string& separator);
+  /// Splits each valid string of the string column @p text (@p rows rows, host memory or
+  /// resident) into tokens: at runs of whitespace when @p separator is empty, otherwise at
+  /// each occurrence of it.
+  SplitColumn split_strings(const ColumnView& text, size_t rows, const std::string& separator);
 
   /// Evaluates each of @p programs (expressions compiled for one table) on @p rows rows.
   /// @p host_columns are the table's columns (host memory), indexed as RowProgram::fields
@@ -111,6 +119,11 @@ class DeviceEngine {
     /// Reduces a batch (host columns) into the open pane. Returns the batch's keys and first
     /// rows when @p want_groups (callers with hashed keys map them to key values).
     virtual BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) = 0;
+    /// Runs @p steps over a batch (host or resident columns) and reduces their output by
+    /// @p reduction into the open pane, where the steps left it; the batch's keys, first rows
+    /// and key columns at those rows come back (callers with hashed keys map them to values).
+    virtual ChainBatchGroups add_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
+                                           const std::vector<RowChainStep>& steps, const ChainReduction& reduction) = 0;
     /// Closes the open pane, slides, and copies the window's groups to the host.
     virtual WindowGroups slide() = 0;
   };

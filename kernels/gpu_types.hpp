@@ -90,13 +90,7 @@ struct WordCounts {
   unsigned long long key_collisions = 0;
 };
 
-/// A string column split into tokens (flatMap), on the host: the tokens as Arrow strings and,
-/// per token, the input row it came from.
-struct SplitColumn {
-  std::vector<int32_t> offsets{0};
-  std::vector<char> chars;
-  std::vector<int64_t> source_rows;
-};
+
 
 /// Rows grouped by key, on the host: a dense group id per row and each group's first row,
 /// groups in order of first row. Not exact when key_collisions is not 0.
@@ -165,6 +159,13 @@ struct HostColumnBuffers {
   ColumnView resident_view;
 };
 
+/// A string column split into tokens (flatMap), on the host: the tokens (a string column, its
+/// device copy resident) and, per token, the input row it came from.
+struct SplitColumn {
+  HostColumnBuffers tokens;
+  std::vector<int64_t> source_rows;
+};
+
 /// The columns of a row chain's last step, on the host.
 struct RowChainOutput {
   size_t rows = 0;
@@ -181,6 +182,7 @@ struct ChainReduction {
   /// is filled in on the device), or none when that is -1 (CountRows).
   std::vector<FoldView> folds;
   std::vector<int32_t> fold_columns;
+  bool force_hashed_keys = false;  ///< as GroupedInput::force_hashed_keys
 };
 
 /// The groups of a ChainReduction on the host: as a GroupedResult (first rows are rows of

@@ -20,15 +20,12 @@ template <class Exec> struct ChainGroups {
   std::vector<OwnedColumn<Exec>> keys;  ///< one per key column, `groups.groups` rows each
 };
 
-/// Runs @p steps over @p rows rows of @p inputs (views of Exec memory) as run_row_chain
-/// does, then reduces the last step's columns by @p reduction as grouped_reduce_in_place
-/// does. The key columns are gathered only when no 64-bit key collision was found (a caller
-/// then recomputes the batch exactly elsewhere).
-/// @throw sluice::Error for a key or fold column out of range, or as run_row_chain does.
+/// The reduction @p reduction of the columns @p chain made from @p inputs (views of Exec
+/// memory), as a GroupedInput over them.
+/// @throw sluice::Error for a key or fold column out of range.
 template <class Exec>
-ChainGroups<Exec> reduce_row_chain(Exec& exec, const std::vector<ColumnView>& inputs, size_t rows,
-                                   const std::vector<RowChainStep>& steps, const ChainReduction& reduction) {
-  const RowChainResult<Exec> chain = run_row_chain(exec, inputs, rows, steps);
+GroupedInput chain_grouped_input(const std::vector<ColumnView>& inputs, const RowChainResult<Exec>& chain,
+                                 const ChainReduction& reduction) {
   auto output = [&](int32_t k, const char* what) {
     if (k < 0 || static_cast<size_t>(k) >= chain.input_column.size())
       throw Error("reduce_by_key after row operations: " + std::string(what) + " " + std::to_string(k) +
@@ -41,14 +38,35 @@ ChainGroups<Exec> reduce_row_chain(Exec& exec, const std::vector<ColumnView>& in
                      std::to_string(reduction.fold_columns.size()) + " fold columns");
   GroupedInput in;
   in.rows = chain.rows;
+  in.force_hashed_keys = reduction.force_hashed_keys;
   for (int32_t k : reduction.key_columns) in.keys.push_back(output(k, "key column"));
   in.folds = reduction.folds;
   for (size_t f = 0; f < in.folds.size(); ++f)
     if (reduction.fold_columns[f] >= 0) in.folds[f].input = output(reduction.fold_columns[f], "aggregated column");
+  return in;
+}
+
+/// The rows @p first_row[0, groups) (Exec memory) of each of @p keys: the groups' keys.
+template <class Exec>
+std::vector<OwnedColumn<Exec>> gather_keys(Exec& exec, const std::vector<ColumnView>& keys, const int64_t* first_row, size_t groups) {
+  std::vector<OwnedColumn<Exec>> out;
+  for (const ColumnView& key : keys) out.push_back(gather_column(exec, key, first_row, groups));
+  return out;
+}
+
+/// Runs @p steps over @p rows rows of @p inputs (views of Exec memory) as run_row_chain
+/// does, then reduces the last step's columns by @p reduction as grouped_reduce_in_place
+/// does. The key columns are gathered only when no 64-bit key collision was found (a caller
+/// then recomputes the batch exactly elsewhere).
+/// @throw sluice::Error as chain_grouped_input and run_row_chain do.
+template <class Exec>
+ChainGroups<Exec> reduce_row_chain(Exec& exec, const std::vector<ColumnView>& inputs, size_t rows,
+                                   const std::vector<RowChainStep>& steps, const ChainReduction& reduction) {
+  const RowChainResult<Exec> chain = run_row_chain(exec, inputs, rows, steps);
+  const GroupedInput in = chain_grouped_input(inputs, chain, reduction);
   ChainGroups<Exec> out;
   out.groups = grouped_reduce_in_place(exec, in);
-  if (out.groups.key_collisions != 0) return out;
-  for (const ColumnView& key : in.keys) out.keys.push_back(gather_column(exec, key, out.groups.first_row.data(), out.groups.groups));
+  if (out.groups.key_collisions == 0) out.keys = gather_keys(exec, in.keys, out.groups.first_row.data(), out.groups.groups);
   return out;
 }
 

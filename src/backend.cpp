@@ -25,6 +25,8 @@ std::optional<Table> ExecutionBackend::aggregate_row_chain(const Table&, std::sp
   return std::nullopt;
 }
 
+bool WindowAggregation::add_row_chain(const Table&, std::span<const RowChainStep>) { return false; }
+
 void ExecutionBackend::prefetch(Time, const Table&) {}
 void ExecutionBackend::retire_prefetched(Time) {}
 

@@ -15,10 +15,26 @@ std::vector<size_t> field_indexes(std::string_view op, const Schema& schema, con
   return out;
 }
 
-TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan) {
-  const Schema result = plan.result_schema(input.schema());  // validates the plan
-  return input.transform("reduce_by_key", result, [plan = std::move(plan)](std::span<const Table* const> in, StepContext& ctx) {
-    return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
+TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, std::optional<RowOperations> before) {
+  if (!before) {
+    const Schema result = plan.result_schema(input.schema());  // validates the plan
+    return input.transform("reduce_by_key", result, [plan = std::move(plan)](std::span<const Table* const> in, StepContext& ctx) {
+      return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
+    });
+  }
+  SLUICE_EXPECTS(!before->steps.empty(), "reduce_by_key: row operations before it need at least one step");
+  SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key: the row operations before it were compiled for {" +
+                                                      before->input.to_string() + "}, not for the stream's {" +
+                                                      input.schema().to_string() + "}");
+  const Schema result = plan.result_schema(before->output());
+  const std::string name = before->name + ", reduce_by_key";
+  return input.transform(name, result, [plan = std::move(plan), before = std::move(*before)](std::span<const Table* const> in,
+                                                                                             StepContext& ctx) {
+    const Table& batch = *in[0];
+    std::optional<Table> partials;
+    if (batch.schema() == before.input) partials = ctx.backend->aggregate_row_chain(batch, before.steps, plan);
+    if (!partials) partials = ctx.backend->aggregate_partials(before.run(batch, ctx), plan);
+    return ctx.backend->finalize(*partials, plan);
   });
 }
 

@@ -31,6 +31,20 @@ namespace {
 namespace fs = std::filesystem;
 
 
+/// A CPU window that takes row chains: it runs them through the kernels (HostExec) and adds
+/// their output, counting the chains it took.
+class ChainTakingWindow final : public WindowAggregation {
+ public:
+  ChainTakingWindow(std::unique_ptr<WindowAggregation> window, std::atomic<int>& chains) : window_(std::move(window)), chains_(chains) {}
+  void add_batch(const Table& batch) override { window_->add_batch(batch); }
+  bool add_row_chain(const Table& batch, std::span<const RowChainStep> steps) override;
+  Table slide() override { return window_->slide(); }
+
+ private:
+  std::unique_ptr<WindowAggregation> window_;
+  std::atomic<int>& chains_;
+};
+
 /// The CPU backend, except that expressions and splits run through the device kernels.
 class KernelsOnHostBackend final : public ExecutionBackend {
  public:
@@ -41,6 +55,9 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     return cpu_->combine_partials(partials, signs, plan);
   }
   Table finalize(const Table& partials, const KeyedAggregation& plan) override { return cpu_->finalize(partials, plan); }
+  std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input, size_t panes) override {
+    return std::make_unique<ChainTakingWindow>(cpu_->make_window_aggregation(plan, input, panes), window_chain_calls);
+  }
 
   std::optional<std::vector<Column>> evaluate(const Table& table, std::span<const RowProgram* const> programs) override {
     ++evaluate_calls;
@@ -137,10 +154,18 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> group_calls{0};
   std::atomic<int> chain_calls{0};
   std::atomic<int> aggregate_chain_calls{0};
+  std::atomic<int> window_chain_calls{0};
 
  private:
   std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
+
+bool ChainTakingWindow::add_row_chain(const Table& batch, std::span<const RowChainStep> steps) {
+  ++chains_;
+  KernelsOnHostBackend kernels;
+  window_->add_batch(*kernels.run_row_chain(batch, steps));
+  return true;
+}
 
 class PipelineKernelsTest : public ::testing::Test {
  protected:
@@ -343,6 +368,44 @@ streams:
     EXPECT_NE(on_cpu.find(c.expected), std::string::npos) << on_cpu;
     EXPECT_EQ(kernels->aggregate_chain_calls.load(), 4 * c.fused_per_batch);
   }
+}
+
+TEST_F(PipelineKernelsTest, RowOperationsBeforeAWindowedAggregationGoToTheWindowAndAgreeWithTheHost) {
+  const std::string input = write("in.jsonl",
+                                  "[\"The quick  brown\", \"fox the\"]\n"
+                                  "[]\n"
+                                  "[\"THE fox\", \"a b\"]\n"
+                                  "[\"quick quick\"]\n");
+  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+streams:
+  result:
+    from: raw
+    ops:
+      - flat_map: {split: line, as: word}
+      - map: {word: "lower(word)", size: "len(word)"}
+      - filter: "size > 1"
+      - reduce_by_key_and_window: {key: word, aggregates: {n: "count()", letters: "sum(size)"}, window: 2s, slide: 1s}
+)Y";
+  const auto [on_cpu, kernels] = run_on_both(body);
+  EXPECT_NE(on_cpu.find("[\"the\",2,6]"), std::string::npos) << on_cpu;
+  // Every batch (4) goes to the window with its three row operations as one chain; none of
+  // them runs as a transform of its own.
+  EXPECT_EQ(kernels->window_chain_calls.load(), 4);
+  EXPECT_EQ(kernels->chain_calls.load(), 0);
+  EXPECT_EQ(kernels->split_calls.load(), 0);
+
+  // count_by_value_and_window takes a single operation along too.
+  const auto [counted_on_cpu, counting] = run_on_both("sources:\n  raw: {type: replay, path: " + input +
+                                                      ", schema: {line: string}}\n" + R"Y(
+streams:
+  result:
+    from: raw
+    ops:
+      - flat_map: {split: line, as: word}
+      - count_by_value_and_window: {window: 2s, slide: 1s}
+)Y");
+  EXPECT_NE(counted_on_cpu.find("[\"quick\",2]"), std::string::npos) << counted_on_cpu;
+  EXPECT_EQ(counting->window_chain_calls.load(), 4);
 }
 
 }  // namespace

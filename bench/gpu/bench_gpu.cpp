@@ -256,10 +256,12 @@ int main(int argc, char** argv) {
 
       // flat_map split of the same lines: tokens counted, scanned and scattered on the
       // device, one string column and the tokens' rows back.
+      ColumnView text;
+      text.type = sluice::gpu::kString;
+      text.offsets = static_cast<const int32_t*>(offsets_buf.get());
+      text.chars = chars;
       size_t tokens = 0;
-      const double split_s = best_seconds(3, [&] {
-        tokens = engine.split_strings(chars, static_cast<const int32_t*>(offsets_buf.get()), nullptr, lines, "").source_rows.size();
-      });
+      const double split_s = best_seconds(3, [&] { tokens = engine.split_strings(text, lines, "").source_rows.size(); });
       const double split_rate = bytes / split_s;
       std::printf("flat_map split, same text: %zu tokens, best %.1f ms, %.1f GB/s in = %.2f of pinned H2D bound\n", tokens,
                   split_s * 1e3, split_rate / 1e9, split_rate / h2d);
@@ -276,10 +278,6 @@ int main(int argc, char** argv) {
       steps[1].kind = sluice::gpu::RowChainStep::kMap;
       steps[1].programs = {&lower};
       steps[1].sources = {-1};
-      ColumnView text;
-      text.type = sluice::gpu::kString;
-      text.offsets = static_cast<const int32_t*>(offsets_buf.get());
-      text.chars = chars;
       const double chain_s = best_seconds(3, [&] { engine.run_row_chain({text}, lines, steps); });
       const double chain_rate = bytes / chain_s;
       std::printf("flat_map split + map lower(word) as one device chain: best %.1f ms, %.1f GB/s in = %.2f of pinned H2D bound\n",

@@ -74,10 +74,16 @@ enum class JoinKind { Inner, LeftOuter, RightOuter, FullOuter };
 /// @brief The state of one reduceByKeyAndWindow with built-in aggregates: batches go into
 /// the open pane; a slide closes it and returns the window's finalized results. The CPU keeps
 /// panes as partial tables; the CUDA backend keeps them in device memory.
+struct RowChainStep;
+
 class WindowAggregation {
  public:
   virtual ~WindowAggregation() = default;
   virtual void add_batch(const Table& batch) = 0;
+  /// Adds what row operations @p steps (compiled for batches of @p batch's schema) make of
+  /// @p batch, the steps' output never leaving the backend's memory; false when this window
+  /// leaves that to the caller (the default), which then runs the steps and add_batch.
+  virtual bool add_row_chain(const Table& batch, std::span<const RowChainStep> steps);
   virtual Table slide() = 0;
 };
 

@@ -5,6 +5,8 @@
 /// group_by_key by named key fields. Pipeline files are built from these; the columnar
 /// work runs on the context's backend.
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,14 +15,32 @@
 
 namespace sluice {
 
-/// @brief reduceByKey with built-in aggregates: one row per key per batch.
-TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan);
+/// @brief Row operations (filter, map, select, flat_map) that a keyed aggregation runs on
+/// each batch first, handed to the backend together with it (ExecutionBackend::
+/// aggregate_row_chain, WindowAggregation::add_row_chain), so that their output can stay
+/// where the backend made it: only the aggregation's groups leave a GPU.
+struct RowOperations {
+  std::string name;                ///< for the operator's name: "stream 'words': flat_map, map"
+  Schema input;                    ///< the batches' schema the steps were compiled for
+  std::vector<RowChainStep> steps; ///< the operations; the aggregation reads steps.back().output
+  /// The same operations for the host, when the backend declines them or a batch has
+  /// another schema.
+  std::function<Table(const Table&, StepContext&)> run;
+
+  const Schema& output() const { return steps.back().output; }
+};
+
+/// @brief reduceByKey with built-in aggregates: one row per key per batch; with @p before,
+/// of what those row operations make of each batch.
+TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, std::optional<RowOperations> before = std::nullopt);
 
 /// @brief reduceByKeyAndWindow with built-in aggregates over a ring of per-slide panes of
 /// partial aggregates. When every aggregate is invertible (count, sum, mean) a slide adds
 /// the entering pane and subtracts the leaving one; otherwise (min, max) the panes are
 /// recombined. Keys with no record left in the window leave it.
-TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide);
+/// With @p before, batches go through those row operations first (see RowOperations).
+TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide,
+                                        std::optional<RowOperations> before = std::nullopt);
 
 /// @brief update_state_by_key with built-in aggregates: running aggregates per key since the
 /// stream started; a key that receives no record for @p expire_after_batches batches is

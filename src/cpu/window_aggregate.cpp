@@ -61,18 +61,28 @@ class PartialTableWindow final : public WindowAggregation {
 
 class AggregateWindowNode final : public StreamNode {
  public:
-  AggregateWindowNode(StreamNode::Ptr parent, KeyedAggregation plan, Duration window, Duration slide)
-      : StreamNode("reduce_by_key_and_window", plan.result_schema(parent->schema()), slide, {parent}),
+  /// With @p before, the parent's batches go through those row operations first.
+  AggregateWindowNode(StreamNode::Ptr parent, KeyedAggregation plan, Duration window, Duration slide,
+                      std::optional<RowOperations> before)
+      : StreamNode(before ? before->name + ", reduce_by_key_and_window" : "reduce_by_key_and_window",
+                   plan.result_schema(before ? before->output() : parent->schema()), slide, {parent}),
         plan_(std::move(plan)),
-        input_schema_(parent->schema()),
-        panes_(static_cast<size_t>(window / slide)) {
+        input_schema_(before ? before->output() : parent->schema()),
+        panes_(static_cast<size_t>(window / slide)),
+        before_(std::move(before)) {
     set_window(window);
   }
 
   std::optional<Table> compute(StepContext& ctx) override {
     // The backend is known once the context runs: the window state is made on first use.
     if (!state_) state_ = ctx.backend->make_window_aggregation(plan_, input_schema_, panes_);
-    if (const Table* t = parent_output(0)) state_->add_batch(*t);
+    if (const Table* t = parent_output(0)) {
+      if (!before_) {
+        state_->add_batch(*t);
+      } else if (!(t->schema() == before_->input && state_->add_row_chain(*t, before_->steps))) {
+        state_->add_batch(before_->run(*t, ctx));
+      }
+    }
     if (!due_at(ctx.time, ctx.zero_time)) return std::nullopt;
     return state_->slide();
   }
@@ -81,6 +91,7 @@ class AggregateWindowNode final : public StreamNode {
   KeyedAggregation plan_;
   Schema input_schema_;
   size_t panes_;
+  std::optional<RowOperations> before_;
   std::unique_ptr<WindowAggregation> state_;
 };
 
@@ -173,9 +184,16 @@ std::unique_ptr<StateAggregation> ExecutionBackend::make_state_aggregation(const
   return std::make_unique<PartialTableState>(*this, plan, input, expire_after_batches);
 }
 
-TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide) {
+TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide,
+                                        std::optional<RowOperations> before) {
   check_window("reduce_by_key_and_window", window, slide, input.slide());
-  return input.add(std::make_shared<AggregateWindowNode>(input.node(), std::move(plan), window, slide));
+  if (before) {
+    SLUICE_EXPECTS(!before->steps.empty(), "reduce_by_key_and_window: row operations before it need at least one step");
+    SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key_and_window: the row operations before it were compiled for {" +
+                                                        before->input.to_string() + "}, not for the stream's {" +
+                                                        input.schema().to_string() + "}");
+  }
+  return input.add(std::make_shared<AggregateWindowNode>(input.node(), std::move(plan), window, slide, std::move(before)));
 }
 
 TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches) {

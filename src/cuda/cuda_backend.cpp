@@ -102,20 +102,15 @@ class DeviceKeys {
 
   /// Records the key values of a batch's groups (hashed keys only).
   void remember(const gpu::BatchGroups& groups, const Table& batch, std::string_view op) {
-    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
-                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
     std::vector<const Column*> batch_keys;
     for (size_t k : resolved_.keys) batch_keys.push_back(&batch.column(k));
-    for (size_t g = 0; g < groups.keys.size(); ++g) {
-      const size_t row = static_cast<size_t>(groups.first_row[g]);
-      auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
-      if (inserted) {
-        for (size_t k = 0; k < batch_keys.size(); ++k) store_[k].append_from(*batch_keys[k], row);
-        continue;
-      }
-      SLUICE_EXPECTS(same_key_rows(batch_keys, row, store_, static_cast<size_t>(it->second)),
-                     std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
-    }
+    remember_rows(groups, batch_keys, true, op);
+  }
+  /// The same, from @p keys: the key columns at the groups' first rows (row g for group g).
+  void remember_gathered(const gpu::BatchGroups& groups, const std::vector<Column>& keys, std::string_view op) {
+    std::vector<const Column*> group_keys;
+    for (const Column& k : keys) group_keys.push_back(&k);
+    remember_rows(groups, group_keys, false, op);
   }
 
   /// Key columns for the 64-bit keys @p keys; keys not among them leave the dictionary once
@@ -147,6 +142,24 @@ class DeviceKeys {
   }
 
  private:
+  /// Records the key values of groups whose keys are rows of @p key_columns: each group's first
+  /// row when @p at_first_rows, otherwise row g for group g.
+  void remember_rows(const gpu::BatchGroups& groups, const std::vector<const Column*>& key_columns, bool at_first_rows,
+                     std::string_view op) {
+    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
+                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    for (size_t g = 0; g < groups.keys.size(); ++g) {
+      const size_t row = at_first_rows ? static_cast<size_t>(groups.first_row[g]) : g;
+      auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
+      if (inserted) {
+        for (size_t k = 0; k < key_columns.size(); ++k) store_[k].append_from(*key_columns[k], row);
+        continue;
+      }
+      SLUICE_EXPECTS(same_key_rows(key_columns, row, store_, static_cast<size_t>(it->second)),
+                     std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+    }
+  }
+
   ResolvedPlan resolved_;
   bool exact_ = false;
   std::unordered_map<uint64_t, int64_t> row_of_;
@@ -157,8 +170,14 @@ class DeviceKeys {
 class DeviceKeyedAggregation {
  protected:
   DeviceKeyedAggregation(const void* engine, ExecutionBackend& cpu, KeyedAggregation plan, const Schema& input, std::string_view op)
-      : view_of_([engine](const Column& c) { return engine_view(c, engine); }), cpu_(cpu), op_(op), plan_(std::move(plan)), partial_schema_(plan_.partial_schema(input)),
-        resolved_(resolve_plan(plan_, input)), keys_(partial_schema_, resolved_, input),
+      : view_of_([engine](const Column& c) { return engine_view(c, engine); }),
+        cpu_(cpu),
+        op_(op),
+        plan_(std::move(plan)),
+        input_(input),
+        partial_schema_(plan_.partial_schema(input)),
+        resolved_(resolve_plan(plan_, input)),
+        keys_(partial_schema_, resolved_, input),
         fold_plan_(input_folds(plan_, resolved_, Table::empty(input), view_of_)) {}
 
   /// The device input of a batch: its key columns and the plan's folds.
@@ -185,6 +204,7 @@ class DeviceKeyedAggregation {
   ExecutionBackend& cpu_;
   std::string_view op_;
   KeyedAggregation plan_;
+  Schema input_;
   Schema partial_schema_;
   ResolvedPlan resolved_;
   DeviceKeys keys_;
@@ -200,6 +220,29 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
         window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
 
   void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
+
+  /// The steps run on the device and their output goes into the pane where it is; only the
+  /// batch's groups and their key values come back. Exact (integer) keys are left to
+  /// add_batch, which checks them for nulls on the host.
+  bool add_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
+    if (keys_.exact() || steps.empty() || !(steps.back().output == input_)) return false;
+    std::vector<gpu::ColumnView> columns;
+    for (const Column& c : batch.columns()) {
+      if (c.type() == TypeId::List) return false;  // the host runs the steps
+      columns.push_back(view_of_(c));
+    }
+    gpu::ChainReduction reduction = chain_reduction(resolved_, fold_plan_);
+    reduction.force_hashed_keys = true;
+    gpu::ChainBatchGroups added = window_->add_row_chain(columns, batch.num_rows(), kernel_steps(steps), reduction);
+    std::vector<Column> keys;
+    for (size_t k = 0; k < added.keys.size(); ++k) {
+      gpu::HostColumnBuffers& key = added.keys[k];
+      const bool nullable = key.nullable;
+      keys.push_back(column_from(std::move(key), input_[resolved_.keys[k]].type, nullable, added.groups.keys.size(), nullptr));
+    }
+    keys_.remember_gathered(added.groups, keys, op_);
+    return true;
+  }
   Table slide() override { return finalized(window_->slide()); }
 
  private:
@@ -434,10 +477,9 @@ class CudaBackend final : public ExecutionBackend {
   /// Counted, scanned and scattered on the device; the tokens come back as one string column.
   SplitStrings split_strings(const Column& text, std::string_view separator) override {
     if (text.type() != TypeId::String) return sluice::split_strings(text, separator);  // which names the problem
-    gpu::SplitColumn split = engine_.split_strings(text.chars().data(), text.offsets().data(), text.validity_bitmap(),
-                                                   text.size(), std::string(separator));
+    gpu::SplitColumn split = engine_.split_strings(view(text), text.size(), std::string(separator));
     const size_t tokens = split.source_rows.size();
-    return SplitStrings{Column::from_buffers(TypeId::String, tokens, false, {}, std::move(split.offsets), std::move(split.chars), {}),
+    return SplitStrings{column_from(std::move(split.tokens), TypeId::String, false, tokens, engine_.identity()),
                         std::move(split.source_rows)};
   }
 

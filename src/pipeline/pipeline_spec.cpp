@@ -505,15 +505,18 @@ class PipelineBuilder {
             row_ops.push_back(std::move(*row_op));
             continue;
           }
-          const Schema& input = row_ops.empty() ? s.schema() : row_ops.back().output;
-          if (std::optional<KeyedAggregation> plan = keyed_aggregation(input, op_name, args, what + ": " + op_name)) {
-            s = add_row_ops(s, row_ops, AggregationAfter{std::move(*plan), op_name});
-            row_ops.clear();
-            continue;
-          }
+          // A keyed aggregation takes the device-runnable row operations just before it along,
+          // so that a backend can run them and the aggregation in one go.
+          size_t first_fused = row_ops.size();
+          if (is_keyed_aggregation(op_name))
+            while (first_fused > 0 && row_ops[first_fused - 1].device) --first_fused;
+          const std::vector<RowOp> fused(row_ops.begin() + static_cast<std::ptrdiff_t>(first_fused), row_ops.end());
+          row_ops.resize(first_fused);
           s = add_row_ops(s, row_ops);
           row_ops.clear();
-          s = apply_op(s, op_name, args, what + ": " + op_name);
+          std::optional<RowOperations> before;
+          if (!fused.empty()) before = row_operations(fused);
+          s = apply_op(s, op_name, args, what + ": " + op_name, std::move(before));
         } catch (const PipelineError&) {
           throw;
         } catch (const Error& e) {
@@ -677,27 +680,11 @@ class PipelineBuilder {
     return std::nullopt;
   }
 
-  /// The per-batch keyed aggregation of operation @p op over batches of @p input
-  /// (reduce_by_key, combine_by_key, count_by_value), or nullopt for any other operation.
-  std::optional<KeyedAggregation> keyed_aggregation(const Schema& input, const std::string& op, const YAML::Node& args,
-                                                    const std::string& what) {
-    if (op == "count_by_value") {
-      std::vector<std::string> keys;
-      for (const auto& f : input) keys.push_back(f.name);
-      return KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}};
-    }
-    if (op == "reduce_by_key" || op == "combine_by_key") {
-      r_.only_keys(args, {"key", "aggregates"}, what);
-      return aggregation(args, what, true);
-    }
-    return std::nullopt;
+  /// Keyed aggregations, which can take the row operations before them along.
+  static bool is_keyed_aggregation(const std::string& op) {
+    return op == "reduce_by_key" || op == "combine_by_key" || op == "count_by_value" || op == "reduce_by_key_and_window" ||
+           op == "count_by_value_and_window";
   }
-
-  /// A keyed aggregation that follows a stream's row operations.
-  struct AggregationAfter {
-    KeyedAggregation plan;
-    std::string op;
-  };
 
   /// The row operations of @p run over @p batch: two or more as one chain of @p steps when the
   /// backend runs it and the batch has the schema the steps were compiled for, otherwise one
@@ -711,53 +698,49 @@ class PipelineBuilder {
     return std::move(*current);
   }
 
+  /// @p run (device-runnable row operations) as one RowOperations: the chain's steps, and the
+  /// operations themselves for when the backend declines the chain.
+  static RowOperations row_operations(const std::vector<RowOp>& run) {
+    RowOperations ops;
+    ops.name = run.front().name;
+    ops.input = run.front().input;
+    for (const RowOp& op : run) {
+      ops.steps.push_back(*op.device);
+      if (&op != &run.front()) ops.name += ", " + op.op;
+    }
+    ops.run = [run, steps = ops.steps](const Table& batch, StepContext& ctx) { return run_row_ops(run, steps, batch, ctx); };
+    return ops;
+  }
+
   /// Row operations become transforms. A run of two or more that the device can run whole is
   /// one transform that hands the run to the backend (run_row_chain), so that the batch stays
   /// in device memory between them; when the backend declines, or a batch's schema differs
-  /// from the one the run was compiled for, the operations run one after another. With
-  /// @p then, a keyed aggregation follows: a device run (of one or more operations) that ends
-  /// the list is one transform with it (aggregate_row_chain), so that only the groups leave
-  /// the device.
-  TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops, std::optional<AggregationAfter> then = std::nullopt) {
+  /// from the one the run was compiled for, the operations run one after another.
+  TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops) {
     for (size_t i = 0; i < ops.size();) {
       size_t end = i;
       while (end < ops.size() && ops[end].device) ++end;
-      const bool fused = then && end == ops.size() && end > i;
-      if (end - i < 2 && !fused) {
+      if (end - i < 2) {
         s = s.transform(ops[i].name, ops[i].output, [apply = ops[i].apply](std::span<const Table* const> in, StepContext& ctx) {
           return apply(*in[0], ctx);
         });
         ++i;
         continue;
       }
-      const std::vector<RowOp> run(ops.begin() + static_cast<std::ptrdiff_t>(i), ops.begin() + static_cast<std::ptrdiff_t>(end));
-      std::vector<RowChainStep> steps;
-      std::string name = run.front().name;
-      for (const RowOp& op : run) {
-        steps.push_back(*op.device);
-        if (&op != &run.front()) name += ", " + op.op;
-      }
-      if (fused) {
-        const Schema result = then->plan.result_schema(run.back().output);  // validates the plan
-        auto run_then_aggregate = [run, steps, plan = then->plan](std::span<const Table* const> in, StepContext& ctx) {
-          const Table& batch = *in[0];
-          std::optional<Table> partials;
-          if (batch.schema() == run.front().input) partials = ctx.backend->aggregate_row_chain(batch, steps, plan);
-          if (!partials) partials = ctx.backend->aggregate_partials(run_row_ops(run, steps, batch, ctx), plan);
-          return ctx.backend->finalize(*partials, plan);
-        };
-        return s.transform(name + ", " + then->op, result, std::move(run_then_aggregate));
-      }
-      s = s.transform(name, run.back().output, [run, steps](std::span<const Table* const> in, StepContext& ctx) {
-        return run_row_ops(run, steps, *in[0], ctx);
+      RowOperations run = row_operations({ops.begin() + static_cast<std::ptrdiff_t>(i), ops.begin() + static_cast<std::ptrdiff_t>(end)});
+      s = s.transform(run.name, run.output(), [run = std::move(run.run)](std::span<const Table* const> in, StepContext& ctx) {
+        return run(*in[0], ctx);
       });
       i = end;
     }
-    return then ? aggregate_by_key(s, std::move(then->plan)) : s;
+    return s;
   }
 
-  /// Any operation but the row operations and the keyed aggregations (build_stream plans those).
-  TableStream apply_op(const TableStream& s, const std::string& op, const YAML::Node& args, const std::string& what) {
+  /// Any operation but the row operations; a keyed aggregation runs @p before (row operations
+  /// of the stream) on each batch first.
+  TableStream apply_op(const TableStream& s, const std::string& op, const YAML::Node& args, const std::string& what,
+                       std::optional<RowOperations> before = std::nullopt) {
+    const Schema& input = before ? before->output() : s.schema();
     if (op == "union") return s.union_with(lookup(args, what));
     if (op == "parse") {
       r_.only_keys(args, {"format", "schema", "field", "delimiter", "skip_header"}, what);
@@ -765,7 +748,16 @@ class PipelineBuilder {
       return parse_records(s, r_.required_string(args, "format", what), parse_schema(r_, args["schema"]), args, what);
     }
     if (op == "count") return s.count();
+    if (op == "count_by_value") {
+      std::vector<std::string> keys;
+      for (const auto& f : input) keys.push_back(f.name);
+      return aggregate_by_key(s, KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}}, std::move(before));
+    }
     if (op == "reduce") return reduce_all(s, aggregation(args, what, false));
+    if (op == "reduce_by_key" || op == "combine_by_key") {
+      r_.only_keys(args, {"key", "aggregates"}, what);
+      return aggregate_by_key(s, aggregation(args, what, true), std::move(before));
+    }
     if (op == "group_by_key") {
       r_.only_keys(args, {"key"}, what);
       return group_by_key(s, r_.strings(args["key"] ? args["key"] : args, what + ": key"));
@@ -808,7 +800,7 @@ class PipelineBuilder {
     if (op == "reduce_by_key_and_window") {
       r_.only_keys(args, {"key", "aggregates", "window", "slide", "filter"}, what);
       auto [w, sl] = window_args(args, what);
-      TableStream out = aggregate_by_key_and_window(s, aggregation(args, what, true), w, sl);
+      TableStream out = aggregate_by_key_and_window(s, aggregation(args, what, true), w, sl, std::move(before));
       if (args["filter"]) out = add_row_ops(out, {*row_operation(out.schema(), "filter", args["filter"], what + ": filter")});
       return out;
     }
@@ -816,8 +808,9 @@ class PipelineBuilder {
       r_.only_keys(args, {"window", "slide"}, what);
       auto [w, sl] = window_args(args, what);
       std::vector<std::string> keys;
-      for (const auto& f : s.schema()) keys.push_back(f.name);
-      return aggregate_by_key_and_window(s, KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}}, w, sl);
+      for (const auto& f : input) keys.push_back(f.name);
+      return aggregate_by_key_and_window(s, KeyedAggregation{keys, {AggregateSpec{AggregateKind::Count, "", "count"}}}, w, sl,
+                                         std::move(before));
     }
     if (op == "group_by_key_and_window") {
       r_.only_keys(args, {"key", "window", "slide"}, what);
