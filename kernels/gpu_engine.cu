@@ -637,13 +637,12 @@ class DeviceWindow final : public DeviceEngine::Window {
       for (ColumnView& key : in.keys) key.on_device = 1;
       for (FoldView& fold : in.folds) fold.input.on_device = 1;
       ChainBatchGroups out;
-      ring_.add(reduce_batch(im_, exec_, in, /*want_groups=*/true, out.groups));
-      if (out.groups.key_collisions != 0) return out;
-      const size_t groups = out.groups.first_row.size();
-      auto first_row = exec_.alloc<int64_t>(groups);
-      exec_.to_device(first_row.data(), out.groups.first_row.data(), groups * sizeof(int64_t));
-      for (const OwnedColumn<CudaExec>& key : gather_keys(exec_, in.keys, first_row.data(), groups))
-        out.keys.push_back(download_column(exec_, key, groups));
+      DeviceGroups<CudaExec> groups = reduce_batch(im_, exec_, in, /*want_groups=*/true, out.groups);
+      // The keys come back before the pane changes, so a failure leaves the window as it was.
+      if (groups.key_collisions == 0)
+        for (const OwnedColumn<CudaExec>& key : gather_keys(exec_, in.keys, groups.first_row.data(), groups.groups))
+          out.keys.push_back(download_column(exec_, key, groups.groups));
+      ring_.add(std::move(groups));
       return out;
     });
   }

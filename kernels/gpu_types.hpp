@@ -90,8 +90,6 @@ struct WordCounts {
   unsigned long long key_collisions = 0;
 };
 
-
-
 /// Rows grouped by key, on the host: a dense group id per row and each group's first row,
 /// groups in order of first row. Not exact when key_collisions is not 0.
 struct RowGroups {

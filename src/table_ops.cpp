@@ -22,7 +22,7 @@ TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, st
       return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
     });
   }
-  SLUICE_EXPECTS(!before->steps.empty(), "reduce_by_key: row operations before it need at least one step");
+  SLUICE_EXPECTS(!before->steps.empty() && before->run, "reduce_by_key: row operations before it need steps and their host run");
   SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key: the row operations before it were compiled for {" +
                                                       before->input.to_string() + "}, not for the stream's {" +
                                                       input.schema().to_string() + "}");

@@ -115,18 +115,16 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   /// the chain left its columns, and the partial table made from the groups.
   std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
                                            const KeyedAggregation& plan) override {
-    std::vector<gpu::ColumnView> columns;
-    for (const Column& c : batch.columns()) {
-      if (c.type() == TypeId::List) return std::nullopt;  // as the CUDA backend: the host runs the steps
-      columns.push_back(host_view(c));
-    }
-    ++aggregate_chain_calls;
     const Schema& schema = steps.back().output;
     const ResolvedPlan resolved = resolve_plan(plan, schema);
-    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), host_view);
+    const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), [](const Column&) { return gpu::ColumnView{}; });
+    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, chain_reduction(resolved, fp), host_view);
+    if (!chain) return std::nullopt;  // as the CUDA backend: the host runs the steps
+    ++aggregate_chain_calls;
+    columns_read_by_chains += static_cast<int>(chain->columns.size());
     gpu::HostExec exec;
     const gpu::ChainGroups<gpu::HostExec> reduced =
-        gpu::reduce_row_chain(exec, columns, batch.num_rows(), kernel_steps(steps), chain_reduction(resolved, fp));
+        gpu::reduce_row_chain(exec, chain->columns, batch.num_rows(), chain->chain.steps, chain->reduction);
     EXPECT_EQ(reduced.groups.key_collisions, 0u);
     std::vector<Column> keys;
     for (const gpu::OwnedColumn<gpu::HostExec>& key : reduced.keys) keys.push_back(gpu::to_column(key));
@@ -154,6 +152,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> group_calls{0};
   std::atomic<int> chain_calls{0};
   std::atomic<int> aggregate_chain_calls{0};
+  std::atomic<int> columns_read_by_chains{0};
   std::atomic<int> window_chain_calls{0};
 
  private:
@@ -343,6 +342,7 @@ streams:
     const char* ops;
     const char* expected;     // a row of the output
     int fused_per_batch;      // aggregate_row_chain calls per batch
+    int columns_read;         // of the 4 parsed columns, those a fused call reads
   };
   const Case cases[] = {
       {R"Y(      - filter: "region != 'test'"
@@ -351,22 +351,24 @@ streams:
           key: [region, code]
           aggregates: {n: "count()", items: "sum(qty)", total: "sum(value)", low: "min(value)", high: "max(qty)", avg: "mean(value)", texts: "count(text)"}
 )Y",
-       "[\"us\",false,2,4,", 1},
+       "[\"us\",false,2,4,", 1, 4},
       {R"Y(      - map: {region: region, text: "lower(text)"}
       - flat_map: {split: text, as: word}
       - count_by_value: {}
 )Y",
-       "[\"us\",\"a\",2]", 1},
-      // One operation fuses too; a map with a host expression (concat) does not.
-      {"      - filter: \"qty > 0\"\n      - combine_by_key: {key: region, aggregates: {items: \"sum(qty)\"}}\n", "[\"eu\",3]", 1},
+       "[\"us\",\"a\",2]", 1, 2},
+      // One operation fuses too (and reads region and qty only, not price or text); a map
+      // with a host expression (concat) does not fuse.
+      {"      - filter: \"qty > 0\"\n      - combine_by_key: {key: region, aggregates: {items: \"sum(qty)\"}}\n", "[\"eu\",3]", 1, 2},
       {"      - map: {tag: \"concat(region, '!')\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
-       "[\"us!\",4]", 0},
+       "[\"us!\",4]", 0, 0},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.ops);
     const auto [on_cpu, kernels] = run_on_both(source + c.ops);
     EXPECT_NE(on_cpu.find(c.expected), std::string::npos) << on_cpu;
     EXPECT_EQ(kernels->aggregate_chain_calls.load(), 4 * c.fused_per_batch);
+    EXPECT_EQ(kernels->columns_read_by_chains.load(), 4 * c.fused_per_batch * c.columns_read);
   }
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cuda/kernel_inputs.hpp"
+#include "cuda/prune_row_chain.hpp"
 #include "host_exec.cuh"
 #include "owned_column_on_host.cuh"
 #include "pipeline/expression.hpp"
@@ -433,6 +434,62 @@ TEST(RowChainOnHost, RandomChainsEqualTheHostOperators) {
               steps_of_kind[0], steps_of_kind[1], steps_of_kind[2], input_rows, output_rows);
 }
 
+// ------------------------------------------------------------------ pruned chains
+
+/// Output column @p k of a chain's result over @p inputs (the batch's columns it read).
+Column output_column(const RowChainResult<HostExec>& result, size_t k, const Table& input, const std::vector<size_t>& inputs) {
+  const int32_t from = result.input_column[k];
+  return from >= 0 ? input.column(inputs[static_cast<size_t>(from)]) : to_column(result.columns[k]);
+}
+
+/// Runs @p steps whole and pruned to @p needed; the needed columns must be equal.
+::testing::AssertionResult pruned_gives_the_needed_columns(const Table& input, const std::vector<RowChainStep>& steps,
+                                                          const std::vector<bool>& needed, size_t* inputs_read = nullptr) {
+  HostExec exec;
+  std::vector<size_t> all(input.num_columns());
+  for (size_t c = 0; c < all.size(); ++c) all[c] = c;
+  const RowChainResult<HostExec> whole = run_row_chain(exec, views_of(input), input.num_rows(), steps);
+  const PrunedRowChain pruned = prune_row_chain(input.num_columns(), steps, needed);
+  if (inputs_read) *inputs_read = pruned.inputs.size();
+  std::vector<ColumnView> views;
+  for (size_t c : pruned.inputs) views.push_back(host_view(input.column(c)));
+  const RowChainResult<HostExec> cut = run_row_chain(exec, views, input.num_rows(), pruned.steps);
+  if (cut.rows != whole.rows)
+    return ::testing::AssertionFailure() << "pruned: " << cut.rows << " rows, whole: " << whole.rows;
+  for (size_t k = 0; k < needed.size(); ++k) {
+    if (!needed[k]) continue;
+    const int32_t at = pruned.output_of[k];
+    if (at < 0 || static_cast<size_t>(at) >= cut.input_column.size())
+      return ::testing::AssertionFailure() << "needed column " << k << " is not among the pruned outputs (" << at << ")";
+    if (::testing::AssertionResult same =
+            same_column(output_column(whole, k, input, all), output_column(cut, static_cast<size_t>(at), input, pruned.inputs));
+        !same)
+      return ::testing::AssertionFailure() << "column " << k << ": " << same.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(RowChainOnHost, PrunedChainsGiveTheColumnsTheirConsumersRead) {
+  Generator g(99);
+  size_t chains = 0, columns = 0, read = 0;
+  for (int round = 0; round < 300; ++round) {
+    const Table input = g.table(g.pick(std::vector<size_t>{0, 1, 9, 65, 333, 1001}));
+    ChainBuilder builder(g, input);
+    const int length = 1 + g.below(5);
+    for (int s = 0; s < length; ++s) builder.random_step();
+    const Chain chain = builder.take();
+    std::vector<bool> needed(chain.reference.num_columns());
+    for (size_t k = 0; k < needed.size(); ++k) needed[k] = g.below(3) == 0;
+    needed[g.below(static_cast<int>(needed.size()))] = true;
+    size_t inputs_read = 0;
+    ASSERT_TRUE(pruned_gives_the_needed_columns(input, chain.steps, needed, &inputs_read)) << "round " << round << describe(chain);
+    ++chains;
+    columns += input.num_columns();
+    read += inputs_read;
+  }
+  std::printf("[ pruned   ] %zu random chains read %zu of their inputs' %zu columns\n", chains, read, columns);
+}
+
 // ------------------------------------------------------------------ gathers
 
 Column gathered(const ColumnView& view, const std::vector<int64_t>& rows) {
@@ -704,5 +761,28 @@ TEST(RowChainOnHost, MalformedStepsAreErrorsNamingTheStep) {
   expect_chain_error(input, {filter_step(&broken)}, "step 0", "result register 99 out of range");
 }
 
+TEST(RowChainOnHost, APrunedChainReadsOnlyWhatItsStepsAndConsumerRead) {
+  Generator g(8);
+  const Table input = g.table(200);
+  const Schema& schema = input.schema();
+  std::deque<RowProgram> store;
+  // filter on i64, then a map keeping s and computing from f64 and b; the consumer reads the
+  // computed column only.
+  const RowProgram* keep = compiled(store, "i64 > 0", schema);
+  const RowProgram* scaled = compiled(store, "if(b, f64 * 2.0, 0.0)", schema);
+  const std::vector<RowChainStep> steps = {filter_step(keep), map_step({scaled}, {static_cast<int32_t>(schema.index_of("s")), -1})};
+  const std::vector<bool> needed = {false, true};
+  const PrunedRowChain pruned = prune_row_chain(input.num_columns(), steps, needed);
+  std::vector<size_t> expected = {schema.index_of("i64"), schema.index_of("f64"), schema.index_of("b")};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(pruned.inputs, expected);
+  EXPECT_EQ(pruned.output_of, (std::vector<int32_t>{-1, 0}));
+  EXPECT_TRUE(pruned_gives_the_needed_columns(input, steps, needed));
+  // Flags that do not match the outputs, and steps naming columns that do not exist, are errors.
+  EXPECT_THROW(prune_row_chain(input.num_columns(), steps, {true}), Error);
+  EXPECT_THROW(prune_row_chain(input.num_columns(), {map_step({}, {999})}, {true}), Error);
+}
+
 }  // namespace
+
 }  // namespace sluice::gpu

@@ -71,11 +71,11 @@ struct KeyedAggregation {
 /// @brief Joins within a batch: rows of @p left and @p right whose key fields are equal.
 enum class JoinKind { Inner, LeftOuter, RightOuter, FullOuter };
 
+struct RowChainStep;
+
 /// @brief The state of one reduceByKeyAndWindow with built-in aggregates: batches go into
 /// the open pane; a slide closes it and returns the window's finalized results. The CPU keeps
 /// panes as partial tables; the CUDA backend keeps them in device memory.
-struct RowChainStep;
-
 class WindowAggregation {
  public:
   virtual ~WindowAggregation() = default;

@@ -188,7 +188,8 @@ TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregati
                                         std::optional<RowOperations> before) {
   check_window("reduce_by_key_and_window", window, slide, input.slide());
   if (before) {
-    SLUICE_EXPECTS(!before->steps.empty(), "reduce_by_key_and_window: row operations before it need at least one step");
+    SLUICE_EXPECTS(!before->steps.empty() && before->run,
+                   "reduce_by_key_and_window: row operations before it need steps and their host run");
     SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key_and_window: the row operations before it were compiled for {" +
                                                         before->input.to_string() + "}, not for the stream's {" +
                                                         input.schema().to_string() + "}");

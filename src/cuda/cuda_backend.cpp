@@ -226,14 +226,11 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
   /// add_batch, which checks them for nulls on the host.
   bool add_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
     if (keys_.exact() || steps.empty() || !(steps.back().output == input_)) return false;
-    std::vector<gpu::ColumnView> columns;
-    for (const Column& c : batch.columns()) {
-      if (c.type() == TypeId::List) return false;  // the host runs the steps
-      columns.push_back(view_of_(c));
-    }
     gpu::ChainReduction reduction = chain_reduction(resolved_, fold_plan_);
     reduction.force_hashed_keys = true;
-    gpu::ChainBatchGroups added = window_->add_row_chain(columns, batch.num_rows(), kernel_steps(steps), reduction);
+    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, std::move(reduction), view_of_);
+    if (!chain) return false;  // the host runs the steps
+    gpu::ChainBatchGroups added = window_->add_row_chain(chain->columns, batch.num_rows(), chain->chain.steps, chain->reduction);
     std::vector<Column> keys;
     for (size_t k = 0; k < added.keys.size(); ++k) {
       gpu::HostColumnBuffers& key = added.keys[k];
@@ -427,17 +424,13 @@ class CudaBackend final : public ExecutionBackend {
   std::optional<Table> aggregate_row_chain(const Table& batch, std::span<const RowChainStep> steps,
                                            const KeyedAggregation& plan) override {
     if (steps.empty()) return aggregate_partials(batch, plan);
-    std::vector<gpu::ColumnView> columns;
-    for (const Column& c : batch.columns()) {
-      if (c.type() == TypeId::List) return std::nullopt;  // the host runs the steps
-      columns.push_back(view(c));
-    }
     const Schema& schema = steps.back().output;
     const ResolvedPlan resolved = resolve_plan(plan, schema);
     // The folds' inputs are the chain's columns, named by index (chain_reduction), not views.
     const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), [](const Column&) { return gpu::ColumnView{}; });
-    gpu::ChainGroupsOnHost reduced =
-        engine_.reduce_row_chain(columns, batch.num_rows(), kernel_steps(steps), chain_reduction(resolved, fp));
+    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, chain_reduction(resolved, fp), viewer());
+    if (!chain) return std::nullopt;  // the host runs the steps
+    gpu::ChainGroupsOnHost reduced = engine_.reduce_row_chain(chain->columns, batch.num_rows(), chain->chain.steps, chain->reduction);
     if (reduced.groups.key_collisions > 0) return std::nullopt;
     // No group: the empty partials of the schema (a key column gathered from no rows cannot
     // tell whether it is nullable).

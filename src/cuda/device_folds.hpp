@@ -1,15 +1,19 @@
 #pragma once
 // How the CUDA backend states a keyed aggregation for the device engine: the folds (one per
 // state field of the partial table, plus hidden "seen" counts for min and max) and the
-// partial table made from a reduction's accumulators. Shared by the CUDA backend and the
-// tests that run the same reductions through HostExec.
+// partial table made from a reduction's accumulators, and row operations cut down to what
+// such a reduction reads. Shared by the CUDA backend and the tests that run the same
+// reductions through HostExec.
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "aggregate_plan.hpp"
+#include "cuda/kernel_inputs.hpp"
+#include "cuda/prune_row_chain.hpp"
 #include "gpu_types.hpp"
 #include "sluice/backend.hpp"
 #include "sluice/column.hpp"
@@ -167,6 +171,40 @@ inline gpu::ChainReduction chain_reduction(const ResolvedPlan& resolved, const F
   reduction.folds = fp.folds;
   reduction.fold_columns = fp.fold_columns;
   return reduction;
+}
+
+/// Row operations over a batch cut down to what a reduction of their output reads, as the
+/// engine takes them: the views of the batch's columns they read (nothing else is copied to
+/// the device or gathered there), the steps, and the reduction renumbered for them.
+struct ChainForReduction {
+  PrunedRowChain chain;  // owns the steps' programs
+  std::vector<gpu::ColumnView> columns;
+  gpu::ChainReduction reduction;
+};
+
+/// nullopt when a column the steps read is a list (the host runs the steps then).
+inline std::optional<ChainForReduction> chain_for_reduction(const Table& batch, std::span<const RowChainStep> steps,
+                                                     gpu::ChainReduction reduction, const ViewOf& view_of) {
+  const std::vector<gpu::RowChainStep> all_steps = kernel_steps(steps);
+  std::vector<bool> needed(steps.back().output.size(), false);
+  for (int32_t k : reduction.key_columns) needed.at(static_cast<size_t>(k)) = true;
+  for (int32_t c : reduction.fold_columns)
+    if (c >= 0) needed.at(static_cast<size_t>(c)) = true;
+  ChainForReduction out{prune_row_chain(batch.num_columns(), all_steps, needed), {}, std::move(reduction)};
+  if (out.chain.inputs.empty()) {  // reads no column (constants only): keep the batch's rows
+    out.chain = PrunedRowChain{};
+    for (size_t c = 0; c < batch.num_columns(); ++c) out.chain.inputs.push_back(c);
+    out.chain.steps = all_steps;
+    for (size_t k = 0; k < needed.size(); ++k) out.chain.output_of.push_back(static_cast<int32_t>(k));
+  }
+  for (size_t c : out.chain.inputs) {
+    if (batch.column(c).type() == TypeId::List) return std::nullopt;
+    out.columns.push_back(view_of(batch.column(c)));
+  }
+  for (int32_t& k : out.reduction.key_columns) k = out.chain.output_of[static_cast<size_t>(k)];
+  for (int32_t& c : out.reduction.fold_columns)
+    if (c >= 0) c = out.chain.output_of[static_cast<size_t>(c)];
+  return out;
 }
 
 }  // namespace sluice
