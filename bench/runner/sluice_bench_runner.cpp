@@ -154,11 +154,13 @@ std::function<void(Time, const Table&)> window_rows(std::string& result, int64_t
   return [&result, window_ms, write_rows](Time t, const Table& table) { write_rows(t.ms - window_ms, table, result); };
 }
 
-/// Counts per string @p key over windows of @p window sliding by @p slide; every window's
-/// rows go to @p result as "window_start,key,count".
+/// Counts per string @p key over windows of @p window sliding by @p slide (of what the row
+/// operations @p before make of each batch, when given); every window's rows go to @p result
+/// as "window_start,key,count".
 void count_per_key_and_window(const TableStream& input, const std::string& key, Duration window, Duration slide,
-                              std::string& result) {
-  aggregate_by_key_and_window(input, {{key}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, window, slide)
+                              std::string& result, std::optional<RowOperations> before = std::nullopt) {
+  aggregate_by_key_and_window(input, {{key}, {AggregateSpec{AggregateKind::Count, "", "count"}}}, window, slide,
+                              std::move(before))
       .foreach_batch(window_rows(result, window.count(), [key](int64_t start, const Table& table, std::string& out) {
         const std::string prefix = std::to_string(start) + ',';
         const Column& keys = table.column(key);
@@ -228,25 +230,34 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
   }
 
   if (workload == "wordcount") {
-    TableStream words = events.transform("split_words", Schema{{"word", TypeId::String}},
-                                         [](std::span<const Table* const> in, StepContext& ctx) {
-                                           const Column& lines = in[0]->column("line");
-                                           // On the device: count, scan and scatter the tokens.
-                                           if (ctx.backend->kind() == BackendKind::Cuda)
-                                             return string_table("word", ctx.backend->split_strings(lines, " ").tokens);
-                                           Column words(TypeId::String);
-                                           for (size_t r = 0; r < lines.size(); ++r) {
-                                             std::string_view line = lines.string_at(r);
-                                             while (!line.empty()) {
-                                               const size_t space = line.find(' ');
-                                               words.append_string(line.substr(0, space));
-                                               if (space == std::string_view::npos) break;
-                                               line.remove_prefix(space + 1);
-                                             }
-                                           }
-                                           return string_table("word", std::move(words));
-                                         });
-    count_per_key_and_window(words, "word", 30s, 10s, result);
+    // split(line, " ") -> select(word) -> count per word and window. On the CUDA backend the
+    // window takes the two operations along: the lines are split and counted on the device,
+    // and only each batch's distinct words come back. On the CPU one loop splits the lines.
+    const Schema& schema = events.schema();
+    const size_t line_field = schema.index_of("line");
+    std::vector<Field> split_fields = schema.fields();
+    split_fields[line_field] = Field{"word", TypeId::String, false, {}};
+    RowOperations split;
+    split.name = "split_words";
+    split.input = schema;
+    split.steps = {RowChainStep{RowChainStep::Kind::Split, {}, {}, line_field, " ", Schema(split_fields)},
+                   RowChainStep{RowChainStep::Kind::Map, {}, {static_cast<int32_t>(line_field)}, 0, {}, Schema{{"word", TypeId::String}}}};
+    split.run = [line_field](const Table& t, StepContext& ctx) {
+      const Column& lines = t.column(line_field);
+      if (ctx.backend->kind() == BackendKind::Cuda) return string_table("word", ctx.backend->split_strings(lines, " ").tokens);
+      Column words(TypeId::String);
+      for (size_t r = 0; r < lines.size(); ++r) {
+        std::string_view line = lines.string_at(r);
+        while (!line.empty()) {
+          const size_t space = line.find(' ');
+          words.append_string(line.substr(0, space));
+          if (space == std::string_view::npos) break;
+          line.remove_prefix(space + 1);
+        }
+      }
+      return string_table("word", std::move(words));
+    };
+    count_per_key_and_window(events, "word", 30s, 10s, result, std::move(split));
     return;
   }
 
