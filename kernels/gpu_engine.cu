@@ -638,7 +638,8 @@ class DeviceWindow final : public DeviceEngine::Window {
       for (FoldView& fold : in.folds) fold.input.on_device = 1;
       ChainBatchGroups out;
       DeviceGroups<CudaExec> groups = reduce_batch(im_, exec_, in, /*want_groups=*/true, out.groups);
-      // The keys come back before the pane changes, so a failure leaves the window as it was.
+      // The keys come back before the pane changes, so a device failure leaves the window as
+      // it was (a key collision still ends the job, after the pane changed, as in add_batch).
       if (groups.key_collisions == 0)
         for (const OwnedColumn<CudaExec>& key : gather_keys(exec_, in.keys, groups.first_row.data(), groups.groups))
           out.keys.push_back(download_column(exec_, key, groups.groups));

@@ -778,9 +778,22 @@ TEST(RowChainOnHost, APrunedChainReadsOnlyWhatItsStepsAndConsumerRead) {
   EXPECT_EQ(pruned.inputs, expected);
   EXPECT_EQ(pruned.output_of, (std::vector<int32_t>{-1, 0}));
   EXPECT_TRUE(pruned_gives_the_needed_columns(input, steps, needed));
-  // Flags that do not match the outputs, and steps naming columns that do not exist, are errors.
+  // A program used by two needed outputs runs once; a chain that reads no column runs on
+  // none (it still has the batch's rows).
+  const RowProgram* constant = compiled(store, "1 + 2", schema);
+  const std::vector<RowChainStep> constants = {map_step({constant}, {-1, -1, 0})};
+  const PrunedRowChain from_nothing = prune_row_chain(input.num_columns(), constants, {true, true, false});
+  EXPECT_TRUE(from_nothing.inputs.empty());
+  ASSERT_EQ(from_nothing.steps.size(), 1u);
+  EXPECT_EQ(from_nothing.steps[0].programs.size(), 1u);
+  EXPECT_EQ(from_nothing.steps[0].sources, (std::vector<int32_t>{-1, -1}));
+  EXPECT_TRUE(pruned_gives_the_needed_columns(input, constants, {true, true, false}));
+  // Flags that do not match the outputs, and steps naming columns or programs that do not
+  // exist, are errors.
   EXPECT_THROW(prune_row_chain(input.num_columns(), steps, {true}), Error);
   EXPECT_THROW(prune_row_chain(input.num_columns(), {map_step({}, {999})}, {true}), Error);
+  EXPECT_THROW(prune_row_chain(input.num_columns(), {map_step({}, {-1})}, {true}), Error);
+  EXPECT_THROW(prune_row_chain(input.num_columns(), {map_step({constant}, {INT32_MIN})}, {true}), Error);
 }
 
 }  // namespace

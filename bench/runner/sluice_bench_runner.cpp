@@ -242,8 +242,8 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
     split.input = schema;
     split.steps = {RowChainStep{RowChainStep::Kind::Split, {}, {}, line_field, " ", Schema(split_fields)},
                    RowChainStep{RowChainStep::Kind::Map, {}, {static_cast<int32_t>(line_field)}, 0, {}, Schema{{"word", TypeId::String}}}};
-    split.run = [line_field](const Table& t, StepContext& ctx) {
-      const Column& lines = t.column(line_field);
+    split.run = [](const Table& t, StepContext& ctx) {
+      const Column& lines = t.column("line");
       if (ctx.backend->kind() == BackendKind::Cuda) return string_table("word", ctx.backend->split_strings(lines, " ").tokens);
       Column words(TypeId::String);
       for (size_t r = 0; r < lines.size(); ++r) {

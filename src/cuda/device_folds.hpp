@@ -191,12 +191,6 @@ inline std::optional<ChainForReduction> chain_for_reduction(const Table& batch, 
   for (int32_t c : reduction.fold_columns)
     if (c >= 0) needed.at(static_cast<size_t>(c)) = true;
   ChainForReduction out{prune_row_chain(batch.num_columns(), all_steps, needed), {}, std::move(reduction)};
-  if (out.chain.inputs.empty()) {  // reads no column (constants only): keep the batch's rows
-    out.chain = PrunedRowChain{};
-    for (size_t c = 0; c < batch.num_columns(); ++c) out.chain.inputs.push_back(c);
-    out.chain.steps = all_steps;
-    for (size_t k = 0; k < needed.size(); ++k) out.chain.output_of.push_back(static_cast<int32_t>(k));
-  }
   for (size_t c : out.chain.inputs) {
     if (batch.column(c).type() == TypeId::List) return std::nullopt;
     out.columns.push_back(view_of(batch.column(c)));

@@ -15,12 +15,19 @@
 namespace sluice {
 
 struct PrunedRowChain {
+  PrunedRowChain() = default;
+  PrunedRowChain(PrunedRowChain&&) = default;
+  PrunedRowChain& operator=(PrunedRowChain&&) = default;
+  // A copy's steps would point into the original's programs.
+  PrunedRowChain(const PrunedRowChain&) = delete;
+  PrunedRowChain& operator=(const PrunedRowChain&) = delete;
+
   /// The batch's columns the pruned chain reads, ascending: its input k is column inputs[k].
   std::vector<size_t> inputs;
   std::vector<gpu::RowChainStep> steps;  ///< over those inputs; their programs live in `programs`
   std::deque<RowProgram> programs;
-  /// Per output column of the original chain: its index among the pruned chain's outputs,
-  /// or -1 when nothing reads it.
+  /// Per output column of the original chain: its index among the pruned chain's outputs
+  /// (needed ones, and those a filter or split carries along), or -1 when it is dropped.
   std::vector<int32_t> output_of;
 };
 
@@ -43,7 +50,16 @@ inline PrunedRowChain prune_row_chain(size_t input_columns, const std::vector<gp
                   std::to_string(width[s]));
     return static_cast<size_t>(column);
   };
+  auto program = [&](size_t s, int64_t source) -> const RowProgram* {
+    const gpu::RowChainStep& step = steps[s];
+    const int64_t index = -source - 1;  // int64: no overflow for INT32_MIN
+    if (index < 0 || static_cast<size_t>(index) >= step.programs.size() || !step.programs[static_cast<size_t>(index)])
+      throw Error("row operations: step " + std::to_string(s) + " names program " + std::to_string(index) + " of " +
+                  std::to_string(step.programs.size()));
+    return step.programs[static_cast<size_t>(index)];
+  };
   auto read_fields = [&](size_t s, const RowProgram* p, std::vector<bool>& into) {
+    SLUICE_EXPECTS(p != nullptr, "row operations: step " + std::to_string(s) + " has no program");
     for (size_t f : p->fields) into[check(s, static_cast<int64_t>(f))] = true;
   };
 
@@ -58,7 +74,7 @@ inline PrunedRowChain prune_row_chain(size_t input_columns, const std::vector<gp
         if (!need[s + 1][k]) continue;
         const int32_t source = step.sources[k];
         if (source >= 0) in[check(s, source)] = true;
-        else read_fields(s, step.programs.at(static_cast<size_t>(-source - 1)), in);
+        else read_fields(s, program(s, source), in);
       }
     } else {
       in = need[s + 1];  // a filter or split keeps the columns (and the split field is needed)
@@ -94,16 +110,21 @@ inline PrunedRowChain prune_row_chain(size_t input_columns, const std::vector<gp
       continue;  // the same columns come out
     }
     std::vector<int32_t> next(width[s + 1], -1);
+    std::vector<int32_t> pruned_program(step.programs.size(), 0);  // a program used twice runs once
     for (size_t k = 0; k < step.sources.size(); ++k) {
       if (!need[s + 1][k]) continue;
       const int32_t source = step.sources[k];
       next[k] = static_cast<int32_t>(pruned.sources.size());
       if (source >= 0) {
         pruned.sources.push_back(position[static_cast<size_t>(source)]);
-      } else {
-        pruned.programs.push_back(renumbered(step.programs[static_cast<size_t>(-source - 1)]));
-        pruned.sources.push_back(-static_cast<int32_t>(pruned.programs.size()));
+        continue;
       }
+      int32_t& at = pruned_program[static_cast<size_t>(-static_cast<int64_t>(source) - 1)];
+      if (at == 0) {
+        pruned.programs.push_back(renumbered(program(s, source)));
+        at = -static_cast<int32_t>(pruned.programs.size());
+      }
+      pruned.sources.push_back(at);
     }
     out.steps.push_back(std::move(pruned));
     position = std::move(next);
