@@ -613,6 +613,28 @@ DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, cons
   return groups;
 }
 
+/// Runs @p steps over a batch (host or resident columns) and reduces their output by
+/// @p reduction where it is, into the batch's groups for a window pane or running state. The
+/// groups' keys and first rows, and the key columns at those rows, come back into @p out
+/// before the caller changes its pane or state, so that a device failure leaves them as they
+/// were (a key collision brings back no key columns; the caller's key dictionary rejects it).
+DeviceGroups<CudaExec> reduce_chain_batch(DeviceEngine::Impl& im, CudaExec& exec, const std::vector<ColumnView>& host_columns,
+                                          size_t rows, const std::vector<RowChainStep>& steps, const ChainReduction& reduction,
+                                          ChainBatchGroups& out) {
+  DeviceArray<char> block;
+  const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+  const RowChainResult<CudaExec> chain = run_row_chain(exec, columns, rows, steps);
+  GroupedInput in = chain_grouped_input(columns, chain, reduction);
+  // Already on the device: reduce_batch's upload reads them where they are.
+  for (ColumnView& key : in.keys) key.on_device = 1;
+  for (FoldView& fold : in.folds) fold.input.on_device = 1;
+  DeviceGroups<CudaExec> groups = reduce_batch(im, exec, in, /*want_groups=*/true, out.groups);
+  if (groups.key_collisions == 0)
+    for (const OwnedColumn<CudaExec>& key : gather_keys(exec, in.keys, groups.first_row.data(), groups.groups))
+      out.keys.push_back(download_column(exec, key, groups.groups));
+  return groups;
+}
+
 class DeviceWindow final : public DeviceEngine::Window {
  public:
   DeviceWindow(std::shared_ptr<DeviceEngine::Impl> im, std::vector<FoldView> folds, size_t records_fold, size_t panes, bool invertible)
@@ -629,21 +651,8 @@ class DeviceWindow final : public DeviceEngine::Window {
   ChainBatchGroups add_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
                                  const ChainReduction& reduction) override {
     return checked("window pane after row operations", im_.stream, [&] {
-      DeviceArray<char> block;
-      const std::vector<ColumnView> columns = im_.upload_columns(host_columns, rows, block);
-      const RowChainResult<CudaExec> chain = run_row_chain(exec_, columns, rows, steps);
-      GroupedInput in = chain_grouped_input(columns, chain, reduction);
-      // Already on the device: reduce_batch's upload reads them where they are.
-      for (ColumnView& key : in.keys) key.on_device = 1;
-      for (FoldView& fold : in.folds) fold.input.on_device = 1;
       ChainBatchGroups out;
-      DeviceGroups<CudaExec> groups = reduce_batch(im_, exec_, in, /*want_groups=*/true, out.groups);
-      // The keys come back before the pane changes, so a device failure leaves the window as
-      // it was (a key collision still ends the job, after the pane changed, as in add_batch).
-      if (groups.key_collisions == 0)
-        for (const OwnedColumn<CudaExec>& key : gather_keys(exec_, in.keys, groups.first_row.data(), groups.groups))
-          out.keys.push_back(download_column(exec_, key, groups.groups));
-      ring_.add(std::move(groups));
+      ring_.add(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
       return out;
     });
   }
@@ -674,6 +683,16 @@ class DeviceState final : public DeviceEngine::RunningState {
     return checked("update_state_by_key", im_.stream, [&] {
       BatchGroups out;
       const DevicePartial<CudaExec>& s = state_.update(reduce_batch(im_, exec_, host_input, want_groups, out));
+      download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
+      return out;
+    });
+  }
+
+  ChainBatchGroups update_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
+                                    const ChainReduction& reduction, WindowGroups& state) override {
+    return checked("update_state_by_key after row operations", im_.stream, [&] {
+      ChainBatchGroups out;
+      const DevicePartial<CudaExec>& s = state_.update(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
       download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
       return out;
     });

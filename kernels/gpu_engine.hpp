@@ -138,6 +138,11 @@ class DeviceEngine {
     /// into @p state (accumulators: the batch folds, then each key's last batch). Returns
     /// the batch's keys and first rows when @p want_groups.
     virtual BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) = 0;
+    /// The same for what row operations @p steps make of a batch (host or resident
+    /// columns), reduced by @p reduction where the steps left it, as Window::add_row_chain.
+    virtual ChainBatchGroups update_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
+                                              const std::vector<RowChainStep>& steps, const ChainReduction& reduction,
+                                              WindowGroups& state) = 0;
   };
   /// @p expire_after: batches without a record after which a key is dropped (0: never).
   std::unique_ptr<RunningState> make_running_state(std::vector<FoldView> folds, size_t records_fold, size_t expire_after);

@@ -1,12 +1,13 @@
 #pragma once
 // The parts of a keyed aggregation plan that every backend shares: the plan resolved against
 // an input schema, where each aggregate's state sits in a partial table, and the checks on
-// partial tables. Defined in src/cpu/hash_aggregate.cpp.
+// partial tables. Defined in src/cpu/hash_aggregate.cpp (unless said otherwise).
 #include <span>
 #include <string>
 #include <vector>
 
 #include "sluice/backend.hpp"
+#include "sluice/table_ops.hpp"
 
 namespace sluice {
 
@@ -42,5 +43,9 @@ bool same_key_rows(std::span<const Column* const> columns, size_t row, std::span
 
 /// The sum of a @p input field: int64 for integers and bool, float64 for floating point.
 TypeId sum_type(TypeId input);
+
+/// Checks @p before, row operations handed to the aggregation @p op of @p input (steps and a
+/// host run, compiled for the stream's schema). Defined in src/table_ops.cpp.
+void check_row_operations(const char* op, const TableStream& input, const RowOperations& before);
 
 }  // namespace sluice

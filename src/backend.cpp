@@ -26,6 +26,7 @@ std::optional<Table> ExecutionBackend::aggregate_row_chain(const Table&, std::sp
 }
 
 bool WindowAggregation::add_row_chain(const Table&, std::span<const RowChainStep>) { return false; }
+std::optional<Table> StateAggregation::update_row_chain(const Table&, std::span<const RowChainStep>) { return std::nullopt; }
 
 void ExecutionBackend::prefetch(Time, const Table&) {}
 void ExecutionBackend::retire_prefetched(Time) {}

@@ -1,5 +1,6 @@
 #include "sluice/table_ops.hpp"
 
+#include "aggregate_plan.hpp"
 #include "sluice/context.hpp"
 
 namespace sluice {
@@ -15,6 +16,13 @@ std::vector<size_t> field_indexes(std::string_view op, const Schema& schema, con
   return out;
 }
 
+void check_row_operations(const char* op, const TableStream& input, const RowOperations& before) {
+  SLUICE_EXPECTS(!before.steps.empty() && before.run, std::string(op) + ": row operations before it need steps and their host run");
+  SLUICE_EXPECTS(input.schema() == before.input, std::string(op) + ": the row operations before it were compiled for {" +
+                                                     before.input.to_string() + "}, not for the stream's {" +
+                                                     input.schema().to_string() + "}");
+}
+
 TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, std::optional<RowOperations> before) {
   if (!before) {
     const Schema result = plan.result_schema(input.schema());  // validates the plan
@@ -22,10 +30,7 @@ TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, st
       return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
     });
   }
-  SLUICE_EXPECTS(!before->steps.empty() && before->run, "reduce_by_key: row operations before it need steps and their host run");
-  SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key: the row operations before it were compiled for {" +
-                                                      before->input.to_string() + "}, not for the stream's {" +
-                                                      input.schema().to_string() + "}");
+  check_row_operations("reduce_by_key", input, *before);
   const Schema result = plan.result_schema(before->output());
   const std::string name = before->name + ", reduce_by_key";
   return input.transform(name, result, [plan = std::move(plan), before = std::move(*before)](std::span<const Table* const> in,

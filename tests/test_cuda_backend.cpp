@@ -409,6 +409,26 @@ RecomputedColumns recompute_every_column(const Schema& schema, KeyKind kind) {
   return out;
 }
 
+/// What the map of @p recomputed makes of @p t, evaluated on the host.
+Table recomputed_on_host(const RecomputedColumns& recomputed, const Table& t) {
+  std::vector<Column> columns;
+  for (const pipeline::Expression& e : recomputed.expressions) columns.push_back(e.evaluate(t));
+  return Table(recomputed.map.output, std::move(columns));
+}
+
+/// A plan keyed by the recomputed keys ("key0", ...), with @p aggregates.
+KeyedAggregation by_recomputed_keys(const RecomputedColumns& recomputed, std::vector<AggregateSpec> aggregates) {
+  KeyedAggregation plan;
+  for (size_t k = 0; k < recomputed.key_count; ++k) plan.keys.push_back("key" + std::to_string(k));
+  plan.aggregates = std::move(aggregates);
+  return plan;
+}
+
+/// The recomputed key of these kinds is one non-null integer, exact on the device and checked
+/// for nulls on the host: windows and running states decline row chains for it, and the
+/// caller runs the chain and adds the batch.
+bool exact_recomputed_key(KeyKind kind) { return kind == KeyKind::FewInts || kind == KeyKind::ManyInts; }
+
 TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceFeedTheNextOperatorsInPlace) {
   SKIP_WITHOUT_GPU();
   auto cpu = make_backend(BackendKind::Cpu);
@@ -418,22 +438,17 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceFeedTheNextOperatorsInPlace) {
   const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
   const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
   ASSERT_TRUE(made);
-  std::vector<Column> on_host;
-  for (const pipeline::Expression& e : recomputed.expressions) on_host.push_back(e.evaluate(t));
-  expect_same_table(Table(recomputed.map.output, std::move(on_host)), *made);
+  expect_same_table(recomputed_on_host(recomputed, t), *made);
   for (size_t c = 0; c < made->num_columns(); ++c)
     EXPECT_EQ(made->column(c).replica() != nullptr, rows > 0) << made->schema()[c].name << ": device copy kept";
 
   // Every consumer reads the device copies; each agrees with the CPU backend on the same table.
-  KeyedAggregation plan;
+  const KeyedAggregation plan = by_recomputed_keys(
+      recomputed, {{AggregateKind::Count, "", "rows"},      {AggregateKind::Sum, "value0", "sum_v"},
+                   {AggregateKind::Min, "value0", "min_v"}, {AggregateKind::Max, "value1", "max_i"},
+                   {AggregateKind::Sum, "value2", "sum_f"}, {AggregateKind::Max, "value3", "max_b"}});
   std::vector<size_t> key_columns;
-  for (size_t k = 0; k < recomputed.key_count; ++k) {
-    plan.keys.push_back("key" + std::to_string(k));
-    key_columns.push_back(k);
-  }
-  plan.aggregates = {{AggregateKind::Count, "", "rows"},      {AggregateKind::Sum, "value0", "sum_v"},
-                     {AggregateKind::Min, "value0", "min_v"}, {AggregateKind::Max, "value1", "max_i"},
-                     {AggregateKind::Sum, "value2", "sum_f"}, {AggregateKind::Max, "value3", "max_b"}};
+  for (size_t k = 0; k < recomputed.key_count; ++k) key_columns.push_back(k);
   expect_same_table(cpu->aggregate_partials(*made, plan), gpu->aggregate_partials(*made, plan));
   const std::optional<Table> fused = gpu->aggregate_row_chain(t, {&recomputed.map, 1}, plan);
   ASSERT_TRUE(fused);
@@ -480,28 +495,46 @@ TEST_P(CudaVersusCpu, WindowsFedByRowChainsAgree) {
   const size_t rows = std::min<size_t>(GetParam().rows, 200000);
   const Schema schema = random_table(GetParam().kind, 0, 0).schema();
   const RecomputedColumns recomputed = recompute_every_column(schema, GetParam().kind);
-  KeyedAggregation plan;
-  for (size_t k = 0; k < recomputed.key_count; ++k) plan.keys.push_back("key" + std::to_string(k));
-  plan.aggregates = {{AggregateKind::Count, "", "rows"}, {AggregateKind::Sum, "value0", "sum_v"}, {AggregateKind::Max, "value1", "max_i"},
-                     {AggregateKind::Min, "value2", "min_f"}, {AggregateKind::Mean, "value2", "mean_f"}};
+  const KeyedAggregation plan =
+      by_recomputed_keys(recomputed, {{AggregateKind::Count, "", "rows"}, {AggregateKind::Sum, "value0", "sum_v"},
+                                      {AggregateKind::Max, "value1", "max_i"}, {AggregateKind::Min, "value2", "min_f"},
+                                      {AggregateKind::Mean, "value2", "mean_f"}});
   auto on_cpu = cpu->make_window_aggregation(plan, recomputed.map.output, 3);
   auto on_gpu = gpu->make_window_aggregation(plan, recomputed.map.output, 3);
-  // A single integer key is exact on the device and checked for nulls on the host: the
-  // window declines the chain, and the caller runs it and add_batch.
-  const bool exact_key = GetParam().kind == KeyKind::FewInts || GetParam().kind == KeyKind::ManyInts;
   for (uint64_t slide = 0; slide < 5; ++slide) {
     for (uint64_t batch = 0; batch < 2; ++batch) {
       const Table t = random_table(GetParam().kind, slide == 2 ? 0 : rows / (1 + batch), 300 + 10 * slide + batch);
-      std::vector<Column> columns;
-      for (const pipeline::Expression& e : recomputed.expressions) columns.push_back(e.evaluate(t));
-      const Table made(recomputed.map.output, std::move(columns));
+      const Table made = recomputed_on_host(recomputed, t);
       on_cpu->add_batch(made);
       const bool fused = on_gpu->add_row_chain(t, {&recomputed.map, 1});
-      EXPECT_EQ(fused, !exact_key);
+      EXPECT_EQ(fused, !exact_recomputed_key(GetParam().kind));
       if (!fused) on_gpu->add_batch(made);
     }
     SCOPED_TRACE("slide " + std::to_string(slide));
     expect_same_table(on_cpu->slide(), on_gpu->slide());
+  }
+}
+
+TEST_P(CudaVersusCpu, RunningStateFedByRowChainsAgrees) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 200000);
+  const Schema schema = random_table(GetParam().kind, 0, 0).schema();
+  const RecomputedColumns recomputed = recompute_every_column(schema, GetParam().kind);
+  const KeyedAggregation plan = by_recomputed_keys(
+      recomputed, {{AggregateKind::Count, "", "rows"}, {AggregateKind::Sum, "value0", "sum_v"}, {AggregateKind::Min, "value1", "min_i"}});
+  auto on_cpu = cpu->make_state_aggregation(plan, recomputed.map.output, 2);
+  auto on_gpu = gpu->make_state_aggregation(plan, recomputed.map.output, 2);
+  for (uint64_t batch = 0; batch < 5; ++batch) {
+    const Table t = random_table(GetParam().kind, batch == 2 ? 0 : rows / (1 + batch % 2), 500 + batch);
+    const Table made = recomputed_on_host(recomputed, t);
+    const Table want = on_cpu->update(made);
+    std::optional<Table> got = on_gpu->update_row_chain(t, {&recomputed.map, 1});
+    EXPECT_EQ(got.has_value(), !exact_recomputed_key(GetParam().kind));
+    if (!got) got = on_gpu->update(made);
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    expect_same_table(want, *got);
   }
 }
 

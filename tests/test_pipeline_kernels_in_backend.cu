@@ -45,6 +45,18 @@ class ChainTakingWindow final : public WindowAggregation {
   std::atomic<int>& chains_;
 };
 
+/// A CPU running state that takes row chains, as ChainTakingWindow.
+class ChainTakingState final : public StateAggregation {
+ public:
+  ChainTakingState(std::unique_ptr<StateAggregation> state, std::atomic<int>& chains) : state_(std::move(state)), chains_(chains) {}
+  Table update(const Table& batch) override { return state_->update(batch); }
+  std::optional<Table> update_row_chain(const Table& batch, std::span<const RowChainStep> steps) override;
+
+ private:
+  std::unique_ptr<StateAggregation> state_;
+  std::atomic<int>& chains_;
+};
+
 /// The CPU backend, except that expressions and splits run through the device kernels.
 class KernelsOnHostBackend final : public ExecutionBackend {
  public:
@@ -57,6 +69,10 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   Table finalize(const Table& partials, const KeyedAggregation& plan) override { return cpu_->finalize(partials, plan); }
   std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input, size_t panes) override {
     return std::make_unique<ChainTakingWindow>(cpu_->make_window_aggregation(plan, input, panes), window_chain_calls);
+  }
+  std::unique_ptr<StateAggregation> make_state_aggregation(const KeyedAggregation& plan, const Schema& input,
+                                                           size_t expire_after_batches) override {
+    return std::make_unique<ChainTakingState>(cpu_->make_state_aggregation(plan, input, expire_after_batches), state_chain_calls);
   }
 
   std::optional<std::vector<Column>> evaluate(const Table& table, std::span<const RowProgram* const> programs) override {
@@ -154,6 +170,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> aggregate_chain_calls{0};
   std::atomic<int> columns_read_by_chains{0};
   std::atomic<int> window_chain_calls{0};
+  std::atomic<int> state_chain_calls{0};
 
  private:
   std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
@@ -164,6 +181,12 @@ bool ChainTakingWindow::add_row_chain(const Table& batch, std::span<const RowCha
   KernelsOnHostBackend kernels;
   window_->add_batch(*kernels.run_row_chain(batch, steps));
   return true;
+}
+
+std::optional<Table> ChainTakingState::update_row_chain(const Table& batch, std::span<const RowChainStep> steps) {
+  ++chains_;
+  KernelsOnHostBackend kernels;
+  return state_->update(*kernels.run_row_chain(batch, steps));
 }
 
 class PipelineKernelsTest : public ::testing::Test {
@@ -408,6 +431,26 @@ streams:
 )Y");
   EXPECT_NE(counted_on_cpu.find("[\"quick\",2]"), std::string::npos) << counted_on_cpu;
   EXPECT_EQ(counting->window_chain_calls.load(), 4);
+}
+
+TEST_F(PipelineKernelsTest, RowOperationsBeforeRunningStateGoToTheStateAndAgreeWithTheHost) {
+  const std::string input = write("in.jsonl",
+                                  "[\"The quick  brown\", \"fox the\"]\n"
+                                  "[]\n"
+                                  "[\"THE fox\", \"a b\"]\n");
+  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+streams:
+  result:
+    from: raw
+    ops:
+      - flat_map: {split: line, as: word}
+      - map: {word: "lower(word)"}
+      - update_state_by_key: {key: word, aggregates: {seen: "count()"}, expire_after: 5}
+)Y";
+  const auto [on_cpu, kernels] = run_on_both(body);
+  EXPECT_NE(on_cpu.find("[\"the\",3]"), std::string::npos) << on_cpu;
+  EXPECT_EQ(kernels->state_chain_calls.load(), 3);
+  EXPECT_EQ(kernels->chain_calls.load(), 0);
 }
 
 }  // namespace

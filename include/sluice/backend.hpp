@@ -94,6 +94,10 @@ class StateAggregation {
  public:
   virtual ~StateAggregation() = default;
   virtual Table update(const Table& batch) = 0;
+  /// update() of what row operations @p steps (compiled for batches of @p batch's schema)
+  /// make of @p batch, the steps' output never leaving the backend's memory; nullopt when
+  /// this state leaves that to the caller (the default), which then runs the steps and update.
+  virtual std::optional<Table> update_row_chain(const Table& batch, std::span<const RowChainStep> steps);
 };
 
 /// @brief How text records are spelled: CSV with a delimiter and a quote character, or JSON

@@ -45,7 +45,9 @@ TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregati
 /// @brief update_state_by_key with built-in aggregates: running aggregates per key since the
 /// stream started; a key that receives no record for @p expire_after_batches batches is
 /// dropped (0: never). Emits the whole state every batch.
-TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches = 0);
+/// With @p before, batches go through those row operations first (see RowOperations).
+TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches = 0,
+                                   std::optional<RowOperations> before = std::nullopt);
 
 /// @brief Joins two streams' batches at the same time on named key fields.
 TableStream join_streams(const TableStream& left, std::vector<std::string> left_keys, const TableStream& right,

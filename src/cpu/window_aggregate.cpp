@@ -2,6 +2,7 @@
 // combined on the context's backend, so the same nodes serve every backend.
 #include <unordered_map>
 
+#include "aggregate_plan.hpp"
 #include "sluice/context.hpp"
 #include "sluice/pane_ring.hpp"
 #include "sluice/table_ops.hpp"
@@ -152,23 +153,30 @@ class PartialTableState final : public StateAggregation {
 
 class AggregateStateNode final : public StreamNode {
  public:
-  AggregateStateNode(StreamNode::Ptr parent, KeyedAggregation plan, size_t expire_after_batches)
-      : StreamNode("update_state_by_key", plan.result_schema(parent->schema()), parent->slide(), {parent}),
+  /// With @p before, the parent's batches go through those row operations first.
+  AggregateStateNode(StreamNode::Ptr parent, KeyedAggregation plan, size_t expire_after_batches, std::optional<RowOperations> before)
+      : StreamNode(before ? before->name + ", update_state_by_key" : "update_state_by_key",
+                   plan.result_schema(before ? before->output() : parent->schema()), parent->slide(), {parent}),
         plan_(std::move(plan)),
-        input_schema_(parent->schema()),
-        expire_after_(expire_after_batches) {}
+        input_schema_(before ? before->output() : parent->schema()),
+        expire_after_(expire_after_batches),
+        before_(std::move(before)) {}
 
   std::optional<Table> compute(StepContext& ctx) override {
     const Table* t = parent_output(0);
     if (!t) return std::nullopt;
     if (!state_) state_ = ctx.backend->make_state_aggregation(plan_, input_schema_, expire_after_);
-    return state_->update(*t);
+    if (!before_) return state_->update(*t);
+    if (t->schema() == before_->input)
+      if (std::optional<Table> out = state_->update_row_chain(*t, before_->steps)) return out;
+    return state_->update(before_->run(*t, ctx));
   }
 
  private:
   KeyedAggregation plan_;
   Schema input_schema_;
   size_t expire_after_;
+  std::optional<RowOperations> before_;
   std::unique_ptr<StateAggregation> state_;
 };
 
@@ -187,18 +195,14 @@ std::unique_ptr<StateAggregation> ExecutionBackend::make_state_aggregation(const
 TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide,
                                         std::optional<RowOperations> before) {
   check_window("reduce_by_key_and_window", window, slide, input.slide());
-  if (before) {
-    SLUICE_EXPECTS(!before->steps.empty() && before->run,
-                   "reduce_by_key_and_window: row operations before it need steps and their host run");
-    SLUICE_EXPECTS(input.schema() == before->input, "reduce_by_key_and_window: the row operations before it were compiled for {" +
-                                                        before->input.to_string() + "}, not for the stream's {" +
-                                                        input.schema().to_string() + "}");
-  }
+  if (before) check_row_operations("reduce_by_key_and_window", input, *before);
   return input.add(std::make_shared<AggregateWindowNode>(input.node(), std::move(plan), window, slide, std::move(before)));
 }
 
-TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches) {
-  return input.add(std::make_shared<AggregateStateNode>(input.node(), std::move(plan), expire_after_batches));
+TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches,
+                                   std::optional<RowOperations> before) {
+  if (before) check_row_operations("update_state_by_key", input, *before);
+  return input.add(std::make_shared<AggregateStateNode>(input.node(), std::move(plan), expire_after_batches, std::move(before)));
 }
 
 }  // namespace sluice

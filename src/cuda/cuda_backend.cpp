@@ -191,6 +191,28 @@ class DeviceKeyedAggregation {
   }
   bool wants_groups() const { return !keys_.exact(); }
 
+  /// Row operations over @p batch as the engine takes them ahead of this aggregation, cut
+  /// down to what it reads; nullopt when they are left to the host: exact (integer) keys,
+  /// which add_batch and update check for nulls on the host, steps for another schema, or a
+  /// list column among those the steps read.
+  std::optional<ChainForReduction> chain_of(const Table& batch, std::span<const RowChainStep> steps) const {
+    if (keys_.exact() || steps.empty() || !(steps.back().output == input_)) return std::nullopt;
+    gpu::ChainReduction reduction = chain_reduction(resolved_, fold_plan_);
+    reduction.force_hashed_keys = true;  // as input_of: every batch hashes its keys alike
+    return chain_for_reduction(batch, steps, std::move(reduction), view_of_);
+  }
+
+  /// Records the key values of a batch that went through row operations on the device.
+  void remember_chain_keys(gpu::ChainBatchGroups& added) {
+    std::vector<Column> keys;
+    for (size_t k = 0; k < added.keys.size(); ++k) {
+      gpu::HostColumnBuffers& key = added.keys[k];
+      const bool nullable = key.nullable;
+      keys.push_back(column_from(std::move(key), input_[resolved_.keys[k]].type, nullable, added.groups.keys.size(), nullptr));
+    }
+    keys_.remember_gathered(added.groups, keys, op_);
+  }
+
   /// Finalized results of groups that came back from the device (extra accumulators after
   /// the plan's folds are ignored).
   Table finalized(const gpu::WindowGroups& g) {
@@ -222,22 +244,12 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
   void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
 
   /// The steps run on the device and their output goes into the pane where it is; only the
-  /// batch's groups and their key values come back. Exact (integer) keys are left to
-  /// add_batch, which checks them for nulls on the host.
+  /// batch's groups and their key values come back (see chain_of for what is declined).
   bool add_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
-    if (keys_.exact() || steps.empty() || !(steps.back().output == input_)) return false;
-    gpu::ChainReduction reduction = chain_reduction(resolved_, fold_plan_);
-    reduction.force_hashed_keys = true;
-    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, std::move(reduction), view_of_);
-    if (!chain) return false;  // the host runs the steps
+    const std::optional<ChainForReduction> chain = chain_of(batch, steps);
+    if (!chain) return false;
     gpu::ChainBatchGroups added = window_->add_row_chain(chain->columns, batch.num_rows(), chain->chain.steps, chain->reduction);
-    std::vector<Column> keys;
-    for (size_t k = 0; k < added.keys.size(); ++k) {
-      gpu::HostColumnBuffers& key = added.keys[k];
-      const bool nullable = key.nullable;
-      keys.push_back(column_from(std::move(key), input_[resolved_.keys[k]].type, nullable, added.groups.keys.size(), nullptr));
-    }
-    keys_.remember_gathered(added.groups, keys, op_);
+    remember_chain_keys(added);
     return true;
   }
   Table slide() override { return finalized(window_->slide()); }
@@ -257,6 +269,17 @@ class DeviceStateAggregation final : public StateAggregation, DeviceKeyedAggrega
   Table update(const Table& batch) override {
     gpu::WindowGroups state;  // accumulators: the plan's folds, then each key's last batch
     keys_.remember(state_->update(input_of(batch), wants_groups(), state), batch, op_);
+    return finalized(state);
+  }
+
+  /// As add_row_chain of the device window: the steps' output goes into the state where it is.
+  std::optional<Table> update_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
+    const std::optional<ChainForReduction> chain = chain_of(batch, steps);
+    if (!chain) return std::nullopt;
+    gpu::WindowGroups state;
+    gpu::ChainBatchGroups added =
+        state_->update_row_chain(chain->columns, batch.num_rows(), chain->chain.steps, chain->reduction, state);
+    remember_chain_keys(added);
     return finalized(state);
   }
 

@@ -683,7 +683,7 @@ class PipelineBuilder {
   /// Keyed aggregations, which can take the row operations before them along.
   static bool is_keyed_aggregation(const std::string& op) {
     return op == "reduce_by_key" || op == "combine_by_key" || op == "count_by_value" || op == "reduce_by_key_and_window" ||
-           op == "count_by_value_and_window";
+           op == "count_by_value_and_window" || op == "update_state_by_key";
   }
 
   /// The row operations of @p run over @p batch: two or more as one chain of @p steps when the
@@ -779,7 +779,7 @@ class PipelineBuilder {
     if (op == "update_state_by_key") {
       r_.only_keys(args, {"key", "aggregates", "expire_after"}, what);
       const size_t expire = args["expire_after"] ? static_cast<size_t>(r_.integer(args["expire_after"], what + ": expire_after")) : 0;
-      return aggregate_state_by_key(s, aggregation(args, what, true), expire);
+      return aggregate_state_by_key(s, aggregation(args, what, true), expire, std::move(before));
     }
     if (op == "window") {
       r_.only_keys(args, {"window", "slide"}, what);
