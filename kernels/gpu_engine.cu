@@ -616,8 +616,8 @@ DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, cons
 /// Runs @p steps over a batch (host or resident columns) and reduces their output by
 /// @p reduction where it is, into the batch's groups for a window pane or running state. The
 /// groups' keys and first rows, and the key columns at those rows, come back into @p out
-/// before the caller changes its pane or state, so that a device failure leaves them as they
-/// were (a key collision brings back no key columns; the caller's key dictionary rejects it).
+/// before the caller changes its pane or state (after a key collision no key columns come
+/// back; the caller's key dictionary rejects the batch).
 DeviceGroups<CudaExec> reduce_chain_batch(DeviceEngine::Impl& im, CudaExec& exec, const std::vector<ColumnView>& host_columns,
                                           size_t rows, const std::vector<RowChainStep>& steps, const ChainReduction& reduction,
                                           ChainBatchGroups& out) {

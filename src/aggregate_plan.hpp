@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "sluice/backend.hpp"
-#include "sluice/table_ops.hpp"
 
 namespace sluice {
 
@@ -44,8 +43,9 @@ bool same_key_rows(std::span<const Column* const> columns, size_t row, std::span
 /// The sum of a @p input field: int64 for integers and bool, float64 for floating point.
 TypeId sum_type(TypeId input);
 
-/// Checks @p before, row operations handed to the aggregation @p op of @p input (steps and a
-/// host run, compiled for the stream's schema). Defined in src/table_ops.cpp.
-void check_row_operations(const char* op, const TableStream& input, const RowOperations& before);
+struct RowOperations;
+/// Checks @p before, row operations handed to the aggregation @p op of a stream of schema
+/// @p input (steps and a host run, compiled for that schema). Defined in src/table_ops.cpp.
+void check_row_operations(const char* op, const Schema& input, const RowOperations& before);
 
 }  // namespace sluice

@@ -16,11 +16,10 @@ std::vector<size_t> field_indexes(std::string_view op, const Schema& schema, con
   return out;
 }
 
-void check_row_operations(const char* op, const TableStream& input, const RowOperations& before) {
+void check_row_operations(const char* op, const Schema& input, const RowOperations& before) {
   SLUICE_EXPECTS(!before.steps.empty() && before.run, std::string(op) + ": row operations before it need steps and their host run");
-  SLUICE_EXPECTS(input.schema() == before.input, std::string(op) + ": the row operations before it were compiled for {" +
-                                                     before.input.to_string() + "}, not for the stream's {" +
-                                                     input.schema().to_string() + "}");
+  SLUICE_EXPECTS(input == before.input, std::string(op) + ": the row operations before it were compiled for {" +
+                                            before.input.to_string() + "}, not for the stream's {" + input.to_string() + "}");
 }
 
 TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, std::optional<RowOperations> before) {
@@ -30,7 +29,7 @@ TableStream aggregate_by_key(const TableStream& input, KeyedAggregation plan, st
       return ctx.backend->finalize(ctx.backend->aggregate_partials(*in[0], plan), plan);
     });
   }
-  check_row_operations("reduce_by_key", input, *before);
+  check_row_operations("reduce_by_key", input.schema(), *before);
   const Schema result = plan.result_schema(before->output());
   const std::string name = before->name + ", reduce_by_key";
   return input.transform(name, result, [plan = std::move(plan), before = std::move(*before)](std::span<const Table* const> in,

@@ -530,8 +530,13 @@ TEST_P(CudaVersusCpu, RunningStateFedByRowChainsAgrees) {
     const Table t = random_table(GetParam().kind, batch == 2 ? 0 : rows / (1 + batch % 2), 500 + batch);
     const Table made = recomputed_on_host(recomputed, t);
     const Table want = on_cpu->update(made);
-    std::optional<Table> got = on_gpu->update_row_chain(t, {&recomputed.map, 1});
-    EXPECT_EQ(got.has_value(), !exact_recomputed_key(GetParam().kind));
+    // Every third batch goes through update(), as the node does when a batch has another
+    // schema: both paths feed one state and one key dictionary.
+    std::optional<Table> got;
+    if (batch % 3 != 1) {
+      got = on_gpu->update_row_chain(t, {&recomputed.map, 1});
+      EXPECT_EQ(got.has_value(), !exact_recomputed_key(GetParam().kind));
+    }
     if (!got) got = on_gpu->update(made);
     SCOPED_TRACE("batch " + std::to_string(batch));
     expect_same_table(want, *got);

@@ -451,6 +451,7 @@ streams:
   EXPECT_NE(on_cpu.find("[\"the\",3]"), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->state_chain_calls.load(), 3);
   EXPECT_EQ(kernels->chain_calls.load(), 0);
+  EXPECT_EQ(kernels->split_calls.load(), 0);
 }
 
 }  // namespace

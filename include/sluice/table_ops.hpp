@@ -17,8 +17,9 @@ namespace sluice {
 
 /// @brief Row operations (filter, map, select, flat_map) that a keyed aggregation runs on
 /// each batch first, handed to the backend together with it (ExecutionBackend::
-/// aggregate_row_chain, WindowAggregation::add_row_chain), so that their output can stay
-/// where the backend made it: only the aggregation's groups leave a GPU.
+/// aggregate_row_chain, WindowAggregation::add_row_chain, StateAggregation::
+/// update_row_chain), so that their output can stay where the backend made it: only the
+/// aggregation's groups leave a GPU.
 struct RowOperations {
   std::string name;                ///< for the operator's name: "stream 'words': flat_map, map"
   Schema input;                    ///< the batches' schema the steps were compiled for

@@ -195,13 +195,13 @@ std::unique_ptr<StateAggregation> ExecutionBackend::make_state_aggregation(const
 TableStream aggregate_by_key_and_window(const TableStream& input, KeyedAggregation plan, Duration window, Duration slide,
                                         std::optional<RowOperations> before) {
   check_window("reduce_by_key_and_window", window, slide, input.slide());
-  if (before) check_row_operations("reduce_by_key_and_window", input, *before);
+  if (before) check_row_operations("reduce_by_key_and_window", input.schema(), *before);
   return input.add(std::make_shared<AggregateWindowNode>(input.node(), std::move(plan), window, slide, std::move(before)));
 }
 
 TableStream aggregate_state_by_key(const TableStream& input, KeyedAggregation plan, size_t expire_after_batches,
                                    std::optional<RowOperations> before) {
-  if (before) check_row_operations("update_state_by_key", input, *before);
+  if (before) check_row_operations("update_state_by_key", input.schema(), *before);
   return input.add(std::make_shared<AggregateStateNode>(input.node(), std::move(plan), expire_after_batches, std::move(before)));
 }
 
