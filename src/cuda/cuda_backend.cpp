@@ -69,6 +69,18 @@ std::vector<int64_t> as_rows(const std::vector<int64_t>& first_row, std::span<co
   return out;
 }
 
+/// Key columns the device gathered at each group's first row (@p groups rows each, nullable as
+/// their sources are), typed as the fields @p key_fields of @p schema.
+std::vector<Column> gathered_keys(std::vector<gpu::HostColumnBuffers>&& keys, const Schema& schema,
+                                  std::span<const size_t> key_fields, size_t groups) {
+  std::vector<Column> out;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const bool nullable = keys[k].nullable;
+    out.push_back(column_from(std::move(keys[k]), schema[key_fields[k]].type, nullable, groups, nullptr));
+  }
+  return out;
+}
+
 /// Key values of state kept on the device, where keys travel as 64-bit keys: exactly for a
 /// single non-null integer key (the value is the key), otherwise hashed, with a host
 /// dictionary from hash to key values that only new keys enter and that a collision cannot
@@ -204,13 +216,8 @@ class DeviceKeyedAggregation {
 
   /// Records the key values of a batch that went through row operations on the device.
   void remember_chain_keys(gpu::ChainBatchGroups& added) {
-    std::vector<Column> keys;
-    for (size_t k = 0; k < added.keys.size(); ++k) {
-      gpu::HostColumnBuffers& key = added.keys[k];
-      const bool nullable = key.nullable;
-      keys.push_back(column_from(std::move(key), input_[resolved_.keys[k]].type, nullable, added.groups.keys.size(), nullptr));
-    }
-    keys_.remember_gathered(added.groups, keys, op_);
+    keys_.remember_gathered(added.groups, gathered_keys(std::move(added.keys), input_, resolved_.keys, added.groups.keys.size()),
+                            op_);
   }
 
   /// Finalized results of groups that came back from the device (extra accumulators after
@@ -458,13 +465,7 @@ class CudaBackend final : public ExecutionBackend {
     // No group: the empty partials of the schema (a key column gathered from no rows cannot
     // tell whether it is nullable).
     if (reduced.groups.groups == 0) return cpu_->aggregate_partials(Table::empty(schema), plan);
-    std::vector<Column> keys;
-    for (size_t k = 0; k < resolved.keys.size(); ++k) {
-      gpu::HostColumnBuffers& key = reduced.keys[k];
-      const bool nullable = key.nullable;
-      keys.push_back(
-          column_from(std::move(key), schema[resolved.keys[k]].type, nullable, reduced.groups.groups, engine_.identity()));
-    }
+    std::vector<Column> keys = gathered_keys(std::move(reduced.keys), schema, resolved.keys, reduced.groups.groups);
     const std::vector<size_t> rows = all_rows(reduced.groups.groups);
     return partial_table(plan.partial_schema(schema), std::move(keys), fp, reduced.groups.accumulators.data(), reduced.groups.groups,
                          rows);
