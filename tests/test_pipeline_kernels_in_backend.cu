@@ -204,6 +204,12 @@ class PipelineKernelsTest : public ::testing::Test {
     return (dir_ / name).string();
   }
 
+  /// The `sources:` of a pipeline: `raw`, replaying @p batches (one JSON array of lines per
+  /// batch, a batch per line) as a stream of `line` strings.
+  std::string replayed_lines(const std::string& batches) {
+    return "sources:\n  raw: {type: replay, path: " + write("in.jsonl", batches) + ", schema: {line: string}}\n";
+  }
+
   /// Runs the pipeline @p body (sources, streams; its sink writes out.jsonl) on @p backend
   /// and returns what the sink wrote.
   std::string run(const std::string& body, std::shared_ptr<ExecutionBackend> backend) {
@@ -236,12 +242,11 @@ class PipelineKernelsTest : public ::testing::Test {
 };
 
 TEST_F(PipelineKernelsTest, FilterAndMapExpressionsRunInTheKernelsAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"eu,3,10.5,\", \"us,0,1.0,gift\", \"eu,-2,4.25,x\", \"test,5,1.0,\"]\n"
-                                  "[\"asia,7,0.1,\", \"us,2,nan,late\", \"eu,1,-0.0,\"]\n"
-                                  "[]\n"
-                                  "[\"us,9223372036854775807,2.5,\", \"eu,4,1e300,big\"]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines("[\"eu,3,10.5,\", \"us,0,1.0,gift\", \"eu,-2,4.25,x\", \"test,5,1.0,\"]\n"
+                                             "[\"asia,7,0.1,\", \"us,2,nan,late\", \"eu,1,-0.0,\"]\n"
+                                             "[]\n"
+                                             "[\"us,9223372036854775807,2.5,\", \"eu,4,1e300,big\"]\n");
+  const std::string body = sources + R"Y(
 streams:
   result:
     from: raw
@@ -271,10 +276,9 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, FlatMapSplitRunsInTheKernelsAndAgreesWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"the quick  brown\", \"\", \"fox\\tjumps\"]\n"
-                                  "[\"a,b,,c\", \"  \"]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines("[\"the quick  brown\", \"\", \"fox\\tjumps\"]\n"
+                                             "[\"a,b,,c\", \"  \"]\n");
+  const std::string body = sources + R"Y(
 streams:
   words:
     from: raw
@@ -294,11 +298,10 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, GroupByKeyAndCogroupGroupInTheKernelsAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"eu,3\", \"us,1\", \"eu,4\", \",9\", \"asia,2\", \",8\"]\n"
-                                  "[\"us,5\"]\n"
-                                  "[]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines("[\"eu,3\", \"us,1\", \"eu,4\", \",9\", \"asia,2\", \",8\"]\n"
+                                             "[\"us,5\"]\n"
+                                             "[]\n");
+  const std::string body = sources + R"Y(
 streams:
   sales:
     from: raw
@@ -320,11 +323,11 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, ConsecutiveRowOperationsRunAsOneChainInTheKernelsAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"eu,3,The Quick fox\", \"us,0,jumps\", \"eu,-2,\", \"asia,7,over  the LAZY dog\"]\n"
-                                  "[]\n"
-                                  "[\"us,2,a b c\", \"test,5,x\"]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines(
+      "[\"eu,3,The Quick fox\", \"us,0,jumps\", \"eu,-2,\", \"asia,7,over  the LAZY dog\"]\n"
+      "[]\n"
+      "[\"us,2,a b c\", \"test,5,x\"]\n");
+  const std::string body = sources + R"Y(
 streams:
   result:
     from: raw
@@ -346,12 +349,12 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, RowOperationsEndingInAKeyedAggregationReduceInTheKernelsAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"eu,3,10.5,The Quick fox\", \"us,0,1.0,jumps\", \"eu,-2,4.25,\", \"asia,7,0.5,over the LAZY dog\"]\n"
-                                  "[]\n"
-                                  "[\"us,2,2.5,a b c a\", \"test,5,1.0,x\", \"us,2,-1.5,B\"]\n"
-                                  "[\"eu,9,nan,q\"]\n");
-  const std::string source = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines(
+      "[\"eu,3,10.5,The Quick fox\", \"us,0,1.0,jumps\", \"eu,-2,4.25,\", \"asia,7,0.5,over the LAZY dog\"]\n"
+      "[]\n"
+      "[\"us,2,2.5,a b c a\", \"test,5,1.0,x\", \"us,2,-1.5,B\"]\n"
+      "[\"eu,9,nan,q\"]\n");
+  const std::string up_to_result_ops = sources + R"Y(
 streams:
   sales:
     from: raw
@@ -388,7 +391,7 @@ streams:
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.ops);
-    const auto [on_cpu, kernels] = run_on_both(source + c.ops);
+    const auto [on_cpu, kernels] = run_on_both(up_to_result_ops + c.ops);
     EXPECT_NE(on_cpu.find(c.expected), std::string::npos) << on_cpu;
     EXPECT_EQ(kernels->aggregate_chain_calls.load(), 4 * c.fused_per_batch);
     EXPECT_EQ(kernels->columns_read_by_chains.load(), 4 * c.fused_per_batch * c.columns_read);
@@ -396,12 +399,11 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, RowOperationsBeforeAWindowedAggregationGoToTheWindowAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"The quick  brown\", \"fox the\"]\n"
-                                  "[]\n"
-                                  "[\"THE fox\", \"a b\"]\n"
-                                  "[\"quick quick\"]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines("[\"The quick  brown\", \"fox the\"]\n"
+                                             "[]\n"
+                                             "[\"THE fox\", \"a b\"]\n"
+                                             "[\"quick quick\"]\n");
+  const std::string body = sources + R"Y(
 streams:
   result:
     from: raw
@@ -420,8 +422,7 @@ streams:
   EXPECT_EQ(kernels->split_calls.load(), 0);
 
   // count_by_value_and_window takes a single operation along too.
-  const auto [counted_on_cpu, counting] = run_on_both("sources:\n  raw: {type: replay, path: " + input +
-                                                      ", schema: {line: string}}\n" + R"Y(
+  const auto [counted_on_cpu, counting] = run_on_both(sources + R"Y(
 streams:
   result:
     from: raw
@@ -434,11 +435,10 @@ streams:
 }
 
 TEST_F(PipelineKernelsTest, RowOperationsBeforeRunningStateGoToTheStateAndAgreeWithTheHost) {
-  const std::string input = write("in.jsonl",
-                                  "[\"The quick  brown\", \"fox the\"]\n"
-                                  "[]\n"
-                                  "[\"THE fox\", \"a b\"]\n");
-  const std::string body = "sources:\n  raw: {type: replay, path: " + input + ", schema: {line: string}}\n" + R"Y(
+  const std::string sources = replayed_lines("[\"The quick  brown\", \"fox the\"]\n"
+                                             "[]\n"
+                                             "[\"THE fox\", \"a b\"]\n");
+  const std::string body = sources + R"Y(
 streams:
   result:
     from: raw
