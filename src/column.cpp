@@ -1,10 +1,12 @@
 #include "sluice/column.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 
 namespace sluice {
 
@@ -116,8 +118,83 @@ std::string value_to_json(const Value& v) {
 
 // ---------------------------------------------------------------- Column
 
+ColumnBuffers ColumnReplica::copy_to_host() const {
+  throw Error("this column replica cannot copy its column to the host (its column has host buffers of its own)");
+}
+
+struct Column::PendingHostCopy {
+  std::once_flag once;
+  std::atomic<bool> done{false};
+};
+
+Column::Column() = default;
+Column::~Column() = default;
+Column::Column(Column&& other) noexcept = default;
+Column& Column::operator=(Column&& other) noexcept = default;
+
+Column::Column(const Column& other)
+    : type_(other.type_), nullable_(other.nullable_), size_(other.size_), replica_(other.replica_) {
+  if (other.pending_ && !other.pending_->done.load(std::memory_order_acquire)) {
+    pending_ = std::make_unique<PendingHostCopy>();  // the copy reads the same replica when it needs to
+    return;
+  }
+  data_ = other.data_;
+  offsets_ = other.offsets_;
+  chars_ = other.chars_;
+  validity_ = other.validity_;
+  children_ = other.children_;
+}
+
+Column& Column::operator=(const Column& other) {
+  if (this != &other) *this = Column(other);
+  return *this;
+}
+
 Column::Column(TypeId type, bool nullable) : type_(type), nullable_(nullable) {
   if (type == TypeId::String || type == TypeId::List) offsets_.push_back(0);
+}
+
+Column Column::on_replica(TypeId type, size_t rows, bool nullable, std::shared_ptr<const ColumnReplica> replica) {
+  SLUICE_EXPECTS(type != TypeId::List, "on_replica: list columns keep their buffers on the host");
+  SLUICE_EXPECTS(replica != nullptr, "on_replica: a column needs the replica that holds its buffers");
+  Column c(type, nullable);
+  c.size_ = rows;
+  c.replica_ = std::move(replica);
+  c.pending_ = std::make_unique<PendingHostCopy>();
+  return c;
+}
+
+bool Column::host_copy_pending() const { return pending_ && !pending_->done.load(std::memory_order_acquire); }
+
+void Column::copy_from_replica() const {
+  PendingHostCopy& pending = *pending_;
+  std::call_once(pending.once, [&] {
+    // An exception leaves the flag unset: the next read tries again.
+    ColumnBuffers b = replica_->copy_to_host();
+    const std::string what = "a " + std::string(type_name(type_)) + " column of " + std::to_string(size_) +
+                             " rows copied back from where its backend made it";
+    if (type_ == TypeId::String) {
+      SLUICE_EXPECTS(b.offsets.size() == size_ + 1 && b.offsets.front() == 0 && static_cast<size_t>(b.offsets.back()) == b.chars.size(),
+                     what + " has " + std::to_string(b.offsets.size()) + " offsets for " + std::to_string(b.chars.size()) +
+                         " characters (needs rows + 1 offsets from 0 to the characters' end)");
+    } else {
+      SLUICE_EXPECTS(b.data.size() == size_ * fixed_width(type_), what + " has " + std::to_string(b.data.size()) +
+                                                                      " bytes of values, not " +
+                                                                      std::to_string(size_ * fixed_width(type_)));
+    }
+    SLUICE_EXPECTS(!nullable_ || b.validity.size() == (size_ + 7) / 8,
+                   what + " has " + std::to_string(b.validity.size()) + " validity bytes, not " + std::to_string((size_ + 7) / 8));
+    data_ = std::move(b.data);
+    offsets_ = std::move(b.offsets);
+    chars_ = std::move(b.chars);
+    validity_ = std::move(b.validity);
+    pending.done.store(true, std::memory_order_release);
+  });
+}
+
+void Column::stop_pending() {
+  need_host();
+  pending_.reset();
 }
 
 Column Column::make_list(std::vector<Column> children, bool nullable) {
@@ -167,13 +244,13 @@ void Column::check_storage(TypeId storage) const {
 
 size_t Column::null_count() const {
   if (!nullable_) return 0;
+  need_host();
   size_t n = 0;
   for (size_t i = 0; i < size_; ++i) n += !is_valid(i);
   return n;
 }
 
 void Column::push_valid() {
-  replica_.reset();  // every append ends here (or in append_null, append_all)
   if (nullable_) {
     if ((size_ & 7) == 0) validity_.push_back(0);
     validity_[size_ >> 3] |= static_cast<uint8_t>(1u << (size_ & 7));
@@ -183,12 +260,13 @@ void Column::push_valid() {
 
 void Column::make_nullable() {
   if (nullable_) return;
-  replica_.reset();
+  own_buffers();
   nullable_ = true;
   validity_.assign((size_ + 7) / 8, 0xFF);
 }
 
 void Column::reserve(size_t rows, size_t chars) {
+  need_host();
   if (const size_t w = fixed_width(type_)) data_.reserve(rows * w);
   if (type_ == TypeId::String || type_ == TypeId::List) offsets_.reserve(rows + 1);
   if (type_ == TypeId::String) chars_.reserve(chars);
@@ -196,6 +274,7 @@ void Column::reserve(size_t rows, size_t chars) {
 
 void Column::append_string(std::string_view s) {
   check_storage(TypeId::String);
+  own_buffers();
   const size_t end = chars_.size() + s.size();
   if (end > static_cast<size_t>(INT32_MAX))
     throw Error("string column exceeds 2 GiB of characters in one batch");
@@ -206,6 +285,7 @@ void Column::append_string(std::string_view s) {
 
 void Column::append_list_end() {
   check_storage(TypeId::List);
+  own_buffers();
   const size_t rows = children_.empty() ? static_cast<size_t>(offsets_.back()) : children_[0].size();
   SLUICE_EXPECTS(rows <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
   offsets_.push_back(static_cast<int32_t>(rows));
@@ -213,7 +293,7 @@ void Column::append_list_end() {
 }
 
 void Column::append_null() {
-  replica_.reset();
+  own_buffers();
   make_nullable();
   if (const size_t w = fixed_width(type_)) data_.resize(data_.size() + w);
   if (type_ == TypeId::String || type_ == TypeId::List) offsets_.push_back(offsets_.back());
@@ -224,6 +304,8 @@ void Column::append_null() {
 void Column::append_from(const Column& other, size_t row) {
   SLUICE_EXPECTS(other.type_ == type_, "append_from: column of type " + std::string(type_name(other.type_)) +
                                            " into a column of type " + std::string(type_name(type_)));
+  own_buffers();
+  other.need_host();
   if (!other.is_valid(row)) {
     append_null();
     return;
@@ -247,7 +329,8 @@ void Column::append_from(const Column& other, size_t row) {
 void Column::append_all(const Column& other) {
   SLUICE_EXPECTS(other.type_ == type_, "append_all: column of type " + std::string(type_name(other.type_)) +
                                            " into a column of type " + std::string(type_name(type_)));
-  replica_.reset();
+  own_buffers();
+  other.need_host();
   if (const size_t w = fixed_width(type_); w && !other.nullable_ && !nullable_) {
     data_.insert(data_.end(), other.data_.begin(), other.data_.end());
     size_ += other.size_;
@@ -373,6 +456,7 @@ void Column::append_json(size_t row, std::string& out) const {
 }
 
 Column Column::gather(std::span<const int64_t> rows) const {
+  need_host();
   Column out(type_, nullable_);
   if (type_ == TypeId::List) {
     for (const auto& child : children_) out.children_.push_back(child.gather({}));  // same layout, no rows
@@ -392,6 +476,8 @@ Column Column::gather(std::span<const int64_t> rows) const {
 
 bool operator==(const Column& a, const Column& b) {
   if (a.type_ != b.type_ || a.size_ != b.size_) return false;
+  a.need_host();
+  b.need_host();
   for (size_t r = 0; r < a.size_; ++r) {
     if (a.is_valid(r) != b.is_valid(r)) return false;
     if (!a.is_valid(r)) continue;

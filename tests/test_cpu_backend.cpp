@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
 #include <random>
+#include <tuple>
+#include <thread>
 #include <unordered_map>
 
 #include "sluice/backend.hpp"
@@ -835,4 +838,251 @@ TEST(ColumnReplica, NewColumnsFromOldOnesHaveNone) {
   EXPECT_EQ(table.filter(mask).column(0).replica(), nullptr);
   EXPECT_EQ(Table::concat(std::vector<Table>{table, table}).column(0).replica(), nullptr);
   EXPECT_EQ(table.column(0), t.column(0)) << "a replica is not part of a column's value";
+}
+
+// ---------------------------------------------------------------- columns on their replica
+
+namespace {
+
+/// A backend's copy that holds a column's buffers itself, as device memory would, and counts
+/// the copies back to the host; it can be told to fail the next ones.
+struct HeldReplica final : ColumnReplica {
+  explicit HeldReplica(const Column& c) {
+    if (c.type() == TypeId::String) {
+      buffers.offsets.assign(c.offsets().begin(), c.offsets().end());
+      buffers.chars.assign(c.chars().begin(), c.chars().end());
+    } else {
+      buffers.data.assign(c.data(), c.data() + c.size() * fixed_width(c.type()));
+    }
+    if (c.nullable()) buffers.validity.assign(c.validity_bitmap(), c.validity_bitmap() + (c.size() + 7) / 8);
+  }
+  ColumnBuffers copy_to_host() const override {
+    if (failures_left > 0) {
+      --failures_left;
+      throw Error("the device is gone");
+    }
+    ++copies;
+    return buffers;
+  }
+  ColumnBuffers buffers;
+  mutable std::atomic<int> copies{0};
+  mutable std::atomic<int> failures_left{0};
+};
+
+/// @p c with its buffers only in a HeldReplica (returned in @p replica).
+Column on_held_replica(const Column& c, std::shared_ptr<HeldReplica>* replica = nullptr) {
+  auto held = std::make_shared<HeldReplica>(c);
+  if (replica) *replica = held;
+  return Column::on_replica(c.type(), c.size(), c.nullable(), held);
+}
+
+Table replica_table() {
+  const Schema schema{field("k", TypeId::Int64), field("w", TypeId::String, true), field("x", TypeId::Float64, true),
+                      field("b", TypeId::Bool)};
+  std::vector<std::vector<Value>> rows;
+  for (int64_t r = 0; r < 37; ++r)
+    rows.push_back({i(r * 7 - 50), r % 5 == 0 ? null : Value(std::string(static_cast<size_t>(r % 4), static_cast<char>('a' + r % 3))),
+                    r % 3 == 0 ? null : d(0.25 * r), Value(r % 2 == 0)});
+  return make_table(schema, rows);
+}
+
+}  // namespace
+
+TEST(ColumnOnReplica, ComesToTheHostOnItsFirstReadOnce) {
+  const Table t = replica_table();
+  for (size_t c = 0; c < t.num_columns(); ++c) {
+    std::shared_ptr<HeldReplica> replica;
+    const Column held = on_held_replica(t.column(c), &replica);
+    const std::string name = t.schema()[c].name;
+    EXPECT_TRUE(held.host_copy_pending()) << name;
+    EXPECT_EQ(held.size(), t.column(c).size()) << name;
+    EXPECT_EQ(held.type(), t.column(c).type()) << name;
+    EXPECT_EQ(held.nullable(), t.column(c).nullable()) << name;
+    EXPECT_EQ(held.replica().get(), replica.get()) << name;
+    if (!held.nullable()) {
+      EXPECT_EQ(held.null_count(), 0u) << name;
+    }
+    EXPECT_EQ(replica->copies, 0) << name << ": nothing read the buffers yet";
+    EXPECT_EQ(held, t.column(c)) << name;
+    EXPECT_EQ(replica->copies, 1) << name;
+    EXPECT_FALSE(held.host_copy_pending()) << name;
+    EXPECT_EQ(held.null_count(), t.column(c).null_count()) << name;
+    EXPECT_EQ(held, t.column(c)) << name;
+    EXPECT_EQ(replica->copies, 1) << name << ": copied once";
+    EXPECT_EQ(held.replica().get(), replica.get()) << name << ": the replica stays after the host copy";
+  }
+}
+
+TEST(ColumnOnReplica, EveryReadOfTheBuffersCopiesThemFirst) {
+  const Table t = replica_table();
+  const Column& k = t.column("k");
+  const Column& w = t.column("w");
+  const Column& x = t.column("x");
+  const std::vector<int64_t> some_rows = {5, 0, 36, 5};
+  using Read = std::function<std::string(const Column&)>;
+  const std::vector<std::tuple<const char*, const Column*, Read>> reads = {
+      {"values", &k, [](const Column& c) { return std::to_string(c.values<int64_t>()[3]); }},
+      {"data", &k, [](const Column& c) { return std::to_string(reinterpret_cast<const int64_t*>(c.data())[4]); }},
+      {"validity_bitmap", &x, [](const Column& c) { return std::to_string(c.validity_bitmap()[1]); }},
+      {"is_valid", &x, [](const Column& c) { return std::to_string(c.is_valid(3)) + std::to_string(c.is_valid(4)); }},
+      {"null_count", &w, [](const Column& c) { return std::to_string(c.null_count()); }},
+      {"string_at", &w, [](const Column& c) { return std::string(c.string_at(7)); }},
+      {"offsets", &w, [](const Column& c) { return std::to_string(c.offsets()[9]); }},
+      {"chars", &w, [](const Column& c) { return std::string(c.chars().data(), c.chars().size()); }},
+      {"value_at", &x, [](const Column& c) { return value_to_json(c.value_at(5)); }},
+      {"number_at", &k, [](const Column& c) { return std::to_string(c.number_at(6)); }},
+      {"append_json", &w, [](const Column& c) {
+         std::string out;
+         for (size_t r = 0; r < c.size(); ++r) c.append_json(r, out);
+         return out;
+       }},
+      {"gather", &w, [&](const Column& c) {
+         std::string out;
+         const Column g = c.gather(some_rows);
+         for (size_t r = 0; r < g.size(); ++r) g.append_json(r, out);
+         return out;
+       }},
+      {"append_all into another", &x, [](const Column& c) {
+         Column into(TypeId::Float64, true);
+         into.append_all(c);
+         std::string out;
+         for (size_t r = 0; r < into.size(); ++r) into.append_json(r, out);
+         return out;
+       }},
+      {"append_from into another", &w, [](const Column& c) {
+         Column into(TypeId::String, true);
+         into.append_from(c, 2);
+         into.append_from(c, 5);
+         return std::string(into.string_at(0)) + "|" + std::to_string(into.is_valid(1));
+       }},
+  };
+  for (const auto& [name, column, read] : reads) {
+    std::shared_ptr<HeldReplica> replica;
+    const Column held = on_held_replica(*column, &replica);
+    EXPECT_EQ(read(held), read(*column)) << name;
+    EXPECT_EQ(replica->copies, 1) << name;
+    EXPECT_FALSE(held.host_copy_pending()) << name;
+  }
+}
+
+TEST(ColumnOnReplica, AChangeCopiesTheBuffersFirstAndDropsTheReplica) {
+  const Table t = replica_table();
+  const std::vector<std::tuple<const char*, size_t, std::function<void(Column&)>>> changes = {
+      {"append", 0, [](Column& c) { c.append<int64_t>(3); }},
+      {"append_null", 0, [](Column& c) { c.append_null(); }},
+      {"append_value", 2, [](Column& c) { c.append_value(d(2.5)); }},
+      {"append_string", 1, [](Column& c) { c.append_string("zz"); }},
+      {"append_from", 1, [&](Column& c) { c.append_from(t.column(1), 3); }},
+      {"append_all", 2, [&](Column& c) { c.append_all(t.column(2)); }},
+      {"make_nullable", 0, [](Column& c) { c.make_nullable(); }},
+      {"mutable_values", 0, [](Column& c) { c.mutable_values<int64_t>()[1] = 7; }},
+      {"attach_replica", 1, [](Column& c) { c.attach_replica(std::make_shared<MarkedReplica>()); }},
+  };
+  for (const auto& [name, column, change] : changes) {
+    Column want = t.column(column);
+    change(want);
+    std::shared_ptr<HeldReplica> replica;
+    Column held = on_held_replica(t.column(column), &replica);
+    change(held);
+    EXPECT_EQ(held, want) << name << ": the change applies to the copied buffers";
+    EXPECT_NE(held.replica().get(), replica.get()) << name;
+    EXPECT_FALSE(held.host_copy_pending()) << name;
+    EXPECT_EQ(replica->copies, 1) << name;
+  }
+  std::shared_ptr<HeldReplica> replica;
+  Column reserved = on_held_replica(t.column(1), &replica);
+  reserved.reserve(100, 1000);
+  EXPECT_EQ(reserved, t.column(1)) << "reserve";
+  EXPECT_EQ(reserved.replica().get(), replica.get()) << "reserve changes no contents";
+}
+
+TEST(ColumnOnReplica, CopiesAndMovesOfAPendingColumnStayPending) {
+  const Table t = replica_table();
+  std::shared_ptr<HeldReplica> replica;
+  Column held = on_held_replica(t.column("w"), &replica);
+  const Column copy = held;
+  EXPECT_TRUE(copy.host_copy_pending());
+  Column moved = std::move(held);
+  EXPECT_TRUE(moved.host_copy_pending());
+  EXPECT_EQ(replica->copies, 0);
+  EXPECT_EQ(moved, t.column("w"));
+  EXPECT_TRUE(copy.host_copy_pending()) << "each copy of the column has buffers of its own";
+  EXPECT_EQ(copy, t.column("w"));
+  EXPECT_EQ(replica->copies, 2);
+  const Column copy_of_read = moved;
+  EXPECT_FALSE(copy_of_read.host_copy_pending()) << "a copy of a read column copies its host buffers";
+  EXPECT_EQ(copy_of_read, t.column("w"));
+  EXPECT_EQ(replica->copies, 2);
+  Column assigned(TypeId::String);
+  assigned = copy;
+  EXPECT_EQ(assigned, t.column("w"));
+
+  // Tables carry pending columns through renames and concatenation reads them.
+  const Table table(t.schema(), {on_held_replica(t.column(0)), on_held_replica(t.column(1)), on_held_replica(t.column(2)),
+                                 on_held_replica(t.column(3))});
+  const Table renamed = table.with_schema(Schema{field("k2", TypeId::Int64), field("w2", TypeId::String, true),
+                                                 field("x2", TypeId::Float64, true), field("b2", TypeId::Bool)});
+  for (size_t c = 0; c < renamed.num_columns(); ++c) EXPECT_TRUE(renamed.column(c).host_copy_pending()) << c;
+  const Table both = Table::concat(std::vector<Table>{t, renamed});
+  EXPECT_EQ(both.gather(std::vector<int64_t>{37, 38, 73}), t.gather(std::vector<int64_t>{0, 1, 36}));
+}
+
+TEST(ColumnOnReplica, ReadersOnManyThreadsShareOneCopy) {
+  const Table t = replica_table();
+  for (int round = 0; round < 20; ++round) {
+    std::shared_ptr<HeldReplica> replica;
+    const Column held = on_held_replica(t.column("w"), &replica);
+    std::vector<std::thread> readers;
+    std::atomic<int> equal{0};
+    for (int r = 0; r < 8; ++r)
+      readers.emplace_back([&, r] {
+        const bool same = r % 2 ? held == t.column("w") : held.string_at(36) == t.column("w").string_at(36);
+        equal += same;
+      });
+    for (std::thread& reader : readers) reader.join();
+    EXPECT_EQ(equal, 8);
+    EXPECT_EQ(replica->copies, 1);
+  }
+}
+
+TEST(ColumnOnReplica, AFailedCopyIsAnErrorAndTheNextReadTriesAgain) {
+  const Table t = replica_table();
+  std::shared_ptr<HeldReplica> replica;
+  const Column held = on_held_replica(t.column("k"), &replica);
+  replica->failures_left = 1;
+  try {
+    (void)held.values<int64_t>();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the device is gone"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(held.host_copy_pending());
+  EXPECT_EQ(held, t.column("k"));
+  EXPECT_EQ(replica->copies, 1);
+
+  // Buffers that do not fit the column are an error naming the sizes, not a wrong column.
+  auto short_values = std::make_shared<HeldReplica>(t.column("k"));
+  short_values->buffers.data.resize(8);
+  const Column wrong = Column::on_replica(TypeId::Int64, t.num_rows(), false, short_values);
+  try {
+    (void)wrong.values<int64_t>();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("int64 column of 37 rows copied back"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("has 8 bytes of values, not 296"), std::string::npos) << e.what();
+  }
+  auto no_validity = std::make_shared<HeldReplica>(t.column("w"));
+  no_validity->buffers.validity.clear();
+  EXPECT_THROW((void)Column::on_replica(TypeId::String, t.num_rows(), true, no_validity).chars(), Error);
+
+  // A replica that only mirrors host buffers cannot stand in for them.
+  const Column marked = Column::on_replica(TypeId::Int64, 3, false, std::make_shared<MarkedReplica>());
+  try {
+    (void)marked.data();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot copy its column to the host"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)Column::on_replica(TypeId::List, 0, false, replica), Error);
+  EXPECT_THROW((void)Column::on_replica(TypeId::Int64, 0, false, nullptr), Error);
 }

@@ -45,6 +45,14 @@ template <class T> constexpr TypeId type_of_storage() {
   else static_assert(sizeof(T) == 0, "not a column storage type");
 }
 
+/// @brief A column's buffers in the Arrow layout, on the host (see Column::from_buffers).
+struct ColumnBuffers {
+  std::vector<std::byte> data;     ///< fixed-width values
+  std::vector<int32_t> offsets;    ///< strings: rows + 1, from 0
+  std::vector<char> chars;         ///< strings
+  std::vector<uint8_t> validity;   ///< nullable: (rows + 7) / 8 bytes
+};
+
 /// @brief A copy of a column's buffers that an execution backend keeps where it computes
 /// (device memory), so that the next operator on the same device reads the column there
 /// instead of copying it in again. Immutable; a column drops its replica as soon as any of
@@ -52,13 +60,27 @@ template <class T> constexpr TypeId type_of_storage() {
 class ColumnReplica {
  public:
   virtual ~ColumnReplica() = default;
+  /// The buffers copied to the host, for a column made with Column::on_replica: called on
+  /// the first read of its host buffers, from the reading thread (any thread). Replicas
+  /// attached to columns that have host buffers need not implement it (the default throws).
+  virtual ColumnBuffers copy_to_host() const;
 };
 
 /// @brief An owning column in host memory. Cheap to move; copies are deep (a replica, being
 /// immutable, is shared by the copies).
+///
+/// A column a backend made can also start with its buffers only in its replica
+/// (Column::on_replica): the first read of the host buffers copies them to the host, once,
+/// so a column that only the backend reads again never travels back. Reads are safe from
+/// several threads at once; changes need the column to themselves, as for any object.
 class Column {
  public:
-  Column() = default;
+  Column();
+  ~Column();
+  Column(const Column& other);
+  Column(Column&& other) noexcept;
+  Column& operator=(const Column& other);
+  Column& operator=(Column&& other) noexcept;
   /// An empty column of @p type; @p nullable columns carry a validity bitmap.
   explicit Column(TypeId type, bool nullable = false);
   /// An empty List column whose elements are structs of @p children (each empty).
@@ -70,42 +92,65 @@ class Column {
   /// @p nullable, @p validity holds (rows + 7) / 8 bytes. Throws naming a size that does not fit.
   static Column from_buffers(TypeId type, size_t rows, bool nullable, std::vector<std::byte> data, std::vector<int32_t> offsets,
                              std::vector<char> chars, std::vector<uint8_t> validity);
+  /// A column of @p rows rows of a fixed-width or string @p type whose buffers only
+  /// @p replica holds: the first read that needs them on the host takes them from
+  /// ColumnReplica::copy_to_host (and checks their sizes, naming what does not fit).
+  static Column on_replica(TypeId type, size_t rows, bool nullable, std::shared_ptr<const ColumnReplica> replica);
+  /// True while the buffers are only in the replica (no host read has needed them yet).
+  bool host_copy_pending() const;
 
   TypeId type() const { return type_; }
   size_t size() const { return size_; }
   bool nullable() const { return nullable_; }
   size_t null_count() const;
   bool is_valid(size_t row) const {
-    return !nullable_ || (validity_[row >> 3] >> (row & 7)) & 1;
+    if (!nullable_) return true;
+    need_host();
+    return (validity_[row >> 3] >> (row & 7)) & 1;
   }
 
   // ---- fixed-width access ----
   /// Values of a fixed-width column; @p T must be the column's storage type.
   template <class T> std::span<const T> values() const {
     check_storage(type_of_storage<T>());
+    need_host();
     return {reinterpret_cast<const T*>(data_.data()), size_};
   }
   template <class T> std::span<T> mutable_values() {
     check_storage(type_of_storage<T>());
-    replica_.reset();
+    own_buffers();
     return {reinterpret_cast<T*>(data_.data()), size_};
   }
-  const std::byte* data() const { return data_.data(); }
+  const std::byte* data() const {
+    need_host();
+    return data_.data();
+  }
   /// The Arrow validity bitmap (bit set = valid), or null when the column is not nullable.
-  const uint8_t* validity_bitmap() const { return nullable_ ? validity_.data() : nullptr; }
+  const uint8_t* validity_bitmap() const {
+    if (!nullable_) return nullptr;
+    need_host();
+    return validity_.data();
+  }
 
   // ---- string access ----
   std::string_view string_at(size_t row) const {
+    need_host();
     return {chars_.data() + offsets_[row], static_cast<size_t>(offsets_[row + 1] - offsets_[row])};
   }
   /// size() + 1 offsets for String and List columns.
-  std::span<const int32_t> offsets() const { return offsets_; }
-  std::span<const char> chars() const { return chars_; }
+  std::span<const int32_t> offsets() const {
+    need_host();
+    return offsets_;
+  }
+  std::span<const char> chars() const {
+    need_host();
+    return chars_;
+  }
 
   // ---- list access ----
-  const std::vector<Column>& children() const { return children_; }
+  const std::vector<Column>& children() const { return children_; }  // lists are never on_replica
   std::vector<Column>& children() {
-    replica_.reset();
+    own_buffers();
     return children_;
   }
   /// Child rows [first, last) of list element @p row.
@@ -118,7 +163,7 @@ class Column {
   /// Appends a fixed-width value; @p T must be the storage type (uint8_t for Bool).
   template <class T> void append(T v) {
     check_storage(type_of_storage<T>());
-    replica_.reset();
+    own_buffers();
     const size_t at = data_.size();
     data_.resize(at + sizeof(T));
     std::memcpy(data_.data() + at, &v, sizeof(T));
@@ -144,7 +189,10 @@ class Column {
   /// Attaches @p replica, which must hold exactly this column's current buffers. A span or
   /// reference taken from mutable_values() or children() before this call must not be
   /// written through afterwards: the replica would not see it.
-  void attach_replica(std::shared_ptr<const ColumnReplica> replica) { replica_ = std::move(replica); }
+  void attach_replica(std::shared_ptr<const ColumnReplica> replica) {
+    own_buffers();
+    replica_ = std::move(replica);
+  }
 
   /// Row @p row as a runtime scalar (List columns are not scalars: throws).
   Value value_at(size_t row) const;
@@ -161,16 +209,30 @@ class Column {
  private:
   void check_storage(TypeId storage) const;
   void push_valid();
+  /// Makes sure the host buffers are here (copies them from the replica the first time).
+  void need_host() const {
+    if (pending_) [[unlikely]] copy_from_replica();
+  }
+  void copy_from_replica() const;
+  /// Before a change: the host buffers become the only copy (the replica goes).
+  void own_buffers() {
+    if (pending_) [[unlikely]] stop_pending();
+    replica_.reset();
+  }
+  void stop_pending();
 
   TypeId type_ = TypeId::Int64;
   bool nullable_ = false;
   size_t size_ = 0;
-  std::vector<std::byte> data_;       // fixed-width values
-  std::vector<int32_t> offsets_;      // String, List: size_ + 1 entries
-  std::vector<char> chars_;           // String
-  std::vector<uint8_t> validity_;     // bitmap when nullable_
-  std::vector<Column> children_;      // List: struct fields of the elements
+  // Mutable: a column made on_replica fills them on its first host read (once, see pending_).
+  mutable std::vector<std::byte> data_;    // fixed-width values
+  mutable std::vector<int32_t> offsets_;   // String, List: size_ + 1 entries
+  mutable std::vector<char> chars_;        // String
+  mutable std::vector<uint8_t> validity_;  // bitmap when nullable_
+  std::vector<Column> children_;           // List: struct fields of the elements
   std::shared_ptr<const ColumnReplica> replica_;  // dropped by every change above
+  struct PendingHostCopy;  // set while (and after) the buffers come from the replica
+  std::unique_ptr<PendingHostCopy> pending_;
 };
 
 /// @brief An owning batch: a schema and one column per field, all of one length.
