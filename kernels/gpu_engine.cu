@@ -96,6 +96,7 @@ struct DeviceEngine::Impl {
     }
     cudaStreamSynchronize(stream);
     cudaStreamDestroy(copy_stream);
+    if (copy_back_stream) cudaStreamDestroy(copy_back_stream);
     for (cudaEvent_t e : staging_free) cudaEventDestroy(e);
     cudaStreamDestroy(stream);
   }
@@ -310,6 +311,28 @@ struct DeviceEngine::Impl {
     resident_bytes -= bytes;
   }
 
+  /// Runs @p copy (given a CudaExec) on the stream for copies of resident columns back to the
+  /// host: its own, because any thread may ask while the engine's stream is busy (the columns
+  /// themselves are complete: every engine call waits for its stream before it returns). The
+  /// engine's device is current during the call, and the caller's is restored after.
+  template <class Copy> HostColumnBuffers copy_back(Copy&& copy) {
+    std::lock_guard lock(copy_back_mutex);
+    int caller_device = 0;
+    SLUICE_CUDA_TRY(cudaGetDevice(&caller_device));
+    struct RestoreDevice {
+      int device;
+      ~RestoreDevice() { (void)cudaSetDevice(device); }
+    } restore{caller_device};
+    SLUICE_CUDA_TRY(cudaSetDevice(device));
+    if (!copy_back_stream) SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_back_stream, cudaStreamNonBlocking));
+    HostColumnBuffers out = checked("copying a column the device made back to the host", copy_back_stream, [&] {
+      CudaExec exec(pool, copy_back_stream);
+      return copy(exec);
+    });
+    bytes_copied_back += out.values.size() + out.validity.size() + out.offsets.size() * sizeof(int32_t) + out.chars.size();
+    return out;
+  }
+
   static bool is_pinned(const void* p) {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
@@ -337,6 +360,12 @@ struct DeviceEngine::Impl {
   ResidentBudget& resident_budget = resident_budget_of(device);
   std::atomic<uint64_t> resident_bytes{0};  // this engine's part of it
   std::atomic<uint64_t> resident_columns_used{0};
+  // Resident columns whose host copy was left until a host read needed it.
+  std::atomic<uint64_t> columns_left_on_device{0};
+  std::mutex copy_back_mutex;
+  cudaStream_t copy_back_stream = nullptr;  // created on the first copy back
+  std::atomic<uint64_t> columns_copied_back{0};
+  std::atomic<uint64_t> bytes_copied_back{0};
 };
 
 DeviceEngine::DeviceEngine(int device) : impl_(std::make_shared<Impl>(device)) {}
@@ -412,33 +441,61 @@ template <class DeviceColumn> HostColumnBuffers download_column(CudaExec& exec, 
   return h;
 }
 
-/// A device column kept after its copy to the host, for as long as a host column refers
-/// to it; its bytes go back to the budget when the last reference goes.
-template <class DeviceColumn> struct ResidentColumn {
-  ResidentColumn(std::shared_ptr<DeviceEngine::Impl> owner_, DeviceColumn&& column_)
-      : owner(std::move(owner_)), column(std::move(column_)) {}
-  ~ResidentColumn() { owner->return_resident(bytes); }
+/// Device memory held by the arrays of device column @p c.
+template <class DeviceColumn> uint64_t device_bytes(const DeviceColumn& c) {
+  return c.values.size() * sizeof(*c.values.data()) + c.validity.size() * sizeof(*c.validity.data()) +
+         c.offsets.size() * sizeof(*c.offsets.data()) + c.chars.size() * sizeof(*c.chars.data());
+}
+
+/// A device column kept for as long as a host column refers to it; its bytes go back to the
+/// budget when the last reference goes.
+template <class DeviceColumn> struct ResidentColumn final : ResidentCopy {
+  ResidentColumn(std::shared_ptr<DeviceEngine::Impl> owner_, DeviceColumn&& column_, size_t rows_)
+      : owner(std::move(owner_)), column(std::move(column_)), rows(rows_) {}
+  ~ResidentColumn() override { owner->return_resident(bytes); }
   ResidentColumn(const ResidentColumn&) = delete;
   ResidentColumn& operator=(const ResidentColumn&) = delete;
 
+  HostColumnBuffers copy_to_host() const override {
+    HostColumnBuffers out = owner->copy_back([&](CudaExec& exec) { return download_column(exec, column, rows); });
+    ++owner->columns_copied_back;
+    return out;
+  }
+  HostColumnBuffers rows_to_host(const std::vector<int64_t>& at) const override {
+    for (int64_t r : at)
+      SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
+                     "gathering rows of a column on the device: row " + std::to_string(r) + " of " + std::to_string(rows));
+    return owner->copy_back([&](CudaExec& exec) {
+      DeviceArray<int64_t> device_at = exec.alloc<int64_t>(at.size());
+      exec.to_device(device_at.data(), at.data(), at.size() * sizeof(int64_t));
+      return download_column(exec, gather_column(exec, column.view(), device_at.data(), at.size()), at.size());
+    });
+  }
+
   std::shared_ptr<DeviceEngine::Impl> owner;  // declared first: the pool outlives the arrays
   DeviceColumn column;
+  size_t rows = 0;
   uint64_t bytes = 0;  // of the budget, once reserved
 };
 
-/// Copies device column @p c of @p rows rows to the host, and keeps @p c on the device as
-/// the host copy's resident twin when the budget allows.
+/// Device column @p c of @p rows rows, kept on the device: the host gets only its resident
+/// copy, and copies it back when a host read needs it (ResidentCopy::copy_to_host). When the
+/// device's budget for resident columns has no room, it is copied to the host now instead.
 template <class DeviceColumn>
-HostColumnBuffers download_and_keep(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec, DeviceColumn&& c, size_t rows) {
-  HostColumnBuffers h = download_column(exec, c, rows);
-  const uint64_t bytes = h.values.size() + h.validity.size() + h.offsets.size() * sizeof(int32_t) + h.chars.size();
-  if (rows == 0) return h;
-  auto kept = std::make_shared<ResidentColumn<DeviceColumn>>(owner, std::move(c));
-  if (!owner->reserve_resident(bytes)) return h;  // kept frees the column
+HostColumnBuffers keep_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec, DeviceColumn&& c, size_t rows) {
+  if (rows == 0) return download_column(exec, c, rows);
+  const uint64_t bytes = device_bytes(c);
+  auto kept = std::make_shared<ResidentColumn<DeviceColumn>>(owner, std::move(c), rows);
+  if (!owner->reserve_resident(bytes)) return download_column(exec, kept->column, rows);  // then kept frees it
   kept->bytes = bytes;
+  HostColumnBuffers h;
+  h.type = kept->column.type;
+  h.nullable = kept->column.nullable;
+  h.on_host = false;
   h.resident_view = kept->column.view();
   h.resident_view.on_device = 1;
   h.resident = std::move(kept);
+  ++owner->columns_left_on_device;
   return h;
 }
 
@@ -463,7 +520,7 @@ SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, con
     tokens.rows = split.tokens;
     tokens.offsets = std::move(split.offsets);
     tokens.chars = std::move(split.chars);
-    out.tokens = download_and_keep(impl_, exec, std::move(tokens), split.tokens);
+    out.tokens = keep_on_device(impl_, exec, std::move(tokens), split.tokens);
     return out;
   });
 }
@@ -478,7 +535,7 @@ std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const Ro
     std::vector<HostColumnBuffers> out;
     for (const RowProgram* program : programs) {
       const BoundRowProgram<CudaExec> bound = bind_row_program(exec, *program, columns);
-      out.push_back(download_and_keep(impl_, exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
+      out.push_back(keep_on_device(impl_, exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
     }
     return out;
   });
@@ -514,7 +571,7 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
     for (size_t k = 0; k < chain.columns.size(); ++k) {
       if (chain.input_column[k] >= 0) continue;  // the caller's own column
       const size_t column_rows = chain.columns[k].rows;
-      out.columns[k] = download_and_keep(impl_, exec, std::move(chain.columns[k]), column_rows);
+      out.columns[k] = keep_on_device(impl_, exec, std::move(chain.columns[k]), column_rows);
     }
     return out;
   });
@@ -545,7 +602,7 @@ ParsedRecords download_parsed(const std::shared_ptr<DeviceEngine::Impl>& owner, 
   download(exec, out.row_index, parsed.row_index, parsed.rows);
   download(exec, out.malformed, parsed.malformed, parsed.malformed_count);
   download(exec, out.needs_host, parsed.needs_host, parsed.needs_host_count);
-  for (CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(download_and_keep(owner, exec, std::move(c), parsed.rows));
+  for (CsvDeviceColumn<CudaExec>& c : parsed.columns) out.columns.push_back(keep_on_device(owner, exec, std::move(c), parsed.rows));
   return out;
 }
 
@@ -776,6 +833,9 @@ MemoryStats DeviceEngine::memory() const {
   s.bytes_prefetched = impl_->bytes_prefetched;
   s.bytes_from_prefetch = impl_->bytes_from_prefetch;
   s.resident_bytes = impl_->resident_bytes;
+  s.columns_left_on_device = impl_->columns_left_on_device;
+  s.columns_copied_back = impl_->columns_copied_back;
+  s.bytes_copied_back = impl_->bytes_copied_back;
   s.resident_columns_used = impl_->resident_columns_used;
   return s;
 }

@@ -3,9 +3,10 @@
 // device, one stream, a stream-ordered memory pool and page-locked staging. Inputs are host
 // columns; they are staged into pinned memory, copied to the device in one asynchronous copy
 // and processed there; only results (one row per key) come back. Columns the engine makes
-// (parsed records, expression results, row chain outputs) come back too, and their device
-// copies stay resident (HostColumnBuffers::resident) while the caller keeps them, so that an
-// input view marked on_device is read in place instead of being copied in again.
+// (parsed records, expression results, row chain outputs) stay on the device
+// (HostColumnBuffers::resident) while the caller keeps them: an input view marked on_device is
+// read in place instead of being copied in again, and the host copies a column back only
+// when it reads it (within a per-device budget; past it, columns come back at once).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct MemoryStats {
   uint64_t bytes_from_prefetch = 0;     ///< uploads served from prefetched copies
   uint64_t resident_bytes = 0;          ///< device copies kept of columns the engine made
   uint64_t resident_columns_used = 0;   ///< column reads (keys, fold inputs, ...) served by them
+  uint64_t columns_left_on_device = 0;  ///< columns made without a host copy (copied back on demand)
+  uint64_t columns_copied_back = 0;     ///< of those, the ones a host read copied back
+  uint64_t bytes_copied_back = 0;
 };
 
 /// The window of a keyed aggregation after a slide: 64-bit keys and accumulators

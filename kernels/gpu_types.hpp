@@ -143,18 +143,37 @@ struct CsvFieldSpec {
   int32_t nullable = 0;
 };
 
-/// One column the device made, copied to the host in the Arrow layout.
+class ResidentCopy;
+
+/// One column the device made, in the Arrow layout: copied to the host, or left on the device
+/// until the host needs it.
 struct HostColumnBuffers {
   int32_t type = kString;
   bool nullable = false;
+  /// False when the engine left the column on the device only: the buffers below are empty,
+  /// and `resident` copies them to the host when asked.
+  bool on_host = true;
   std::vector<std::byte> values;
   std::vector<uint8_t> validity;
   std::vector<int32_t> offsets;
   std::vector<char> chars;
   /// The device copy the engine kept of the same column (null when it kept none, e.g. over
   /// its budget for resident columns): `resident` owns the memory `resident_view` points to.
-  std::shared_ptr<const void> resident;
+  std::shared_ptr<const ResidentCopy> resident;
   ColumnView resident_view;
+};
+
+/// A column the engine kept on the device (HostColumnBuffers::resident); it keeps the engine's
+/// pool and device alive.
+class ResidentCopy {
+ public:
+  virtual ~ResidentCopy() = default;
+  /// The column copied to the host (on_host set, no resident): from any thread, on a stream
+  /// of its own, without waiting for the engine's other work.
+  virtual HostColumnBuffers copy_to_host() const = 0;
+  /// Its rows @p at (each below its row count) gathered on the device and copied to the host
+  /// in the same way: a group's key values, without copying the whole column back.
+  virtual HostColumnBuffers rows_to_host(const std::vector<int64_t>& at) const = 0;
 };
 
 /// A string column split into tokens (flatMap), on the host: the tokens (a string column, its

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "pipeline/expression.hpp"
 #include "pipeline/record_parsers.hpp"
@@ -488,6 +490,54 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceFeedTheNextOperatorsInPlace) {
   }
 }
 
+TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 1000000);
+  const Table t = random_table(GetParam().kind, rows, 67);
+  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
+  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
+  ASSERT_TRUE(made);
+  for (size_t c = 0; c < made->num_columns(); ++c)
+    EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": left on the device";
+
+  // Device operators read the columns where they are, and gather the groups' keys there:
+  // nothing comes back whole.
+  const KeyedAggregation plan = by_recomputed_keys(
+      recomputed, {{AggregateKind::Count, "", "rows"}, {AggregateKind::Sum, "value0", "sum_v"},
+                   {AggregateKind::Max, "value1", "max_i"}, {AggregateKind::Sum, "value2", "sum_f"},
+                   {AggregateKind::Max, "value3", "max_b"}});
+  const Table partials = gpu->aggregate_partials(*made, plan);
+  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
+  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
+  const std::optional<Table> filtered = gpu->run_row_chain(*made, {&filter, 1});
+  ASSERT_TRUE(filtered);
+  auto window = gpu->make_window_aggregation(plan, made->schema(), 2);
+  window->add_batch(*made);
+  const Table slid = window->slide();
+  for (size_t c = 0; c < made->num_columns(); ++c)
+    EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": read in place";
+
+  // A copy taken before any host read, and the original, read by several threads at once:
+  // each column comes back once per copy, equal to the host's.
+  const Table copy = *made;
+  const Table want = recomputed_on_host(recomputed, t);
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 4; ++r) readers.emplace_back([&, r] { expect_same_table(want, r % 2 ? copy : *made); });
+  for (std::thread& reader : readers) reader.join();
+  for (size_t c = 0; c < made->num_columns(); ++c) {
+    EXPECT_FALSE(made->column(c).host_copy_pending());
+    EXPECT_FALSE(copy.column(c).host_copy_pending());
+    EXPECT_NE(made->column(c).replica(), nullptr) << "the device copy stays after the host's";
+  }
+  expect_same_table(cpu->aggregate_partials(*made, plan), partials);
+  expect_same_table(made->filter(keep.evaluate_mask(*made)), *filtered);
+  auto on_cpu = cpu->make_window_aggregation(plan, made->schema(), 2);
+  on_cpu->add_batch(*made);
+  expect_same_table(on_cpu->slide(), slid);
+}
+
 TEST_P(CudaVersusCpu, WindowsFedByRowChainsAgree) {
   SKIP_WITHOUT_GPU();
   auto cpu = make_backend(BackendKind::Cpu);
@@ -726,8 +776,11 @@ TEST(CudaEngine, AColumnItMadeIsReadInPlaceUntilTheLastHostCopyGoes) {
   std::vector<gpu::HostColumnBuffers> made = engine.evaluate({&program}, columns, rows);
   ASSERT_EQ(made.size(), 1u);
   ASSERT_TRUE(made[0].resident) << "the engine kept its device copy";
+  EXPECT_FALSE(made[0].on_host) << "nothing has read it on the host yet";
+  EXPECT_TRUE(made[0].values.empty());
   EXPECT_EQ(made[0].resident_view.on_device, 1);
   EXPECT_EQ(engine.memory().resident_bytes, rows * sizeof(int64_t));
+  EXPECT_EQ(engine.memory().columns_left_on_device, 1u);
 
   gpu::GroupedInput in;
   in.rows = rows;
@@ -737,9 +790,21 @@ TEST(CudaEngine, AColumnItMadeIsReadInPlaceUntilTheLastHostCopyGoes) {
   const gpu::GroupedResult in_place = engine.reduce(in);
   EXPECT_EQ(engine.memory().bytes_copied_to_device, copied) << "the resident column was copied in again";
   EXPECT_EQ(engine.memory().resident_columns_used, 1u);
+  // Copied back from another thread, on a stream of its own.
+  gpu::HostColumnBuffers back;
+  std::thread([&] { back = made[0].resident->copy_to_host(); }).join();
+  ASSERT_TRUE(back.on_host);
+  ASSERT_EQ(back.values.size(), rows * sizeof(int64_t));
+  EXPECT_EQ(engine.memory().columns_copied_back, 1u);
+  EXPECT_EQ(engine.memory().bytes_copied_back, rows * sizeof(int64_t));
+  for (size_t r = 0; r < rows; r += 997) {
+    int64_t got = 0;
+    std::memcpy(&got, back.values.data() + r * sizeof(int64_t), sizeof(int64_t));
+    ASSERT_EQ(got, input.column("k").values<int64_t>()[r] * 2) << r;
+  }
   gpu::ColumnView from_host;
   from_host.type = gpu::kInt64;
-  from_host.values = made[0].values.data();
+  from_host.values = back.values.data();
   in.keys = {from_host};
   const gpu::GroupedResult copied_in = engine.reduce(in);
   EXPECT_EQ(engine.memory().bytes_copied_to_device, copied + rows * sizeof(int64_t));

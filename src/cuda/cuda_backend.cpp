@@ -2,8 +2,8 @@
 // batch, combined, windowed with the panes on the device, running state on the device),
 // joins within a batch, CSV/JSON record parsing, expressions, chains of row operations (alone
 // or ending in a keyed aggregation) and grouping. Host tables are staged into pinned memory
-// and copied to the device once per call; columns the device made are read from their
-// resident device copies instead (DeviceReplica).
+// and copied to the device once per call; columns the device made stay there (DeviceReplica):
+// the next operator reads them in place, and the host copies one back only when it reads it.
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -30,34 +30,65 @@ static_assert(gpu::kBool == static_cast<int32_t>(TypeId::Bool) && gpu::kInt32 ==
               "gpu::ColumnType mirrors sluice::TypeId");
 
 /// The device copy of a column the device made, attached to the host column: the next
-/// operator on the same device reads it there instead of copying the column in again.
+/// operator on the same device reads it there instead of copying the column in again, and
+/// a column made without host buffers is copied back from it on its first host read.
 struct DeviceReplica final : ColumnReplica {
-  DeviceReplica(std::shared_ptr<const void> memory_, gpu::ColumnView view_, const void* engine_, size_t rows_)
+  DeviceReplica(std::shared_ptr<const gpu::ResidentCopy> memory_, gpu::ColumnView view_, const void* engine_, size_t rows_)
       : memory(std::move(memory_)), view(view_), engine(engine_), rows(rows_) {}
-  std::shared_ptr<const void> memory;  // owns what view points to (and keeps the engine alive)
+  ColumnBuffers copy_to_host() const override {
+    gpu::HostColumnBuffers b = memory->copy_to_host();
+    return ColumnBuffers{std::move(b.values), std::move(b.offsets), std::move(b.chars), std::move(b.validity)};
+  }
+  std::shared_ptr<const gpu::ResidentCopy> memory;  // owns what view points to (and keeps the engine alive)
   gpu::ColumnView view;
   const void* engine = nullptr;  // DeviceEngine::identity of the engine that made it
   size_t rows = 0;
 };
 
-/// A column the device made, from its buffers copied to the host, with its device copy
-/// attached when the engine kept one.
+/// A column the device made, typed @p type and @p nullable: a host column whose buffers
+/// come back from the device on its first host read when the engine left it there,
+/// otherwise one from the buffers copied to the host, with the device copy attached when
+/// the engine kept one.
 Column column_from(gpu::HostColumnBuffers&& b, TypeId type, bool nullable, size_t rows, const void* engine) {
   const bool same_layout = b.type == static_cast<int32_t>(type) && b.nullable == nullable;
-  std::shared_ptr<const void> resident = std::move(b.resident);
+  if (!b.on_host && same_layout)
+    return Column::on_replica(type, rows, nullable, std::make_shared<DeviceReplica>(std::move(b.resident), b.resident_view, engine, rows));
+  if (!b.on_host) b = b.resident->copy_to_host();  // typed otherwise than the device made it: the buffers check it
+  std::shared_ptr<const gpu::ResidentCopy> resident = std::move(b.resident);
   Column c = Column::from_buffers(type, rows, nullable, std::move(b.values), std::move(b.offsets), std::move(b.chars),
                                   std::move(b.validity));
   if (resident && same_layout) c.attach_replica(std::make_shared<DeviceReplica>(std::move(resident), b.resident_view, engine, rows));
   return c;
 }
 
-/// Column @p c as @p engine reads it: the device copy that engine made of it, otherwise its
-/// host buffers (which the engine copies in). Another engine's copy is not read: its stream
-/// is not ordered with this one's.
-gpu::ColumnView engine_view(const Column& c, const void* engine) {
+/// The device copy of @p c that @p engine made, or null. Another engine's copy is not read:
+/// its stream is not ordered with this one's.
+const DeviceReplica* copy_made_by(const Column& c, const void* engine) {
   const auto* replica = dynamic_cast<const DeviceReplica*>(c.replica().get());
-  if (replica && replica->engine == engine && replica->rows == c.size()) return replica->view;
-  return host_view(c);
+  return replica && replica->engine == engine && replica->rows == c.size() ? replica : nullptr;
+}
+
+/// Column @p c as @p engine reads it: the device copy that engine made of it, otherwise its
+/// host buffers (which the engine copies in).
+gpu::ColumnView engine_view(const Column& c, const void* engine) {
+  const DeviceReplica* replica = copy_made_by(c, engine);
+  return replica ? replica->view : host_view(c);
+}
+
+/// Rows @p at of the columns @p fields of @p table. A column whose host copy is still
+/// pending is gathered where the device holds it, so that only those rows come back; the
+/// others are gathered on the host.
+std::vector<Column> rows_at(const Table& table, std::span<const size_t> fields, const std::vector<int64_t>& at) {
+  std::vector<Column> out;
+  for (size_t field : fields) {
+    const Column& c = table.column(field);
+    const auto* replica = dynamic_cast<const DeviceReplica*>(c.replica().get());
+    if (c.host_copy_pending() && replica && replica->rows == c.size())
+      out.push_back(column_from(replica->memory->rows_to_host(at), c.type(), c.nullable(), at.size(), nullptr));
+    else
+      out.push_back(c.gather(at));
+  }
+  return out;
 }
 
 
@@ -112,17 +143,23 @@ class DeviceKeys {
     return out;
   }
 
-  /// Records the key values of a batch's groups (hashed keys only).
-  void remember(const gpu::BatchGroups& groups, const Table& batch, std::string_view op) {
-    std::vector<const Column*> batch_keys;
-    for (size_t k : resolved_.keys) batch_keys.push_back(&batch.column(k));
-    remember_rows(groups, batch_keys, true, op);
-  }
-  /// The same, from @p keys: the key columns at the groups' first rows (row g for group g).
+  /// Records the key values of a batch's groups (hashed keys only) from @p keys: the key
+  /// columns at the groups' first rows (row g for group g). Keys new to the dictionary enter
+  /// it; a key equal in hash but not in value is an error.
   void remember_gathered(const gpu::BatchGroups& groups, const std::vector<Column>& keys, std::string_view op) {
-    std::vector<const Column*> group_keys;
-    for (const Column& k : keys) group_keys.push_back(&k);
-    remember_rows(groups, group_keys, false, op);
+    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
+                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    std::vector<const Column*> key_columns;
+    for (const Column& k : keys) key_columns.push_back(&k);
+    for (size_t g = 0; g < groups.keys.size(); ++g) {
+      auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
+      if (inserted) {
+        for (size_t k = 0; k < keys.size(); ++k) store_[k].append_from(keys[k], g);
+        continue;
+      }
+      SLUICE_EXPECTS(same_key_rows(key_columns, g, store_, static_cast<size_t>(it->second)),
+                     std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
+    }
   }
 
   /// Key columns for the 64-bit keys @p keys; keys not among them leave the dictionary once
@@ -154,24 +191,6 @@ class DeviceKeys {
   }
 
  private:
-  /// Records the key values of groups whose keys are rows of @p key_columns: each group's first
-  /// row when @p at_first_rows, otherwise row g for group g.
-  void remember_rows(const gpu::BatchGroups& groups, const std::vector<const Column*>& key_columns, bool at_first_rows,
-                     std::string_view op) {
-    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
-                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
-    for (size_t g = 0; g < groups.keys.size(); ++g) {
-      const size_t row = at_first_rows ? static_cast<size_t>(groups.first_row[g]) : g;
-      auto [it, inserted] = row_of_.emplace(groups.keys[g], static_cast<int64_t>(store_.empty() ? 0 : store_[0].size()));
-      if (inserted) {
-        for (size_t k = 0; k < key_columns.size(); ++k) store_[k].append_from(*key_columns[k], row);
-        continue;
-      }
-      SLUICE_EXPECTS(same_key_rows(key_columns, row, store_, static_cast<size_t>(it->second)),
-                     std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
-    }
-  }
-
   ResolvedPlan resolved_;
   bool exact_ = false;
   std::unordered_map<uint64_t, int64_t> row_of_;
@@ -214,6 +233,13 @@ class DeviceKeyedAggregation {
     return chain_for_reduction(batch, steps, std::move(reduction), view_of_);
   }
 
+  /// Records the key values of @p batch's groups; hashed keys are gathered at the groups' first
+  /// rows, on the device where a key column lives only there.
+  void remember_batch_keys(const gpu::BatchGroups& groups, const Table& batch) {
+    if (keys_.exact()) return;  // an exact key is its own value: nothing to remember
+    keys_.remember_gathered(groups, rows_at(batch, resolved_.keys, groups.first_row), op_);
+  }
+
   /// Records the key values of a batch that went through row operations on the device.
   void remember_chain_keys(gpu::ChainBatchGroups& added) {
     keys_.remember_gathered(added.groups, gathered_keys(std::move(added.keys), input_, resolved_.keys, added.groups.keys.size()),
@@ -248,7 +274,7 @@ class DeviceWindowAggregation final : public WindowAggregation, DeviceKeyedAggre
       : DeviceKeyedAggregation(engine.identity(), cpu, std::move(plan), input, "reduce_by_key_and_window"),
         window_(engine.make_window(fold_plan_.folds, fold_plan_.records_fold, panes, plan_.invertible())) {}
 
-  void add_batch(const Table& batch) override { keys_.remember(window_->add_batch(input_of(batch), wants_groups()), batch, op_); }
+  void add_batch(const Table& batch) override { remember_batch_keys(window_->add_batch(input_of(batch), wants_groups()), batch); }
 
   /// The steps run on the device and their output goes into the pane where it is; only the
   /// batch's groups and their key values come back (see chain_of for what is declined).
@@ -275,7 +301,7 @@ class DeviceStateAggregation final : public StateAggregation, DeviceKeyedAggrega
 
   Table update(const Table& batch) override {
     gpu::WindowGroups state;  // accumulators: the plan's folds, then each key's last batch
-    keys_.remember(state_->update(input_of(batch), wants_groups(), state), batch, op_);
+    remember_batch_keys(state_->update(input_of(batch), wants_groups(), state), batch);
     return finalized(state);
   }
 
@@ -313,8 +339,7 @@ class CudaBackend final : public ExecutionBackend {
     in.folds = fp.folds;
     const gpu::GroupedResult r = engine_.reduce(in);
     if (r.key_collisions > 0) return collision_fallback("aggregate_partials", [&] { return cpu_->aggregate_partials(input, plan); });
-    std::vector<Column> keys;
-    for (size_t k : resolved.keys) keys.push_back(input.column(k).gather(r.first_row));
+    std::vector<Column> keys = rows_at(input, resolved.keys, r.first_row);
     const std::vector<size_t> rows = all_rows(r.groups);
     return partial_table(std::move(schema), std::move(keys), fp, r.accumulators.data(), r.groups, rows);
   }
