@@ -30,6 +30,41 @@ namespace {
 
 namespace fs = std::filesystem;
 
+/// Counts of the columns the kernels made: all are left where the kernels made them (as the
+/// CUDA backend leaves them on the device), and the host copies back those it reads.
+struct MadeColumnCounts {
+  std::atomic<int> left_in_kernels{0};
+  std::atomic<int> copied_back{0};
+};
+
+/// A column the kernels made, kept in HostExec's memory as a resident device copy would be.
+struct KernelsReplica final : ColumnReplica {
+  KernelsReplica(gpu::OwnedColumn<gpu::HostExec>&& column_, std::shared_ptr<MadeColumnCounts> counts_)
+      : column(std::move(column_)), counts(std::move(counts_)) {}
+  ColumnBuffers copy_to_host() const override {
+    ++counts->copied_back;
+    Column c = gpu::to_column(column);
+    ColumnBuffers b;
+    if (c.type() == TypeId::String) {
+      b.offsets.assign(c.offsets().begin(), c.offsets().end());
+      b.chars.assign(c.chars().begin(), c.chars().end());
+    } else {
+      b.data.assign(c.data(), c.data() + c.size() * fixed_width(c.type()));
+    }
+    if (c.nullable()) b.validity.assign(c.validity_bitmap(), c.validity_bitmap() + (c.size() + 7) / 8);
+    return b;
+  }
+  gpu::OwnedColumn<gpu::HostExec> column;
+  std::shared_ptr<MadeColumnCounts> counts;
+};
+
+/// Where the kernels read @p c: in place when they made it, otherwise its host buffers.
+gpu::ColumnView kernels_view(const Column& c) {
+  if (const auto* made = dynamic_cast<const KernelsReplica*>(c.replica().get()); made && made->column.rows == c.size())
+    return made->column.view();
+  return host_view(c);
+}
+
 
 /// A CPU window that takes row chains: it runs them through the kernels (HostExec) and adds
 /// their output, counting the chains it took.
@@ -79,11 +114,11 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     ++evaluate_calls;
     programs_evaluated += static_cast<int>(programs.size());
     gpu::HostExec exec;
-    const std::vector<gpu::ColumnView> columns = columns_read(table, programs);
+    const std::vector<gpu::ColumnView> columns = columns_read(table, programs, kernels_view);
     std::vector<Column> out;
     for (const RowProgram* program : programs)
-      out.push_back(gpu::to_column(gpu::evaluate_column(exec, gpu::bind_row_program(exec, *program, columns), table.num_rows(),
-                                                        program->result_nullable)));
+      out.push_back(left_in_kernels(gpu::evaluate_column(exec, gpu::bind_row_program(exec, *program, columns), table.num_rows(),
+                                                         program->result_nullable)));
     return out;
   }
 
@@ -91,7 +126,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     ++filter_calls;
     gpu::HostExec exec;
     const RowProgram* programs[] = {&predicate};
-    const gpu::BoundRowProgram<gpu::HostExec> bound = gpu::bind_row_program(exec, predicate, columns_read(table, programs));
+    const gpu::BoundRowProgram<gpu::HostExec> bound = gpu::bind_row_program(exec, predicate, columns_read(table, programs, kernels_view));
     std::vector<int64_t> rows(table.num_rows());
     rows.resize(gpu::select_rows(exec, bound.program, bound.inputs.data(), table.num_rows(), rows.data()));
     return table.gather(rows);
@@ -100,20 +135,23 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   SplitStrings split_strings(const Column& text, std::string_view separator) override {
     ++split_calls;
     gpu::HostExec exec;
-    const gpu::SplitTokens<gpu::HostExec> t = gpu::split_strings(exec, host_view(text), text.size(), separator.data(),
-                                                                 static_cast<int32_t>(separator.size()));
-    std::vector<int32_t> offsets(t.offsets.data(), t.offsets.data() + t.tokens + 1);
-    std::vector<char> chars(t.chars.data(), t.chars.data() + t.bytes);
-    return SplitStrings{Column::from_buffers(TypeId::String, t.tokens, false, {}, std::move(offsets), std::move(chars), {}),
-                        std::vector<int64_t>(t.source_rows.data(), t.source_rows.data() + t.tokens)};
+    gpu::SplitTokens<gpu::HostExec> t = gpu::split_strings(exec, kernels_view(text), text.size(), separator.data(),
+                                                           static_cast<int32_t>(separator.size()));
+    std::vector<int64_t> source_rows(t.source_rows.data(), t.source_rows.data() + t.tokens);
+    gpu::OwnedColumn<gpu::HostExec> tokens;
+    tokens.type = gpu::kString;
+    tokens.rows = t.tokens;
+    tokens.offsets = std::move(t.offsets);
+    tokens.chars = std::move(t.chars);
+    return SplitStrings{left_in_kernels(std::move(tokens)), std::move(source_rows)};
   }
 
   std::optional<Table> run_row_chain(const Table& batch, std::span<const RowChainStep> steps) override {
     ++chain_calls;
     std::vector<gpu::ColumnView> columns;
-    for (size_t c = 0; c < batch.num_columns(); ++c) columns.push_back(host_view(batch.column(c)));
+    for (size_t c = 0; c < batch.num_columns(); ++c) columns.push_back(kernels_view(batch.column(c)));
     gpu::HostExec exec;
-    const gpu::RowChainResult<gpu::HostExec> chain =
+    gpu::RowChainResult<gpu::HostExec> chain =
         gpu::run_row_chain(exec, columns, batch.num_rows(), kernel_steps(steps));
     const Schema& schema = steps.back().output;
     std::vector<Column> out;
@@ -122,7 +160,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
         out.push_back(batch.column(static_cast<size_t>(chain.input_column[k])));
         continue;
       }
-      out.push_back(gpu::to_column(chain.columns[k]));
+      out.push_back(left_in_kernels(std::move(chain.columns[k])));
     }
     return Table(schema, std::move(out));
   }
@@ -134,7 +172,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     const Schema& schema = steps.back().output;
     const ResolvedPlan resolved = resolve_plan(plan, schema);
     const FoldPlan fp = input_folds(plan, resolved, Table::empty(schema), [](const Column&) { return gpu::ColumnView{}; });
-    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, chain_reduction(resolved, fp), host_view);
+    const std::optional<ChainForReduction> chain = chain_for_reduction(batch, steps, chain_reduction(resolved, fp), kernels_view);
     if (!chain) return std::nullopt;  // as the CUDA backend: the host runs the steps
     ++aggregate_chain_calls;
     columns_read_by_chains += static_cast<int>(chain->columns.size());
@@ -153,7 +191,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     ++group_calls;
     gpu::GroupedInput in;
     in.rows = table.num_rows();
-    for (size_t k : key_columns) in.keys.push_back(host_view(table.column(k)));
+    for (size_t k : key_columns) in.keys.push_back(kernels_view(table.column(k)));
     gpu::HostExec exec;
     const gpu::DeviceGroupIds<gpu::HostExec> ids = gpu::group_ids(exec, in);
     EXPECT_EQ(ids.key_collisions, 0u);
@@ -171,8 +209,18 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> columns_read_by_chains{0};
   std::atomic<int> window_chain_calls{0};
   std::atomic<int> state_chain_calls{0};
+  std::shared_ptr<MadeColumnCounts> made_columns = std::make_shared<MadeColumnCounts>();
 
  private:
+  /// A column the kernels made, left in their memory: the host copies it back when it reads it.
+  Column left_in_kernels(gpu::OwnedColumn<gpu::HostExec>&& c) {
+    ++made_columns->left_in_kernels;
+    const auto type = static_cast<TypeId>(c.type);
+    const size_t rows = c.rows;
+    const bool nullable = c.nullable;
+    return Column::on_replica(type, rows, nullable, std::make_shared<KernelsReplica>(std::move(c), made_columns));
+  }
+
   std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 
@@ -346,6 +394,33 @@ streams:
   EXPECT_EQ(kernels->filter_calls.load(), 0);
   EXPECT_EQ(kernels->evaluate_calls.load(), 0);
   EXPECT_EQ(kernels->split_calls.load(), 0);
+}
+
+TEST_F(PipelineKernelsTest, ColumnsTheKernelsMadeComeBackOnlyWhenTheHostReadsThem) {
+  const std::string sources = replayed_lines("[\"EU,3\", \"us,1\", \"Asia,4\"]\n"
+                                             "[\"us,5\", \"EU,2\"]\n");
+  const std::string body = sources + R"Y(
+streams:
+  measured:
+    from: raw
+    ops:
+      - parse: {format: csv, schema: {region: string, qty: int64}}
+      - map: {region: "lower(region)", doubled: "qty * 2"}
+  result:
+    from: measured
+    ops:
+      - filter: "doubled > 4"
+)Y";
+  const auto [on_cpu, kernels] = run_on_both(body);
+  EXPECT_EQ(on_cpu, "{\"time\":1000,\"records\":[[\"eu\",6],[\"asia\",8]]}\n{\"time\":2000,\"records\":[[\"us\",10]]}\n");
+  // result's filter, alone in its stream, runs as a chain because its batch is still in the
+  // kernels' memory: a filter alone would gather the batch's rows on the host.
+  EXPECT_EQ(kernels->chain_calls.load(), 2);
+  EXPECT_EQ(kernels->filter_calls.load(), 0);
+  // Per batch, measured's map makes region and doubled, and result's filter gathers both where
+  // they are. Only the sink reads on the host, so only result's columns come back.
+  EXPECT_EQ(kernels->made_columns->left_in_kernels.load(), 2 * 4);
+  EXPECT_EQ(kernels->made_columns->copied_back.load(), 2 * 2);
 }
 
 TEST_F(PipelineKernelsTest, RowOperationsEndingInAKeyedAggregationReduceInTheKernelsAndAgreeWithTheHost) {

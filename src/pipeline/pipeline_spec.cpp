@@ -686,12 +686,16 @@ class PipelineBuilder {
            op == "count_by_value_and_window" || op == "update_state_by_key";
   }
 
-  /// The row operations of @p run over @p batch: two or more as one chain of @p steps when the
-  /// backend runs it and the batch has the schema the steps were compiled for, otherwise one
-  /// by one (each asking the backend for what it runs alone).
+  /// The row operations of @p run over @p batch: as one chain of @p steps when the backend
+  /// runs it and the batch has the schema the steps were compiled for, otherwise one by one
+  /// (each asking the backend for what it runs alone). A single operation goes as a chain only
+  /// when some of the batch's columns are still where the backend made them: a chain leaves
+  /// its output there too, where a filter or split alone gathers the batch's rows on the host.
   static Table run_row_ops(const std::vector<RowOp>& run, std::span<const RowChainStep> steps, const Table& batch,
                            StepContext& ctx) {
-    if (run.size() > 1 && batch.schema() == run.front().input)
+    const auto still_with_backend = [](const Column& c) { return c.host_copy_pending(); };
+    const bool as_chain = run.size() > 1 || std::any_of(batch.columns().begin(), batch.columns().end(), still_with_backend);
+    if (as_chain && batch.schema() == run.front().input)
       if (std::optional<Table> out = ctx.backend->run_row_chain(batch, steps)) return std::move(*out);
     std::optional<Table> current;
     for (const RowOp& op : run) current = op.apply(current ? *current : batch, ctx);
@@ -712,15 +716,15 @@ class PipelineBuilder {
     return ops;
   }
 
-  /// Row operations become transforms. A run of two or more that the device can run whole is
-  /// one transform that hands the run to the backend (run_row_chain), so that the batch stays
-  /// in device memory between them; when the backend declines, or a batch's schema differs
-  /// from the one the run was compiled for, the operations run one after another.
+  /// Row operations become transforms. A run that the device can run whole is one transform
+  /// that hands the run to the backend (run_row_chain, see run_row_ops), so that the batch
+  /// stays in device memory between them; when the backend declines, or a batch's schema
+  /// differs from the one the run was compiled for, the operations run one after another.
   TableStream add_row_ops(TableStream s, const std::vector<RowOp>& ops) {
     for (size_t i = 0; i < ops.size();) {
       size_t end = i;
       while (end < ops.size() && ops[end].device) ++end;
-      if (end - i < 2) {
+      if (end == i) {
         s = s.transform(ops[i].name, ops[i].output, [apply = ops[i].apply](std::span<const Table* const> in, StepContext& ctx) {
           return apply(*in[0], ctx);
         });
