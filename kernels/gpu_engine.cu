@@ -314,16 +314,20 @@ struct DeviceEngine::Impl {
   /// Runs @p copy (given a CudaExec) on the stream for copies of resident columns back to the
   /// host: its own, because any thread may ask while the engine's stream is busy (the columns
   /// themselves are complete: every engine call waits for its stream before it returns). The
-  /// engine's device is current during the call, and the caller's is restored after.
+  /// engine's device is current during the call, and the caller's is restored after (a caller
+  /// on another device only: restoring would otherwise make a context where none was wanted).
   template <class Copy> HostColumnBuffers copy_back(Copy&& copy) {
     std::lock_guard lock(copy_back_mutex);
     int caller_device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&caller_device));
     struct RestoreDevice {
       int device;
-      ~RestoreDevice() { (void)cudaSetDevice(device); }
-    } restore{caller_device};
-    SLUICE_CUDA_TRY(cudaSetDevice(device));
+      bool needed;
+      ~RestoreDevice() {
+        if (needed && cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
+      }
+    } restore{caller_device, caller_device != device};
+    if (restore.needed) SLUICE_CUDA_TRY(cudaSetDevice(device));
     if (!copy_back_stream) SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_back_stream, cudaStreamNonBlocking));
     HostColumnBuffers out = checked("copying a column the device made back to the host", copy_back_stream, [&] {
       CudaExec exec(pool, copy_back_stream);

@@ -1,12 +1,10 @@
 #include "sluice/column.hpp"
 
-#include <atomic>
 #include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <mutex>
 
 namespace sluice {
 
@@ -122,11 +120,6 @@ ColumnBuffers ColumnReplica::copy_to_host() const {
   throw Error("this column replica cannot copy its column to the host (its column has host buffers of its own)");
 }
 
-struct Column::PendingHostCopy {
-  std::once_flag once;
-  std::atomic<bool> done{false};
-};
-
 Column::Column() = default;
 Column::~Column() = default;
 Column::Column(Column&& other) noexcept = default;
@@ -168,28 +161,28 @@ bool Column::host_copy_pending() const { return pending_ && !pending_->done.load
 
 void Column::copy_from_replica() const {
   PendingHostCopy& pending = *pending_;
-  std::call_once(pending.once, [&] {
-    // An exception leaves the flag unset: the next read tries again.
-    ColumnBuffers b = replica_->copy_to_host();
-    const std::string what = "a " + std::string(type_name(type_)) + " column of " + std::to_string(size_) +
-                             " rows copied back from where its backend made it";
-    if (type_ == TypeId::String) {
-      SLUICE_EXPECTS(b.offsets.size() == size_ + 1 && b.offsets.front() == 0 && static_cast<size_t>(b.offsets.back()) == b.chars.size(),
-                     what + " has " + std::to_string(b.offsets.size()) + " offsets for " + std::to_string(b.chars.size()) +
-                         " characters (needs rows + 1 offsets from 0 to the characters' end)");
-    } else {
-      SLUICE_EXPECTS(b.data.size() == size_ * fixed_width(type_), what + " has " + std::to_string(b.data.size()) +
-                                                                      " bytes of values, not " +
-                                                                      std::to_string(size_ * fixed_width(type_)));
-    }
-    SLUICE_EXPECTS(!nullable_ || b.validity.size() == (size_ + 7) / 8,
-                   what + " has " + std::to_string(b.validity.size()) + " validity bytes, not " + std::to_string((size_ + 7) / 8));
-    data_ = std::move(b.data);
-    offsets_ = std::move(b.offsets);
-    chars_ = std::move(b.chars);
-    validity_ = std::move(b.validity);
-    pending.done.store(true, std::memory_order_release);
-  });
+  std::lock_guard lock(pending.copying);
+  if (pending.done.load(std::memory_order_relaxed)) return;  // another reader copied them meanwhile
+  // An exception leaves `done` unset: the next read tries again.
+  ColumnBuffers b = replica_->copy_to_host();
+  const std::string what = "a " + std::string(type_name(type_)) + " column of " + std::to_string(size_) +
+                           " rows copied back from where its backend made it";
+  if (type_ == TypeId::String) {
+    SLUICE_EXPECTS(b.offsets.size() == size_ + 1 && b.offsets.front() == 0 && static_cast<size_t>(b.offsets.back()) == b.chars.size(),
+                   what + " has " + std::to_string(b.offsets.size()) + " offsets for " + std::to_string(b.chars.size()) +
+                       " characters (needs rows + 1 offsets from 0 to the characters' end)");
+  } else {
+    SLUICE_EXPECTS(b.data.size() == size_ * fixed_width(type_), what + " has " + std::to_string(b.data.size()) +
+                                                                    " bytes of values, not " +
+                                                                    std::to_string(size_ * fixed_width(type_)));
+  }
+  SLUICE_EXPECTS(!nullable_ || b.validity.size() == (size_ + 7) / 8,
+                 what + " has " + std::to_string(b.validity.size()) + " validity bytes, not " + std::to_string((size_ + 7) / 8));
+  data_ = std::move(b.data);
+  offsets_ = std::move(b.offsets);
+  chars_ = std::move(b.chars);
+  validity_ = std::move(b.validity);
+  pending.done.store(true, std::memory_order_release);
 }
 
 void Column::stop_pending() {
@@ -456,8 +449,9 @@ void Column::append_json(size_t row, std::string& out) const {
 }
 
 Column Column::gather(std::span<const int64_t> rows) const {
-  need_host();
   Column out(type_, nullable_);
+  if (rows.empty() && type_ != TypeId::List) return out;  // the same layout, without reading a pending column
+  need_host();
   if (type_ == TypeId::List) {
     for (const auto& child : children_) out.children_.push_back(child.gather({}));  // same layout, no rows
   }

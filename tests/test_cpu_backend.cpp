@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <functional>
@@ -845,7 +846,8 @@ TEST(ColumnReplica, NewColumnsFromOldOnesHaveNone) {
 namespace {
 
 /// A backend's copy that holds a column's buffers itself, as device memory would, and counts
-/// the copies back to the host; it can be told to fail the next ones.
+/// the copies back to the host; it can be told to fail the next ones, or to take its time
+/// (so that readers on other threads overlap a copy).
 struct HeldReplica final : ColumnReplica {
   explicit HeldReplica(const Column& c) {
     if (c.type() == TypeId::String) {
@@ -862,9 +864,11 @@ struct HeldReplica final : ColumnReplica {
       throw Error("the device is gone");
     }
     ++copies;
+    std::this_thread::sleep_for(delay);
     return buffers;
   }
   ColumnBuffers buffers;
+  std::chrono::milliseconds delay{0};
   mutable std::atomic<int> copies{0};
   mutable std::atomic<int> failures_left{0};
 };
@@ -1029,19 +1033,38 @@ TEST(ColumnOnReplica, CopiesAndMovesOfAPendingColumnStayPending) {
 
 TEST(ColumnOnReplica, ReadersOnManyThreadsShareOneCopy) {
   const Table t = replica_table();
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 10; ++round) {
     std::shared_ptr<HeldReplica> replica;
     const Column held = on_held_replica(t.column("w"), &replica);
+    replica->delay = std::chrono::milliseconds(round % 2 ? 5 : 0);  // readers wait on a copy in progress
+    std::atomic<bool> go{false};
     std::vector<std::thread> readers;
     std::atomic<int> equal{0};
     for (int r = 0; r < 8; ++r)
       readers.emplace_back([&, r] {
+        while (!go) std::this_thread::yield();
         const bool same = r % 2 ? held == t.column("w") : held.string_at(36) == t.column("w").string_at(36);
         equal += same;
       });
+    go = true;
     for (std::thread& reader : readers) reader.join();
     EXPECT_EQ(equal, 8);
     EXPECT_EQ(replica->copies, 1);
+  }
+}
+
+TEST(ColumnOnReplica, ACopyTakenDuringAnotherThreadsFirstReadIsWhole) {
+  const Table t = replica_table();
+  for (int round = 0; round < 10; ++round) {
+    std::shared_ptr<HeldReplica> replica;
+    const Column held = on_held_replica(t.column("x"), &replica);
+    replica->delay = std::chrono::milliseconds(round % 3);
+    std::thread reader([&] { EXPECT_EQ(held, t.column("x")); });
+    std::this_thread::sleep_for(std::chrono::microseconds(500 * round));
+    const Column copy = held;  // before, during or after the reader's copy back
+    reader.join();
+    EXPECT_EQ(copy, t.column("x")) << round;
+    EXPECT_LE(replica->copies, 2) << "the copy reads the replica itself only when it was taken before the buffers came";
   }
 }
 

@@ -520,7 +520,7 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
     EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": read in place";
 
   // A copy taken before any host read, and the original, read by several threads at once:
-  // each column comes back once per copy, equal to the host's.
+  // both come back whole, equal to the host's.
   const Table copy = *made;
   const Table want = recomputed_on_host(recomputed, t);
   std::vector<std::thread> readers;

@@ -7,9 +7,11 @@
 /// are int32 offsets plus child columns; an optional validity bitmap marks nulls
 /// (bit set = valid, least significant bit first, as in Arrow).
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -211,7 +213,7 @@ class Column {
   void push_valid();
   /// Makes sure the host buffers are here (copies them from the replica the first time).
   void need_host() const {
-    if (pending_) [[unlikely]] copy_from_replica();
+    if (pending_ && !pending_->done.load(std::memory_order_acquire)) [[unlikely]] copy_from_replica();
   }
   void copy_from_replica() const;
   /// Before a change: the host buffers become the only copy (the replica goes).
@@ -231,7 +233,11 @@ class Column {
   mutable std::vector<uint8_t> validity_;  // bitmap when nullable_
   std::vector<Column> children_;           // List: struct fields of the elements
   std::shared_ptr<const ColumnReplica> replica_;  // dropped by every change above
-  struct PendingHostCopy;  // set while (and after) the buffers come from the replica
+  /// Set while (and after) the buffers come from the replica: `done` once they are here.
+  struct PendingHostCopy {
+    std::mutex copying;
+    std::atomic<bool> done{false};
+  };
   std::unique_ptr<PendingHostCopy> pending_;
 };
 

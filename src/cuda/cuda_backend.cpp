@@ -147,8 +147,7 @@ class DeviceKeys {
   /// columns at the groups' first rows (row g for group g). Keys new to the dictionary enter
   /// it; a key equal in hash but not in value is an error.
   void remember_gathered(const gpu::BatchGroups& groups, const std::vector<Column>& keys, std::string_view op) {
-    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
-                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
+    check_no_collision(groups, op);
     std::vector<const Column*> key_columns;
     for (const Column& k : keys) key_columns.push_back(&k);
     for (size_t g = 0; g < groups.keys.size(); ++g) {
@@ -160,6 +159,12 @@ class DeviceKeys {
       SLUICE_EXPECTS(same_key_rows(key_columns, g, store_, static_cast<size_t>(it->second)),
                      std::string(op) + ": two keys share a 64-bit hash on the GPU; run this job with backend cpu");
     }
+  }
+
+  /// A batch whose rows met a 64-bit key hash collision on the device is an error.
+  static void check_no_collision(const gpu::BatchGroups& groups, std::string_view op) {
+    SLUICE_EXPECTS(groups.key_collisions == 0, std::string(op) + ": " + std::to_string(groups.key_collisions) +
+                                                   " rows met a 64-bit key hash collision on the GPU; run this job with backend cpu");
   }
 
   /// Key columns for the 64-bit keys @p keys; keys not among them leave the dictionary once
@@ -237,6 +242,7 @@ class DeviceKeyedAggregation {
   /// rows, on the device where a key column lives only there.
   void remember_batch_keys(const gpu::BatchGroups& groups, const Table& batch) {
     if (keys_.exact()) return;  // an exact key is its own value: nothing to remember
+    DeviceKeys::check_no_collision(groups, op_);  // before any key row is gathered
     keys_.remember_gathered(groups, rows_at(batch, resolved_.keys, groups.first_row), op_);
   }
 

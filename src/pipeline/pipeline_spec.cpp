@@ -688,13 +688,15 @@ class PipelineBuilder {
 
   /// The row operations of @p run over @p batch: as one chain of @p steps when the backend
   /// runs it and the batch has the schema the steps were compiled for, otherwise one by one
-  /// (each asking the backend for what it runs alone). A single operation goes as a chain only
-  /// when some of the batch's columns are still where the backend made them: a chain leaves
-  /// its output there too, where a filter or split alone gathers the batch's rows on the host.
+  /// (each asking the backend for what it runs alone). A single filter or split goes as a
+  /// chain only when some of the batch's columns are still where the backend made them: the
+  /// chain gathers the batch's rows there, where the operation alone gathers them on the host.
+  /// (A map alone reads only its inputs, in place, and passes the other columns on as they are.)
   static Table run_row_ops(const std::vector<RowOp>& run, std::span<const RowChainStep> steps, const Table& batch,
                            StepContext& ctx) {
     const auto still_with_backend = [](const Column& c) { return c.host_copy_pending(); };
-    const bool as_chain = run.size() > 1 || std::any_of(batch.columns().begin(), batch.columns().end(), still_with_backend);
+    const bool gathers_rows = steps.front().kind != RowChainStep::Kind::Map;
+    const bool as_chain = run.size() > 1 || (gathers_rows && std::any_of(batch.columns().begin(), batch.columns().end(), still_with_backend));
     if (as_chain && batch.schema() == run.front().input)
       if (std::optional<Table> out = ctx.backend->run_row_chain(batch, steps)) return std::move(*out);
     std::optional<Table> current;
