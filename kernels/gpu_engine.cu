@@ -21,6 +21,7 @@
 #include "reduce_row_chain.cuh"
 #include "row_chain.cuh"
 #include "row_program.cuh"
+#include "sort_rows.cuh"
 #include "split_strings.cuh"
 #include "staging.hpp"
 #include "word_count.cuh"
@@ -577,6 +578,28 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
       const size_t column_rows = chain.columns[k].rows;
       out.columns[k] = keep_on_device(impl_, exec, std::move(chain.columns[k]), column_rows);
     }
+    return out;
+  });
+}
+
+RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_columns, size_t rows,
+                                       const std::vector<SortKeySpec>& keys, int64_t limit) {
+  Impl& im = *impl_;
+  return checked("transform (sort_by, limit)", im.stream, [&] {
+    for (const SortKeySpec& k : keys)
+      SLUICE_EXPECTS(k.column >= 0 && static_cast<size_t>(k.column) < host_columns.size(),
+                     "transform: sort key column " + std::to_string(k.column) + " of " + std::to_string(host_columns.size()));
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    std::vector<SortKeyView> key_views;
+    for (const SortKeySpec& k : keys) key_views.push_back(SortKeyView{columns[static_cast<size_t>(k.column)], k.descending});
+    const SortedRows<CudaExec> sorted = sluice::gpu::sort_rows(exec, key_views, rows, limit);
+    RowChainOutput out;
+    out.rows = sorted.rows;
+    out.input_column.assign(columns.size(), -1);
+    for (const ColumnView& c : columns)
+      out.columns.push_back(keep_on_device(impl_, exec, gather_column(exec, c, sorted.order.data(), sorted.rows), sorted.rows));
     return out;
   });
 }

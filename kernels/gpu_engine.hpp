@@ -97,6 +97,10 @@ class DeviceEngine {
   /// columns, host memory), copied to the device once; only the last step's new columns
   /// come back.
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
+  /// transform's sort_by and limit: the rows of @p columns (host or resident) in a stable
+  /// sort by @p keys, the first @p limit of them (all when negative), gathered on the device
+  /// and left there as run_row_chain's columns are (no output is an input column).
+  RowChainOutput sort_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<SortKeySpec>& keys, int64_t limit);
 
   /// Runs @p steps as run_row_chain does, then reduces the last step's columns by key where
   /// they are: only the groups and their keys come back (reduceByKey after row operations).

@@ -192,6 +192,12 @@ struct RowChainOutput {
   std::vector<HostColumnBuffers> columns;
 };
 
+/// A key of a sort: a column (by index among the sorted columns) and its order.
+struct SortKeySpec {
+  int32_t column = 0;
+  int32_t descending = 0;
+};
+
 /// A keyed reduction of the columns a row chain makes, named by their indexes among them.
 struct ChainReduction {
   std::vector<int32_t> key_columns;

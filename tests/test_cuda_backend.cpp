@@ -538,6 +538,39 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   expect_same_table(on_cpu->slide(), slid);
 }
 
+TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 1000000);
+  const Table t = random_table(GetParam().kind, rows, 71);
+  const Schema& schema = t.schema();
+  const size_t v = schema.index_of("v"), i = schema.index_of("i"), f = schema.index_of("f"), b = schema.index_of("b");
+  const std::vector<std::pair<std::vector<SortKey>, int64_t>> sorts = {
+      {{{0, false}}, -1},                        // the key alone: radix sorted when fixed-width and never null
+      {{{0, true}}, 10},
+      {{{i, false}}, -1},                        // int32
+      {{{f, true}}, 1000},                       // nullable floats with NaN: merge sorted
+      {{{b, false}, {0, true}, {v, false}}, -1}, // several keys
+      {{}, 5},                                   // a limit alone
+      {{{v, true}}, 0},
+  };
+  for (const auto& [keys, limit] : sorts) {
+    const Table got = gpu->sort_rows(t, keys, limit);
+    for (size_t c = 0; c < got.num_columns(); ++c)
+      EXPECT_EQ(got.column(c).host_copy_pending(), got.num_rows() > 0) << schema[c].name << ": left on the device";
+    expect_same_table(sluice::sort_rows(t, keys, limit), got);
+  }
+  // A batch the device made is sorted where it is: none of its columns comes back.
+  const RecomputedColumns recomputed = recompute_every_column(schema, GetParam().kind);
+  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
+  ASSERT_TRUE(made);
+  const std::vector<SortKey> by_key_then_value = {{0, true}, {recomputed.key_count, false}};
+  const Table sorted = gpu->sort_rows(*made, by_key_then_value, 100);
+  for (size_t c = 0; c < made->num_columns(); ++c)
+    EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": read in place";
+  expect_same_table(sluice::sort_rows(recomputed_on_host(recomputed, t), by_key_then_value, 100), sorted);
+}
+
 TEST_P(CudaVersusCpu, WindowsFedByRowChainsAgree) {
   SKIP_WITHOUT_GPU();
   auto cpu = make_backend(BackendKind::Cpu);

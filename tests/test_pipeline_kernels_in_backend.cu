@@ -22,6 +22,7 @@
 #include "reduce_row_chain.cuh"
 #include "row_chain.cuh"
 #include "row_program.cuh"
+#include "sort_rows.cuh"
 #include "sluice/backend.hpp"
 #include "split_strings.cuh"
 
@@ -187,6 +188,20 @@ class KernelsOnHostBackend final : public ExecutionBackend {
                          all_rows(groups));
   }
 
+  Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) override {
+    for (const Column& c : batch.columns())
+      if (c.type() == TypeId::List) return sluice::sort_rows(batch, keys, limit);
+    ++sort_calls;
+    std::vector<gpu::SortKeyView> views;
+    for (const SortKey& k : keys) views.push_back(gpu::SortKeyView{kernels_view(batch.column(k.column)), k.descending ? 1 : 0});
+    gpu::HostExec exec;
+    const gpu::SortedRows<gpu::HostExec> sorted = gpu::sort_rows(exec, views, batch.num_rows(), limit);
+    std::vector<Column> out;
+    for (const Column& c : batch.columns())
+      out.push_back(left_in_kernels(gpu::gather_column(exec, kernels_view(c), sorted.order.data(), sorted.rows)));
+    return Table(batch.schema(), std::move(out));
+  }
+
   Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
     ++group_calls;
     gpu::GroupedInput in;
@@ -204,6 +219,7 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   std::atomic<int> filter_calls{0};
   std::atomic<int> split_calls{0};
   std::atomic<int> group_calls{0};
+  std::atomic<int> sort_calls{0};
   std::atomic<int> chain_calls{0};
   std::atomic<int> aggregate_chain_calls{0};
   std::atomic<int> columns_read_by_chains{0};
@@ -421,6 +437,34 @@ streams:
   // they are. Only the sink reads on the host, so only result's columns come back.
   EXPECT_EQ(kernels->made_columns->left_in_kernels.load(), 2 * 4);
   EXPECT_EQ(kernels->made_columns->copied_back.load(), 2 * 2);
+}
+
+TEST_F(PipelineKernelsTest, TransformSortsAndLimitsInTheKernelsAndAgreesWithTheHost) {
+  const std::string sources = replayed_lines(
+      "[\"b,3,nan,true\", \"a,1,-0.0,false\", \"a,2,0.0,true\", \",5,,false\", \"\u00e9t\u00e9,4,2.5,true\", \"A,7,2.5,false\","
+      " \"a,,2.5,true\", \"b,3,inf,false\", \"ab,3,-inf,true\", \"a,9,nan,false\"]\n"
+      "[]\n"
+      "[\"z,1,1.0,true\", \"y,2,1.0,false\", \"x,3,1.0,true\"]\n");
+  const std::string body = sources + R"Y(
+streams:
+  result:
+    from: raw
+    ops:
+      - parse: {format: csv, schema: {name: "string?", qty: "int64?", price: "float64?", ok: bool}}
+      - transform: {sort_by: ["price desc", "name", "qty desc"], limit: 8}
+      - map: {name: name, price: price, ok: ok, qty: qty}
+      - transform: {sort_by: [ok], limit: 7}
+)Y";
+  const auto [on_cpu, kernels] = run_on_both(body);
+  // Price descending: NaN (written as null) above inf above every other number, nulls last;
+  // then names by their bytes ("A" before "a" before "\u00e9t\u00e9"), then qty descending;
+  // the eight kept rows then go stably by ok, false first, and seven stay.
+  EXPECT_NE(on_cpu.find("{\"time\":1000,\"records\":[[\"a\",null,false,9],[\"b\",null,false,3],[\"A\",2.5,false,7],"
+                        "[\"a\",-0.0,false,1],[\"b\",null,true,3],[\"a\",2.5,true,null],[\"\u00e9t\u00e9\",2.5,true,4]]}"),
+            std::string::npos)
+      << on_cpu;
+  EXPECT_NE(on_cpu.find("[[\"y\",1.0,false,2],[\"x\",1.0,true,3],[\"z\",1.0,true,1]]"), std::string::npos) << on_cpu;
+  EXPECT_EQ(kernels->sort_calls.load(), 2 * 3);
 }
 
 TEST_F(PipelineKernelsTest, RowOperationsEndingInAKeyedAggregationReduceInTheKernelsAndAgreeWithTheHost) {

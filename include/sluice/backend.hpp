@@ -131,6 +131,12 @@ struct SplitStrings {
   std::vector<int64_t> source_rows;
 };
 
+/// @brief A key of sort_rows: a field of the batch (by index) and its order.
+struct SortKey {
+  size_t column = 0;
+  bool descending = false;
+};
+
 /// @brief One step of a chain of row operations that a backend may run without the batch's
 /// columns leaving its memory between steps (see ExecutionBackend::run_row_chain).
 struct RowChainStep {
@@ -206,6 +212,8 @@ class ExecutionBackend {
   /// Joins within a batch (see join_tables, which is the default).
   virtual Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                      JoinKind kind);
+  /// transform's sort_by and limit (see sort_rows, which is the default).
+  virtual Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit);
 };
 
 /// @brief The host backend (always available).
@@ -227,6 +235,13 @@ Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
 /// @p separator, left to right, keeping empty tokens ("a,,b" gives "a", "", "b"). Null rows
 /// give no token. @p text must be a string column.
 SplitStrings split_strings(const Column& text, std::string_view separator);
+
+/// @brief The rows of @p batch in a stable sort by @p keys in turn, each ascending or
+/// descending, and of those the first @p limit (all when negative; no key keeps the batch's
+/// order). Ascending puts nulls first, descending last. Numbers compare by value, NaN above
+/// every other number and equal to NaN, -0.0 equal to 0.0; strings by their bytes as unsigned,
+/// a proper prefix first. Throws naming a key that is out of range or a List field.
+Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit);
 
 /// @brief Result fields: left keys, then left's other fields, then right's other fields
 /// (nullable where the join is outer on the other side). Key fields of a right-only row come

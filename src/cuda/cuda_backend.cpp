@@ -465,18 +465,27 @@ class CudaBackend final : public ExecutionBackend {
       if (batch.column(c).type() == TypeId::List) return std::nullopt;  // the host runs the steps
       columns.push_back(view(batch.column(c)));
     }
-    gpu::RowChainOutput out = engine_.run_row_chain(columns, batch.num_rows(), kernel_steps(steps));
-    const Schema& schema = steps.back().output;
-    SLUICE_EXPECTS(schema.size() == out.input_column.size(),
-                   "CUDA backend: row operations gave " + std::to_string(out.input_column.size()) + " columns for " +
-                       std::to_string(schema.size()) + " fields");
-    std::vector<Column> result;
-    for (size_t k = 0; k < schema.size(); ++k) {
-      if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
-      else
-        result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows, engine_.identity()));
+    return table_of(batch, steps.back().output, engine_.run_row_chain(columns, batch.num_rows(), kernel_steps(steps)),
+                    "row operations");
+  }
+
+  /// The order is sorted on the device (a radix sort for one fixed-width key without nulls,
+  /// a merge sort otherwise) and the kept rows are gathered there, where they stay as a row
+  /// chain's columns do.
+  Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) override {
+    std::vector<gpu::ColumnView> columns;
+    for (const Column& c : batch.columns()) {
+      if (c.type() == TypeId::List) return sluice::sort_rows(batch, keys, limit);  // the host gathers lists
+      columns.push_back(view(c));
     }
-    return Table(schema, std::move(result));
+    if (batch.num_rows() == 0) return sluice::sort_rows(batch, keys, limit);
+    std::vector<gpu::SortKeySpec> specs;
+    for (const SortKey& k : keys) {
+      SLUICE_EXPECTS(k.column < batch.num_columns(), "sort: key column " + std::to_string(k.column) + " of a batch of " +
+                                                         std::to_string(batch.num_columns()) + " fields");
+      specs.push_back(gpu::SortKeySpec{static_cast<int32_t>(k.column), k.descending ? 1 : 0});
+    }
+    return table_of(batch, batch.schema(), engine_.sort_rows(columns, batch.num_rows(), specs, limit), "transform");
   }
 
   /// The steps run as in run_row_chain and their output is reduced where it is: only the
@@ -564,6 +573,21 @@ class CudaBackend final : public ExecutionBackend {
 
  private:
   gpu::ColumnView view(const Column& c) const { return engine_view(c, engine_.identity()); }
+
+  /// The table of @p schema that a device call made of @p batch: its input columns where it
+  /// passed them on, otherwise the columns it made (left on the device).
+  Table table_of(const Table& batch, const Schema& schema, gpu::RowChainOutput&& out, const char* what) const {
+    SLUICE_EXPECTS(schema.size() == out.input_column.size(), "CUDA backend: " + std::string(what) + " gave " +
+                                                                 std::to_string(out.input_column.size()) + " columns for " +
+                                                                 std::to_string(schema.size()) + " fields");
+    std::vector<Column> result;
+    for (size_t k = 0; k < schema.size(); ++k) {
+      if (out.input_column[k] >= 0) result.push_back(batch.column(static_cast<size_t>(out.input_column[k])));
+      else
+        result.push_back(column_from(std::move(out.columns[k]), schema[k].type, out.columns[k].nullable, out.rows, engine_.identity()));
+    }
+    return Table(schema, std::move(result));
+  }
   ViewOf viewer() const {
     return [this](const Column& c) { return view(c); };
   }

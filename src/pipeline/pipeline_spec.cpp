@@ -185,28 +185,6 @@ struct RowOp {
   std::optional<RowChainStep> device;
 };
 
-/// Three-way comparison of two cells of one column (nulls first).
-int compare_cells(const Column& c, size_t a, size_t b) {
-  const bool va = c.is_valid(a), vb = c.is_valid(b);
-  if (!va || !vb) return static_cast<int>(va) - static_cast<int>(vb);
-  if (c.type() == TypeId::String) {
-    const int x = c.string_at(a).compare(c.string_at(b));
-    return (x > 0) - (x < 0);
-  }
-  if (c.type() == TypeId::Int64) {
-    const int64_t x = c.values<int64_t>()[a], y = c.values<int64_t>()[b];
-    return (x > y) - (x < y);
-  }
-  if (c.type() == TypeId::List) return 0;
-  const double x = c.number_at(a), y = c.number_at(b);
-  return (x > y) - (x < y);
-}
-
-struct SortKey {
-  size_t column;
-  bool descending;
-};
-
 // ------------------------------------------------------------------ the builder
 
 class PipelineBuilder {
@@ -877,24 +855,16 @@ class PipelineBuilder {
           if (order == "desc") descending = true;
           else if (order != "asc") r_.fail(args["sort_by"], what + ": sort order must be asc or desc, not '" + order + "'");
         }
-        keys.push_back(SortKey{field_indexes(what, s.schema(), {field})[0], descending});
+        const size_t column = field_indexes(what, s.schema(), {field})[0];
+        if (s.schema()[column].type == TypeId::List)
+          r_.fail(args["sort_by"], what + ": sort_by field '" + field + "' is a list, which has no order");
+        keys.push_back(SortKey{column, descending});
       }
     }
     const int64_t limit = args["limit"] ? r_.integer(args["limit"], what + ": limit") : -1;
     if (keys.empty() && limit < 0) r_.fail(args, what + ": needs sort_by, limit or both");
-    return s.transform("transform", s.schema(), [keys, limit](std::span<const Table* const> in, StepContext&) {
-      const Table& t = *in[0];
-      std::vector<int64_t> order(t.num_rows());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        for (const auto& k : keys) {
-          const int c = compare_cells(t.column(k.column), static_cast<size_t>(a), static_cast<size_t>(b));
-          if (c != 0) return k.descending ? c > 0 : c < 0;
-        }
-        return false;
-      });
-      if (limit >= 0 && order.size() > static_cast<size_t>(limit)) order.resize(static_cast<size_t>(limit));
-      return t.gather(order);
+    return s.transform("transform", s.schema(), [keys, limit](std::span<const Table* const> in, StepContext& ctx) {
+      return ctx.backend->sort_rows(*in[0], keys, limit);
     });
   }
 
