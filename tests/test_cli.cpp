@@ -190,6 +190,22 @@ TEST_F(CliTest, UnknownFieldAndUnknownOperationAreReported) {
   EXPECT_NE(r.output.find("o.yaml:7:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("unknown operation 'frobnicate'"), std::string::npos) << r.output;
 
+  const std::string list_key = write("l.yaml",
+                                     "sources:\n"
+                                     "  s: {type: generator, kind: pairs}\n"
+                                     "streams:\n"
+                                     "  t:\n"
+                                     "    from: s\n"
+                                     "    ops:\n"
+                                     "      - group_by_key: {key: key}\n"
+                                     "      - transform: {sort_by: [values desc]}\n"
+                                     "sinks:\n"
+                                     "  - {stream: t, type: print}\n");
+  r = sluice("validate " + list_key);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("l.yaml:8:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sort_by field 'values' is a list, which has no order"), std::string::npos) << r.output;
+
   r = sluice("validate " + (dir_ / "missing.yaml").string());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("missing.yaml: cannot open"), std::string::npos) << r.output;
