@@ -588,7 +588,8 @@ RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_colum
   return checked("transform (sort_by, limit)", im.stream, [&] {
     for (const SortKeySpec& k : keys)
       SLUICE_EXPECTS(k.column >= 0 && static_cast<size_t>(k.column) < host_columns.size(),
-                     "transform: sort key column " + std::to_string(k.column) + " of " + std::to_string(host_columns.size()));
+                     "transform: sort key column " + std::to_string(k.column) + " of a batch of " +
+                         std::to_string(host_columns.size()) + " columns");
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);

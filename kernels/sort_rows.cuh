@@ -10,6 +10,8 @@
 // and radix sorted with the row indexes (stable); any other key list sorts the row indexes
 // with a merge sort whose comparator reads the key columns where they are.
 //
+// NaN is told apart with x != x: this file must not be built with fast math.
+//
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
 #include <thrust/sequence.h>
 #include <thrust/sort.h>
@@ -96,23 +98,28 @@ __host__ __device__ inline uint64_t sort_bits_of_double(double d) {
   return (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
 }
 
-/// Row r's key as a word whose unsigned order is the key's order (complemented when
-/// descending); equal keys give equal words, so the stable radix sort keeps their rows' order.
+/// How many low bits of SortKeyBits' words a key of @p type uses (fewer radix passes).
+__host__ __device__ inline int sort_key_bits(int32_t type) { return type == kBool ? 8 : type == kInt32 ? 32 : 64; }
+
+/// Row r's key as a word (in its low sort_key_bits bits) whose unsigned order is the key's
+/// order, complemented when descending; equal keys give equal words, so the stable radix
+/// sort keeps their rows' order.
 struct SortKeyBits {
   SortKeyView key;
   __host__ __device__ uint64_t operator()(int64_t r) const {
     const ColumnView& c = key.column;
-    constexpr uint64_t kSign = uint64_t{1} << 63;
     uint64_t bits = 0;
     switch (c.type) {
       case kBool: bits = static_cast<const uint8_t*>(c.values)[r]; break;
-      case kInt32: bits = static_cast<uint64_t>(static_cast<int64_t>(static_cast<const int32_t*>(c.values)[r])) ^ kSign; break;
-      case kInt64: bits = static_cast<uint64_t>(static_cast<const int64_t*>(c.values)[r]) ^ kSign; break;
+      case kInt32: bits = static_cast<uint32_t>(static_cast<const int32_t*>(c.values)[r]) ^ uint32_t{0x80000000u}; break;
+      case kInt64: bits = static_cast<uint64_t>(static_cast<const int64_t*>(c.values)[r]) ^ (uint64_t{1} << 63); break;
       case kFloat32: bits = sort_bits_of_double(static_cast<const float*>(c.values)[r]); break;
       case kFloat64: bits = sort_bits_of_double(static_cast<const double*>(c.values)[r]); break;
       default: break;
     }
-    return key.descending ? ~bits : bits;
+    const int used = sort_key_bits(c.type);
+    const uint64_t mask = used == 64 ? ~uint64_t{0} : (uint64_t{1} << used) - 1;
+    return key.descending ? bits ^ mask : bits;
   }
 };
 
@@ -131,7 +138,8 @@ template <class Exec> SortedRows<Exec> sort_rows(Exec& exec, const std::vector<S
   for (const SortKeyView& k : keys)
     if (k.column.type != kBool && k.column.type != kInt32 && k.column.type != kInt64 && k.column.type != kFloat32 &&
         k.column.type != kFloat64 && k.column.type != kString)
-      throw Error("sort: a key column of type " + std::to_string(k.column.type) + " has no order");
+      throw Error("sort: a key column of type " + std::to_string(k.column.type) +
+                  " has no order (keys are bool, int32, int64, float32, float64 or string)");
   SortedRows<Exec> out;
   out.rows = limit >= 0 && static_cast<uint64_t>(limit) < rows ? static_cast<size_t>(limit) : rows;
   out.order = exec.template alloc<int64_t>(rows);
@@ -143,7 +151,7 @@ template <class Exec> SortedRows<Exec> sort_rows(Exec& exec, const std::vector<S
   if (keys.size() == 1 && first.column.type != kString && first.column.validity == nullptr) {
     auto bits = exec.template alloc<uint64_t>(rows);
     thrust::transform(exec.policy(), order, order + n, bits.data(), detail::SortKeyBits{first});
-    exec.sort_pairs(bits.data(), order, rows);
+    exec.sort_pairs(bits.data(), order, rows, detail::sort_key_bits(first.column.type));
     return out;
   }
   auto device_keys = exec.template alloc<SortKeyView>(keys.size());

@@ -553,6 +553,7 @@ TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {
       {{{b, false}, {0, true}, {v, false}}, -1}, // several keys
       {{}, 5},                                   // a limit alone
       {{{v, true}}, 0},
+      {{{b, true}}, -1},                         // bool: a radix sort of 8 bits
   };
   for (const auto& [keys, limit] : sorts) {
     const Table got = gpu->sort_rows(t, keys, limit);
@@ -560,6 +561,8 @@ TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {
       EXPECT_EQ(got.column(c).host_copy_pending(), got.num_rows() > 0) << schema[c].name << ": left on the device";
     expect_same_table(sluice::sort_rows(t, keys, limit), got);
   }
+  const std::vector<SortKey> past_the_end = {{schema.size(), false}};
+  EXPECT_THROW(gpu->sort_rows(t, past_the_end, -1), Error);
   // A batch the device made is sorted where it is: none of its columns comes back.
   const RecomputedColumns recomputed = recompute_every_column(schema, GetParam().kind);
   const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});

@@ -473,19 +473,22 @@ class CudaBackend final : public ExecutionBackend {
   /// a merge sort otherwise) and the kept rows are gathered there, where they stay as a row
   /// chain's columns do.
   Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) override {
-    std::vector<gpu::ColumnView> columns;
-    for (const Column& c : batch.columns()) {
-      if (c.type() == TypeId::List) return sluice::sort_rows(batch, keys, limit);  // the host gathers lists
-      columns.push_back(view(c));
-    }
-    if (batch.num_rows() == 0) return sluice::sort_rows(batch, keys, limit);
     std::vector<gpu::SortKeySpec> specs;
     for (const SortKey& k : keys) {
       SLUICE_EXPECTS(k.column < batch.num_columns(), "sort: key column " + std::to_string(k.column) + " of a batch of " +
                                                          std::to_string(batch.num_columns()) + " fields");
       specs.push_back(gpu::SortKeySpec{static_cast<int32_t>(k.column), k.descending ? 1 : 0});
     }
-    return table_of(batch, batch.schema(), engine_.sort_rows(columns, batch.num_rows(), specs, limit), "transform");
+    const size_t rows = batch.num_rows();
+    if (keys.empty() && (limit < 0 || static_cast<uint64_t>(limit) >= rows)) return batch;  // nothing to order or drop
+    // No row kept, or no row to move: nothing for the device to do.
+    if (rows == 0 || limit == 0) return sluice::sort_rows(batch, keys, limit);
+    std::vector<gpu::ColumnView> columns;
+    for (const Column& c : batch.columns()) {
+      if (c.type() == TypeId::List) return sluice::sort_rows(batch, keys, limit);  // the host gathers lists
+      columns.push_back(view(c));
+    }
+    return table_of(batch, batch.schema(), engine_.sort_rows(columns, rows, specs, limit), "transform");
   }
 
   /// The steps run as in run_row_chain and their output is reduced where it is: only the
