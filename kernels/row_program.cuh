@@ -16,12 +16,18 @@
 // the host's columns hold there; operations never compute on null operands (no trap on a
 // value that does not exist).
 //
-// Strings are views with a case mapping (see row_program.hpp): lower/upper/trim/substr make
-// no bytes, readers map each byte as they read it (row_byte), and a string result is written
-// in two passes: lengths, a scan into offsets, then the mapped bytes (evaluate_string_rows).
+// Strings make no bytes until a string result is written. A string register is a view of an
+// input's or a literal's bytes, or refers to earlier registers of the same row: a rope is the
+// concatenation of two registers (concat), a slice a window of one (trim and substr of what
+// is not a view), and digits are an int64's decimal text (string()). lower() and upper() set
+// a case mapping instead of copying; readers map each byte as they read it (row_byte). A
+// string result is written in two passes: lengths, a scan into offsets, then the mapped bytes
+// (evaluate_string_rows).
 //
 // The register file is one RowValue per instruction (RowProgram::kMaxInstructions), in
 // local memory; programs are small and every thread runs the same instructions in lockstep.
+// Registers are written once (SSA), so a register that refers to earlier ones stays valid for
+// the whole row; the caller of run_row_program owns the file for as long as it reads strings.
 //
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header
 // beyond the C++17 row_program.hpp and error.hpp.
@@ -48,16 +54,26 @@ namespace sluice::gpu {
 /// How a string register's bytes are read: lower() and upper() set it instead of copying.
 enum RowCase : uint8_t { kRowCaseNone = 0, kRowCaseLower = 1, kRowCaseUpper = 2 };
 
-/// One register: an int64 (bools are 0/1), a double, or a string view; and its validity.
+/// Where a string register's bytes are (see the top of this file).
+enum RowStringKind : uint8_t { kRowView = 0, kRowRope = 1, kRowSlice = 2, kRowDigits = 3 };
+
+/// One register: an int64 (bools are 0/1), a double, or a string; and its validity.
 struct RowValue {
   union {
-    int64_t i;
+    int64_t i;      ///< also the value of a digits string
     double f;
-    const char* s;
+    const char* s;  ///< a view's bytes
+    struct {
+      int32_t left, right;  ///< registers
+    } rope;
+    struct {
+      int32_t base, start;  ///< a register, and the first of its bytes in the slice
+    } slice;
   };
-  int32_t length;    ///< strings: bytes at s
+  int32_t length;    ///< strings: bytes
   uint8_t valid;
   uint8_t case_map;  ///< strings: a RowCase, applied to every byte read
+  uint8_t kind;      ///< strings: a RowStringKind
 };
 
 __host__ __device__ inline RowValue row_value(uint8_t valid) {
@@ -66,6 +82,7 @@ __host__ __device__ inline RowValue row_value(uint8_t valid) {
   v.length = 0;
   v.valid = valid;
   v.case_map = kRowCaseNone;
+  v.kind = kRowView;
   return v;
 }
 __host__ __device__ inline RowValue row_null() { return row_value(0); }
@@ -118,37 +135,81 @@ __host__ __device__ inline double row_fdiv(double a, double b) {
 
 __host__ __device__ inline int64_t row_wrap(uint64_t x) { return static_cast<int64_t>(x); }
 
-/// Byte @p k of string register @p v as the program sees it: through its case mapping, which
-/// changes ASCII letters only, as the host's lower() and upper() do.
-__host__ __device__ inline char row_byte(const RowValue& v, int32_t k) {
-  const char c = v.s[k];
-  if (v.case_map == kRowCaseLower) return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
-  if (v.case_map == kRowCaseUpper) return c >= 'a' && c <= 'z' ? static_cast<char>(c - ('a' - 'A')) : c;
+/// The magnitude of @p x (INT64_MIN included) as unsigned.
+__host__ __device__ inline uint64_t row_magnitude(int64_t x) { return x < 0 ? 0ull - static_cast<uint64_t>(x) : static_cast<uint64_t>(x); }
+
+/// The length of std::to_string(@p x).
+__host__ __device__ inline int32_t row_decimal_length(int64_t x) {
+  int32_t digits = 1;
+  for (uint64_t m = row_magnitude(x); m >= 10; m /= 10) ++digits;
+  return digits + (x < 0 ? 1 : 0);
+}
+
+/// Byte @p k of std::to_string(@p x), whose length is @p length.
+__host__ __device__ inline char row_decimal_byte(int64_t x, int32_t length, int32_t k) {
+  if (x < 0 && k == 0) return '-';
+  uint64_t m = row_magnitude(x);
+  for (int32_t right = length - 1 - k; right > 0; --right) m /= 10;
+  return static_cast<char>('0' + m % 10);
+}
+
+/// Byte @p k of string register @p v (registers @p reg of its row) as the program sees it:
+/// through the outermost case mapping on the way to the byte, which changes ASCII letters
+/// only, as the host's lower() and upper() do (lower(upper(s)) is lower(s)).
+__host__ __device__ inline char row_byte(const RowValue* reg, const RowValue& value, int32_t k) {
+  const RowValue* v = &value;
+  uint8_t mapping = v->case_map;
+  char c = 0;
+  for (;;) {
+    if (v->kind == kRowView) {
+      c = v->s[k];
+      break;
+    }
+    if (v->kind == kRowDigits) {
+      c = row_decimal_byte(v->i, v->length, k);
+      break;
+    }
+    if (v->kind == kRowSlice) {
+      k += v->slice.start;
+      v = &reg[v->slice.base];
+    } else {
+      const RowValue& left = reg[v->rope.left];
+      if (k < left.length) {
+        v = &left;
+      } else {
+        k -= left.length;
+        v = &reg[v->rope.right];
+      }
+    }
+    if (mapping == kRowCaseNone) mapping = v->case_map;
+  }
+  if (mapping == kRowCaseLower) return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+  if (mapping == kRowCaseUpper) return c >= 'a' && c <= 'z' ? static_cast<char>(c - ('a' - 'A')) : c;
   return c;
 }
 
 /// -1 when a < b, 0 when equal, 1 when greater: bytes as unsigned, a proper prefix first
 /// (std::string_view::compare).
-__host__ __device__ inline int row_compare_strings(const RowValue& a, const RowValue& b) {
+__host__ __device__ inline int row_compare_strings(const RowValue* reg, const RowValue& a, const RowValue& b) {
   const int32_t n = a.length < b.length ? a.length : b.length;
   for (int32_t k = 0; k < n; ++k) {
-    const auto x = static_cast<unsigned char>(row_byte(a, k)), y = static_cast<unsigned char>(row_byte(b, k));
+    const auto x = static_cast<unsigned char>(row_byte(reg, a, k)), y = static_cast<unsigned char>(row_byte(reg, b, k));
     if (x != y) return x < y ? -1 : 1;
   }
   return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
 }
 
 /// True when all of @p part appears in @p s at byte @p at (the caller checks that it fits).
-__host__ __device__ inline bool row_matches_at(const RowValue& s, int32_t at, const RowValue& part) {
+__host__ __device__ inline bool row_matches_at(const RowValue* reg, const RowValue& s, int32_t at, const RowValue& part) {
   for (int32_t k = 0; k < part.length; ++k)
-    if (row_byte(s, at + k) != row_byte(part, k)) return false;
+    if (row_byte(reg, s, at + k) != row_byte(reg, part, k)) return false;
   return true;
 }
 
 /// std::string_view::find(part) != npos (an empty part is found everywhere).
-__host__ __device__ inline bool row_contains(const RowValue& s, const RowValue& part) {
+__host__ __device__ inline bool row_contains(const RowValue* reg, const RowValue& s, const RowValue& part) {
   for (int32_t at = 0; part.length <= s.length - at; ++at)  // no int32 overflow near 2^31
-    if (row_matches_at(s, at, part)) return true;
+    if (row_matches_at(reg, s, at, part)) return true;
   return false;
 }
 
@@ -156,29 +217,83 @@ __host__ __device__ inline bool row_contains(const RowValue& s, const RowValue& 
 /// so the raw byte answers as well as the case-mapped one.
 __host__ __device__ inline bool row_is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-/// trim(s): the view without its leading and trailing whitespace (keeps the case mapping).
-__host__ __device__ inline RowValue row_trim(RowValue v) {
-  int32_t first = 0, end = v.length;
-  while (first < end && row_is_space(v.s[first])) ++first;
-  while (end > first && row_is_space(v.s[end - 1])) --end;
-  v.s += first;
-  v.length = end - first;
+/// Bytes [first, first + length) of string register @p index (@p v, registers @p reg): a
+/// view stays a view of fewer bytes (keeping its case mapping); anything else becomes a slice
+/// of the register.
+__host__ __device__ inline RowValue row_window(const RowValue* reg, int32_t index, int32_t first, int32_t length) {
+  RowValue v = reg[index];
+  if (v.kind == kRowView) {
+    v.s += first;
+  } else {
+    v = row_value(1);
+    v.kind = kRowSlice;
+    v.slice.base = index;
+    v.slice.start = first;
+  }
+  v.length = length;
   return v;
 }
 
-/// substr(s, start, length) as the host clamps it: a negative start counts from the end and
-/// stops at 0, a start past the end is the end, the length is clamped to [0, bytes left].
-/// No int64 overflows: size + start with start < 0 stays within range.
-__host__ __device__ inline RowValue row_substr(RowValue v, int64_t start, int64_t length) {
-  const int64_t size = v.length;
+/// trim(s) of string register @p index: without its leading and trailing whitespace.
+__host__ __device__ inline RowValue row_trim(const RowValue* reg, int32_t index) {
+  const RowValue& v = reg[index];
+  int32_t first = 0, end = v.length;
+  while (first < end && row_is_space(row_byte(reg, v, first))) ++first;
+  while (end > first && row_is_space(row_byte(reg, v, end - 1))) --end;
+  return row_window(reg, index, first, end - first);
+}
+
+/// substr(s, start, length) of string register @p index as the host clamps it: a negative
+/// start counts from the end and stops at 0, a start past the end is the end, the length is
+/// clamped to [0, bytes left]. No int64 overflows: size + start with start < 0 stays within range.
+__host__ __device__ inline RowValue row_substr(const RowValue* reg, int32_t index, int64_t start, int64_t length) {
+  const int64_t size = reg[index].length;
   int64_t first = start;
   if (first < 0) first = size + first < 0 ? 0 : size + first;
   if (first > size) first = size;
   const int64_t left = size - first;
   const int64_t count = length < 0 ? 0 : length > left ? left : length;
-  v.s += first;
-  v.length = static_cast<int32_t>(count);
+  return row_window(reg, index, static_cast<int32_t>(first), static_cast<int32_t>(count));
+}
+
+/// concat(a, b) of string registers @p left and @p right. Over 2^31 - 1 bytes it stops there,
+/// and the result column's size check fails the whole expression, as the host's does.
+__host__ __device__ inline RowValue row_concat(const RowValue* reg, int32_t left, int32_t right) {
+  RowValue v = row_value(1);
+  v.kind = kRowRope;
+  v.rope.left = left;
+  v.rope.right = right;
+  const int64_t length = static_cast<int64_t>(reg[left].length) + reg[right].length;
+  v.length = length > INT32_MAX ? INT32_MAX : static_cast<int32_t>(length);
   return v;
+}
+
+/// string(x) of an int64: std::to_string's decimal text.
+__host__ __device__ inline RowValue row_decimal(int64_t x) {
+  RowValue v = row_value(1);
+  v.kind = kRowDigits;
+  v.i = x;
+  v.length = row_decimal_length(x);
+  return v;
+}
+
+/// int(s) of string register @p v: std::from_chars's -?[0-9]+ within int64, all of it.
+__host__ __device__ inline bool row_parse_integer(const RowValue* reg, const RowValue& v, int64_t& out) {
+  if (v.kind == kRowView) return csv_parse_integer(v.s, v.length, false, out) == kCsvFieldOk;
+  // The same rule read byte by byte (the case mapping changes no digit and no '-').
+  int32_t k = 0;
+  const bool negative = v.length > 0 && row_byte(reg, v, 0) == '-';
+  if (negative) k = 1;
+  if (k == v.length) return false;
+  const uint64_t limit = negative ? 9223372036854775808ull : 9223372036854775807ull;
+  uint64_t m = 0;
+  for (; k < v.length; ++k) {
+    const uint32_t d = static_cast<uint32_t>(static_cast<unsigned char>(row_byte(reg, v, k))) - static_cast<uint32_t>('0');
+    if (d > 9 || m > (limit - d) / 10) return false;
+    m = m * 10 + d;
+  }
+  out = negative ? -static_cast<int64_t>(m - 1) - 1 : static_cast<int64_t>(m);
+  return true;
 }
 
 /// lower(s) and upper(s): the same view read through @p mapping. The outer call decides
@@ -273,7 +388,8 @@ __host__ __device__ inline int32_t row_operand_count(RowProgram::Op op) {
     case Op::Length:
     case Op::Lower:
     case Op::Upper:
-    case Op::Trim: return 1;
+    case Op::Trim:
+    case Op::IntToString: return 1;
     case Op::If:
     case Op::Substr: return 3;
     default: return 2;
@@ -294,9 +410,9 @@ __host__ __device__ inline bool row_propagates_nulls(RowProgram::Op op) {
 }
 
 /// Instruction @p ins on valid operands @p a, @p b, @p c (null-propagating opcodes only;
-/// unused operands repeat @p a).
-__host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins, const RowValue& a, const RowValue& b,
-                                              const RowValue& c) {
+/// unused operands repeat @p a), the registers of the row so far being @p reg.
+__host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProgram::Instruction& ins, const RowValue& a,
+                                              const RowValue& b, const RowValue& c) {
   using Op = RowProgram::Op;
   switch (ins.op) {
     case Op::IntToFloat: return row_float(static_cast<double>(a.i));
@@ -308,10 +424,10 @@ __host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins
       return a.f >= -kLimit && a.f < kLimit ? row_int(static_cast<int64_t>(a.f)) : row_null();
     }
     case Op::StringToInt: {
-      // The case mapping is ignored: from_chars fails on any letter, upper or lower case.
       int64_t v = 0;
-      return csv_parse_integer(a.s, a.length, false, v) == kCsvFieldOk ? row_int(v) : row_null();
+      return row_parse_integer(reg, a, v) ? row_int(v) : row_null();
     }
+    case Op::IntToString: return row_decimal(a.i);
 
     case Op::NegInt: return row_int(row_wrap(0ull - static_cast<uint64_t>(a.i)));
     case Op::AddInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) + static_cast<uint64_t>(b.i)));
@@ -340,31 +456,35 @@ __host__ __device__ inline RowValue row_apply(const RowProgram::Instruction& ins
     case Op::MinFloat: return row_float(b.f < a.f ? b.f : a.f);
     case Op::MaxFloat: return row_float(a.f < b.f ? b.f : a.f);
     // std::min and std::max: the register chosen keeps its own case mapping.
-    case Op::MinString: return row_compare_strings(b, a) < 0 ? b : a;
-    case Op::MaxString: return row_compare_strings(a, b) < 0 ? b : a;
+    case Op::MinString: return row_compare_strings(reg, b, a) < 0 ? b : a;
+    case Op::MaxString: return row_compare_strings(reg, a, b) < 0 ? b : a;
 
     case Op::CompareBool:
     case Op::CompareInt: return row_int(row_compare_values(ins.flags, a.i, b.i));
     case Op::CompareFloat: return row_int(row_compare_values(ins.flags, a.f, b.f));
-    case Op::CompareString: return row_int(row_compares(ins.flags, row_compare_strings(a, b)));
+    case Op::CompareString: return row_int(row_compares(ins.flags, row_compare_strings(reg, a, b)));
 
     case Op::Not: return row_int(a.i == 0);
     case Op::Length: return row_int(a.length);
-    case Op::Contains: return row_int(row_contains(a, b));
-    case Op::StartsWith: return row_int(b.length <= a.length && row_matches_at(a, 0, b));
-    case Op::EndsWith: return row_int(b.length <= a.length && row_matches_at(a, a.length - b.length, b));
+    case Op::Contains: return row_int(row_contains(reg, a, b));
+    case Op::StartsWith: return row_int(b.length <= a.length && row_matches_at(reg, a, 0, b));
+    case Op::EndsWith: return row_int(b.length <= a.length && row_matches_at(reg, a, a.length - b.length, b));
     case Op::Lower: return row_case_mapped(a, kRowCaseLower);
     case Op::Upper: return row_case_mapped(a, kRowCaseUpper);
-    case Op::Trim: return row_trim(a);
-    case Op::Substr: return row_substr(a, b.i, c.i);
+    case Op::Trim: return row_trim(reg, ins.args[0]);
+    case Op::Substr: return row_substr(reg, ins.args[0], b.i, c.i);
+    case Op::Concat: return row_concat(reg, ins.args[0], ins.args[1]);
     default: return row_null();
   }
 }
 
-/// Runs @p program on row @p row and returns its result register.
-__host__ __device__ inline RowValue run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row) {
+/// A row's registers: a string result refers into them until it is written.
+using RowRegisters = RowValue[RowProgram::kMaxInstructions];
+
+/// Runs @p program on row @p row in the registers @p reg and returns its result register.
+__host__ __device__ inline const RowValue& run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row,
+                                                           RowRegisters& reg) {
   using Op = RowProgram::Op;
-  RowValue reg[RowProgram::kMaxInstructions];
   for (int32_t k = 0; k < program.count; ++k) {
     const RowProgram::Instruction& ins = program.instructions[k];
     RowValue& out = reg[k];
@@ -408,7 +528,7 @@ __host__ __device__ inline RowValue run_row_program(const RowProgramView& progra
     const RowValue& a = reg[ins.args[0]];
     const RowValue& b = reg[ins.args[1] >= 0 ? ins.args[1] : ins.args[0]];
     const RowValue& c = reg[ins.args[2] >= 0 ? ins.args[2] : ins.args[0]];
-    out = a.valid && b.valid && c.valid ? row_apply(ins, a, b, c) : row_null();
+    out = a.valid && b.valid && c.valid ? row_apply(reg, ins, a, b, c) : row_null();
   }
   return reg[program.result];
 }
@@ -420,7 +540,8 @@ struct RowProgramWriter {
   void* values;
   uint8_t* valid;
   __host__ __device__ void operator()(int64_t row) const {
-    const RowValue v = run_row_program(program, inputs, row);
+    RowRegisters reg;
+    const RowValue& v = run_row_program(program, inputs, row, reg);
     valid[row] = v.valid;
     switch (program.result_type) {
       case kBool: static_cast<uint8_t*>(values)[row] = static_cast<uint8_t>(v.i); break;
@@ -437,7 +558,8 @@ struct RowStringMeasure {
   int32_t* lengths;
   uint8_t* valid;
   __host__ __device__ void operator()(int64_t row) const {
-    const RowValue v = run_row_program(program, inputs, row);
+    RowRegisters reg;
+    const RowValue& v = run_row_program(program, inputs, row, reg);
     valid[row] = v.valid;
     lengths[row] = v.valid ? v.length : 0;
   }
@@ -453,8 +575,9 @@ struct RowStringCopy {
   __host__ __device__ void operator()(int64_t row) const {
     const int32_t first = offsets[row];
     if (offsets[row + 1] == first) return;
-    const RowValue v = run_row_program(program, inputs, row);
-    for (int32_t k = 0; k < v.length; ++k) chars[first + k] = row_byte(v, k);
+    RowRegisters reg;
+    const RowValue& v = run_row_program(program, inputs, row, reg);
+    for (int32_t k = 0; k < v.length; ++k) chars[first + k] = row_byte(reg, v, k);
   }
 };
 
@@ -463,7 +586,8 @@ struct RowProgramPredicate {
   RowProgramView program;
   const ColumnView* inputs;
   __host__ __device__ bool operator()(int64_t row) const {
-    const RowValue v = run_row_program(program, inputs, row);
+    RowRegisters reg;
+    const RowValue& v = run_row_program(program, inputs, row, reg);
     return v.valid && v.i != 0;
   }
 };

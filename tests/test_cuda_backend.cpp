@@ -391,7 +391,7 @@ struct RecomputedColumns {
 RecomputedColumns recompute_every_column(const Schema& schema, KeyKind kind) {
   std::vector<std::string> keys;
   if (kind == KeyKind::Strings) keys = {"upper(s)"};
-  else if (kind == KeyKind::NullableStringAndInt) keys = {"upper(s)", "n + 1"};
+  else if (kind == KeyKind::NullableStringAndInt) keys = {"upper(s)", "n + 1", "concat(s, '#', n, '#', string(v > 0))"};
   else if (kind == KeyKind::Floats) keys = {"k * 2.0"};
   else keys = {"k + 1"};
   std::vector<std::string> texts = keys;

@@ -332,7 +332,7 @@ class ExpressionGenerator {
   struct Generated {
     std::string text;
     Kind kind = Kind::Bool;
-    bool refused_function = false;  ///< uses concat, string() or float(string)
+    bool refused_function = false;  ///< uses the text of a float (string(), concat()) or float(string)
   };
 
   Generated next() {
@@ -462,9 +462,17 @@ class ExpressionGenerator {
       case 7: return call("substr", {gen(Kind::Str, d), substr_bound(d), substr_bound(d)});
       case 8:
         if (uniform() < 0.3) {
-          refused_ = true;
-          if (uniform() < 0.5) return call("concat", {gen(Kind::Str, d), gen(any_kind(), d)});
-          return call("string", {gen(any_kind(), d)});
+          // Text of any kind; a float's stays on the host (kept from being a null literal,
+          // whose text compiles).
+          const Kind kind = any_kind();
+          std::string arg = gen(kind, d);
+          if (kind == Kind::Float) {
+            refused_ = true;
+            arg = "(" + arg + " + 0.5)";
+          }
+          if (uniform() < 0.5) return call("concat", {gen(Kind::Str, d), arg});
+          if (uniform() < 0.3) return call("concat", {arg, gen(Kind::Str, d), gen(Kind::Str, d)});
+          return call("string", {arg});
         }
         return leaf(Kind::Str);
       default: return leaf(Kind::Str);
@@ -844,6 +852,39 @@ TEST(ExpressionOnHost, TrimStripsAsciiWhitespaceOnly) {
     EXPECT_TRUE(same_as_host(text, t)) << text;
 }
 
+// concat and string() build no bytes until the result is written: a rope of registers, an
+// int64's digits, and trim/substr/int() over them, with case mappings met on the way.
+TEST(ExpressionOnHost, ConcatAndStringOfIntsAndBoolsMakeTheHostsText) {
+  Column s(TypeId::String, true), i(TypeId::Int64, true), b(TypeId::Bool);
+  const std::vector<std::optional<std::string>> texts = {"ab", "", "  Mid Dle ", std::nullopt, "9223372036854775807", "x"};
+  const std::vector<std::optional<int64_t>> ints = {0, -7, kInt64Min, 42, kInt64Max, std::nullopt};
+  for (size_t r = 0; r < texts.size(); ++r) {
+    texts[r] ? s.append_string(*texts[r]) : s.append_null();
+    ints[r] ? i.append<int64_t>(*ints[r]) : i.append_null();
+    b.append<uint8_t>(r % 2);
+  }
+  const Table t(Schema{{"s", TypeId::String, true}, {"i", TypeId::Int64, true}, {"b", TypeId::Bool}}, {s, i, b});
+  EXPECT_EQ(device_strings("string(i)", t),
+            (Strings{"0", "-7", "-9223372036854775808", "42", "9223372036854775807", std::nullopt}));
+  EXPECT_EQ(device_strings("concat(s, '|', i, '|', b)", t),
+            (Strings{"ab|0|false", "|-7|true", "  Mid Dle |-9223372036854775808|false", std::nullopt,
+                     "9223372036854775807|9223372036854775807|false", std::nullopt}));
+  EXPECT_EQ(device_strings("upper(concat(lower(s), '-', string(b)))", t)[2], "  MID DLE -FALSE");
+  EXPECT_EQ(device_strings("concat(upper(s), lower('-Q-'))", t)[2], "  MID DLE -q-");
+  EXPECT_EQ(device_strings("trim(concat('  ', s, ' '))", t)[2], "Mid Dle");
+  EXPECT_EQ(device_strings("substr(concat(s, 'xyz'), -4, 3)", t)[0], "bxy");
+  EXPECT_EQ(device_values<int64_t>("int(concat('-', s))", t)[4], std::optional<int64_t>(-kInt64Max));
+  EXPECT_EQ(device_values<int64_t>("int(concat(s, '0'))", t)[4], std::nullopt) << "past int64";
+  EXPECT_EQ(device_values<int64_t>("int(concat('-', substr(s, 0, 18), '8'))", t)[4], std::optional<int64_t>(kInt64Min));
+  for (const char* text :
+       {"len(concat(s, i))", "concat(s, s) == concat(s, s)", "contains(concat(s, 'b', i), 'b-')", "starts_with(concat(i, s), '-9')",
+        "ends_with(concat(s, i), '7')", "min(concat(s, 'z'), concat(i, s))", "max(upper(concat(s, 'a')), lower(concat('A', s)))",
+        "lower(substr(upper(concat(s, 'Q')), 1, 3))", "trim(substr(concat(' ', s, ' '), 1, 4))", "substr(trim(concat(s, ' ')), 0, 2)",
+        "if(b, concat(s, 'y'), string(i))", "coalesce(concat(s, i), string(i), 'none')", "concat(string(null), s)",
+        "concat(concat(s, '.'), concat(i, '.'), b)", "int(trim(concat(' ', string(i), ' ')))", "string(-i)", "string(i * 1000)"})
+    EXPECT_TRUE(same_as_host(text, t)) << text;
+}
+
 TEST(ExpressionOnHost, CaseMappingsMeetInComparisonsAndMinMax) {
   Column s(TypeId::String), n(TypeId::String, true);
   const std::vector<std::string> a = {"abc", "ABC", "aBc", "a@[`{z", "Zz", "\xe0\xc0", "", "12", "-7a"};
@@ -968,8 +1009,8 @@ TEST(ExpressionOnHost, ProgramsShareLoadsAndCoercions) {
 TEST(ExpressionOnHost, CompileRefusesWhatTheDeviceDoesNotRun) {
   const Schema schema{{"i", TypeId::Int32},  {"x", TypeId::Float64}, {"s", TypeId::String, true}, {"b", TypeId::Bool},
                       {"l", TypeId::List, false, {Field("v", TypeId::Int64)}}};
-  for (const char* text : {"i", "(i)", "((s))", "l", "s", "concat(s, 'x')", "len(concat(s, 1))", "is_null(concat(s, s))",
-                           "string(i) == '1'", "string(b)", "upper(string(i))", "float(s) > 1.0", "float(lower(s))"})
+  for (const char* text : {"i", "(i)", "((s))", "l", "s", "string(x)", "concat(s, x)", "len(concat(s, 1.5))", "float(s) > 1.0",
+                           "float(lower(s))"})
     EXPECT_FALSE(Expression::parse(text).compile(schema).has_value()) << text;
   // Errors are the host's, not a refusal.
   EXPECT_THROW(Expression::parse("missing > 1").compile(schema), Error);
@@ -980,7 +1021,9 @@ TEST(ExpressionOnHost, CompileRefusesWhatTheDeviceDoesNotRun) {
   for (const char* text : {"1", "2.5", "true", "null", "-i", "s == 'x'", "min(s, 'x') == 'x'", "len(if(b, s, 'abc'))", "int(s)",
                            "is_null(s)", "int(x)", "float(b)", "round(i)", "'text'", "if(b, s, 'x')", "coalesce(s, 'x')",
                            "min(s, 'x')", "lower(s) == 'a'", "upper(s) == 'A'", "trim(s) == ''", "len(substr(s, 0, 2))",
-                           "is_null(lower(s))", "if(b, len(trim(s)), 0)", "(lower(s))", "trim(upper(s))", "substr(s, i, -1)"})
+                           "is_null(lower(s))", "if(b, len(trim(s)), 0)", "(lower(s))", "trim(upper(s))", "substr(s, i, -1)",
+                           "concat(s, 'x')", "len(concat(s, 1))", "is_null(concat(s, s))", "string(i) == '1'", "string(b)",
+                           "upper(string(i))", "concat(s)", "string(null)", "int(concat('-', string(i)))"})
     EXPECT_TRUE(Expression::parse(text).compile(schema).has_value()) << text;
   const std::optional<RowProgram> lower = Expression::parse("lower(s)").compile(schema);
   EXPECT_EQ(lower->result_type, kString);

@@ -327,15 +327,16 @@ streams:
           label: "upper(region)"
           short: "coalesce(substr(trim(note), 0, 2), lower(region))"
           tag: "concat(region, '-', string(qty))"
+          price_text: "string(price)"
 )Y";
   const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"EU\""), std::string::npos) << on_cpu;
-  // Four batches: a filter each, and per batch one evaluate call carrying the seven
-  // expressions the device runs (region is a bare field, copied on the host, and tag makes
-  // new strings with concat, on the host too).
+  // Four batches: a filter each, and per batch one evaluate call carrying the eight
+  // expressions the device runs (region is a bare field, copied on the host, and the text of
+  // a float is written on the host too).
   EXPECT_EQ(kernels->filter_calls.load(), 4);
   EXPECT_EQ(kernels->evaluate_calls.load(), 4);
-  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 7);
+  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 8);
   EXPECT_NE(on_cpu.find("\"eu-3\""), std::string::npos) << on_cpu;
 }
 
@@ -504,10 +505,12 @@ streams:
 )Y",
        "[\"us\",\"a\",2]", 1, 2},
       // One operation fuses too (and reads region and qty only, not price or text); a map
-      // with a host expression (concat) does not fuse.
+      // with a host expression (the text of a float) does not fuse.
       {"      - filter: \"qty > 0\"\n      - combine_by_key: {key: region, aggregates: {items: \"sum(qty)\"}}\n", "[\"eu\",3]", 1, 2},
-      {"      - map: {tag: \"concat(region, '!')\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
-       "[\"us!\",4]", 0, 0},
+      {"      - map: {tag: \"coalesce(region, string(price))\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
+       "[\"us\",4]", 0, 0},
+      {"      - map: {tag: \"concat(region, '!', qty)\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
+       "[\"us!2\",4]", 1, 2},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.ops);

@@ -13,9 +13,10 @@
 /// evaluator (src/pipeline/expression.cpp) promotes.
 ///
 /// Register types (Instruction::type, sluice::TypeId values): Bool (0 or 1), Int64, Float64,
-/// and String, which is a view (bytes and length) of an input column or of a literal plus a
-/// case mapping (none, lower or upper). No instruction makes new string bytes: Trim and Substr
-/// narrow the view, Lower and Upper set the mapping, and every reader of the bytes
+/// and String, whose bytes are those of an input column or of a literal, or those of earlier
+/// registers of the same row (Concat joins two, IntToString spells an int64), read through a
+/// case mapping (none, lower or upper). No instruction writes string bytes: Trim and Substr
+/// narrow what they read, Lower and Upper set the mapping, and every reader of the bytes
 /// (comparisons, Contains/StartsWith/EndsWith, MinString/MaxString, the writer of a string
 /// result) sees them mapped. The outer mapping wins (lower(upper(s)) reads as lower(s)), and
 /// narrowing keeps it: ASCII case mapping changes neither lengths nor which bytes are
@@ -89,9 +90,12 @@ struct RowProgram {
     /// the end and stops at 0, a start past the end gives "", a negative length gives "", a
     /// length past the end stops there.
     Substr,
+    // Strings made of other strings and of numbers.
+    Concat,       ///< args[0]'s bytes, then args[1]'s (n-ary concat is a chain)
+    IntToString,  ///< std::to_string of an int64
   };
   /// The last opcode (the range the upload accepts).
-  static constexpr Op kLastOp = Op::Substr;
+  static constexpr Op kLastOp = Op::IntToString;
 
   enum class Comparison : int32_t { Eq, Ne, Lt, Le, Gt, Ge };
 

@@ -1542,11 +1542,34 @@ class RowProgramCompiler {
     }
   }
 
+  /// As Evaluator::to_string: strings as they are, int64s as their decimal text, bools as
+  /// "true" or "false" (an if over two literals). Floats stay on the host, whose shortest
+  /// round-trip text the device does not write.
+  Reg text_of(const Reg& r) {
+    if (r.null_literal) return coerce(r, TypeId::String);
+    switch (r.type) {
+      case TypeId::String: return r;
+      case TypeId::Int64: return emit(POp::IntToString, TypeId::String, r.nullable, {r.index});
+      case TypeId::Bool: {
+        const Reg yes = literal(Value(std::string("true"))), no = literal(Value(std::string("false")));
+        return emit(POp::If, TypeId::String, r.nullable, {r.index, yes.index, no.index});
+      }
+      default: throw Unsupported{};
+    }
+  }
+
   Reg call(const ExprNode& n) {
-    // They make new bytes (string registers are views of inputs and literals).
-    if (n.fn == Fn::Concat || n.fn == Fn::String) throw Unsupported{};
     std::vector<Reg> args;
     for (const auto& arg : n.args) args.push_back(node(*arg));
+    if (n.fn == Fn::String) return text_of(args[0]);
+    if (n.fn == Fn::Concat) {
+      Reg out = text_of(args[0]);
+      for (size_t k = 1; k < args.size(); ++k) {
+        const Reg next = text_of(args[k]);
+        out = emit(POp::Concat, TypeId::String, out.nullable || next.nullable, {out.index, next.index});
+      }
+      return out;
+    }
     switch (n.fn) {
       case Fn::Len: {
         const Reg s = coerce(args[0], TypeId::String);

@@ -118,14 +118,15 @@ class Expression {
   /// Returns nullopt for what the device does not run:
   /// - a bare field reference, parenthesized or not (copying a column needs no kernel), which
   ///   is also the only way to get a List result;
-  /// - anywhere in the tree, concat() or string(): they make new string bytes, and string
-  ///   registers are views of inputs and literals;
+  /// - anywhere in the tree, the text of a float (string() or concat() of one): the host's
+  ///   shortest round-trip spelling is not on the device;
   /// - float() of a string (correctly rounded decimal parsing is not on the device);
   /// - programs longer than RowProgram::kMaxInstructions.
   /// Everything else compiles. Results are bool, int64, float64 or string; strings, in the
-  /// middle or as the result, are views: string fields (not bare at the top), literals,
-  /// if/coalesce/min/max of strings, and lower, upper, trim, substr, which narrow the view or
-  /// set a case mapping the readers apply (see RowProgram). Strings feed comparisons, len,
+  /// middle or as the result, are string fields (not bare at the top), literals,
+  /// if/coalesce/min/max of strings, concat() and string() of strings, int64s and bools, and
+  /// lower, upper, trim, substr, which narrow what they read or set a case mapping the
+  /// readers apply (see RowProgram). Strings feed comparisons, len,
   /// contains, starts_with, ends_with and int(). A string result has result_type String and
   /// runs through evaluate_string_rows (kernels/row_program.cuh), not evaluate_rows.
   /// @throw sluice::Error as result_type() does for @p schema.
