@@ -74,6 +74,7 @@ struct RowValue {
   uint8_t valid;
   uint8_t case_map;  ///< strings: a RowCase, applied to every byte read
   uint8_t kind;      ///< strings: a RowStringKind
+  uint8_t too_long;  ///< strings: a concat that would pass 2^31 - 1 bytes made it (the run fails)
 };
 
 __host__ __device__ inline RowValue row_value(uint8_t valid) {
@@ -83,6 +84,7 @@ __host__ __device__ inline RowValue row_value(uint8_t valid) {
   v.valid = valid;
   v.case_map = kRowCaseNone;
   v.kind = kRowView;
+  v.too_long = 0;
   return v;
 }
 __host__ __device__ inline RowValue row_null() { return row_value(0); }
@@ -229,6 +231,7 @@ __host__ __device__ inline RowValue row_window(const RowValue* reg, int32_t inde
     v.kind = kRowSlice;
     v.slice.base = index;
     v.slice.start = first;
+    v.too_long = reg[index].too_long;
   }
   v.length = length;
   return v;
@@ -256,8 +259,8 @@ __host__ __device__ inline RowValue row_substr(const RowValue* reg, int32_t inde
   return row_window(reg, index, static_cast<int32_t>(first), static_cast<int32_t>(count));
 }
 
-/// concat(a, b) of string registers @p left and @p right. Over 2^31 - 1 bytes it stops there,
-/// and the result column's size check fails the whole expression, as the host's does.
+/// concat(a, b) of string registers @p left and @p right. A string over 2^31 - 1 bytes is
+/// marked too long (its length stops there), and the run fails as the host's evaluation does.
 __host__ __device__ inline RowValue row_concat(const RowValue* reg, int32_t left, int32_t right) {
   RowValue v = row_value(1);
   v.kind = kRowRope;
@@ -265,6 +268,7 @@ __host__ __device__ inline RowValue row_concat(const RowValue* reg, int32_t left
   v.rope.right = right;
   const int64_t length = static_cast<int64_t>(reg[left].length) + reg[right].length;
   v.length = length > INT32_MAX ? INT32_MAX : static_cast<int32_t>(length);
+  v.too_long = reg[left].too_long | reg[right].too_long | (length > INT32_MAX ? 1 : 0);
   return v;
 }
 
@@ -336,6 +340,7 @@ struct RowProgramView {
   int32_t result_type = kBool;
   const char* literal_bytes = nullptr;
   const int32_t* literal_offsets = nullptr;
+  int32_t has_concat = 0;  ///< only then can a row make a string too long, which the kernels report
 };
 
 __host__ __device__ inline RowValue row_load(const RowProgram::Instruction& ins, const ColumnView* inputs, int64_t row) {
@@ -481,10 +486,12 @@ __host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProg
 /// A row's registers: a string result refers into them until it is written.
 using RowRegisters = RowValue[RowProgram::kMaxInstructions];
 
-/// Runs @p program on row @p row in the registers @p reg and returns its result register.
+/// Runs @p program on row @p row in the registers @p reg and returns its result register;
+/// @p too_long is set when a concat made a string over 2^31 - 1 bytes anywhere in the row.
 __host__ __device__ inline const RowValue& run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row,
-                                                           RowRegisters& reg) {
+                                                           RowRegisters& reg, uint8_t& too_long) {
   using Op = RowProgram::Op;
+  too_long = 0;
   for (int32_t k = 0; k < program.count; ++k) {
     const RowProgram::Instruction& ins = program.instructions[k];
     RowValue& out = reg[k];
@@ -529,8 +536,14 @@ __host__ __device__ inline const RowValue& run_row_program(const RowProgramView&
     const RowValue& b = reg[ins.args[1] >= 0 ? ins.args[1] : ins.args[0]];
     const RowValue& c = reg[ins.args[2] >= 0 ? ins.args[2] : ins.args[0]];
     out = a.valid && b.valid && c.valid ? row_apply(reg, ins, a, b, c) : row_null();
+    too_long |= out.too_long;
   }
   return reg[program.result];
+}
+
+/// Records that a row made a string over 2^31 - 1 bytes (programs with a concat only).
+__host__ __device__ inline void row_report_too_long(uint8_t too_long, uint8_t* flag) {
+  if (too_long && flag != nullptr) *flag = 1;
 }
 
 /// Writes one row's result: bools as one byte 0/1, int64, double; and one validity byte.
@@ -539,9 +552,12 @@ struct RowProgramWriter {
   const ColumnView* inputs;
   void* values;
   uint8_t* valid;
+  uint8_t* too_long;
   __host__ __device__ void operator()(int64_t row) const {
     RowRegisters reg;
-    const RowValue& v = run_row_program(program, inputs, row, reg);
+    uint8_t long_string = 0;
+    const RowValue& v = run_row_program(program, inputs, row, reg, long_string);
+    row_report_too_long(long_string, too_long);
     valid[row] = v.valid;
     switch (program.result_type) {
       case kBool: static_cast<uint8_t*>(values)[row] = static_cast<uint8_t>(v.i); break;
@@ -557,9 +573,12 @@ struct RowStringMeasure {
   const ColumnView* inputs;
   int32_t* lengths;
   uint8_t* valid;
+  uint8_t* too_long;
   __host__ __device__ void operator()(int64_t row) const {
     RowRegisters reg;
-    const RowValue& v = run_row_program(program, inputs, row, reg);
+    uint8_t long_string = 0;
+    const RowValue& v = run_row_program(program, inputs, row, reg, long_string);
+    row_report_too_long(long_string, too_long);
     valid[row] = v.valid;
     lengths[row] = v.valid ? v.length : 0;
   }
@@ -576,7 +595,8 @@ struct RowStringCopy {
     const int32_t first = offsets[row];
     if (offsets[row + 1] == first) return;
     RowRegisters reg;
-    const RowValue& v = run_row_program(program, inputs, row, reg);
+    uint8_t long_string = 0;  // the measuring pass has reported it
+    const RowValue& v = run_row_program(program, inputs, row, reg, long_string);
     for (int32_t k = 0; k < v.length; ++k) chars[first + k] = row_byte(reg, v, k);
   }
 };
@@ -585,14 +605,63 @@ struct RowStringCopy {
 struct RowProgramPredicate {
   RowProgramView program;
   const ColumnView* inputs;
+  uint8_t* too_long;
   __host__ __device__ bool operator()(int64_t row) const {
     RowRegisters reg;
-    const RowValue& v = run_row_program(program, inputs, row, reg);
+    uint8_t long_string = 0;
+    const RowValue& v = run_row_program(program, inputs, row, reg, long_string);
+    row_report_too_long(long_string, too_long);
     return v.valid && v.i != 0;
   }
 };
 
 // ---------------------------------------------------------------- upload and kernels
+
+/// The register types an instruction reads and writes, for the upload's check: @p result the
+/// type it writes (-1: its own `type`, as If, Coalesce and ConstNull take), @p operands those of
+/// its operand registers (-1: any; -2: its own `type`).
+inline void row_signature(RowProgram::Op op, int32_t& result, int32_t (&operands)[3]) {
+  using Op = RowProgram::Op;
+  constexpr int32_t B = kBool, I = kInt64, F = kFloat64, S = kString, Own = -2, Any = -1;
+  auto sig = [&](int32_t r, int32_t a = -1, int32_t b = -1, int32_t c = -1) {  // -1: Any
+    result = r;
+    operands[0] = a;
+    operands[1] = b;
+    operands[2] = c;
+  };
+  switch (op) {
+    case Op::LoadBool: case Op::ConstBool: return sig(B);
+    case Op::LoadInt32: case Op::LoadInt64: case Op::ConstInt: return sig(I);
+    case Op::LoadFloat32: case Op::LoadFloat64: case Op::ConstFloat: return sig(F);
+    case Op::LoadString: case Op::ConstString: return sig(S);
+    case Op::ConstNull: return sig(Any);
+    case Op::IntToFloat: return sig(F, I);
+    case Op::BoolToInt: return sig(I, B);
+    case Op::BoolToFloat: return sig(F, B);
+    case Op::FloatToInt: return sig(I, F);
+    case Op::StringToInt: return sig(I, S);
+    case Op::NegInt: case Op::AbsInt: return sig(I, I);
+    case Op::AddInt: case Op::SubInt: case Op::MulInt: case Op::DivInt: case Op::ModInt: case Op::MinInt: case Op::MaxInt:
+      return sig(I, I, I);
+    case Op::NegFloat: case Op::AbsFloat: case Op::FloorFloat: case Op::CeilFloat: case Op::RoundFloat: return sig(F, F);
+    case Op::AddFloat: case Op::SubFloat: case Op::MulFloat: case Op::DivFloat: case Op::ModFloat: case Op::MinFloat:
+    case Op::MaxFloat: return sig(F, F, F);
+    case Op::MinString: case Op::MaxString: case Op::Concat: return sig(S, S, S);
+    case Op::CompareBool: case Op::And: case Op::Or: return sig(B, B, B);
+    case Op::CompareInt: return sig(B, I, I);
+    case Op::CompareFloat: return sig(B, F, F);
+    case Op::CompareString: case Op::Contains: case Op::StartsWith: case Op::EndsWith: return sig(B, S, S);
+    case Op::Not: return sig(B, B);
+    case Op::IsNull: return sig(B, Any);
+    case Op::If: return sig(Any, B, Own, Own);
+    case Op::Coalesce: return sig(Any, Own, Own);
+    case Op::Length: return sig(I, S);
+    case Op::Lower: case Op::Upper: case Op::Trim: return sig(S, S);
+    case Op::Substr: return sig(S, S, I, I);
+    case Op::IntToString: return sig(S, I);
+  }
+  sig(Any);
+}
 
 /// A RowProgram's instructions and literals copied into @p Exec memory.
 template <class Exec> class UploadedRowProgram {
@@ -613,6 +682,7 @@ template <class Exec> class UploadedRowProgram {
     view_.result_type = program.result_type;
     view_.literal_bytes = literal_bytes_.data();
     view_.literal_offsets = literal_offsets_.data();
+    for (const RowProgram::Instruction& ins : program.instructions) view_.has_concat |= ins.op == RowProgram::Op::Concat ? 1 : 0;
   }
 
   const RowProgramView& view() const { return view_; }
@@ -657,6 +727,19 @@ template <class Exec> class UploadedRowProgram {
       }
       if (!ok) fail("instruction " + std::to_string(k) + " (opcode " + std::to_string(static_cast<int32_t>(ins.op)) +
                     ") has an operand out of range");
+      // Registers are read as their opcode says: a register of another type read as a string
+      // would be followed as a pointer or as other registers' indexes.
+      int32_t result = -1, operand_types[3] = {-1, -1, -1};
+      row_signature(ins.op, result, operand_types);
+      ok = ins.type == kBool || ins.type == kInt64 || ins.type == kFloat64 || ins.type == kString;
+      ok = ok && (result == -1 || ins.type == result);
+      const int32_t operands = ins.op <= RowProgram::Op::ConstNull ? 0 : row_operand_count(ins.op);
+      for (int32_t a = 0; a < operands; ++a) {
+        const int32_t want = operand_types[a] == -2 ? ins.type : operand_types[a];
+        ok = ok && (want == -1 || p.instructions[static_cast<size_t>(ins.args[a])].type == want);
+      }
+      if (!ok) fail("instruction " + std::to_string(k) + " (opcode " + std::to_string(static_cast<int32_t>(ins.op)) +
+                    ") reads or writes a register of another type than its opcode takes");
     }
     return p;
   }
@@ -710,6 +793,29 @@ BoundRowProgram<Exec> bind_row_program(Exec& exec, const RowProgram& program, co
   return bound;
 }
 
+/// A byte in Exec memory that the kernels set when a row made a string over 2^31 - 1 bytes;
+/// none for a program without a concat, which cannot.
+template <class Exec> class TooLongStrings {
+ public:
+  TooLongStrings(Exec& exec, const UploadedRowProgram<Exec>& program) {
+    if (!program.view().has_concat) return;
+    flag_ = exec.template alloc<uint8_t>(1);
+    const uint8_t zero = 0;
+    exec.to_device(flag_.data(), &zero, 1);
+  }
+  uint8_t* flag() const { return flag_.size() != 0 ? flag_.data() : nullptr; }
+  /// @throw sluice::Error as the host's evaluator does when a row made one.
+  void check(Exec& exec) const {
+    if (flag_.size() == 0) return;
+    uint8_t set = 0;
+    exec.to_host(&set, flag_.data(), 1);
+    SLUICE_EXPECTS(set == 0, "expression result exceeds 2 GiB of characters in one batch");
+  }
+
+ private:
+  typename Exec::template Array<uint8_t> flag_;
+};
+
 /// Evaluates @p program on @p rows rows of @p inputs (in Exec memory, one ColumnView per entry
 /// of RowProgram::fields, of the field's type): @p out_values gets one value of the result
 /// type per row (bool as uint8_t 0/1, int64_t, double; 0 at null rows) and @p out_valid one
@@ -720,8 +826,10 @@ void evaluate_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const Co
   SLUICE_EXPECTS(program.result_type() != kString,
                  "row program: evaluate_rows writes fixed-width values; a string program needs evaluate_string_rows");
   if (rows == 0) return;
+  const TooLongStrings<Exec> too_long(exec, program);
   thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
-                     RowProgramWriter{program.view(), inputs, out_values, out_valid});
+                     RowProgramWriter{program.view(), inputs, out_values, out_valid, too_long.flag()});
+  too_long.check(exec);
 }
 
 /// A string result in @p Exec memory: an Arrow string column (null rows hold no bytes) with
@@ -750,7 +858,10 @@ StringRows<Exec> evaluate_string_rows(Exec& exec, const UploadedRowProgram<Exec>
   const auto row_count = static_cast<int64_t>(rows);
   if (rows > 0) {
     int32_t* const lengths = out.offsets.data();
-    thrust::for_each_n(exec.policy(), all_rows, row_count, RowStringMeasure{program.view(), inputs, lengths, out.valid.data()});
+    const TooLongStrings<Exec> too_long(exec, program);
+    thrust::for_each_n(exec.policy(), all_rows, row_count,
+                       RowStringMeasure{program.view(), inputs, lengths, out.valid.data(), too_long.flag()});
+    too_long.check(exec);
     // Summed in int64 before the int32 scan, which would overflow silently.
     const int64_t total = thrust::reduce(exec.policy(), lengths, lengths + rows, int64_t{0});
     SLUICE_EXPECTS(total <= INT32_MAX, "row program: the string result of " + std::to_string(rows) + " rows is " +
@@ -772,9 +883,11 @@ template <class Exec>
 size_t select_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, int64_t* out_rows) {
   SLUICE_EXPECTS(program.result_type() == kBool, "row program: select_rows needs a bool program");
   if (rows == 0) return 0;
+  const TooLongStrings<Exec> too_long(exec, program);
   int64_t* const end = thrust::copy_if(exec.policy(), thrust::counting_iterator<int64_t>(0),
                                        thrust::counting_iterator<int64_t>(static_cast<int64_t>(rows)), out_rows,
-                                       RowProgramPredicate{program.view(), inputs});
+                                       RowProgramPredicate{program.view(), inputs, too_long.flag()});
+  too_long.check(exec);
   return static_cast<size_t>(end - out_rows);
 }
 

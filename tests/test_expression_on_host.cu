@@ -348,8 +348,8 @@ class ExpressionGenerator {
   }
 
   static constexpr int kMaxDepth = 5;
-  // Each node compiles to at most two instructions (itself and one coercion per operand), so
-  // this budget keeps programs within RowProgram::kMaxInstructions.
+  // Each node compiles to a few instructions (itself, and per operand a coercion or its text),
+  // so this budget keeps programs within RowProgram::kMaxInstructions; cross_check asserts it.
   static constexpr int kNodeBudget = 24;
 
  private:
@@ -1077,6 +1077,61 @@ TEST(ExpressionOnHost, UploadRejectsMalformedPrograms) {
   EXPECT_THROW((UploadedRowProgram<HostExec>{exec, opcode}), Error);
   EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, good}));
   EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, *Expression::parse("substr(upper('abc'), a, 1)").compile(schema)}));
+  // Registers read as another type than they hold: an int64 followed as a string's bytes or
+  // as other registers, or a string written as an int64.
+  RowProgram text = *Expression::parse("concat('x', string(a))").compile(schema);
+  ASSERT_EQ(text.instructions.back().op, RowProgram::Op::Concat);
+  RowProgram int_as_string = text;
+  for (size_t k = 0; k < text.instructions.size(); ++k)
+    if (text.instructions[k].op == RowProgram::Op::LoadInt64) int_as_string.instructions.back().args[1] = static_cast<int32_t>(k);
+  try {
+    UploadedRowProgram<HostExec>{exec, int_as_string};
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reads or writes a register of another type"), std::string::npos) << e.what();
+  }
+  RowProgram string_as_int = good;
+  string_as_int.instructions[0].type = kString;  // a load of an int64 field, said to be a string
+  EXPECT_THROW((UploadedRowProgram<HostExec>{exec, string_as_int}), Error);
+  EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, text}));
+}
+
+// A concat over 2^31 - 1 bytes in one row fails the run, as the host's evaluation does, for
+// string results and for what reads such a string (its length here). The input claims 1.2e9
+// bytes that nothing reads: lengths alone decide.
+TEST(ExpressionOnHost, AConcatOverTwoGibibytesIsAnError) {
+  const char byte = 'x';
+  const int32_t offsets[] = {0, 1200000000};
+  ColumnView s;
+  s.type = kString;
+  s.offsets = offsets;
+  s.chars = &byte;
+  const Schema schema{{"s", TypeId::String}};
+  HostExec exec;
+  for (const char* text : {"len(concat(s, s))", "concat(s, 'a', s)", "len(concat(s, s)) > 0", "len(concat(s, 'a'))"}) {
+    const RowProgram program = *Expression::parse(text).compile(schema);
+    const UploadedRowProgram<HostExec> uploaded(exec, program);
+    auto inputs = exec.alloc<ColumnView>(1);
+    exec.to_device(inputs.data(), &s, sizeof s);
+    const bool fits = std::string(text) == "len(concat(s, 'a'))";
+    try {
+      if (program.result_type == kString) {
+        evaluate_string_rows(exec, uploaded, inputs.data(), 1);
+      } else if (program.result_type == kBool) {
+        std::vector<int64_t> kept(1);
+        select_rows(exec, uploaded, inputs.data(), 1, kept.data());
+      } else {
+        int64_t value = 0;
+        uint8_t valid = 0;
+        evaluate_rows(exec, uploaded, inputs.data(), 1, &value, &valid);
+        EXPECT_EQ(value, 1200000001) << text;
+      }
+      EXPECT_TRUE(fits) << text << ": expected an error";
+    } catch (const Error& e) {
+      EXPECT_FALSE(fits) << text << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("exceeds 2 GiB of characters"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -161,8 +161,8 @@ class Generator {
 
 // ------------------------------------------------------------------ random expressions
 
-/// Well-typed expressions over the fields of one schema, all of which compile (no concat,
-/// string(), float(string) or null literal); a bare field reference does not compile, and the
+/// Well-typed expressions over the fields of one schema, all of which compile (no text of a
+/// float, float(string) or null literal); a bare field reference does not compile, and the
 /// caller asks again.
 class ExpressionGenerator {
  public:
@@ -229,7 +229,9 @@ class ExpressionGenerator {
           default: return leaf(Kind::Float);
         }
       default:
-        switch (g_.below(6)) {
+        switch (g_.below(8)) {
+          case 5: return "concat(" + gen(Kind::Str, d) + ", " + g_.pick<std::string>({"','", "' '", "'-'"}) + ", " + gen(Kind::Int, d) + ")";
+          case 6: return "string(" + gen(Kind::Bool, d) + ")";
           case 0: return g_.pick<std::string>({"lower", "upper", "trim"}) + "(" + gen(Kind::Str, d) + ")";
           case 1: return "substr(" + gen(Kind::Str, d) + ", " + std::to_string(g_.below(5) - 2) + ", " + std::to_string(g_.below(4)) + ")";
           case 2: return "if(" + gen(Kind::Bool, d) + ", " + gen(Kind::Str, d) + ", " + gen(Kind::Str, d) + ")";

@@ -20,11 +20,12 @@
 /// (comparisons, Contains/StartsWith/EndsWith, MinString/MaxString, the writer of a string
 /// result) sees them mapped. The outer mapping wins (lower(upper(s)) reads as lower(s)), and
 /// narrowing keeps it: ASCII case mapping changes neither lengths nor which bytes are
-/// whitespace, so trim and substr commute with it. StringToInt ignores it (a letter fails the
-/// parse in either case) and Length does not need it.
+/// whitespace, so trim and substr commute with it. StringToInt may read through it (a letter
+/// fails the parse in either case) and Length does not need it. A Concat whose string would
+/// pass 2^31 - 1 bytes fails the whole run, as the host's evaluation does.
 ///
 /// Results: Bool, Int64 or Float64 (kernels/row_program.cuh evaluate_rows, select_rows), or
-/// String (evaluate_string_rows: the views measured, then their mapped bytes copied out).
+/// String (evaluate_string_rows: the strings measured, then their mapped bytes copied out).
 ///
 /// Null rule: an instruction whose operand is null gives null, except where its opcode says
 /// otherwise (And, Or, IsNull, If, Coalesce, and those that can make nulls: DivInt, ModInt,

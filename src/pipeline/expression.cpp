@@ -1551,12 +1551,14 @@ class RowProgramCompiler {
       case TypeId::String: return r;
       case TypeId::Int64: return emit(POp::IntToString, TypeId::String, r.nullable, {r.index});
       case TypeId::Bool: {
-        const Reg yes = literal(Value(std::string("true"))), no = literal(Value(std::string("false")));
-        return emit(POp::If, TypeId::String, r.nullable, {r.index, yes.index, no.index});
+        if (!bool_texts_) bool_texts_ = {literal(Value(std::string("true"))).index, literal(Value(std::string("false"))).index};
+        return emit(POp::If, TypeId::String, r.nullable, {r.index, bool_texts_->first, bool_texts_->second});
       }
       default: throw Unsupported{};
     }
   }
+
+  std::optional<std::pair<int32_t, int32_t>> bool_texts_;  // the registers of "true" and "false", once made
 
   Reg call(const ExprNode& n) {
     std::vector<Reg> args;
