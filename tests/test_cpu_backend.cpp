@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "column_buffers_of.hpp"
 #include "sluice/backend.hpp"
 
 using namespace sluice;
@@ -849,15 +850,7 @@ namespace {
 /// the copies back to the host; it can be told to fail the next ones, or to take its time
 /// (so that readers on other threads overlap a copy).
 struct HeldReplica final : ColumnReplica {
-  explicit HeldReplica(const Column& c) {
-    if (c.type() == TypeId::String) {
-      buffers.offsets.assign(c.offsets().begin(), c.offsets().end());
-      buffers.chars.assign(c.chars().begin(), c.chars().end());
-    } else {
-      buffers.data.assign(c.data(), c.data() + c.size() * fixed_width(c.type()));
-    }
-    if (c.nullable()) buffers.validity.assign(c.validity_bitmap(), c.validity_bitmap() + (c.size() + 7) / 8);
-  }
+  explicit HeldReplica(const Column& c) : buffers(buffers_of(c)) {}
   ColumnBuffers copy_to_host() const override {
     if (failures_left > 0) {
       --failures_left;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aggregate_plan.hpp"
+#include "column_buffers_of.hpp"
 #include "cuda/device_folds.hpp"
 #include "cuda/kernel_inputs.hpp"
 #include "grouped_reduce.cuh"
@@ -44,16 +45,7 @@ struct KernelsReplica final : ColumnReplica {
       : column(std::move(column_)), counts(std::move(counts_)) {}
   ColumnBuffers copy_to_host() const override {
     ++counts->copied_back;
-    Column c = gpu::to_column(column);
-    ColumnBuffers b;
-    if (c.type() == TypeId::String) {
-      b.offsets.assign(c.offsets().begin(), c.offsets().end());
-      b.chars.assign(c.chars().begin(), c.chars().end());
-    } else {
-      b.data.assign(c.data(), c.data() + c.size() * fixed_width(c.type()));
-    }
-    if (c.nullable()) b.validity.assign(c.validity_bitmap(), c.validity_bitmap() + (c.size() + 7) / 8);
-    return b;
+    return buffers_of(gpu::to_column(column));
   }
   gpu::OwnedColumn<gpu::HostExec> column;
   std::shared_ptr<MadeColumnCounts> counts;
