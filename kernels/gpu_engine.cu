@@ -582,6 +582,27 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
   });
 }
 
+RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows,
+                                         const std::vector<int64_t>& at) {
+  Impl& im = *impl_;
+  return checked("gathering rows", im.stream, [&] {
+    for (int64_t r : at)
+      SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
+                     "gathering rows: row " + std::to_string(r) + " of columns of " + std::to_string(rows) + " rows");
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    DeviceArray<int64_t> device_at = exec.alloc<int64_t>(at.size());
+    exec.to_device(device_at.data(), at.data(), at.size() * sizeof(int64_t));
+    RowChainOutput out;
+    out.rows = at.size();
+    out.input_column.assign(columns.size(), -1);
+    for (const ColumnView& c : columns)
+      out.columns.push_back(keep_on_device(impl_, exec, gather_column(exec, c, device_at.data(), at.size()), at.size()));
+    return out;
+  });
+}
+
 RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_columns, size_t rows,
                                        const std::vector<SortKeySpec>& keys, int64_t limit) {
   Impl& im = *impl_;

@@ -7,6 +7,9 @@
 
 namespace sluice {
 
+/// Indexes of the fields of @p schema that are not keys, in order (a join's value fields).
+std::vector<size_t> value_fields(const Schema& schema, std::span<const size_t> keys);
+
 /// Throws sluice::Error naming the field when the key fields of the two sides do not pair up.
 void check_join_keys(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys);
 

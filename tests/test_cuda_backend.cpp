@@ -516,6 +516,12 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   auto window = gpu->make_window_aggregation(plan, made->schema(), 2);
   window->add_batch(*made);
   const Table slid = window->slide();
+  std::vector<size_t> key_columns;
+  for (size_t k = 0; k < recomputed.key_count; ++k) key_columns.push_back(k);
+  const Table first_row = gpu->sort_rows(*made, {}, 1);  // a limit alone: gathered on the device
+  const Table joined = gpu->join(*made, key_columns, first_row, key_columns, JoinKind::Inner);
+  for (size_t c = 0; c < joined.num_columns(); ++c)
+    EXPECT_EQ(joined.column(c).host_copy_pending(), joined.num_rows() > 0) << joined.schema()[c].name << ": joined on the device";
   for (size_t c = 0; c < made->num_columns(); ++c)
     EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": read in place";
 
@@ -536,6 +542,7 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   auto on_cpu = cpu->make_window_aggregation(plan, made->schema(), 2);
   on_cpu->add_batch(*made);
   expect_same_table(on_cpu->slide(), slid);
+  expect_same_table(cpu->join(*made, key_columns, first_row, key_columns, JoinKind::Inner), joined);
 }
 
 TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {

@@ -43,14 +43,6 @@ void check_key_pairs(std::string_view op, const Table& left, std::span<const siz
   }
 }
 
-/// Indexes of the fields of @p schema that are not keys, in order.
-std::vector<size_t> value_fields(const Schema& schema, std::span<const size_t> keys) {
-  std::vector<size_t> out;
-  for (size_t i = 0; i < schema.size(); ++i)
-    if (std::find(keys.begin(), keys.end(), i) == keys.end()) out.push_back(i);
-  return out;
-}
-
 /// Left rows then right rows of the key columns, and their grouping: a group id names one
 /// key across both tables; groups whose first row is below left.num_rows() occur on the left.
 struct KeysOfBoth {
@@ -160,6 +152,13 @@ std::string unique_name(std::string name, const std::vector<Field>& earlier) {
 }
 
 }  // namespace
+
+std::vector<size_t> value_fields(const Schema& schema, std::span<const size_t> keys) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < schema.size(); ++i)
+    if (std::find(keys.begin(), keys.end(), i) == keys.end()) out.push_back(i);
+  return out;
+}
 
 Table join_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
                   std::span<const size_t> right_keys, JoinKind kind) {

@@ -552,7 +552,44 @@ class CudaBackend final : public ExecutionBackend {
     for (size_t k : left_keys) l.push_back(view(left.column(k)));
     for (size_t k : right_keys) r.push_back(view(right.column(k)));
     const gpu::JoinPairs pairs = engine_.join(l, left.num_rows(), r, right.num_rows(), static_cast<gpu::JoinKind>(kind));
+    const auto list = [](const Column& c) { return c.type() == TypeId::List; };  // the host gathers lists
+    const bool lists = std::any_of(left.columns().begin(), left.columns().end(), list) ||
+                       std::any_of(right.columns().begin(), right.columns().end(), list);
+    if (kind == JoinKind::Inner && !pairs.left_rows.empty() && !lists && (made_here(left) || made_here(right)))
+      return inner_join_on_device(left, left_keys, right, right_keys, pairs);
     return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
+  }
+
+  /// An inner join's result (join_result's fields) gathered on the device, where it stays: for
+  /// sides whose columns live there, which a gather on the host would copy back whole. Every
+  /// pair has both rows, so no row is null-filled.
+  Table inner_join_on_device(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                             std::span<const size_t> right_keys, const gpu::JoinPairs& pairs) {
+    const Schema schema = join_result(Table::empty(left.schema()), left_keys, Table::empty(right.schema()), right_keys,
+                                      JoinKind::Inner, {}, {}, 0)
+                              .schema();
+    std::vector<size_t> left_fields(left_keys.begin(), left_keys.end());
+    for (size_t f : value_fields(left.schema(), left_keys)) left_fields.push_back(f);
+    const std::vector<size_t> right_fields = value_fields(right.schema(), right_keys);
+    std::vector<Column> columns;
+    auto gather_side = [&](const Table& side, const std::vector<size_t>& fields, const std::vector<int64_t>& rows) {
+      std::vector<gpu::ColumnView> views;
+      for (size_t f : fields) views.push_back(view(side.column(f)));
+      gpu::RowChainOutput out = engine_.gather_rows(views, side.num_rows(), rows);
+      for (size_t k = 0; k < fields.size(); ++k) {
+        const Column& source = side.column(fields[k]);
+        columns.push_back(column_from(std::move(out.columns[k]), source.type(), source.nullable(), out.rows, engine_.identity()));
+      }
+    };
+    gather_side(left, left_fields, pairs.left_rows);
+    gather_side(right, right_fields, pairs.right_rows);
+    return Table(schema, std::move(columns));
+  }
+
+  /// Whether some column of @p t lives only on this engine's device.
+  bool made_here(const Table& t) const {
+    return std::any_of(t.columns().begin(), t.columns().end(),
+                       [&](const Column& c) { return c.host_copy_pending() && copy_made_by(c, engine_.identity()) != nullptr; });
   }
 
   void prefetch(Time batch, const Table& source_batch) override {
