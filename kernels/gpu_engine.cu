@@ -583,9 +583,12 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
 }
 
 RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows,
-                                         const std::vector<int64_t>& at) {
+                                         const std::vector<int64_t>& at, const std::vector<uint8_t>& nullable) {
   Impl& im = *impl_;
   return checked("gathering rows", im.stream, [&] {
+    SLUICE_EXPECTS(nullable.size() == host_columns.size(), "gathering rows: " + std::to_string(nullable.size()) +
+                                                               " nullable flags for " + std::to_string(host_columns.size()) +
+                                                               " columns");
     for (int64_t r : at)
       SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
                      "gathering rows: row " + std::to_string(r) + " of columns of " + std::to_string(rows) + " rows");
@@ -597,8 +600,11 @@ RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_col
     RowChainOutput out;
     out.rows = at.size();
     out.input_column.assign(columns.size(), -1);
-    for (const ColumnView& c : columns)
-      out.columns.push_back(keep_on_device(impl_, exec, gather_column(exec, c, device_at.data(), at.size()), at.size()));
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const ColumnView& c = columns[k];
+      const bool with_bitmap = nullable[k] != 0 || c.validity != nullptr;
+      out.columns.push_back(keep_on_device(impl_, exec, detail::gather_column(exec, c, with_bitmap, device_at.data(), at.size()), at.size()));
+    }
     return out;
   });
 }

@@ -98,8 +98,10 @@ class DeviceEngine {
   /// come back.
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
   /// Rows @p at (each below @p rows) of @p columns (host or resident), gathered on the device
-  /// and left there as run_row_chain's columns are: a join's result rows.
-  RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at);
+  /// and left there as run_row_chain's columns are: a join's result rows. Column k of the
+  /// result is nullable when @p nullable[k] is set or its source has a validity bitmap.
+  RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at,
+                             const std::vector<uint8_t>& nullable);
   /// transform's sort_by and limit: the rows of @p columns (host or resident) in a stable
   /// sort by @p keys, the first @p limit of them (all when negative), gathered on the device
   /// and left there as run_row_chain's columns are (no output is an input column).

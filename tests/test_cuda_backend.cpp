@@ -520,6 +520,9 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   for (size_t k = 0; k < recomputed.key_count; ++k) key_columns.push_back(k);
   const Table first_row = gpu->sort_rows(*made, {}, 1);  // a limit alone: gathered on the device
   const Table joined = gpu->join(*made, key_columns, first_row, key_columns, JoinKind::Inner);
+  // The other side on the host: its columns are gathered there, the device's on the device.
+  const Table host_rows = recomputed_on_host(recomputed, t).gather(std::vector<int64_t>(rows > 0 ? 1 : 0, 0));
+  const Table mixed = gpu->join(*made, key_columns, host_rows, key_columns, JoinKind::Inner);
   for (size_t c = 0; c < joined.num_columns(); ++c)
     EXPECT_EQ(joined.column(c).host_copy_pending(), joined.num_rows() > 0) << joined.schema()[c].name << ": joined on the device";
   for (size_t c = 0; c < made->num_columns(); ++c)
@@ -542,7 +545,12 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   auto on_cpu = cpu->make_window_aggregation(plan, made->schema(), 2);
   on_cpu->add_batch(*made);
   expect_same_table(on_cpu->slide(), slid);
-  expect_same_table(cpu->join(*made, key_columns, first_row, key_columns, JoinKind::Inner), joined);
+  for (const auto& [right, got] : {std::pair{&first_row, &joined}, std::pair{&host_rows, &mixed}}) {
+    const Table want = cpu->join(*made, key_columns, *right, key_columns, JoinKind::Inner);
+    expect_same_table(want, *got);
+    for (size_t c = 0; c < want.num_columns(); ++c)
+      EXPECT_EQ(got->column(c).nullable(), want.column(c).nullable()) << want.schema()[c].name << ": nullable as the host makes it";
+  }
 }
 
 TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {

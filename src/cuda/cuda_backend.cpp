@@ -560,9 +560,10 @@ class CudaBackend final : public ExecutionBackend {
     return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
   }
 
-  /// An inner join's result (join_result's fields) gathered on the device, where it stays: for
-  /// sides whose columns live there, which a gather on the host would copy back whole. Every
-  /// pair has both rows, so no row is null-filled.
+  /// An inner join's result (join_result's fields and columns) whose columns from device
+  /// columns are gathered on the device, where they stay: a gather on the host would copy such
+  /// a column back whole. Host columns are gathered on the host. Every pair has both rows, so
+  /// no row is null-filled; a column is nullable as its field is, as join_result makes it.
   Table inner_join_on_device(const Table& left, std::span<const size_t> left_keys, const Table& right,
                              std::span<const size_t> right_keys, const gpu::JoinPairs& pairs) {
     const Schema schema = join_result(Table::empty(left.schema()), left_keys, Table::empty(right.schema()), right_keys,
@@ -571,14 +572,30 @@ class CudaBackend final : public ExecutionBackend {
     std::vector<size_t> left_fields(left_keys.begin(), left_keys.end());
     for (size_t f : value_fields(left.schema(), left_keys)) left_fields.push_back(f);
     const std::vector<size_t> right_fields = value_fields(right.schema(), right_keys);
-    std::vector<Column> columns;
+    std::vector<Column> columns(schema.size());
+    size_t next = 0;  // output column of the side's first field
     auto gather_side = [&](const Table& side, const std::vector<size_t>& fields, const std::vector<int64_t>& rows) {
       std::vector<gpu::ColumnView> views;
-      for (size_t f : fields) views.push_back(view(side.column(f)));
-      gpu::RowChainOutput out = engine_.gather_rows(views, side.num_rows(), rows);
+      std::vector<uint8_t> nullable;
+      std::vector<size_t> on_device;  // output columns
       for (size_t k = 0; k < fields.size(); ++k) {
         const Column& source = side.column(fields[k]);
-        columns.push_back(column_from(std::move(out.columns[k]), source.type(), source.nullable(), out.rows, engine_.identity()));
+        const size_t o = next + k;
+        if (source.host_copy_pending() && copy_made_by(source, engine_.identity())) {
+          views.push_back(view(source));
+          nullable.push_back(schema[o].nullable ? 1 : 0);
+          on_device.push_back(o);
+          continue;
+        }
+        columns[o] = source.gather(rows);
+        if (schema[o].nullable) columns[o].make_nullable();
+      }
+      next += fields.size();
+      if (views.empty()) return;
+      gpu::RowChainOutput out = engine_.gather_rows(views, side.num_rows(), rows, nullable);
+      for (size_t j = 0; j < on_device.size(); ++j) {
+        const size_t o = on_device[j];
+        columns[o] = column_from(std::move(out.columns[j]), schema[o].type, out.columns[j].nullable, out.rows, engine_.identity());
       }
     };
     gather_side(left, left_fields, pairs.left_rows);
