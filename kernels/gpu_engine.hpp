@@ -84,9 +84,9 @@ class DeviceEngine {
   SplitColumn split_strings(const ColumnView& text, size_t rows, const std::string& separator);
 
   /// Evaluates each of @p programs (expressions compiled for one table) on @p rows rows.
-  /// @p host_columns are the table's columns (host memory), indexed as RowProgram::fields
+  /// @p host_columns are the table's columns (host or resident), indexed as RowProgram::fields
   /// index them; columns left empty (ColumnView{}) are not copied, the others once for all
-  /// programs.
+  /// programs. The results are left on the device (HostColumnBuffers::resident).
   std::vector<HostColumnBuffers> evaluate(const std::vector<const RowProgram*>& programs, const std::vector<ColumnView>& host_columns,
                                           size_t rows);
   /// A filter: the rows where the bool @p predicate is true, ascending (the predicate runs
@@ -94,8 +94,8 @@ class DeviceEngine {
   std::vector<int64_t> select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns, size_t rows);
 
   /// Runs @p steps (row operations) over @p rows rows of @p host_columns (the batch's
-  /// columns, host memory), copied to the device once; only the last step's new columns
-  /// come back.
+  /// columns, host or resident), copied to the device once; only the last step's new columns
+  /// are returned, left on the device (HostColumnBuffers::resident).
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
   /// Rows @p at (each below @p rows) of @p columns (host or resident), gathered on the device
   /// and left there as run_row_chain's columns are: a join's result rows. Column k of the
@@ -113,7 +113,7 @@ class DeviceEngine {
                                      const ChainReduction& reduction);
 
   /// Parses delimited records (Arrow strings in host memory, @p line_validity optional) of
-  /// the declared @p fields on the device; the parsed columns come back.
+  /// the declared @p fields on the device; the parsed columns are returned, left on the device.
   ParsedRecords parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
                           const std::vector<CsvFieldSpec>& fields, char delimiter, char quote);
   /// Parses JSON records (one object, by field name, or array, by position, per line).

@@ -176,8 +176,8 @@ class ResidentCopy {
   virtual HostColumnBuffers rows_to_host(const std::vector<int64_t>& at) const = 0;
 };
 
-/// A string column split into tokens (flatMap), on the host: the tokens (a string column, its
-/// device copy resident) and, per token, the input row it came from.
+/// A string column split into tokens (flatMap): the tokens (a string column, left on the
+/// device) and, per token on the host, the input row it came from.
 struct SplitColumn {
   HostColumnBuffers tokens;
   std::vector<int64_t> source_rows;
