@@ -129,22 +129,35 @@ __host__ __device__ inline int32_t csv_parse_bool(const char* s, int32_t n, int6
   return kCsvFieldMalformed;
 }
 
-/// -?[0-9]+ within the range of int64 (or int32 when @p is32), as std::from_chars reads it.
-__host__ __device__ inline int32_t csv_parse_integer(const char* s, int32_t n, bool is32, int64_t& out) {
+/// -?[0-9]+ within the range of int64 (or int32 when @p is32), as std::from_chars reads it,
+/// over the @p n bytes @p byte(0) ... @p byte(n - 1).
+template <class Bytes>
+__host__ __device__ int32_t csv_parse_integer_bytes(const Bytes& byte, int32_t n, bool is32, int64_t& out) {
   int32_t i = 0;
-  const bool negative = n > 0 && s[0] == '-';
+  const bool negative = n > 0 && byte(0) == '-';
   if (negative) i = 1;
   if (i == n) return kCsvFieldMalformed;
   const uint64_t limit = negative ? (is32 ? 2147483648ull : 9223372036854775808ull) : (is32 ? 2147483647ull : 9223372036854775807ull);
   uint64_t v = 0;
   for (; i < n; ++i) {
-    const uint32_t d = static_cast<uint32_t>(static_cast<unsigned char>(s[i])) - static_cast<uint32_t>('0');
+    const uint32_t d = static_cast<uint32_t>(static_cast<unsigned char>(byte(i))) - static_cast<uint32_t>('0');
     if (d > 9) return kCsvFieldMalformed;
     if (v > (limit - d) / 10) return kCsvFieldMalformed;  // out of range
     v = v * 10 + d;
   }
   out = negative ? -static_cast<int64_t>(v - 1) - 1 : static_cast<int64_t>(v);  // -2^63 without overflow
   return kCsvFieldOk;
+}
+
+/// The bytes of a buffer, for csv_parse_integer_bytes.
+struct CsvBufferBytes {
+  const char* s;
+  __host__ __device__ char operator()(int32_t i) const { return s[i]; }
+};
+
+/// csv_parse_integer_bytes over the @p n bytes at @p s.
+__host__ __device__ inline int32_t csv_parse_integer(const char* s, int32_t n, bool is32, int64_t& out) {
+  return csv_parse_integer_bytes(CsvBufferBytes{s}, n, is32, out);
 }
 
 /// 10^k for 0 <= k <= 22, exactly: every product on the way is an exact double (5^22 < 2^53).

@@ -281,23 +281,18 @@ __host__ __device__ inline RowValue row_decimal(int64_t x) {
   return v;
 }
 
+/// The bytes of string register @p v as row_byte reads them, for csv_parse_integer_bytes.
+struct RowRegisterBytes {
+  const RowValue* reg;
+  const RowValue* v;
+  __host__ __device__ char operator()(int32_t k) const { return row_byte(reg, *v, k); }
+};
+
 /// int(s) of string register @p v: std::from_chars's -?[0-9]+ within int64, all of it.
 __host__ __device__ inline bool row_parse_integer(const RowValue* reg, const RowValue& v, int64_t& out) {
   if (v.kind == kRowView) return csv_parse_integer(v.s, v.length, false, out) == kCsvFieldOk;
-  // The same rule read byte by byte (the case mapping changes no digit and no '-').
-  int32_t k = 0;
-  const bool negative = v.length > 0 && row_byte(reg, v, 0) == '-';
-  if (negative) k = 1;
-  if (k == v.length) return false;
-  const uint64_t limit = negative ? 9223372036854775808ull : 9223372036854775807ull;
-  uint64_t m = 0;
-  for (; k < v.length; ++k) {
-    const uint32_t d = static_cast<uint32_t>(static_cast<unsigned char>(row_byte(reg, v, k))) - static_cast<uint32_t>('0');
-    if (d > 9 || m > (limit - d) / 10) return false;
-    m = m * 10 + d;
-  }
-  out = negative ? -static_cast<int64_t>(m - 1) - 1 : static_cast<int64_t>(m);
-  return true;
+  // The same rule read through row_byte (the case mapping changes no digit and no '-').
+  return csv_parse_integer_bytes(RowRegisterBytes{reg, &v}, v.length, false, out) == kCsvFieldOk;
 }
 
 /// lower(s) and upper(s): the same view read through @p mapping. The outer call decides
