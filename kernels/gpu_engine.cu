@@ -446,6 +446,16 @@ template <class DeviceColumn> HostColumnBuffers download_column(CudaExec& exec, 
   return h;
 }
 
+/// Rows @p at, each checked to be below @p rows (@p what names the gather), copied to the device.
+DeviceArray<int64_t> rows_on_device(CudaExec& exec, const std::vector<int64_t>& at, size_t rows, const char* what) {
+  for (int64_t r : at)
+    SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
+                   std::string(what) + ": row " + std::to_string(r) + " of columns of " + std::to_string(rows) + " rows");
+  DeviceArray<int64_t> out = exec.alloc<int64_t>(at.size());
+  exec.to_device(out.data(), at.data(), at.size() * sizeof(int64_t));
+  return out;
+}
+
 /// Device memory held by the arrays of device column @p c.
 template <class DeviceColumn> uint64_t device_bytes(const DeviceColumn& c) {
   return c.values.size() * sizeof(*c.values.data()) + c.validity.size() * sizeof(*c.validity.data()) +
@@ -467,12 +477,8 @@ template <class DeviceColumn> struct ResidentColumn final : ResidentCopy {
     return out;
   }
   HostColumnBuffers rows_to_host(const std::vector<int64_t>& at) const override {
-    for (int64_t r : at)
-      SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
-                     "gathering rows of a column on the device: row " + std::to_string(r) + " of " + std::to_string(rows));
     return owner->copy_back([&](CudaExec& exec) {
-      DeviceArray<int64_t> device_at = exec.alloc<int64_t>(at.size());
-      exec.to_device(device_at.data(), at.data(), at.size() * sizeof(int64_t));
+      const DeviceArray<int64_t> device_at = rows_on_device(exec, at, rows, "gathering rows of a column on the device");
       return download_column(exec, gather_column(exec, column.view(), device_at.data(), at.size()), at.size());
     });
   }
@@ -502,6 +508,22 @@ HostColumnBuffers keep_on_device(const std::shared_ptr<DeviceEngine::Impl>& owne
   h.resident = std::move(kept);
   ++owner->columns_left_on_device;
   return h;
+}
+
+/// Rows @p order[0, n) (device memory) of each of @p columns (device views), gathered and kept
+/// on the device as run_row_chain's outputs are (none is an input column passed on). Column k
+/// has a validity bitmap when @p nullable[k] is set or its source has one.
+RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec,
+                                  const std::vector<ColumnView>& columns, const int64_t* order, size_t n,
+                                  const std::vector<uint8_t>& nullable) {
+  RowChainOutput out;
+  out.rows = n;
+  out.input_column.assign(columns.size(), -1);
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const bool with_bitmap = nullable[k] != 0 || columns[k].validity != nullptr;
+    out.columns.push_back(keep_on_device(owner, exec, detail::gather_column(exec, columns[k], with_bitmap, order, n), n));
+  }
+  return out;
 }
 
 }  // namespace
@@ -589,23 +611,11 @@ RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_col
     SLUICE_EXPECTS(nullable.size() == host_columns.size(), "gathering rows: " + std::to_string(nullable.size()) +
                                                                " nullable flags for " + std::to_string(host_columns.size()) +
                                                                " columns");
-    for (int64_t r : at)
-      SLUICE_EXPECTS(r >= 0 && static_cast<size_t>(r) < rows,
-                     "gathering rows: row " + std::to_string(r) + " of columns of " + std::to_string(rows) + " rows");
+    CudaExec exec(im.pool, im.stream);
+    const DeviceArray<int64_t> device_at = rows_on_device(exec, at, rows, "gathering rows");
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
-    CudaExec exec(im.pool, im.stream);
-    DeviceArray<int64_t> device_at = exec.alloc<int64_t>(at.size());
-    exec.to_device(device_at.data(), at.data(), at.size() * sizeof(int64_t));
-    RowChainOutput out;
-    out.rows = at.size();
-    out.input_column.assign(columns.size(), -1);
-    for (size_t k = 0; k < columns.size(); ++k) {
-      const ColumnView& c = columns[k];
-      const bool with_bitmap = nullable[k] != 0 || c.validity != nullptr;
-      out.columns.push_back(keep_on_device(impl_, exec, detail::gather_column(exec, c, with_bitmap, device_at.data(), at.size()), at.size()));
-    }
-    return out;
+    return gathered_on_device(impl_, exec, columns, device_at.data(), at.size(), nullable);
   });
 }
 
@@ -623,12 +633,7 @@ RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_colum
     std::vector<SortKeyView> key_views;
     for (const SortKeySpec& k : keys) key_views.push_back(SortKeyView{columns[static_cast<size_t>(k.column)], k.descending});
     const SortedRows<CudaExec> sorted = sluice::gpu::sort_rows(exec, key_views, rows, limit);
-    RowChainOutput out;
-    out.rows = sorted.rows;
-    out.input_column.assign(columns.size(), -1);
-    for (const ColumnView& c : columns)
-      out.columns.push_back(keep_on_device(impl_, exec, gather_column(exec, c, sorted.order.data(), sorted.rows), sorted.rows));
-    return out;
+    return gathered_on_device(impl_, exec, columns, sorted.order.data(), sorted.rows, std::vector<uint8_t>(columns.size(), 0));
   });
 }
 
