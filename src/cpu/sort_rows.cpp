@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "sluice/backend.hpp"
+#include "sort_keys.hpp"
 
 namespace sluice {
 namespace {
@@ -33,13 +33,17 @@ int compare_cells(const Column& c, size_t a, size_t b) {
 
 }  // namespace
 
-Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) {
+void check_sort_keys(const Table& batch, std::span<const SortKey> keys) {
   for (const SortKey& k : keys) {
     SLUICE_EXPECTS(k.column < batch.num_columns(), "sort: key column " + std::to_string(k.column) + " of a batch of " +
                                                        std::to_string(batch.num_columns()) + " fields");
     SLUICE_EXPECTS(batch.schema()[k.column].type != TypeId::List,
                    "sort: field '" + batch.schema()[k.column].name + "' is a list, which has no order");
   }
+}
+
+Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) {
+  check_sort_keys(batch, keys);
   std::vector<int64_t> order(batch.num_rows());
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {

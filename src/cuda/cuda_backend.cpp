@@ -13,6 +13,7 @@
 #include "cuda/kernel_inputs.hpp"
 #include "gpu_engine.hpp"
 #include "join_result.hpp"
+#include "sort_keys.hpp"
 #include "sluice/backend.hpp"
 #include "sluice/log.hpp"
 
@@ -473,12 +474,9 @@ class CudaBackend final : public ExecutionBackend {
   /// a merge sort otherwise) and the kept rows are gathered there, where they stay as a row
   /// chain's columns do.
   Table sort_rows(const Table& batch, std::span<const SortKey> keys, int64_t limit) override {
+    check_sort_keys(batch, keys);
     std::vector<gpu::SortKeySpec> specs;
-    for (const SortKey& k : keys) {
-      SLUICE_EXPECTS(k.column < batch.num_columns(), "sort: key column " + std::to_string(k.column) + " of a batch of " +
-                                                         std::to_string(batch.num_columns()) + " fields");
-      specs.push_back(gpu::SortKeySpec{static_cast<int32_t>(k.column), k.descending ? 1 : 0});
-    }
+    for (const SortKey& k : keys) specs.push_back(gpu::SortKeySpec{static_cast<int32_t>(k.column), k.descending ? 1 : 0});
     const size_t rows = batch.num_rows();
     if (keys.empty() && (limit < 0 || static_cast<uint64_t>(limit) >= rows)) return batch;  // nothing to order or drop
     // No row kept, or no row to move: nothing for the device to do.
