@@ -256,6 +256,8 @@ void Column::make_nullable() {
   own_buffers();
   nullable_ = true;
   validity_.assign((size_ + 7) / 8, 0xFF);
+  // Padding bits stay 0: a row appended later sets its own bit, and a null must find it clear.
+  if (const size_t used = size_ & 7) validity_.back() = static_cast<uint8_t>((1u << used) - 1);
 }
 
 void Column::reserve(size_t rows, size_t chars) {

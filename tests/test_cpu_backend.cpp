@@ -652,6 +652,17 @@ TEST(Join, NullKeysMatchNullKeys) {
   EXPECT_TRUE(inner.schema()[2].nullable);
 }
 
+// A right-only row's null key in a key column that was not nullable on the left: the key
+// column is made nullable after the left rows, and the null appended then must read as null.
+TEST(Join, ARightOnlyNullKeyAfterANonNullableLeftKeyIsNull) {
+  const Table l = make_table({field("k", TypeId::Int64), field("v", TypeId::String)}, {{i(1), s("p")}, {i(2), s("q")}, {i(3), s("r")}});
+  const Table r = make_table({field("k", TypeId::Int64, true), field("w", TypeId::Int64)}, {{null, i(10)}, {i(2), i(20)}, {null, i(30)}});
+  const Table out = join(l, {0}, r, {0}, JoinKind::FullOuter);
+  EXPECT_TRUE(out.schema()[0].nullable);
+  EXPECT_EQ(rows_of(out), (std::vector<std::string>{R"([1,"p",null])", R"([2,"q",20])", R"([3,"r",null])",
+                                                    R"([null,null,10])", R"([null,null,30])"}));
+}
+
 TEST(Join, MultiColumnKeysInAnyFieldOrder) {
   const Table l = make_table({field("n", TypeId::Int32), field("w", TypeId::String), field("v", TypeId::Int64)},
                              {{i(1), s("x"), i(10)}, {i(1), s("y"), i(20)}, {i(2), s("x"), i(30)}});
@@ -783,6 +794,27 @@ Column replicated(Column c) {
 }
 
 }  // namespace
+
+TEST(Column, MakeNullableLeavesThePaddingBitsClearForRowsAppendedLater) {
+  Column c(TypeId::Int32);
+  for (int32_t v : {1, 2, 3}) c.append<int32_t>(v);
+  c.make_nullable();
+  EXPECT_EQ(c.validity_bitmap()[0], 0x07);
+  c.append_null();
+  c.append<int32_t>(5);
+  EXPECT_TRUE(c.is_valid(2));
+  EXPECT_FALSE(c.is_valid(3));
+  EXPECT_TRUE(c.is_valid(4));
+  EXPECT_EQ(c.null_count(), 1u);
+  EXPECT_EQ(c.validity_bitmap()[0], 0x17);
+  Column eight(TypeId::Bool);  // a whole byte: nothing to clear
+  for (int r = 0; r < 8; ++r) eight.append<uint8_t>(1);
+  eight.make_nullable();
+  eight.append_null();
+  EXPECT_EQ(eight.validity_bitmap()[0], 0xFF);
+  EXPECT_EQ(eight.validity_bitmap()[1], 0x00);
+  EXPECT_FALSE(eight.is_valid(8));
+}
 
 TEST(ColumnReplica, CopiesMovesAndRenamedTablesKeepTheReplica) {
   const Schema schema{field("k", TypeId::Int64), field("w", TypeId::String, true)};
