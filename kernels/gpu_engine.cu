@@ -510,22 +510,6 @@ HostColumnBuffers keep_on_device(const std::shared_ptr<DeviceEngine::Impl>& owne
   return h;
 }
 
-/// Rows @p order[0, n) (device memory) of each of @p columns (device views), gathered and kept
-/// on the device as run_row_chain's outputs are (none is an input column passed on). Column k
-/// has a validity bitmap when @p nullable[k] is set or its source has one.
-RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec,
-                                  const std::vector<ColumnView>& columns, const int64_t* order, size_t n,
-                                  const std::vector<uint8_t>& nullable) {
-  RowChainOutput out;
-  out.rows = n;
-  out.input_column.assign(columns.size(), -1);
-  for (size_t k = 0; k < columns.size(); ++k) {
-    const bool with_bitmap = nullable[k] != 0 || columns[k].validity != nullptr;
-    out.columns.push_back(keep_on_device(owner, exec, detail::gather_column(exec, columns[k], with_bitmap, order, n), n));
-  }
-  return out;
-}
-
 }  // namespace
 
 SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, const std::string& separator) {
@@ -604,18 +588,53 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
   });
 }
 
-RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows,
-                                         const std::vector<int64_t>& at, const std::vector<uint8_t>& nullable) {
+RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left, size_t left_rows,
+                                       const std::vector<ColumnView>& host_right, size_t right_rows,
+                                       const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
+                                       const std::vector<int64_t>& right_at, size_t rows_with_left) {
   Impl& im = *impl_;
-  return checked("gathering rows", im.stream, [&] {
-    SLUICE_EXPECTS(nullable.size() == host_columns.size(), "gathering rows: " + std::to_string(nullable.size()) +
-                                                               " nullable flags for " + std::to_string(host_columns.size()) +
-                                                               " columns");
+  return checked("join", im.stream, [&] {
+    const size_t n = left_at.size();
+    SLUICE_EXPECTS(right_at.size() == n && rows_with_left <= n, "join: " + std::to_string(n) + " left rows, " +
+                                                                    std::to_string(right_at.size()) + " right rows and " +
+                                                                    std::to_string(rows_with_left) + " rows with a left row");
+    for (size_t o = 0; o < n; ++o) {
+      // The first rows_with_left rows have a left row; every other row has a right row.
+      const int64_t l = left_at[o], r = right_at[o];
+      const bool left_ok = o < rows_with_left ? l >= 0 && static_cast<size_t>(l) < left_rows : l == -1;
+      const bool right_ok = r >= -1 && (r == -1 ? o < rows_with_left : static_cast<size_t>(r) < right_rows);
+      SLUICE_EXPECTS(left_ok && right_ok, "join: output row " + std::to_string(o) + " pairs left row " + std::to_string(l) +
+                                              " with right row " + std::to_string(r) + " of tables of " +
+                                              std::to_string(left_rows) + " and " + std::to_string(right_rows) + " rows (" +
+                                              std::to_string(rows_with_left) + " rows with a left row)");
+    }
+    for (const JoinColumnSpec& c : outputs) {
+      const bool left_ok = c.from == kJoinFromRight || (c.left_column >= 0 && static_cast<size_t>(c.left_column) < host_left.size());
+      const bool right_ok = c.from == kJoinFromLeft || (c.right_column >= 0 && static_cast<size_t>(c.right_column) < host_right.size());
+      SLUICE_EXPECTS(left_ok && right_ok, "join: a result column reads left column " + std::to_string(c.left_column) + " of " +
+                                              std::to_string(host_left.size()) + " and right column " +
+                                              std::to_string(c.right_column) + " of " + std::to_string(host_right.size()));
+    }
     CudaExec exec(im.pool, im.stream);
-    const DeviceArray<int64_t> device_at = rows_on_device(exec, at, rows, "gathering rows");
-    DeviceArray<char> block;
-    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
-    return gathered_on_device(impl_, exec, columns, device_at.data(), at.size(), nullable);
+    DeviceArray<int64_t> device_left_at = exec.alloc<int64_t>(n);
+    DeviceArray<int64_t> device_right_at = exec.alloc<int64_t>(n);
+    exec.to_device(device_left_at.data(), left_at.data(), n * sizeof(int64_t));
+    exec.to_device(device_right_at.data(), right_at.data(), n * sizeof(int64_t));
+    DeviceArray<char> left_block, right_block;
+    const std::vector<ColumnView> left = im.upload_columns(host_left, left_rows, left_block);
+    const std::vector<ColumnView> right = im.upload_columns(host_right, right_rows, right_block);
+    RowChainOutput out;
+    out.rows = n;
+    out.input_column.assign(outputs.size(), -1);
+    for (const JoinColumnSpec& c : outputs) {
+      const ColumnView l = c.from == kJoinFromRight ? ColumnView{} : left[static_cast<size_t>(c.left_column)];
+      const ColumnView r = c.from == kJoinFromLeft ? ColumnView{} : right[static_cast<size_t>(c.right_column)];
+      out.columns.push_back(keep_on_device(impl_, exec,
+                                           gather_join_column(exec, l, left_rows, r, c.from, c.nullable != 0, device_left_at.data(),
+                                                              device_right_at.data(), rows_with_left, n),
+                                           n));
+    }
+    return out;
   });
 }
 
@@ -633,7 +652,12 @@ RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_colum
     std::vector<SortKeyView> key_views;
     for (const SortKeySpec& k : keys) key_views.push_back(SortKeyView{columns[static_cast<size_t>(k.column)], k.descending});
     const SortedRows<CudaExec> sorted = sluice::gpu::sort_rows(exec, key_views, rows, limit);
-    return gathered_on_device(impl_, exec, columns, sorted.order.data(), sorted.rows, std::vector<uint8_t>(columns.size(), 0));
+    RowChainOutput out;
+    out.rows = sorted.rows;
+    out.input_column.assign(columns.size(), -1);
+    for (const ColumnView& c : columns)
+      out.columns.push_back(keep_on_device(impl_, exec, gather_column(exec, c, sorted.order.data(), sorted.rows), sorted.rows));
+    return out;
   });
 }
 

@@ -97,11 +97,13 @@ class DeviceEngine {
   /// columns, host or resident), copied to the device once; only the last step's new columns
   /// are returned, left on the device (HostColumnBuffers::resident).
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
-  /// Rows @p at (each below @p rows) of @p columns (host or resident), gathered on the device
-  /// and left there as run_row_chain's columns are: a join's result rows. Column k of the
-  /// result is nullable when @p nullable[k] is set or its source has a validity bitmap.
-  RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at,
-                             const std::vector<uint8_t>& nullable);
+  /// A join's result columns @p outputs, gathered on the device from @p left (@p left_rows
+  /// rows) and @p right (@p right_rows rows), host or resident columns, over the pairs
+  /// @p left_at and @p right_at (as JoinPairs has them: -1 for a side a row lacks, the first
+  /// @p rows_with_left rows with a left row), and left there as run_row_chain's columns are.
+  RowChainOutput join_rows(const std::vector<ColumnView>& left, size_t left_rows, const std::vector<ColumnView>& right,
+                           size_t right_rows, const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
+                           const std::vector<int64_t>& right_at, size_t rows_with_left);
   /// transform's sort_by and limit: the rows of @p columns (host or resident) in a stable
   /// sort by @p keys, the first @p limit of them (all when negative), gathered on the device
   /// and left there as run_row_chain's columns are (no output is an input column).

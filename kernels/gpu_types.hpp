@@ -121,6 +121,23 @@ enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOu
 
 /// The pairs of a join, on the host: output row o joins left row left_rows[o] with right row
 /// right_rows[o]; -1 stands for the missing side of an outer join.
+/// Where a column of a join's result takes its rows from (join_result_columns' From).
+enum JoinColumnFrom : int32_t {
+  kJoinFromKeys = 0,   ///< the left key's rows, then (right-only rows) the right key's
+  kJoinFromLeft = 1,   ///< the left column's rows; null where a row has no left side
+  kJoinFromRight = 2,  ///< the right column's rows; null where a row has no right side
+};
+
+/// One column of a join's result to gather on the device (DeviceEngine::join_rows): its
+/// source columns, by index among the left and the right columns given (-1 for a side it
+/// does not read), and whether it must have a bitmap.
+struct JoinColumnSpec {
+  int32_t from = kJoinFromKeys;
+  int32_t left_column = -1;
+  int32_t right_column = -1;
+  uint8_t nullable = 0;
+};
+
 struct JoinPairs {
   std::vector<int64_t> left_rows;
   std::vector<int64_t> right_rows;

@@ -96,52 +96,85 @@ struct IdentityRows {
   __host__ __device__ int64_t operator[](int64_t i) const { return i; }
 };
 
+// How a gather reads row r of its source. A source is a column view, or the two sides of a
+// join result column (JoinSides), where a negative row is a null.
+__host__ __device__ inline bool gathered_valid(const ColumnView& c, int64_t r) { return valid_at(c, r); }
+template <class Word> __host__ __device__ Word gathered_word(const ColumnView& c, int64_t r) {
+  return static_cast<const Word*>(c.values)[r];
+}
+__host__ __device__ inline int32_t gathered_length(const ColumnView& c, int64_t r) { return string_end(c, r) - c.offsets[r]; }
+__host__ __device__ inline const char* gathered_bytes(const ColumnView& c, int64_t r) { return c.chars + c.offsets[r]; }
+
+/// The two columns a join result column is gathered from, as one source: rows [0, left_rows)
+/// are the left column's, rows from left_rows on the right column's; a negative row is null
+/// (the side a row of an outer join lacks).
+struct JoinSides {
+  int32_t type = kInt64;
+  ColumnView left;
+  ColumnView right;
+  int64_t left_rows = 0;
+};
+__host__ __device__ inline bool gathered_valid(const JoinSides& s, int64_t r) {
+  return r >= 0 && (r < s.left_rows ? valid_at(s.left, r) : valid_at(s.right, r - s.left_rows));
+}
+template <class Word> __host__ __device__ Word gathered_word(const JoinSides& s, int64_t r) {
+  return r < s.left_rows ? gathered_word<Word>(s.left, r) : gathered_word<Word>(s.right, r - s.left_rows);
+}
+__host__ __device__ inline int32_t gathered_length(const JoinSides& s, int64_t r) {
+  return r < s.left_rows ? gathered_length(s.left, r) : gathered_length(s.right, r - s.left_rows);
+}
+__host__ __device__ inline const char* gathered_bytes(const JoinSides& s, int64_t r) {
+  return r < s.left_rows ? gathered_bytes(s.left, r) : gathered_bytes(s.right, r - s.left_rows);
+}
+
 /// Output bitmap byte per thread, so that no two threads write one byte.
-template <class Rows> struct GatherValidity {
-  ColumnView source;
+template <class Rows, class Source = ColumnView> struct GatherValidity {
+  Source source;
   Rows rows;
   int64_t n;
   uint8_t* bitmap;
   __host__ __device__ void operator()(int64_t byte) const {
     uint8_t bits = 0;
-    for (int64_t k = 0; k < 8 && byte * 8 + k < n; ++k) bits |= static_cast<uint8_t>(valid_at(source, rows[byte * 8 + k]) << k);
+    for (int64_t k = 0; k < 8 && byte * 8 + k < n; ++k)
+      bits |= static_cast<uint8_t>(gathered_valid(source, rows[byte * 8 + k]) << k);
     bitmap[byte] = bits;
   }
 };
 
 /// Fixed-width values as unsigned words of their width (bits copied as they are, NaN payloads
 /// included); null rows get 0, as the host's gather appends them.
-template <class Word, class Rows> struct GatherWords {
-  ColumnView source;
+template <class Word, class Rows, class Source = ColumnView> struct GatherWords {
+  Source source;
   Rows rows;
   Word* out;
   __host__ __device__ void operator()(int64_t i) const {
     const int64_t r = rows[i];
-    out[i] = valid_at(source, r) ? static_cast<const Word*>(source.values)[r] : Word{0};
+    out[i] = gathered_valid(source, r) ? gathered_word<Word>(source, r) : Word{0};
   }
 };
 
 /// Pass 1 of a string gather: each output row's length (0 when null) where its offset goes.
-template <class Rows> struct GatherStringLengths {
-  ColumnView source;
+template <class Rows, class Source = ColumnView> struct GatherStringLengths {
+  Source source;
   Rows rows;
   int32_t* lengths;
   __host__ __device__ void operator()(int64_t i) const {
     const int64_t r = rows[i];
-    lengths[i] = valid_at(source, r) ? string_end(source, r) - source.offsets[r] : 0;
+    lengths[i] = gathered_valid(source, r) ? gathered_length(source, r) : 0;
   }
 };
 
 /// Pass 2 of a string gather: each output row's bytes at its offset.
-template <class Rows> struct GatherStringBytes {
-  ColumnView source;
+template <class Rows, class Source = ColumnView> struct GatherStringBytes {
+  Source source;
   Rows rows;
   const int32_t* offsets;
   char* chars;
   __host__ __device__ void operator()(int64_t i) const {
     const int32_t to = offsets[i];
     const int32_t n = offsets[i + 1] - to;
-    const char* from = source.chars + (n > 0 ? source.offsets[rows[i]] : 0);
+    if (n == 0) return;
+    const char* from = gathered_bytes(source, rows[i]);
     for (int32_t k = 0; k < n; ++k) chars[to + k] = from[k];
   }
 };
@@ -164,17 +197,17 @@ template <class Exec> size_t lengths_to_offsets(Exec& exec, int32_t* offsets, si
 
 namespace detail {
 
-template <class Exec, class Word, class Rows>
-void gather_words(Exec& exec, const ColumnView& source, Rows rows, size_t n, OwnedColumn<Exec>& out) {
+template <class Exec, class Word, class Rows, class Source>
+void gather_words(Exec& exec, const Source& source, Rows rows, size_t n, OwnedColumn<Exec>& out) {
   out.values = exec.template alloc<char>(n * sizeof(Word));
   thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n),
-                     GatherWords<Word, Rows>{source, rows, reinterpret_cast<Word*>(out.values.data())});
+                     GatherWords<Word, Rows, Source>{source, rows, reinterpret_cast<Word*>(out.values.data())});
 }
 
-/// Rows @p rows[0, n) of @p source; @p nullable says whether the source is (a source of no
-/// rows has no bitmap to tell).
-template <class Exec, class Rows>
-OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, bool nullable, Rows rows, size_t n) {
+/// Rows @p rows[0, n) of @p source (a column view or JoinSides); @p nullable says whether the
+/// result has a bitmap (a source of no rows has none to tell).
+template <class Exec, class Rows, class Source>
+OwnedColumn<Exec> gather_column(Exec& exec, const Source& source, bool nullable, Rows rows, size_t n) {
   OwnedColumn<Exec> out;
   out.type = source.type;
   out.rows = n;
@@ -189,11 +222,11 @@ OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, bool nulla
     case kFloat64: gather_words<Exec, uint64_t>(exec, source, rows, n, out); break;
     case kString: {
       out.offsets = exec.template alloc<int32_t>(n + 1);
-      if (n > 0) thrust::for_each_n(exec.policy(), all, count, GatherStringLengths<Rows>{source, rows, out.offsets.data()});
+      if (n > 0) thrust::for_each_n(exec.policy(), all, count, GatherStringLengths<Rows, Source>{source, rows, out.offsets.data()});
       const size_t bytes = lengths_to_offsets(exec, out.offsets.data(), n, "gather of a string column");
       out.chars = exec.template alloc<char>(bytes);
       if (bytes > 0)
-        thrust::for_each_n(exec.policy(), all, count, GatherStringBytes<Rows>{source, rows, out.offsets.data(), out.chars.data()});
+        thrust::for_each_n(exec.policy(), all, count, GatherStringBytes<Rows, Source>{source, rows, out.offsets.data(), out.chars.data()});
       break;
     }
     default: throw Error("gather: column type " + std::to_string(source.type) + " is not bool, int32, int64, float32, float64 or string");
@@ -202,7 +235,7 @@ OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, bool nulla
     const size_t bytes = (n + 7) / 8;
     out.validity = exec.template alloc<uint8_t>(bytes);
     if (bytes > 0)
-      thrust::for_each_n(exec.policy(), all, static_cast<int64_t>(bytes), GatherValidity<Rows>{source, rows, count, out.validity.data()});
+      thrust::for_each_n(exec.policy(), all, static_cast<int64_t>(bytes), GatherValidity<Rows, Source>{source, rows, count, out.validity.data()});
   }
   return out;
 }
@@ -217,6 +250,47 @@ OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, bool nulla
 template <class Exec>
 OwnedColumn<Exec> gather_column(Exec& exec, const ColumnView& source, const int64_t* rows, size_t n) {
   return detail::gather_column(exec, source, source.validity != nullptr, rows, n);
+}
+
+/// Output row o of a join takes row left_at[o] of the left side and right_at[o] of the right
+/// (-1: none); rows [0, rows_with_left) have a left row. As rows of JoinSides.
+struct JoinOutputRows {
+  const int64_t* left_at;
+  const int64_t* right_at;
+  int64_t rows_with_left;
+  int64_t left_rows;
+  int32_t from;
+  __host__ __device__ int64_t operator[](int64_t o) const {
+    if (from == kJoinFromLeft || (from == kJoinFromKeys && o < rows_with_left)) return left_at[o];
+    return right_at[o] < 0 ? -1 : left_rows + right_at[o];
+  }
+};
+
+/// A column of a join's result, gathered from @p left (@p left_rows rows) and @p right as
+/// @p from says, over the pairs @p left_at and @p right_at (@p n output rows in Exec memory,
+/// the first @p rows_with_left of them with a left row). The column has a bitmap when
+/// @p nullable is set or a side it reads has one; the side a row lacks is null.
+/// @throw sluice::Error when the sides' types differ, or as gather_column does.
+template <class Exec>
+OwnedColumn<Exec> gather_join_column(Exec& exec, const ColumnView& left, size_t left_rows, const ColumnView& right, int32_t from,
+                                     bool nullable, const int64_t* left_at, const int64_t* right_at, size_t rows_with_left,
+                                     size_t n) {
+  SLUICE_EXPECTS(from == kJoinFromKeys || from == kJoinFromLeft || from == kJoinFromRight,
+                 "join: result column source " + std::to_string(from) + " is not keys (0), left (1) or right (2)");
+  const bool reads_left = from != kJoinFromRight && (from == kJoinFromLeft || rows_with_left > 0);
+  const bool reads_right = from != kJoinFromLeft && (from == kJoinFromRight || rows_with_left < n);
+  SLUICE_EXPECTS(from != kJoinFromKeys || left.type == right.type, "join: the left key column is of type " +
+                                                                      std::to_string(left.type) + " but the right one of type " +
+                                                                      std::to_string(right.type));
+  JoinSides sides;
+  sides.type = from == kJoinFromRight ? right.type : left.type;
+  sides.left = left;
+  sides.right = right;
+  sides.left_rows = static_cast<int64_t>(left_rows);
+  const bool with_bitmap =
+      nullable || (reads_left && left.validity != nullptr) || (reads_right && right.validity != nullptr);
+  const JoinOutputRows rows{left_at, right_at, static_cast<int64_t>(rows_with_left), static_cast<int64_t>(left_rows), from};
+  return detail::gather_column(exec, sides, with_bitmap, rows, n);
 }
 
 // ---------------------------------------------------------------- the chain

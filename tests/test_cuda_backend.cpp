@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -550,6 +551,69 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
     expect_same_table(want, *got);
     for (size_t c = 0; c < want.num_columns(); ++c)
       EXPECT_EQ(got->column(c).nullable(), want.column(c).nullable()) << want.schema()[c].name << ": nullable as the host makes it";
+  }
+}
+
+// Every kind of join of batches made on the device (and of one such batch with a host batch):
+// the result columns that read a device column are gathered there and stay there, the others
+// on the host; outer rows are null-filled as on the CPU. The filtered side holds a subset of
+// the keys, so both sides have rows without a match.
+TEST_P(CudaVersusCpu, JoinsOfDeviceBatchesAgreeAndStayOnTheDevice) {
+  SKIP_WITHOUT_GPU();
+  auto cpu = make_backend(BackendKind::Cpu);
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 3000);  // few keys: results grow as rows squared
+  const Table t = random_table(GetParam().kind, rows, 73);
+  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
+  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
+  ASSERT_TRUE(made);
+  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
+  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
+  const std::optional<Table> some = gpu->run_row_chain(*made, {&filter, 1});
+  ASSERT_TRUE(some);
+  const Table on_host = recomputed_on_host(recomputed, t);
+  const Table some_on_host = on_host.filter(keep.evaluate_mask(on_host));
+  std::vector<size_t> keys(recomputed.key_count);
+  std::iota(keys.begin(), keys.end(), size_t{0});
+  struct Sides {
+    const char* name;
+    const Table* left;
+    const Table* right;
+  };
+  const std::vector<Sides> sides = {{"device with device", &*some, &*made},
+                                    {"device with device, the subset right", &*made, &*some},
+                                    {"device with host", &*made, &some_on_host},
+                                    {"host with device", &some_on_host, &*made}};
+  const size_t key_count = keys.size(), left_values = made->num_columns() - key_count;
+  struct Joined {
+    const Sides* sides;
+    JoinKind kind;
+    Table result;
+  };
+  std::vector<Joined> joined;
+  for (const Sides& s : sides) {
+    const bool left_device = s.left != &some_on_host, right_device = s.right != &some_on_host;
+    for (JoinKind kind : {JoinKind::Inner, JoinKind::LeftOuter, JoinKind::RightOuter, JoinKind::FullOuter}) {
+      Table got = gpu->join(*s.left, keys, *s.right, keys, kind);
+      for (size_t c = key_count; c < got.num_columns(); ++c) {
+        const bool from_device = c < key_count + left_values ? left_device : right_device;
+        EXPECT_EQ(got.column(c).host_copy_pending(), from_device && got.num_rows() > 0)
+            << s.name << ", join kind " << static_cast<int>(kind) << ": " << got.schema()[c].name;
+      }
+      if (left_device && right_device)
+        for (size_t c = 0; c < key_count; ++c) EXPECT_EQ(got.column(c).host_copy_pending(), got.num_rows() > 0) << s.name;
+      joined.push_back(Joined{&s, kind, std::move(got)});
+    }
+  }
+  for (size_t c = 0; c < made->num_columns(); ++c)
+    EXPECT_EQ(made->column(c).host_copy_pending(), rows > 0) << made->schema()[c].name << ": read in place";
+  // Now the host reads everything, the device's results included.
+  for (const Joined& j : joined) {
+    const Table want = cpu->join(*j.sides->left, keys, *j.sides->right, keys, j.kind);
+    SCOPED_TRACE(std::string(j.sides->name) + ", join kind " + std::to_string(static_cast<int>(j.kind)));
+    expect_same_table(want, j.result);
+    for (size_t c = 0; c < want.num_columns(); ++c)
+      EXPECT_EQ(j.result.column(c).nullable(), want.column(c).nullable()) << want.schema()[c].name << ": nullable as the host makes it";
   }
 }
 

@@ -25,7 +25,9 @@
 
 #include "cuda/kernel_inputs.hpp"
 #include "cuda/prune_row_chain.hpp"
+#include "hash_join.cuh"
 #include "host_exec.cuh"
+#include "join_result.hpp"
 #include "owned_column_on_host.cuh"
 #include "pipeline/expression.hpp"
 #include "row_chain.cuh"
@@ -560,6 +562,71 @@ TEST(RowChainOnHost, GatherOfTokenSpansMakesCompactStrings) {
 // transform's sort_by and limit: the kernel's order gathers the same rows, byte for byte, as
 // the host's stable sort, for every key type (NaN, -0.0, nulls, bytes above 0x7f, many ties),
 // one to three keys in either order, and limits below, at and above the rows.
+// A join's result columns gathered by the kernel from the pairs the device join finds, against
+// join_tables on the host: every kind, every column type, one and two keys (a key and its
+// nullable twin are of one type), sides of 0 to 60 rows.
+TEST(RowChainOnHost, JoinResultColumnsEqualTheHostJoin) {
+  Generator g(41);
+  size_t rows_gathered = 0, null_filled = 0;
+  for (int round = 0; round < 400; ++round) {
+    const Table left = g.table(static_cast<size_t>(g.below(61)));
+    const Table right = g.table(static_cast<size_t>(g.below(61)));
+    std::vector<size_t> left_keys, right_keys;
+    for (int k = 0; k < 1 + g.below(2); ++k) {
+      const size_t f = static_cast<size_t>(g.below(static_cast<int>(left.num_columns())));
+      if (std::find(left_keys.begin(), left_keys.end(), f) != left_keys.end()) continue;
+      left_keys.push_back(f);
+      right_keys.push_back(f ^ static_cast<size_t>(g.below(2)));  // itself or its twin
+    }
+    const auto kind = static_cast<sluice::JoinKind>(g.below(4));
+    const Table want = sluice::join_tables(left, left_keys, right, right_keys, kind);
+    std::vector<ColumnView> lk, rk;
+    for (size_t k : left_keys) lk.push_back(host_view(left.column(k)));
+    for (size_t k : right_keys) rk.push_back(host_view(right.column(k)));
+    HostExec exec;
+    const JoinPairs pairs = join_on_device(exec, lk, left.num_rows(), rk, right.num_rows(), static_cast<JoinKind>(kind));
+    const size_t n = pairs.left_rows.size();
+    ASSERT_EQ(n, want.num_rows()) << "round " << round;
+    const std::vector<JoinResultColumn> result = join_result_columns(left.schema(), left_keys, right.schema(), right_keys, kind);
+    ASSERT_EQ(result.size(), want.num_columns());
+    for (size_t o = 0; o < result.size(); ++o) {
+      const JoinResultColumn& c = result[o];
+      ASSERT_EQ(c.field, want.schema()[o]) << "round " << round;
+      const int32_t from = c.from == JoinResultColumn::From::Keys ? kJoinFromKeys
+                           : c.from == JoinResultColumn::From::Left ? kJoinFromLeft
+                                                                     : kJoinFromRight;
+      const ColumnView l = from == kJoinFromRight ? ColumnView{} : host_view(left.column(c.left_field));
+      const ColumnView r = from == kJoinFromLeft ? ColumnView{} : host_view(right.column(c.right_field));
+      const Column got = to_column(gather_join_column(exec, l, left.num_rows(), r, from, c.field.nullable, pairs.left_rows.data(),
+                                                      pairs.right_rows.data(), pairs.rows_with_left, n));
+      ASSERT_TRUE(same_column(want.column(o), got)) << "round " << round << ", kind " << static_cast<int>(kind) << ", column " << c.field.name;
+    }
+    rows_gathered += n;
+    null_filled += n - pairs.rows_with_left + static_cast<size_t>(std::count(pairs.right_rows.begin(), pairs.right_rows.end(), -1));
+  }
+  std::printf("[ joins    ] %zu result rows gathered, %zu of them with one side null\n", rows_gathered, null_filled);
+  EXPECT_GT(null_filled, 1000u);
+  EXPECT_GT(rows_gathered - null_filled, 1000u);
+}
+
+TEST(RowChainOnHost, AJoinResultColumnOfKeysOfTwoTypesIsAnError) {
+  Column a(TypeId::Int64), b(TypeId::String);
+  a.append<int64_t>(1);
+  b.append_string("1");
+  const std::vector<int64_t> left_at = {0, -1}, right_at = {-1, 0};
+  HostExec exec;
+  EXPECT_THROW(
+      {
+        try {
+          gather_join_column(exec, host_view(a), 1, host_view(b), kJoinFromKeys, true, left_at.data(), right_at.data(), 1, 2);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("left key column is of type"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+}
+
 TEST(RowChainOnHost, SortsEqualTheHostSort) {
   Generator g(31);
   size_t radix_sorts = 0, merge_sorts = 0, rows_sorted = 0;

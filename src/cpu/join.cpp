@@ -209,37 +209,62 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
   return join_result(left, left_keys, right, right_keys, kind, left_of_output, right_of_output, rows_with_left);
 }
 
+std::vector<JoinResultColumn> join_result_columns(const Schema& left, std::span<const size_t> left_keys, const Schema& right,
+                                                 std::span<const size_t> right_keys, JoinKind kind) {
+  const bool keep_unmatched_left = kind == JoinKind::LeftOuter || kind == JoinKind::FullOuter;
+  const bool keep_unmatched_right = kind == JoinKind::RightOuter || kind == JoinKind::FullOuter;
+  std::vector<JoinResultColumn> out;
+  std::vector<Field> fields;  // the earlier fields, for unique_name
+  auto add = [&](JoinResultColumn c) {
+    fields.push_back(c.field);
+    out.push_back(std::move(c));
+  };
+  // Keys: the left's, except in right-only rows, which carry the right's.
+  for (size_t i = 0; i < left_keys.size(); ++i) {
+    Field field = left[left_keys[i]];
+    field.nullable = field.nullable || (keep_unmatched_right && right[right_keys[i]].nullable);
+    add(JoinResultColumn{JoinResultColumn::From::Keys, left_keys[i], right_keys[i], std::move(field)});
+  }
+  for (size_t f : value_fields(left, left_keys)) {
+    Field field = left[f];
+    field.nullable = field.nullable || keep_unmatched_right;
+    add(JoinResultColumn{JoinResultColumn::From::Left, f, 0, std::move(field)});
+  }
+  for (size_t f : value_fields(right, right_keys)) {
+    Field field = right[f];
+    field.nullable = field.nullable || keep_unmatched_left;
+    field.name = unique_name(field.name, fields);
+    add(JoinResultColumn{JoinResultColumn::From::Right, 0, f, std::move(field)});
+  }
+  return out;
+}
+
+Column gather_join_column(const JoinResultColumn& column, const Table& left, const Table& right,
+                          std::span<const int64_t> left_of_output, std::span<const int64_t> right_of_output,
+                          size_t rows_with_left) {
+  const bool nullable = column.field.nullable;
+  switch (column.from) {
+    case JoinResultColumn::From::Keys: {
+      Column key = gather_or_null(left.column(column.left_field), left_of_output.first(rows_with_left), nullable);
+      const Column& right_key = right.column(column.right_field);
+      for (size_t o = rows_with_left; o < right_of_output.size(); ++o)
+        key.append_from(right_key, static_cast<size_t>(right_of_output[o]));
+      return key;
+    }
+    case JoinResultColumn::From::Left: return gather_or_null(left.column(column.left_field), left_of_output, nullable);
+    case JoinResultColumn::From::Right: return gather_or_null(right.column(column.right_field), right_of_output, nullable);
+  }
+  throw Error("join: unknown source of a result column");
+}
+
 Table join_result(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
                   JoinKind kind, std::span<const int64_t> left_of_output, std::span<const int64_t> right_of_output,
                   size_t rows_with_left) {
-  const bool keep_unmatched_left = kind == JoinKind::LeftOuter || kind == JoinKind::FullOuter;
-  const bool keep_unmatched_right = kind == JoinKind::RightOuter || kind == JoinKind::FullOuter;
   std::vector<Field> fields;
   std::vector<Column> columns;
-  // Keys: the left's, except in right-only rows, which carry the right's.
-  for (size_t i = 0; i < left_keys.size(); ++i) {
-    Field field = left.schema()[left_keys[i]];
-    field.nullable = field.nullable || (keep_unmatched_right && right.schema()[right_keys[i]].nullable);
-    Column key = gather_or_null(left.column(left_keys[i]),
-                                left_of_output.first(rows_with_left), field.nullable);
-    const Column& right_key = right.column(right_keys[i]);
-    for (size_t o = rows_with_left; o < right_of_output.size(); ++o)
-      key.append_from(right_key, static_cast<size_t>(right_of_output[o]));
-    fields.push_back(std::move(field));
-    columns.push_back(std::move(key));
-  }
-  for (size_t f : value_fields(left.schema(), left_keys)) {
-    Field field = left.schema()[f];
-    field.nullable = field.nullable || keep_unmatched_right;
-    columns.push_back(gather_or_null(left.column(f), left_of_output, field.nullable));
-    fields.push_back(std::move(field));
-  }
-  for (size_t f : value_fields(right.schema(), right_keys)) {
-    Field field = right.schema()[f];
-    field.nullable = field.nullable || keep_unmatched_left;
-    field.name = unique_name(field.name, fields);
-    columns.push_back(gather_or_null(right.column(f), right_of_output, field.nullable));
-    fields.push_back(std::move(field));
+  for (JoinResultColumn& c : join_result_columns(left.schema(), left_keys, right.schema(), right_keys, kind)) {
+    columns.push_back(gather_join_column(c, left, right, left_of_output, right_of_output, rows_with_left));
+    fields.push_back(std::move(c.field));
   }
   return Table(Schema(std::move(fields)), std::move(columns));
 }

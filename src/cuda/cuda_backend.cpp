@@ -541,8 +541,8 @@ class CudaBackend final : public ExecutionBackend {
                         std::move(split.source_rows)};
   }
 
-  /// The pairs are found on the device (keys hashed and verified there); the result columns
-  /// are gathered on the host, where the batch is.
+  /// The pairs are found on the device (keys hashed and verified there); each result column
+  /// is gathered where its sources are (join_result_where_sources_are).
   Table join(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
              JoinKind kind) override {
     check_join_keys(left, left_keys, right, right_keys);
@@ -550,62 +550,65 @@ class CudaBackend final : public ExecutionBackend {
     for (size_t k : left_keys) l.push_back(view(left.column(k)));
     for (size_t k : right_keys) r.push_back(view(right.column(k)));
     const gpu::JoinPairs pairs = engine_.join(l, left.num_rows(), r, right.num_rows(), static_cast<gpu::JoinKind>(kind));
-    const auto list = [](const Column& c) { return c.type() == TypeId::List; };  // the host gathers lists
-    const bool lists = std::any_of(left.columns().begin(), left.columns().end(), list) ||
-                       std::any_of(right.columns().begin(), right.columns().end(), list);
-    if (kind == JoinKind::Inner && !pairs.left_rows.empty() && !lists && (made_here(left) || made_here(right)))
-      return inner_join_on_device(left, left_keys, right, right_keys, pairs);
-    return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
+    if (pairs.left_rows.empty())  // no row: the host's empty result reads no column
+      return join_result(left, left_keys, right, right_keys, kind, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
+    return join_result_where_sources_are(left, left_keys, right, right_keys, kind, pairs);
   }
 
-  /// An inner join's result (join_result's fields and columns) whose columns from device
-  /// columns are gathered on the device, where they stay: a gather on the host would copy such
-  /// a column back whole. Host columns are gathered on the host. Every pair has both rows, so
-  /// no row is null-filled; a column is nullable as its field is, as join_result makes it.
-  Table inner_join_on_device(const Table& left, std::span<const size_t> left_keys, const Table& right,
-                             std::span<const size_t> right_keys, const gpu::JoinPairs& pairs) {
-    const Schema schema = join_result(Table::empty(left.schema()), left_keys, Table::empty(right.schema()), right_keys,
-                                      JoinKind::Inner, {}, {}, 0)
-                              .schema();
-    std::vector<size_t> left_fields(left_keys.begin(), left_keys.end());
-    for (size_t f : value_fields(left.schema(), left_keys)) left_fields.push_back(f);
-    const std::vector<size_t> right_fields = value_fields(right.schema(), right_keys);
-    std::vector<Column> columns(schema.size());
-    size_t next = 0;  // output column of the side's first field
-    auto gather_side = [&](const Table& side, const std::vector<size_t>& fields, const std::vector<int64_t>& rows) {
-      std::vector<gpu::ColumnView> views;
-      std::vector<uint8_t> nullable;
-      std::vector<size_t> on_device;  // output columns
-      for (size_t k = 0; k < fields.size(); ++k) {
-        const Column& source = side.column(fields[k]);
-        const size_t o = next + k;
-        if (source.host_copy_pending() && copy_made_by(source, engine_.identity())) {
-          views.push_back(view(source));
-          nullable.push_back(schema[o].nullable ? 1 : 0);
-          on_device.push_back(o);
-          continue;
-        }
-        columns[o] = source.gather(rows);
-        if (schema[o].nullable) columns[o].make_nullable();
+  /// A join's result (join_result's fields and columns) whose columns that read a column
+  /// living only on the device are gathered on the device, where they stay: a gather on the
+  /// host would copy such a column back whole. The other columns, lists among them, are
+  /// gathered on the host, where their sources are.
+  Table join_result_where_sources_are(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                                      std::span<const size_t> right_keys, JoinKind kind, const gpu::JoinPairs& pairs) {
+    using From = JoinResultColumn::From;
+    const std::vector<JoinResultColumn> result = join_result_columns(left.schema(), left_keys, right.schema(), right_keys, kind);
+    const bool right_only_rows = pairs.rows_with_left < pairs.left_rows.size();
+    const bool rows_with_left = pairs.rows_with_left > 0;
+    std::vector<Column> columns(result.size());
+    std::vector<gpu::ColumnView> left_views, right_views;
+    std::vector<gpu::JoinColumnSpec> specs;
+    std::vector<size_t> on_device;  // result columns, in specs' order
+    for (size_t o = 0; o < result.size(); ++o) {
+      const JoinResultColumn& c = result[o];
+      // A key column reads the left key in rows with a left row and the right key in the others.
+      const bool reads_left = c.from == From::Left || (c.from == From::Keys && rows_with_left);
+      const bool reads_right = c.from == From::Right || (c.from == From::Keys && right_only_rows);
+      const bool device =
+          (reads_left && lives_here(left.column(c.left_field))) || (reads_right && lives_here(right.column(c.right_field)));
+      if (!device) {
+        columns[o] = gather_join_column(c, left, right, pairs.left_rows, pairs.right_rows, pairs.rows_with_left);
+        continue;
       }
-      next += fields.size();
-      if (views.empty()) return;
-      gpu::RowChainOutput out = engine_.gather_rows(views, side.num_rows(), rows, nullable);
+      gpu::JoinColumnSpec spec;
+      spec.from = reads_left && reads_right ? gpu::kJoinFromKeys : reads_left ? gpu::kJoinFromLeft : gpu::kJoinFromRight;
+      spec.nullable = c.field.nullable ? 1 : 0;
+      if (reads_left) {
+        spec.left_column = static_cast<int32_t>(left_views.size());
+        left_views.push_back(view(left.column(c.left_field)));
+      }
+      if (reads_right) {
+        spec.right_column = static_cast<int32_t>(right_views.size());
+        right_views.push_back(view(right.column(c.right_field)));
+      }
+      specs.push_back(spec);
+      on_device.push_back(o);
+    }
+    if (!specs.empty()) {
+      gpu::RowChainOutput out = engine_.join_rows(left_views, left.num_rows(), right_views, right.num_rows(), specs, pairs.left_rows,
+                                                  pairs.right_rows, pairs.rows_with_left);
       for (size_t j = 0; j < on_device.size(); ++j) {
         const size_t o = on_device[j];
-        columns[o] = column_from(std::move(out.columns[j]), schema[o].type, out.columns[j].nullable, out.rows, engine_.identity());
+        columns[o] = column_from(std::move(out.columns[j]), result[o].field.type, out.columns[j].nullable, out.rows, engine_.identity());
       }
-    };
-    gather_side(left, left_fields, pairs.left_rows);
-    gather_side(right, right_fields, pairs.right_rows);
-    return Table(schema, std::move(columns));
+    }
+    std::vector<Field> fields;
+    for (const JoinResultColumn& c : result) fields.push_back(c.field);
+    return Table(Schema(std::move(fields)), std::move(columns));
   }
 
-  /// Whether some column of @p t lives only on this engine's device.
-  bool made_here(const Table& t) const {
-    return std::any_of(t.columns().begin(), t.columns().end(),
-                       [&](const Column& c) { return c.host_copy_pending() && copy_made_by(c, engine_.identity()) != nullptr; });
-  }
+  /// Whether @p c lives only on this engine's device (a host read would copy it back).
+  bool lives_here(const Column& c) const { return c.host_copy_pending() && copy_made_by(c, engine_.identity()) != nullptr; }
 
   void prefetch(Time batch, const Table& source_batch) override {
     std::vector<std::pair<const void*, size_t>> buffers;
