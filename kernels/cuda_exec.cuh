@@ -47,9 +47,10 @@ class DevicePool {
     }
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
-      throw Error("device memory: cannot allocate " + std::to_string(bytes >> 20) + " MiB (" + std::to_string(bytes) +
+      throw DeviceError("device memory: cannot allocate " + std::to_string(bytes >> 20) + " MiB (" + std::to_string(bytes) +
                   " bytes) from the stream-ordered pool holding " + std::to_string(reserved_bytes() >> 20) +
-                  " MiB: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+                  " MiB: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")",
+                        err);
     }
     return p;
   }

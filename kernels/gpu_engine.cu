@@ -1,5 +1,6 @@
 // The CUDA backend's device engine: staging of host columns into pinned memory, one
 // asynchronous copy per batch into pool memory, and the algorithm templates run on a stream.
+#include <thrust/system/cuda/error.h>
 #include <thrust/system_error.h>
 
 #include <algorithm>
@@ -41,17 +42,22 @@ void drain(cudaStream_t stream) {
   (void)cudaGetLastError();
 }
 
-/// Runs @p body, turning Thrust's CUDA errors into sluice::Error naming @p what, and
-/// surfacing asynchronous errors of the stream before returning.
+/// Runs @p body, surfacing asynchronous errors of the stream before returning. A failure of
+/// the device (a CUDA call, Thrust's CUDA errors, device memory) becomes a sluice::Error
+/// naming @p what; other errors (a malformed request) already name what was wrong.
 template <class Body> auto checked(const char* what, cudaStream_t stream, Body&& body) {
   try {
     auto result = body();
     SLUICE_CUDA_TRY(cudaGetLastError());
     SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
     return result;
+  } catch (const DeviceError& e) {
+    drain(stream);
+    throw device_failure(what, e.what(), e.code());
   } catch (const thrust::system_error& e) {
     drain(stream);
-    throw Error(std::string("CUDA backend: ") + what + " failed on the device: " + e.what());
+    const bool cuda = e.code().category() == thrust::cuda_category();
+    throw device_failure(what, e.what(), cuda ? static_cast<cudaError_t>(e.code().value()) : cudaErrorUnknown);
   } catch (...) {
     drain(stream);
     throw;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_check.cuh"
 #include "gpu_test_columns.cuh"
 #include "grouped_reduce.cuh"
 #include "device_window.cuh"
@@ -566,6 +567,33 @@ TEST(StagingOnHost, ChunksReassembleEveryPieceAtItsOffset) {
     for (size_t i = 0; i < pieces.size(); ++i)
       ASSERT_EQ(block.substr(pieces[i].offset, pieces[i].bytes), buffers[i]) << "piece " << i << ", chunks of " << chunk;
   }
+}
+
+// ------------------------------------------------------------------ device errors
+
+// What the engine reports when the device fails inside an operator (checked in gpu_engine.cu
+// passes a DeviceError through device_failure); the strings come from the CUDA runtime, which
+// names its errors without a device.
+TEST(DeviceErrors, AFailedCudaCallIsADeviceErrorNamingTheCallAndTheCode) {
+  try {
+    SLUICE_CUDA_TRY(cudaErrorMemoryAllocation);
+    FAIL() << "SLUICE_CUDA_TRY let a failure through";
+  } catch (const DeviceError& e) {
+    EXPECT_EQ(e.code(), cudaErrorMemoryAllocation);
+    EXPECT_NE(std::string(e.what()).find("CUDA call cudaErrorMemoryAllocation failed at"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(": cudaErrorMemoryAllocation ("), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(SLUICE_CUDA_TRY(cudaSuccess));
+}
+
+TEST(DeviceErrors, TheReportNamesTheOperatorAndSaysWhenTheContextIsLost) {
+  const std::string memory = device_failure("join", "device memory: cannot allocate 9 MiB", cudaErrorMemoryAllocation).what();
+  EXPECT_EQ(memory, "CUDA backend: join failed on the device: device memory: cannot allocate 9 MiB");
+  const std::string fault = device_failure("parse csv", "CUDA call k failed", cudaErrorIllegalAddress).what();
+  EXPECT_EQ(fault.rfind("CUDA backend: parse csv failed on the device: CUDA call k failed; ", 0), 0u) << fault;
+  EXPECT_NE(fault.find("context is lost"), std::string::npos) << fault;
+  for (cudaError_t lost : {cudaErrorLaunchFailure, cudaErrorMisalignedAddress, cudaErrorAssert}) EXPECT_TRUE(device_context_lost(lost));
+  for (cudaError_t kept : {cudaErrorMemoryAllocation, cudaErrorInvalidValue, cudaErrorNotSupported}) EXPECT_FALSE(device_context_lost(kept));
 }
 
 }  // namespace
