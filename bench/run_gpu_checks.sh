@@ -1,60 +1,136 @@
 #!/usr/bin/env bash
 # Everything only a GPU machine can show, in one run: a build, the GPU tests (the CUDA
 # backend against the CPU backend, and the engine and pipeline suites on backend cuda),
-# compute-sanitizer memcheck and racecheck on the CUDA backend tests, bench_gpu, and
-# sluice-bench's YSB and word count on sluice-gpu.
-# Logs, the sanitizer reports and bench_gpu.json go to $OUT (default: gpu-checks/).
+# bench_gpu, sluice-bench's YSB and word count on sluice-gpu, and compute-sanitizer memcheck
+# and racecheck on the CUDA backend tests.
+#
+# The steps run in the order of what matters most, each under its own time limit inside a
+# total deadline (SLUICE_GPU_CHECK_SECONDS, default 540 s), so that a run cut short still
+# leaves the results of every step before. $OUT (default gpu-checks/) gets at most 8 files,
+# the device tool's limit, each rewritten as soon as its step ends:
+#   summary.txt             one or more lines per step (read this first)
+#   ctest-gpu.log           the GPU tests
+#   bench_gpu.json/.txt     the benchmarks against their bounds (the JSON is written per section)
+#   sluice-bench-results.md sluice-cpu against sluice-gpu, end to end
+#   sanitizer-memcheck.log  compute-sanitizer memcheck
+#   logs.tgz                everything else: the build log, nvidia-smi, racecheck, sluice-bench's files
 #
 # Prepare on a machine with a package registry, then carry .deps to the GPU host:
-#   EXTRA_DEBS="libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev" ../shared/gpu-host/pack-deps.sh
+#   EXTRA_DEBS="libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev pkgconf pkgconf-bin libpkgconf3 libsasl2-2 libsasl2-modules-db" \
+#     ../shared/gpu-host/pack-deps.sh
 #   bench/run_gpu_checks.sh            # on the GPU host, from the project root
 set -u
 out=${OUT:-gpu-checks}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)  # absolute: the steps below change directory
 cd "$(dirname "$0")/.."
+logs=$(mktemp -d)
+summary="$out/summary.txt"
+: > "$summary"
+deadline=$((SECONDS + ${SLUICE_GPU_CHECK_SECONDS:-540}))
+
+say() { echo "$*" | tee -a "$summary"; }
+# Seconds a step may take: at most $1, and no later than $2 seconds before the deadline.
+budget() {
+  local room=$((deadline - SECONDS - ${2:-0}))
+  if [ "$room" -lt "$1" ]; then echo "$room"; else echo "$1"; fi
+}
+pack() { tar -C "$logs" -czf "$out/logs.tgz" . 2>/dev/null; }
+step() { say "== $* (at $(date +%T), $((deadline - SECONDS)) s left)"; }
+# Runs a step's command under `timeout $1`, saying how it ended.
+timed() {
+  local seconds=$1 name=$2
+  shift 2
+  if [ "$seconds" -le 5 ]; then
+    say "$name: not run, the deadline is too close"
+    return 124
+  fi
+  timeout --kill-after=10 "$seconds" "$@"
+  local rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then say "$name: stopped at its limit of $seconds s"; fi
+  return $rc
+}
+
 if [ -f .deps/env.sh ]; then
   # shellcheck disable=SC1091
   source .deps/env.sh
 fi
 prefix=()
-[ -n "${SLUICE_DEPS_PREFIX:-}" ] && prefix=(-DCMAKE_PREFIX_PATH="$SLUICE_DEPS_PREFIX")
-step() { echo "== $* ($(date +%T))"; }
+if [ -n "${SLUICE_DEPS_PREFIX:-}" ]; then
+  prefix=(-DCMAKE_PREFIX_PATH="$SLUICE_DEPS_PREFIX")
+  export PATH="$SLUICE_DEPS_PREFIX/bin:$PATH"  # pkg-config, when the image has none
+fi
 
 step "device"
-nvidia-smi > "$out/nvidia-smi.txt" 2>&1 && head -15 "$out/nvidia-smi.txt"
+nvidia-smi > "$logs/nvidia-smi.txt" 2>&1
+say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+for tool in cmake nvcc pkg-config python3; do
+  command -v "$tool" > /dev/null || say "missing: $tool (the build or a step below will fail)"
+done
 
 step "build"
-if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release "${prefix[@]}" &&
-       cmake --build build-gpu -j"$(nproc)"; } > "$out/build.log" 2>&1; then
-  tail -40 "$out/build.log"
+# Only what the GPU checks run: the host-only tests are CI's.
+targets=(test_cuda_backend test_device_functors test_backend_choice test_dstream_ops test_windows test_context
+         test_smoke_typed test_cli sluice_cli bench_gpu sluice_bench_runner)
+{ timed "$(budget 90 300)" configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release "${prefix[@]}" &&
+  timed "$(budget 360 240)" build cmake --build build-gpu -j"$(nproc)" --target "${targets[@]}"; } > "$logs/build.log" 2>&1
+built=$?
+if [ $built -ne 0 ]; then
+  say "build failed (exit $built):"
+  tail -30 "$logs/build.log" | tee -a "$summary"
+  pack
+  exit 1
+fi
+say "built in $SECONDS s"
+
+# A build that sees no device would skip every GPU test: say so at once.
+if build-gpu/tests/test_backend_choice --gtest_filter='BackendChoice.CudaOnAGpu*' 2>&1 | grep -q SKIPPED; then
+  say "THE BUILD SEES NO GPU: every GPU test would be skipped (driver too old for this CUDA?)"
+  build-gpu/tests/test_backend_choice --gtest_filter='BackendChoice.CudaOnAGpu*' >> "$summary" 2>&1
+  pack
   exit 1
 fi
 
 step "GPU tests"
-(cd build-gpu && ctest -j4 --output-on-failure -R 'Cuda|cuda/|BackendChoice|OnHost' > "../$out/ctest-gpu.log" 2>&1)
-echo "ctest (GPU tests) exit $?"
-tail -5 "$out/ctest-gpu.log"
-
-step "compute-sanitizer"
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-# Sizes that cover every path (hash, sort, verification, windows) without hour-long runs.
-filter='*FewInts_4097*:*ManyInts_100003*:*Strings_100003*:*NullableStringAndInt_999_*:*Floats*:CudaWordCount.*:CudaSplit.*:CudaEngine.AColumnItMade*'
-for tool in memcheck racecheck; do
-  "$sanitizer" --tool "$tool" --error-exitcode 99 build-gpu/tests/test_cuda_backend --gtest_filter="$filter" \
-    > "$out/sanitizer-$tool.log" 2>&1
-  echo "compute-sanitizer $tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)"
-done
+(cd build-gpu && timed "$(budget 200 100)" "GPU tests" ctest -j8 --timeout 120 --output-on-failure \
+   -R 'Cuda|cuda/|BackendChoice|DeviceFunctors' > "$out/ctest-gpu.log" 2>&1)
+say "ctest exit $?: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log")"
+say "skipped: $(grep -c '(Skipped)' "$out/ctest-gpu.log")"
+grep -E '\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception|Not Run)\)' "$out/ctest-gpu.log" | head -40 | tee -a "$summary"
 
 step "bench_gpu"
-build-gpu/bench/bench_gpu --out "$out/bench_gpu.json" 2>&1 | tee "$out/bench_gpu.txt"
+timed "$(budget 150 50)" bench_gpu build-gpu/bench/bench_gpu --out "$out/bench_gpu.json" > "$out/bench_gpu.txt" 2>&1
+say "bench_gpu exit $?"
+cat "$out/bench_gpu.txt" >> "$summary"
 
 step "sluice-bench: YSB and word count end to end, sluice-gpu against sluice-cpu"
-python3 bench/sluice-bench --mode quick --workload ysb,wordcount --engines sluice-cpu,sluice-gpu \
-  --runner build-gpu/bench/sluice-bench-runner --out "$out/sluice-bench" > "$out/sluice-bench.log" 2>&1
-echo "sluice-bench exit $?"
-tail -12 "$out/sluice-bench.log"
+timed "$(budget 120 40)" sluice-bench python3 bench/sluice-bench --mode quick --workload ysb,wordcount \
+  --engines sluice-cpu,sluice-gpu --latency-fraction 0 --timeout 120 --strict \
+  --runner build-gpu/bench/sluice-bench-runner --out "$logs/sluice-bench" > "$logs/sluice-bench.log" 2>&1
+say "sluice-bench exit $?"
+if [ -f "$logs/sluice-bench/results.md" ]; then
+  cp "$logs/sluice-bench/results.md" "$out/sluice-bench-results.md"
+  grep -E '^\| [a-z]+ \| sluice-(cpu|gpu) \|' "$out/sluice-bench-results.md" | tee -a "$summary"
+else
+  tail -12 "$logs/sluice-bench.log" | tee -a "$summary"
+fi
+pack
 
-step "whole suite"
-(cd build-gpu && ctest -j8 -E 'SluiceBench.Peers' > "../$out/ctest-all.log" 2>&1)
-echo "ctest (all) exit $?"
-tail -4 "$out/ctest-all.log"
+step "compute-sanitizer memcheck"
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+# The edge sizes (no rows, one row: zero-size allocations), the small shapes of every key
+# kind, the hand-written parsers and the engine's own paths (prefetch, copy back).
+small='*/FewInts_0_rows:*/FewInts_1_rows:*/FewInts_4097_rows:*/ManyInts_7_rows:*/Strings_1_rows:*/NullableStringAndInt_999_rows:*/Floats_5003_rows'
+engine='CudaCsvParsing.*:CudaJsonParsing.*:CudaWordCount.*:CudaSplit.*:CudaEngine.*'
+timed "$(budget 150 10)" memcheck "$sanitizer" --tool memcheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
+  --gtest_filter="$small:$engine" > "$out/sanitizer-memcheck.log" 2>&1
+say "memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$out/sanitizer-memcheck.log" | tail -1); $(grep -E '^\[  (PASSED|FAILED) ' "$out/sanitizer-memcheck.log" | tr '\n' ' ')"
+
+step "compute-sanitizer racecheck"
+# The kernels use no shared memory of their own (only CUB's and Thrust's): a short run.
+timed "$(budget 60 0)" racecheck "$sanitizer" --tool racecheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
+  --gtest_filter='*/FewInts_4097_rows:*/Floats_5003_rows' > "$logs/sanitizer-racecheck.log" 2>&1
+say "racecheck exit $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$logs/sanitizer-racecheck.log" | tail -1)"
+
+say "done at $(date +%T), $SECONDS s in all"
+pack

@@ -21,7 +21,9 @@
 
 #include <atomic>
 
+#if SLUICE_HAS_CUPTI
 #include <cupti.h>
+#endif
 
 #include "device_runtime.hpp"
 #include "gpu_engine.hpp"
@@ -62,6 +64,42 @@ const char* strategy_name(sluice::gpu::GroupStrategy s) {
   return s == sluice::gpu::GroupStrategy::Hash ? "hash" : s == sluice::gpu::GroupStrategy::Sort ? "sort" : "auto";
 }
 
+/// The JSON results, rewritten after every section, so that a run cut short (a timeout, an
+/// error) still leaves what it measured; "complete" says whether every section ran.
+class Report {
+ public:
+  explicit Report(std::string path) : path_(std::move(path)) {}
+  void set_device(const std::string& description) { device_ = description; }
+  /// Appends @p section (entries of the top-level object, each ending in ",\n") and writes.
+  void take(std::ostringstream& section) {
+    body_ += section.str();
+    section.str("");
+    write(false, "");
+  }
+  void finish() { write(true, ""); }
+  void fail(const std::string& error) { write(false, error); }
+
+ private:
+  static std::string quoted(const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    }
+    return out + "\"";
+  }
+  void write(bool complete, const std::string& error) const {
+    std::ofstream out(path_);
+    out << "{\n  \"device\": " << quoted(device_) << ",\n" << body_ << "  \"complete\": " << (complete ? "true" : "false");
+    if (!error.empty()) out << ",\n  \"error\": " << quoted(error);
+    out << "\n}\n";
+  }
+  std::string path_;
+  std::string device_ = "unknown";
+  std::string body_;
+};
+
+#if SLUICE_HAS_CUPTI
 /// Counts kernel launches (every runtime launch ends in one of these driver calls).
 class LaunchCounter {
  public:
@@ -88,6 +126,25 @@ class LaunchCounter {
   CUpti_SubscriberHandle subscriber_ = nullptr;
   std::atomic<uint64_t> launches_{0};
 };
+#endif
+
+/// Kernel launches made by @p body, or -1 when they cannot be counted here (@p why says why).
+template <class Body> int64_t count_launches(Body&& body, std::string& why) {
+#if SLUICE_HAS_CUPTI
+  try {
+    LaunchCounter counter;
+    body();
+    return static_cast<int64_t>(counter.launches());
+  } catch (const sluice::Error& e) {
+    why = e.what();
+    return -1;
+  }
+#else
+  body();
+  why = "built without CUPTI";
+  return -1;
+#endif
+}
 
 struct Pairs {
   std::shared_ptr<void> keys, values;
@@ -145,14 +202,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a log even when the run is cut short
+  Report report(out_path);
   try {
     if (sluice::cuda::device_count() == 0) {
       std::fprintf(stderr, "bench_gpu: no CUDA device on this machine\n");
       return 77;
     }
     DeviceEngine engine(0);
-    std::ostringstream json;
-    json << "{\n  \"device\": \"" << engine.description() << "\",\n";
+    report.set_device(engine.description());
+    std::ostringstream json;  // the section being measured, handed to the report when done
     std::printf("device: %s\n", engine.description().c_str());
 
     const auto bounds = sluice::cuda::measure_transfer_bounds(0, size_t{1} << 30, 10);
@@ -161,6 +220,7 @@ int main(int argc, char** argv) {
                 h2d / 1e9, bounds.device_to_host_pinned_bytes_per_s / 1e9);
     json << "  \"bounds\": {\"device_memory_bytes_per_s\": " << d2d << ", \"host_to_device_pinned_bytes_per_s\": " << h2d
          << ", \"device_to_host_pinned_bytes_per_s\": " << bounds.device_to_host_pinned_bytes_per_s << "},\n";
+    report.take(json);
 
     // reduceByKey, device-resident.
     json << "  \"reduce_by_key\": [\n";
@@ -181,6 +241,7 @@ int main(int argc, char** argv) {
            << (i < 2 ? ",\n" : "\n");
     }
     json << "  ],\n";
+    report.take(json);
 
     // Window slide cost against window length.
     json << "  \"window_slide\": [\n";
@@ -209,6 +270,7 @@ int main(int argc, char** argv) {
       json << "    {\"slides_per_window\": " << panes << ", \"median_slide_seconds\": " << median << "}" << (li < 5 ? ",\n" : "\n");
     }
     json << "  ],\n";
+    report.take(json);
 
     // Word count from pinned host memory, end to end.
     {
@@ -253,6 +315,7 @@ int main(int argc, char** argv) {
       json << "  \"word_count\": {\"text_bytes\": " << at << ", \"lines\": " << lines << ", \"distinct_words\": " << distinct
            << ", \"best_seconds\": " << runs.front() << ", \"bytes_per_s\": " << rate
            << ", \"fraction_of_host_to_device_bound\": " << rate / h2d << "},\n";
+      report.take(json);
 
       // flat_map split of the same lines: tokens counted, scanned and scattered on the
       // device, one string column and the tokens' rows back.
@@ -301,6 +364,7 @@ int main(int argc, char** argv) {
                   fused_distinct, fused_s * 1e3, fused_rate / 1e9, fused_rate / h2d);
       json << "  \"split_lower_count_fused\": {\"distinct_words\": " << fused_distinct << ", \"best_seconds\": " << fused_s
            << ", \"bytes_per_s\": " << fused_rate << ", \"fraction_of_host_to_device_bound\": " << fused_rate / h2d << "},\n";
+      report.take(json);
     }
 
     // Pipeline expressions from pinned memory, end to end: a filter (predicate fused into
@@ -340,6 +404,7 @@ int main(int argc, char** argv) {
            << filter_text << "\", \"kept\": " << kept << ", \"best_seconds\": " << filter_s
            << ", \"fraction_of_host_to_device_bound\": " << in_bytes / filter_s / h2d << "}, \"map\": {\"expression\": \"" << map_text
            << "\", \"best_seconds\": " << map_s << ", \"fraction_of_host_to_device_bound\": " << in_bytes / map_s / h2d << "}},\n";
+      report.take(json);
 
       // transform's sort_by from pinned memory: one int64 key (radix sort of encoded words),
       // then two keys with a limit (merge sort over the columns); every row is gathered on
@@ -356,6 +421,7 @@ int main(int argc, char** argv) {
            << ", \"fraction_of_host_to_device_bound\": " << in_bytes / radix_s / h2d
            << "}, \"two_keys_limit_1000\": {\"best_seconds\": " << merge_s
            << ", \"fraction_of_host_to_device_bound\": " << in_bytes / merge_s / h2d << "}},\n";
+      report.take(json);
     }
 
     // Small batches: 10k records end to end (copy in, reduce, results out), per batch.
@@ -370,24 +436,25 @@ int main(int argc, char** argv) {
       }
       std::sort(runs.begin(), runs.end());
       const double median = runs[runs.size() / 2], p99 = runs[runs.size() * 99 / 100];
-      uint64_t launches = 0;
-      {
-        LaunchCounter counter;
-        engine.reduce(in);
-        launches = counter.launches();
-      }
-      std::printf("small batch, 10k records, 1k keys, end to end: median %.3f ms, p99 %.3f ms (1 ms interval %s), %llu kernel "
-                  "launches per batch\n",
-                  median * 1e3, p99 * 1e3, p99 < 1e-3 ? "sustainable" : "NOT sustainable", static_cast<unsigned long long>(launches));
+      std::string uncounted;
+      const int64_t launches = count_launches([&] { engine.reduce(in); }, uncounted);
+      std::printf("small batch, 10k records, 1k keys, end to end: median %.3f ms, p99 %.3f ms (1 ms interval %s), ", median * 1e3,
+                  p99 * 1e3, p99 < 1e-3 ? "sustainable" : "NOT sustainable");
+      if (launches >= 0) std::printf("%lld kernel launches per batch\n", static_cast<long long>(launches));
+      else std::printf("kernel launches not counted: %s\n", uncounted.c_str());
       json << "  \"small_batch\": {\"records\": 10000, \"median_seconds\": " << median << ", \"p99_seconds\": " << p99
-           << ", \"kernel_launches_per_batch\": " << launches << "}\n";
+           << ", \"kernel_launches_per_batch\": ";
+      if (launches >= 0) json << launches;
+      else json << "null";
+      json << "},\n";
+      report.take(json);
     }
-    json << "}\n";
-    std::ofstream(out_path) << json.str();
+    report.finish();
     std::printf("wrote %s\n", out_path.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
+    report.fail(e.what());
     return 1;
   }
 }
