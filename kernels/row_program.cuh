@@ -483,7 +483,11 @@ using RowRegisters = RowValue[RowProgram::kMaxInstructions];
 
 /// Runs @p program on row @p row in the registers @p reg and returns its result register;
 /// @p too_long is set when a concat made a string over 2^31 - 1 bytes anywhere in the row.
-__host__ __device__ inline const RowValue& run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row,
+/// Not inlined: every kernel that runs programs (maps, filters, chains, fused reductions)
+/// carried its own copy of the interpreter, and ptxas spent minutes on each unit (190 s for
+/// the chains' unit, 75 s with one copy called). The call is one per row, beside a loop over
+/// the program's instructions whose registers live in local memory anyway.
+__host__ __device__ inline __noinline__ const RowValue& run_row_program(const RowProgramView& program, const ColumnView* inputs, int64_t row,
                                                            RowRegisters& reg, uint8_t& too_long) {
   using Op = RowProgram::Op;
   too_long = 0;

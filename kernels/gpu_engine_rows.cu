@@ -1,0 +1,167 @@
+// The device engine's single row operations: expressions, filters, flat_map splits, sorts,
+// and joins (their pairs and their result rows).
+#include "gpu_engine_impl.cuh"
+#include "hash_join.cuh"
+#include "row_chain.cuh"
+#include "row_program.cuh"
+#include "sort_rows.cuh"
+#include "split_strings.cuh"
+
+namespace sluice::gpu {
+
+namespace {
+
+/// Rows @p order[0, n) (device memory) of each of @p columns (device views), gathered and kept
+/// on the device as run_row_chain's outputs are (none is an input column passed on).
+RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec,
+                                  const std::vector<ColumnView>& columns, const int64_t* order, size_t n) {
+  RowChainOutput out;
+  out.rows = n;
+  out.input_column.assign(columns.size(), -1);
+  for (const ColumnView& c : columns) out.columns.push_back(keep_on_device(owner, exec, gather_column(exec, c, order, n), n));
+  return out;
+}
+
+}  // namespace
+
+SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, const std::string& separator) {
+  Impl& im = *impl_;
+  return checked("flat_map split", im.stream, [&] {
+    SLUICE_EXPECTS(text.type == kString, "flat_map split: the column to split is not a string column");
+    DeviceArray<char> block;
+    const ColumnView in = im.upload_columns({text}, rows, block)[0];
+    CudaExec exec(im.pool, im.stream);
+    SLUICE_EXPECTS(separator.size() <= static_cast<size_t>(INT32_MAX), "flat_map split: the separator is over 2^31 - 1 bytes");
+    auto device_separator = exec.alloc<char>(separator.size());
+    exec.to_device(device_separator.data(), separator.data(), separator.size());
+    SplitTokens<CudaExec> split =
+        sluice::gpu::split_strings(exec, in, rows, device_separator.data(), static_cast<int32_t>(separator.size()));
+    SplitColumn out;
+    download(exec, out.source_rows, split.source_rows, split.tokens);
+    OwnedColumn<CudaExec> tokens;
+    tokens.type = kString;
+    tokens.rows = split.tokens;
+    tokens.offsets = std::move(split.offsets);
+    tokens.chars = std::move(split.chars);
+    out.tokens = keep_on_device(impl_, exec, std::move(tokens), split.tokens);
+    return out;
+  });
+}
+
+std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
+                                                      const std::vector<ColumnView>& host_columns, size_t rows) {
+  Impl& im = *impl_;
+  return checked("map", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    std::vector<HostColumnBuffers> out;
+    for (const RowProgram* program : programs) {
+      const BoundRowProgram<CudaExec> bound = bind_row_program(exec, *program, columns);
+      out.push_back(keep_on_device(impl_, exec, evaluate_column(exec, bound, rows, program->result_nullable), rows));
+    }
+    return out;
+  });
+}
+
+std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns,
+                                               size_t rows) {
+  Impl& im = *impl_;
+  return checked("filter", im.stream, [&] {
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const BoundRowProgram<CudaExec> bound = bind_row_program(exec, predicate, columns);
+    DeviceArray<int64_t> selected = exec.alloc<int64_t>(rows);
+    std::vector<int64_t> out(sluice::gpu::select_rows(exec, bound.program, bound.inputs.data(), rows, selected.data()));
+    exec.to_host(out.data(), selected.data(), out.size() * sizeof(int64_t));
+    return out;
+  });
+}
+
+RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left, size_t left_rows,
+                                       const std::vector<ColumnView>& host_right, size_t right_rows,
+                                       const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
+                                       const std::vector<int64_t>& right_at, size_t rows_with_left) {
+  Impl& im = *impl_;
+  return checked("join", im.stream, [&] {
+    const size_t n = left_at.size();
+    SLUICE_EXPECTS(right_at.size() == n && rows_with_left <= n, "join: " + std::to_string(n) + " left rows, " +
+                                                                    std::to_string(right_at.size()) + " right rows and " +
+                                                                    std::to_string(rows_with_left) + " rows with a left row");
+    for (size_t o = 0; o < n; ++o) {
+      // The first rows_with_left rows have a left row; every other row has a right row.
+      const int64_t l = left_at[o], r = right_at[o];
+      const bool left_ok = o < rows_with_left ? l >= 0 && static_cast<size_t>(l) < left_rows : l == -1;
+      const bool right_ok = r >= -1 && (r == -1 ? o < rows_with_left : static_cast<size_t>(r) < right_rows);
+      SLUICE_EXPECTS(left_ok && right_ok, "join: output row " + std::to_string(o) + " pairs left row " + std::to_string(l) +
+                                              " with right row " + std::to_string(r) + " of tables of " +
+                                              std::to_string(left_rows) + " and " + std::to_string(right_rows) + " rows (" +
+                                              std::to_string(rows_with_left) + " rows with a left row)");
+    }
+    for (const JoinColumnSpec& c : outputs) {
+      const bool left_ok = c.from == kJoinFromRight || (c.left_column >= 0 && static_cast<size_t>(c.left_column) < host_left.size());
+      const bool right_ok = c.from == kJoinFromLeft || (c.right_column >= 0 && static_cast<size_t>(c.right_column) < host_right.size());
+      SLUICE_EXPECTS(left_ok && right_ok, "join: a result column reads left column " + std::to_string(c.left_column) + " of " +
+                                              std::to_string(host_left.size()) + " and right column " +
+                                              std::to_string(c.right_column) + " of " + std::to_string(host_right.size()));
+    }
+    CudaExec exec(im.pool, im.stream);
+    DeviceArray<int64_t> device_left_at = exec.alloc<int64_t>(n);
+    DeviceArray<int64_t> device_right_at = exec.alloc<int64_t>(n);
+    exec.to_device(device_left_at.data(), left_at.data(), n * sizeof(int64_t));
+    exec.to_device(device_right_at.data(), right_at.data(), n * sizeof(int64_t));
+    DeviceArray<char> left_block, right_block;
+    const std::vector<ColumnView> left = im.upload_columns(host_left, left_rows, left_block);
+    const std::vector<ColumnView> right = im.upload_columns(host_right, right_rows, right_block);
+    RowChainOutput out;
+    out.rows = n;
+    out.input_column.assign(outputs.size(), -1);
+    for (const JoinColumnSpec& c : outputs) {
+      const ColumnView l = c.from == kJoinFromRight ? ColumnView{} : left[static_cast<size_t>(c.left_column)];
+      const ColumnView r = c.from == kJoinFromLeft ? ColumnView{} : right[static_cast<size_t>(c.right_column)];
+      out.columns.push_back(keep_on_device(impl_, exec,
+                                           gather_join_column(exec, l, left_rows, r, c.from, c.nullable != 0, device_left_at.data(),
+                                                              device_right_at.data(), rows_with_left, n),
+                                           n));
+    }
+    return out;
+  });
+}
+
+RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_columns, size_t rows,
+                                       const std::vector<SortKeySpec>& keys, int64_t limit) {
+  Impl& im = *impl_;
+  return checked("transform (sort_by, limit)", im.stream, [&] {
+    for (const SortKeySpec& k : keys)
+      SLUICE_EXPECTS(k.column >= 0 && static_cast<size_t>(k.column) < host_columns.size(),
+                     "transform: sort key column " + std::to_string(k.column) + " of a batch of " +
+                         std::to_string(host_columns.size()) + " columns");
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    std::vector<SortKeyView> key_views;
+    for (const SortKeySpec& k : keys) key_views.push_back(SortKeyView{columns[static_cast<size_t>(k.column)], k.descending});
+    const SortedRows<CudaExec> sorted = sluice::gpu::sort_rows(exec, key_views, rows, limit);
+    return gathered_on_device(impl_, exec, columns, sorted.order.data(), sorted.rows);
+  });
+}
+
+JoinPairs DeviceEngine::join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,
+                             size_t right_rows, JoinKind kind) {
+  Impl& im = *impl_;
+  return checked("join", im.stream, [&] {
+    GroupedInput left, right;
+    left.rows = left_rows;
+    left.keys = left_keys;
+    right.rows = right_rows;
+    right.keys = right_keys;
+    DeviceArray<char> left_block, right_block;
+    const GroupedInput l = im.upload(left, left_block);
+    const GroupedInput r = im.upload(right, right_block);
+    CudaExec exec(im.pool, im.stream);
+    return join_on_device(exec, l.keys, left_rows, r.keys, right_rows, kind);
+  });
+}
+
+}  // namespace sluice::gpu
