@@ -79,6 +79,17 @@ std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, cons
   });
 }
 
+RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<int64_t>& at) {
+  Impl& im = *impl_;
+  return checked("gathering rows", im.stream, [&] {
+    CudaExec exec(im.pool, im.stream);
+    const DeviceArray<int64_t> device_at = rows_on_device(exec, at, rows, "gathering rows");
+    DeviceArray<char> block;
+    const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
+    return gathered_on_device(impl_, exec, columns, device_at.data(), at.size());
+  });
+}
+
 RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left, size_t left_rows,
                                        const std::vector<ColumnView>& host_right, size_t right_rows,
                                        const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,

@@ -198,6 +198,22 @@ Column Column::make_list(std::vector<Column> children, bool nullable) {
   return c;
 }
 
+Column Column::list_from(std::vector<int32_t> offsets, std::vector<Column> children) {
+  SLUICE_EXPECTS(!offsets.empty() && offsets.front() == 0, "list_from: the offsets of a list column start at 0");
+  for (size_t r = 1; r < offsets.size(); ++r)
+    SLUICE_EXPECTS(offsets[r] >= offsets[r - 1], "list_from: offset " + std::to_string(r) + " (" + std::to_string(offsets[r]) +
+                                                     ") is below the one before it (" + std::to_string(offsets[r - 1]) + ")");
+  for (size_t c = 0; c < children.size(); ++c)
+    SLUICE_EXPECTS(children[c].size() == static_cast<size_t>(offsets.back()),
+                   "list_from: child " + std::to_string(c) + " has " + std::to_string(children[c].size()) +
+                       " rows, but the offsets end at " + std::to_string(offsets.back()));
+  Column c(TypeId::List);
+  c.size_ = offsets.size() - 1;
+  c.offsets_ = std::move(offsets);
+  c.children_ = std::move(children);
+  return c;
+}
+
 Column Column::make_for(const Field& field) {
   if (field.type != TypeId::List) return Column(field.type, field.nullable);
   std::vector<Column> children;

@@ -816,6 +816,31 @@ TEST(Column, MakeNullableLeavesThePaddingBitsClearForRowsAppendedLater) {
   EXPECT_FALSE(eight.is_valid(8));
 }
 
+TEST(Column, ListFromChecksItsOffsetsAndChildren) {
+  Column v(TypeId::Int64);
+  for (int64_t x : {4, 5, 6}) v.append<int64_t>(x);
+  const Column list = Column::list_from({0, 2, 2, 3}, {v});
+  EXPECT_EQ(list.type(), TypeId::List);
+  EXPECT_EQ(list.size(), 3u);
+  EXPECT_FALSE(list.nullable());
+  EXPECT_EQ(list.list_range(1), (std::pair<size_t, size_t>{2, 2}));
+  EXPECT_EQ(rows_of(Table(Schema{Field{"l", TypeId::List, false, {field("v", TypeId::Int64)}}}, {list})),
+            (std::vector<std::string>{"[4,5]", "[]", "[6]"}));
+  EXPECT_EQ(Column::list_from({0, 2, 7}, {}).list_range(1), (std::pair<size_t, size_t>{2, 7})) << "a list of no fields";
+  const auto error_of = [](std::vector<int32_t> offsets, std::vector<Column> children) {
+    try {
+      Column::list_from(std::move(offsets), std::move(children));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of({}, {}).find("start at 0"), std::string::npos);
+  EXPECT_NE(error_of({1, 3}, {v}).find("start at 0"), std::string::npos);
+  EXPECT_NE(error_of({0, 3, 2}, {v}).find("offset 2 (2) is below the one before it (3)"), std::string::npos);
+  EXPECT_NE(error_of({0, 2}, {v}).find("child 0 has 3 rows, but the offsets end at 2"), std::string::npos);
+}
+
 TEST(ColumnReplica, CopiesMovesAndRenamedTablesKeepTheReplica) {
   const Schema schema{field("k", TypeId::Int64), field("w", TypeId::String, true)};
   const Table t = make_table(schema, {{i(1), s("a")}, {i(2), null}});
@@ -1091,6 +1116,30 @@ TEST(ColumnOnReplica, ACopyTakenDuringAnotherThreadsFirstReadIsWhole) {
     EXPECT_EQ(copy, t.column("x")) << round;
     EXPECT_LE(replica->copies, 2) << "the copy reads the replica itself only when it was taken before the buffers came";
   }
+}
+
+// group_by_key's lists are built from columns a backend gathered where they are: a list
+// over children that live only on a replica leaves them there until the list is read.
+TEST(ColumnOnReplica, AListOverPendingChildrenLeavesThemThereUntilRead) {
+  const Table t = replica_table();
+  std::shared_ptr<HeldReplica> k_held, w_held;
+  const Column list = Column::list_from({0, 3, 3, 37}, {on_held_replica(t.column(0), &k_held), on_held_replica(t.column(1), &w_held)});
+  const Column copy = list;
+  for (const Column* l : {&list, &copy})
+    for (const Column& child : l->children()) EXPECT_TRUE(child.host_copy_pending());
+  EXPECT_EQ(k_held->copies + w_held->copies, 0);
+  const Field list_field{"l", TypeId::List, false, {t.schema()[0], t.schema()[1]}};
+  Column expected = Column::make_for(list_field);
+  for (const auto& [first, last] : {std::pair{0, 3}, std::pair{3, 3}, std::pair{3, 37}}) {
+    for (int r = first; r < last; ++r) {
+      expected.children()[0].append_from(t.column(0), static_cast<size_t>(r));
+      expected.children()[1].append_from(t.column(1), static_cast<size_t>(r));
+    }
+    expected.append_list_end();
+  }
+  EXPECT_EQ(rows_of(Table(Schema{list_field}, {list})), rows_of(Table(Schema{list_field}, {expected})));
+  EXPECT_EQ(k_held->copies.load(), 1);
+  EXPECT_EQ(w_held->copies.load(), 1);
 }
 
 TEST(ColumnOnReplica, AFailedCopyIsAnErrorAndTheNextReadTriesAgain) {

@@ -617,6 +617,40 @@ TEST_P(CudaVersusCpu, JoinsOfDeviceBatchesAgreeAndStayOnTheDevice) {
   }
 }
 
+// group_by_key and cogroup of batches made on the device: the rows are grouped there, and
+// the keys and the lists' elements are gathered there and stay there until read.
+TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  const size_t rows = std::min<size_t>(GetParam().rows, 100000);
+  const Table t = random_table(GetParam().kind, rows, 79);
+  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
+  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
+  ASSERT_TRUE(made);
+  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
+  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
+  const std::optional<Table> some = gpu->run_row_chain(*made, {&filter, 1});
+  ASSERT_TRUE(some);
+  std::vector<size_t> keys(recomputed.key_count);
+  std::iota(keys.begin(), keys.end(), size_t{0});
+  const Table grouped = group_by_key_table(*made, keys, gpu.get());
+  const Table cogrouped = cogroup_tables(*made, keys, *some, keys, gpu.get());
+  if (rows > 0) {
+    for (size_t k = 0; k < keys.size(); ++k) EXPECT_TRUE(grouped.column(k).host_copy_pending()) << "key " << k;
+    for (const Column& child : grouped.columns().back().children()) EXPECT_TRUE(child.host_copy_pending());
+    for (const Column& list : {cogrouped.column(keys.size()), cogrouped.column(keys.size() + 1)})
+      for (const Column& child : list.children()) EXPECT_EQ(child.host_copy_pending(), child.size() > 0);
+    for (size_t c = 0; c < made->num_columns(); ++c) EXPECT_TRUE(made->column(c).host_copy_pending()) << "read in place";
+  }
+  // The same columns grouped on the host (which copies them back): the same tables, bit for bit.
+  const Table want_grouped = group_by_key_table(*made, keys);
+  const Table want_cogrouped = cogroup_tables(*made, keys, *some, keys);
+  EXPECT_EQ(grouped.schema(), want_grouped.schema());
+  EXPECT_TRUE(grouped == want_grouped);
+  EXPECT_EQ(cogrouped.schema(), want_cogrouped.schema());
+  EXPECT_TRUE(cogrouped == want_cogrouped);
+}
+
 TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {
   SKIP_WITHOUT_GPU();
   auto gpu = make_backend(BackendKind::Cuda);

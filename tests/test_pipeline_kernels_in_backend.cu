@@ -206,11 +206,26 @@ class KernelsOnHostBackend final : public ExecutionBackend {
                     std::vector<int64_t>(ids.first_row.data(), ids.first_row.data() + ids.groups)};
   }
 
+  /// group_by_key's and cogroup's keys and list elements, gathered by the kernels and left
+  /// there (lists, which the kernels do not gather, on the host).
+  std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows) override {
+    ++gather_calls;
+    gpu::HostExec exec;
+    std::vector<Column> out;
+    for (size_t f : fields) {
+      const Column& c = table.column(f);
+      if (c.type() == TypeId::List) out.push_back(c.gather(rows));
+      else out.push_back(left_in_kernels(gpu::gather_column(exec, kernels_view(c), rows.data(), rows.size())));
+    }
+    return out;
+  }
+
   std::atomic<int> evaluate_calls{0};
   std::atomic<int> programs_evaluated{0};
   std::atomic<int> filter_calls{0};
   std::atomic<int> split_calls{0};
   std::atomic<int> group_calls{0};
+  std::atomic<int> gather_calls{0};
   std::atomic<int> sort_calls{0};
   std::atomic<int> chain_calls{0};
   std::atomic<int> aggregate_chain_calls{0};
@@ -377,6 +392,8 @@ streams:
   const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"eu\""), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->group_calls.load(), 3 * 2);  // group_by_key and cogroup, every batch (the empty one too)
+  // Per batch: group_by_key's keys and its list's elements, cogroup's two lists' elements.
+  EXPECT_EQ(kernels->gather_calls.load(), 3 * 4);
 }
 
 TEST_F(PipelineKernelsTest, ConsecutiveRowOperationsRunAsOneChainInTheKernelsAndAgreeWithTheHost) {

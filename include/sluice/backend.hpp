@@ -207,6 +207,10 @@ class ExecutionBackend {
                                                    const KeyedAggregation& plan);
   /// Groups rows by key for group_by_key and cogroup (see group_rows, which is the default).
   virtual Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
+  /// Rows @p rows of the fields @p fields of @p table, one column per field, gathered where
+  /// the columns are (the default gathers on the host): group_by_key's and cogroup's keys
+  /// and list elements.
+  virtual std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows);
   /// flatMap of a string column (see split_strings, which is the default).
   virtual SplitStrings split_strings(const Column& text, std::string_view separator);
   /// Joins within a batch (see join_tables, which is the default).
@@ -251,12 +255,14 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
 
 /// @brief cogroup: one row per key in either table: the keys, then a List field "left" of
 /// left's other fields and a List field "right" of right's other fields. Rows are grouped by
-/// @p grouping_backend's group_rows (on the host when null).
+/// @p grouping_backend's group_rows and the lists' elements gathered by its gather_columns (on
+/// the host when null).
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
                      std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr);
 
 /// @brief group_by_key: one row per key: the keys, then a List field "values" of the other
-/// fields. Rows are grouped by @p grouping_backend's group_rows (on the host when null).
+/// fields. Rows are grouped by @p grouping_backend's group_rows, and the keys and the lists'
+/// elements gathered by its gather_columns (on the host when null).
 Table group_by_key_table(const Table& input, std::span<const size_t> key_columns, ExecutionBackend* grouping_backend = nullptr);
 
 }  // namespace sluice

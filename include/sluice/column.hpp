@@ -87,6 +87,11 @@ class Column {
   explicit Column(TypeId type, bool nullable = false);
   /// An empty List column whose elements are structs of @p children (each empty).
   static Column make_list(std::vector<Column> children, bool nullable = false);
+  /// A List column (not nullable) of offsets.size() - 1 rows: element r holds the struct rows
+  /// [offsets[r], offsets[r + 1]) of @p children, which may live on a replica (they stay there
+  /// until read). Throws naming what does not fit: offsets that do not start at 0 or that
+  /// decrease, or a child whose size is not the last offset.
+  static Column list_from(std::vector<int32_t> offsets, std::vector<Column> children);
   /// An empty column with the layout that @p field describes (List children included).
   static Column make_for(const Field& field);
   /// A column over whole buffers in the Arrow layout: @p rows values of a fixed-width @p type

@@ -123,22 +123,25 @@ Field list_field(std::string name, const Table& table, std::span<const size_t> f
   return list;
 }
 
-/// One list per group in @p groups: the rows of @p table in that group (@p rows), as structs
-/// of @p fields.
+/// Rows @p rows of @p fields of @p table, gathered by @p backend (where the columns are), or
+/// on the host when there is none.
+std::vector<Column> gathered(ExecutionBackend* backend, const Table& table, std::span<const size_t> fields,
+                             std::span<const int64_t> rows) {
+  if (backend) return backend->gather_columns(table, fields, rows);
+  std::vector<Column> out;
+  for (size_t f : fields) out.push_back(table.column(f).gather(rows));
+  return out;
+}
+
+/// One list per group: the rows of @p table in that group (@p rows, groups in order), as
+/// structs of @p fields; the elements are gathered by @p backend (see gathered).
 Column list_column(const Field& field, const Table& table, std::span<const size_t> fields, const RowsByGroup& rows,
-                   size_t group_count) {
-  Column list = Column::make_for(field);
-  list.reserve(group_count);
-  for (size_t g = 0; g < group_count; ++g) {
-    const std::span<const int64_t> members = rows.of(g);
-    for (size_t c = 0; c < fields.size(); ++c) {
-      Column& child = list.children()[c];
-      const Column& source = table.column(fields[c]);
-      for (int64_t r : members) child.append_from(source, static_cast<size_t>(r));
-    }
-    list.append_list_end();
-  }
-  return list;
+                   ExecutionBackend* backend) {
+  SLUICE_EXPECTS(rows.rows.size() <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
+  std::vector<Column> children = gathered(backend, table, fields, rows.rows);
+  for (size_t c = 0; c < children.size(); ++c)
+    if (field.children[c].nullable && !children[c].nullable()) children[c].make_nullable();
+  return Column::list_from(std::vector<int32_t>(rows.start.begin(), rows.start.end()), std::move(children));
 }
 
 /// @p name, or when an earlier field already has it, @p name + "_right" (repeated until unique),
@@ -294,8 +297,8 @@ Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const
   const RowsByGroup left_by_group = rows_by_group(g.group_of_row, 0, left_rows, group_count);
   const RowsByGroup right_by_group =
       rows_by_group(g.group_of_row, left_rows, left_rows + right.num_rows(), group_count);
-  columns.push_back(list_column(fields[fields.size() - 2], left, left_values, left_by_group, group_count));
-  columns.push_back(list_column(fields.back(), right, right_values, right_by_group, group_count));
+  columns.push_back(list_column(fields[fields.size() - 2], left, left_values, left_by_group, grouping_backend));
+  columns.push_back(list_column(fields.back(), right, right_values, right_by_group, grouping_backend));
   return Table(Schema(std::move(fields)), std::move(columns));
 }
 
@@ -305,20 +308,22 @@ Table group_by_key_table(const Table& input, std::span<const size_t> key_columns
   const size_t group_count = g.first_row_of_group.size();
 
   std::vector<Field> fields;
-  std::vector<Column> columns;
-  for (size_t k : key_columns) {
-    fields.push_back(input.schema()[k]);
-    columns.push_back(input.column(k).gather(g.first_row_of_group));
-  }
+  for (size_t k : key_columns) fields.push_back(input.schema()[k]);
+  std::vector<Column> columns = gathered(grouping_backend, input, key_columns, g.first_row_of_group);
   const std::vector<size_t> values = value_fields(input.schema(), key_columns);
   fields.push_back(list_field("values", input, values));
   const RowsByGroup by_group = rows_by_group(g.group_of_row, 0, input.num_rows(), group_count);
-  columns.push_back(list_column(fields.back(), input, values, by_group, group_count));
+  columns.push_back(list_column(fields.back(), input, values, by_group, grouping_backend));
   return Table(Schema(std::move(fields)), std::move(columns));
 }
 
 Grouping ExecutionBackend::group_rows(const Table& table, std::span<const size_t> key_columns) {
   return sluice::group_rows(table, key_columns);
+}
+
+std::vector<Column> ExecutionBackend::gather_columns(const Table& table, std::span<const size_t> fields,
+                                                    std::span<const int64_t> rows) {
+  return gathered(nullptr, table, fields, rows);
 }
 
 Table ExecutionBackend::join(const Table& left, std::span<const size_t> left_keys, const Table& right,

@@ -513,7 +513,8 @@ class CudaBackend final : public ExecutionBackend {
   }
 
   /// Rows are grouped on the device (the keyed reduction's grouping, then each row's group by
-  /// a binary search among the groups' keys); the lists are built on the host, where the
+  /// a binary search among the groups' keys); each row's group comes to the host, which
+  /// orders the rows by group, and gather_columns gathers the lists' elements where the
   /// batch is. A hashed key that met another key's is grouped again on the host.
   Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
     if (table.num_rows() == 0 || key_columns.empty()) return sluice::group_rows(table, key_columns);
@@ -530,6 +531,32 @@ class CudaBackend final : public ExecutionBackend {
       return sluice::group_rows(table, key_columns);
     }
     return Grouping{std::move(groups.group_of_row), std::move(groups.first_row)};
+  }
+
+  /// group_by_key's and cogroup's keys and list elements: a column that lives only on the
+  /// device is gathered there, where the result stays; the others are gathered on the host.
+  std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows) override {
+    std::vector<Column> out(fields.size());
+    std::vector<gpu::ColumnView> views;
+    std::vector<size_t> on_device;  // indexes into fields, in views' order
+    for (size_t k = 0; k < fields.size(); ++k) {
+      const Column& c = table.column(fields[k]);
+      if (rows.empty() || !lives_here(c)) {
+        out[k] = c.gather(rows);
+        continue;
+      }
+      views.push_back(view(c));
+      on_device.push_back(k);
+    }
+    if (views.empty()) return out;
+    gpu::RowChainOutput gathered =
+        engine_.gather_rows(views, table.num_rows(), std::vector<int64_t>(rows.begin(), rows.end()));
+    for (size_t j = 0; j < on_device.size(); ++j) {
+      const size_t k = on_device[j];
+      out[k] = column_from(std::move(gathered.columns[j]), table.column(fields[k]).type(), gathered.columns[j].nullable,
+                           gathered.rows, engine_.identity());
+    }
+    return out;
   }
 
   /// Counted, scanned and scattered on the device; the tokens come back as one string column.
