@@ -99,8 +99,9 @@ class DeviceEngine {
   RowChainOutput run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps);
   /// Rows @p at (each below @p rows) of @p columns (host or resident), gathered on the device
   /// and left there as run_row_chain's columns are (group_by_key's and cogroup's keys and
-  /// list elements). Column k has a bitmap when its source has one.
-  RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at);
+  /// list elements). Column k has a bitmap when @p nullable[k] is set or its source has one.
+  RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at,
+                             const std::vector<uint8_t>& nullable);
   /// A join's result columns @p outputs, gathered on the device from @p left (@p left_rows
   /// rows) and @p right (@p right_rows rows), host or resident columns, over the pairs
   /// @p left_at and @p right_at (as JoinPairs has them: -1 for a side a row lacks, the first

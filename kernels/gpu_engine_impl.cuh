@@ -27,9 +27,9 @@
 namespace sluice::gpu {
 namespace engine_detail {
 
-constexpr size_t kAlign = 256;
+inline constexpr size_t kAlign = 256;
 /// Host-to-device copies of staged inputs go in chunks of this size (double-buffered).
-constexpr size_t kStagingChunk = size_t{16} << 20;
+inline constexpr size_t kStagingChunk = size_t{16} << 20;
 inline size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 /// Waits for what is queued on @p stream after a failure, so that no copy from a caller's

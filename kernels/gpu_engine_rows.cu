@@ -12,13 +12,18 @@ namespace sluice::gpu {
 namespace {
 
 /// Rows @p order[0, n) (device memory) of each of @p columns (device views), gathered and kept
-/// on the device as run_row_chain's outputs are (none is an input column passed on).
+/// on the device as run_row_chain's outputs are (none is an input column passed on). Column k
+/// has a bitmap when @p nullable[k] is set or its source has one.
 RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec,
-                                  const std::vector<ColumnView>& columns, const int64_t* order, size_t n) {
+                                  const std::vector<ColumnView>& columns, const int64_t* order, size_t n,
+                                  const std::vector<uint8_t>& nullable) {
   RowChainOutput out;
   out.rows = n;
   out.input_column.assign(columns.size(), -1);
-  for (const ColumnView& c : columns) out.columns.push_back(keep_on_device(owner, exec, gather_column(exec, c, order, n), n));
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const bool with_bitmap = nullable[k] != 0 || columns[k].validity != nullptr;
+    out.columns.push_back(keep_on_device(owner, exec, detail::gather_column(exec, columns[k], with_bitmap, order, n), n));
+  }
   return out;
 }
 
@@ -79,14 +84,18 @@ std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, cons
   });
 }
 
-RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<int64_t>& at) {
+RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<int64_t>& at,
+                                         const std::vector<uint8_t>& nullable) {
   Impl& im = *impl_;
   return checked("gathering rows", im.stream, [&] {
+    SLUICE_EXPECTS(nullable.size() == host_columns.size(), "gathering rows: " + std::to_string(nullable.size()) +
+                                                               " nullable flags for " + std::to_string(host_columns.size()) +
+                                                               " columns");
     CudaExec exec(im.pool, im.stream);
     const DeviceArray<int64_t> device_at = rows_on_device(exec, at, rows, "gathering rows");
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
-    return gathered_on_device(impl_, exec, columns, device_at.data(), at.size());
+    return gathered_on_device(impl_, exec, columns, device_at.data(), at.size(), nullable);
   });
 }
 
@@ -154,7 +163,7 @@ RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_colum
     std::vector<SortKeyView> key_views;
     for (const SortKeySpec& k : keys) key_views.push_back(SortKeyView{columns[static_cast<size_t>(k.column)], k.descending});
     const SortedRows<CudaExec> sorted = sluice::gpu::sort_rows(exec, key_views, rows, limit);
-    return gathered_on_device(impl_, exec, columns, sorted.order.data(), sorted.rows);
+    return gathered_on_device(impl_, exec, columns, sorted.order.data(), sorted.rows, std::vector<uint8_t>(columns.size(), 0));
   });
 }
 

@@ -119,8 +119,6 @@ struct RowChainStep {
 /// FullOuter), so the engine can convert with a static_cast.
 enum class JoinKind : int32_t { Inner = 0, LeftOuter = 1, RightOuter = 2, FullOuter = 3 };
 
-/// The pairs of a join, on the host: output row o joins left row left_rows[o] with right row
-/// right_rows[o]; -1 stands for the missing side of an outer join.
 /// Where a column of a join's result takes its rows from (join_result_columns' From).
 enum JoinColumnFrom : int32_t {
   kJoinFromKeys = 0,   ///< the left key's rows, then (right-only rows) the right key's
@@ -138,6 +136,8 @@ struct JoinColumnSpec {
   uint8_t nullable = 0;
 };
 
+/// The pairs of a join, on the host: output row o joins left row left_rows[o] with right row
+/// right_rows[o]; -1 stands for the missing side of an outer join.
 struct JoinPairs {
   std::vector<int64_t> left_rows;
   std::vector<int64_t> right_rows;

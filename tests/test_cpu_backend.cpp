@@ -720,6 +720,16 @@ TEST(GroupByKey, ListsOfTheOtherFieldsInRowOrder) {
   EXPECT_EQ(group_by_key_table(Table::empty(schema), std::vector<size_t>{1}).schema(), out.schema());
 }
 
+TEST(GroupByKey, AKeysOnlyTableHasEmptyListsThatStayEmpty) {
+  const Schema schema{field("k", TypeId::String)};
+  const Table t = make_table(schema, {{s("a")}, {s("b")}, {s("a")}});
+  const Table out = group_by_key_table(t, std::vector<size_t>{0});
+  EXPECT_EQ(rows_of(out), (std::vector<std::string>{R"(["a",[]])", R"(["b",[]])"}));
+  EXPECT_EQ(rows_of(out.gather(std::vector<int64_t>{1, 0})), (std::vector<std::string>{R"(["b",[]])", R"(["a",[]])"}));
+  EXPECT_EQ(rows_of(cogroup_tables(t, std::vector<size_t>{0}, t, std::vector<size_t>{0})),
+            (std::vector<std::string>{R"(["a",[],[]])", R"(["b",[],[]])"}));
+}
+
 TEST(GroupByKey, MultiColumnAndNullKeys) {
   const Schema schema{field("a", TypeId::Int32, true), field("b", TypeId::Bool), field("v", TypeId::Float64)};
   const Table t = make_table(schema, {{i(1), b(true), d(0.5)},

@@ -571,7 +571,7 @@ TEST(StagingOnHost, ChunksReassembleEveryPieceAtItsOffset) {
 
 // ------------------------------------------------------------------ device errors
 
-// What the engine reports when the device fails inside an operator (checked in gpu_engine.cu
+// What the engine reports when the device fails inside an operator (checked in gpu_engine_impl.cuh
 // passes a DeviceError through device_failure); the strings come from the CUDA runtime, which
 // names its errors without a device.
 TEST(DeviceErrors, AFailedCudaCallIsADeviceErrorNamingTheCallAndTheCode) {

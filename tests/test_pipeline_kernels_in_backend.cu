@@ -207,15 +207,21 @@ class KernelsOnHostBackend final : public ExecutionBackend {
   }
 
   /// group_by_key's and cogroup's keys and list elements, gathered by the kernels and left
-  /// there (lists, which the kernels do not gather, on the host).
+  /// there, nullable where their fields are (as the CUDA backend gathers them); lists, which
+  /// the kernels do not gather, and gathers of no rows on the host.
   std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows) override {
     ++gather_calls;
     gpu::HostExec exec;
     std::vector<Column> out;
     for (size_t f : fields) {
       const Column& c = table.column(f);
-      if (c.type() == TypeId::List) out.push_back(c.gather(rows));
-      else out.push_back(left_in_kernels(gpu::gather_column(exec, kernels_view(c), rows.data(), rows.size())));
+      if (c.type() == TypeId::List || rows.empty()) {
+        out.push_back(c.gather(rows));
+        continue;
+      }
+      const gpu::ColumnView source = kernels_view(c);
+      const bool nullable = table.schema()[f].nullable || source.validity != nullptr;
+      out.push_back(left_in_kernels(gpu::detail::gather_column(exec, source, nullable, rows.data(), rows.size())));
     }
     return out;
   }

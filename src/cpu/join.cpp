@@ -138,6 +138,8 @@ std::vector<Column> gathered(ExecutionBackend* backend, const Table& table, std:
 Column list_column(const Field& field, const Table& table, std::span<const size_t> fields, const RowsByGroup& rows,
                    ExecutionBackend* backend) {
   SLUICE_EXPECTS(rows.rows.size() <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
+  // A list of no fields holds no elements (as append_list_end makes it, and append_from copies it).
+  if (fields.empty()) return Column::list_from(std::vector<int32_t>(rows.start.size(), 0), {});
   std::vector<Column> children = gathered(backend, table, fields, rows.rows);
   for (size_t c = 0; c < children.size(); ++c)
     if (field.children[c].nullable && !children[c].nullable()) children[c].make_nullable();

@@ -534,10 +534,13 @@ class CudaBackend final : public ExecutionBackend {
   }
 
   /// group_by_key's and cogroup's keys and list elements: a column that lives only on the
-  /// device is gathered there, where the result stays; the others are gathered on the host.
+  /// device is gathered there, where the result stays, nullable where its field is (a list
+  /// would otherwise make it so on the host, copying it back); the others are gathered on
+  /// the host.
   std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows) override {
     std::vector<Column> out(fields.size());
     std::vector<gpu::ColumnView> views;
+    std::vector<uint8_t> nullable;
     std::vector<size_t> on_device;  // indexes into fields, in views' order
     for (size_t k = 0; k < fields.size(); ++k) {
       const Column& c = table.column(fields[k]);
@@ -546,11 +549,12 @@ class CudaBackend final : public ExecutionBackend {
         continue;
       }
       views.push_back(view(c));
+      nullable.push_back(table.schema()[fields[k]].nullable ? 1 : 0);
       on_device.push_back(k);
     }
     if (views.empty()) return out;
     gpu::RowChainOutput gathered =
-        engine_.gather_rows(views, table.num_rows(), std::vector<int64_t>(rows.begin(), rows.end()));
+        engine_.gather_rows(views, table.num_rows(), std::vector<int64_t>(rows.begin(), rows.end()), nullable);
     for (size_t j = 0; j < on_device.size(); ++j) {
       const size_t k = on_device[j];
       out[k] = column_from(std::move(gathered.columns[j]), table.column(fields[k]).type(), gathered.columns[j].nullable,
