@@ -23,17 +23,19 @@
 //    decimal (a Float32 field then rounds that double to float, as the CPU parser does); a
 //    finite value beyond the type's largest is malformed, an underflow is the nearest value.
 //
-// Float conversion (the "fast path"): the significant digits, up to 19 of them (trailing
-// zeros moved into the exponent), form an integer m and the text is m * 10^e. When m <= 2^53
-// and |e| <= 22, m and 10^|e| are exact doubles and one IEEE multiplication or division rounds
+// Float conversion. The fast path: the significant digits, up to 19 of them (trailing zeros
+// moved into the exponent), form an integer m and the text is m * 10^e. When m <= 2^53 and
+// |e| <= 22, m and 10^|e| are exact doubles and one IEEE multiplication or division rounds
 // m * 10^e to nearest, exactly as strtod does; likewise when e > 22 but m * 10^(e-22) is still
 // an integer <= 2^53, and when e == 0 (the conversion of m itself rounds to nearest). Decimals
 // certain to overflow (>= 1e39 for Float32, >= 1e309) are malformed and those certain to round
 // to zero (< 1e-324, or < 1e-46 for Float32) are +-0. Every other number (more than 19
-// significant digits, a larger mantissa with a scale, a larger exponent, a subnormal) is not
-// guessed: its record "needs the host", which parses it with the CPU parser and merges it by
-// its input index. So are a "nan(...)" spelling and a doubled quote inside a quoted non-string
-// field.
+// significant digits, a larger mantissa with a scale, a larger exponent, a subnormal) takes
+// the exact path (CsvDecimal): the decimal's digits (up to 800, and whether any nonzero digit
+// was dropped after them) are scaled by powers of two until 53 bits of it are an integer,
+// which is rounded to nearest, ties to even, as strtod rounds (the algorithm of Go's
+// strconv decimal conversion). "nan(chars)" is a NaN of its sign, as from_chars reads it. Only
+// a doubled quote inside a quoted non-string field leaves a record to the host.
 //
 // A record is malformed when anything the device decides exactly makes it so (its structure,
 // its field count, any field); otherwise it needs the host when any field does; otherwise it
@@ -167,39 +169,215 @@ __host__ __device__ inline double csv_exact_pow10(int32_t k) {
   return p;
 }
 
-/// A float field's text as std::from_chars would read it (see the fast path at the top);
-/// @p out is the double nearest to the text. kCsvFieldNeedsHost when the fast path cannot tell.
-__host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, bool is32, double& out) {
-  constexpr uint64_t kSignBit = 0x8000000000000000ULL;
+/// A decimal number's digits for the exact conversion: 0.d[0]d[1]...d[nd-1] * 10^dp, with
+/// @p trunc set when nonzero digits past the 800 kept were dropped (800 digits decide every
+/// double: the longest exact decimal of a double's halfway point has 767 significant digits).
+struct CsvDecimal {
+  static constexpr int32_t kDigits = 800;
+  static constexpr int32_t kMaxShift = 60;  ///< bits per shift step: digit << 60 plus a carry fits in uint64
+  uint8_t d[kDigits];                        ///< digit values 0-9, most significant first
+  int32_t nd = 0;
+  int32_t dp = 0;
+  bool trunc = false;
+};
+
+/// Drops trailing zero digits (a zero has no digits and a decimal point of 0).
+__host__ __device__ inline void csv_decimal_trim(CsvDecimal& a) {
+  while (a.nd > 0 && a.d[a.nd - 1] == 0) --a.nd;
+  if (a.nd == 0) a.dp = 0;
+}
+
+/// a *= 2^k, 0 < k <= kMaxShift.
+__host__ __device__ inline void csv_decimal_left_shift(CsvDecimal& a, int32_t k) {
+  // The digits the carry out of the top adds: a dry run of the loop below.
+  uint64_t n = 0;
+  for (int32_t r = a.nd - 1; r >= 0; --r) n = (n + (static_cast<uint64_t>(a.d[r]) << k)) / 10;
+  int32_t delta = 0;
+  for (; n > 0; n /= 10) ++delta;
+  int32_t w = a.nd + delta;  // write index, from the end
+  n = 0;
+  for (int32_t r = a.nd - 1; r >= 0; --r) {
+    n += static_cast<uint64_t>(a.d[r]) << k;
+    const uint64_t quotient = n / 10, digit = n - 10 * quotient;
+    if (--w < CsvDecimal::kDigits) a.d[w] = static_cast<uint8_t>(digit);
+    else if (digit != 0) a.trunc = true;
+    n = quotient;
+  }
+  for (; n > 0; n /= 10) {
+    const uint64_t quotient = n / 10, digit = n - 10 * quotient;
+    if (--w < CsvDecimal::kDigits) a.d[w] = static_cast<uint8_t>(digit);
+    else if (digit != 0) a.trunc = true;
+  }
+  a.nd += delta;
+  if (a.nd > CsvDecimal::kDigits) a.nd = CsvDecimal::kDigits;
+  a.dp += delta;
+  csv_decimal_trim(a);
+}
+
+/// a /= 2^k, 0 < k <= kMaxShift (digits that no longer fit set trunc).
+__host__ __device__ inline void csv_decimal_right_shift(CsvDecimal& a, int32_t k) {
+  int32_t r = 0, w = 0;
+  uint64_t n = 0;
+  for (; (n >> k) == 0; ++r) {  // enough leading digits for the first quotient digit
+    if (r >= a.nd) {
+      if (n == 0) {
+        a.nd = 0;
+        a.dp = 0;
+        return;
+      }
+      while ((n >> k) == 0) {
+        n *= 10;
+        ++r;
+      }
+      break;
+    }
+    n = n * 10 + a.d[r];
+  }
+  a.dp -= r - 1;
+  const uint64_t mask = (uint64_t{1} << k) - 1;
+  for (; r < a.nd; ++r) {
+    const uint64_t digit = n >> k;
+    n &= mask;
+    a.d[w++] = static_cast<uint8_t>(digit);
+    n = n * 10 + a.d[r];
+  }
+  while (n > 0) {
+    const uint64_t digit = n >> k;
+    n &= mask;
+    if (w < CsvDecimal::kDigits) a.d[w++] = static_cast<uint8_t>(digit);
+    else if (digit > 0) a.trunc = true;
+    n *= 10;
+  }
+  a.nd = w;
+  csv_decimal_trim(a);
+}
+
+/// a *= 2^k (k may be negative).
+__host__ __device__ inline void csv_decimal_shift(CsvDecimal& a, int32_t k) {
+  if (a.nd == 0) return;
+  for (; k > CsvDecimal::kMaxShift; k -= CsvDecimal::kMaxShift) csv_decimal_left_shift(a, CsvDecimal::kMaxShift);
+  for (; k < -CsvDecimal::kMaxShift; k += CsvDecimal::kMaxShift) csv_decimal_right_shift(a, CsvDecimal::kMaxShift);
+  if (k > 0) csv_decimal_left_shift(a, k);
+  else if (k < 0) csv_decimal_right_shift(a, -k);
+}
+
+/// Whether a rounded to its first @p nd digits rounds up: above half, or exactly half (no
+/// digit dropped) with an odd digit before.
+__host__ __device__ inline bool csv_decimal_rounds_up(const CsvDecimal& a, int32_t nd) {
+  if (nd < 0 || nd >= a.nd) return false;
+  if (a.d[nd] == 5 && nd + 1 == a.nd) {
+    if (a.trunc) return true;
+    return nd > 0 && a.d[nd - 1] % 2 == 1;
+  }
+  return a.d[nd] >= 5;
+}
+
+/// The integer part of a, rounded to nearest, ties to even (a < 2^64).
+__host__ __device__ inline uint64_t csv_decimal_rounded_integer(const CsvDecimal& a) {
+  if (a.dp > 20) return ~uint64_t{0};
+  uint64_t n = 0;
   int32_t i = 0;
-  const bool negative = n > 0 && s[0] == '-';
+  for (; i < a.dp && i < a.nd; ++i) n = n * 10 + a.d[i];
+  for (; i < a.dp; ++i) n *= 10;
+  if (csv_decimal_rounds_up(a, a.dp)) ++n;
+  return n;
+}
+
+/// The bits of the double nearest to a (magnitude only); @p overflow when it is beyond
+/// DBL_MAX (the bits are then infinity's).
+__host__ __device__ inline uint64_t csv_decimal_to_double_bits(CsvDecimal& a, bool& overflow) {
+  constexpr int32_t kMantissaBits = 52, kExponentBits = 11, kBias = -1023;
+  constexpr int32_t kPowers[] = {1, 3, 6, 9, 13, 16, 19, 23, 26};  // bits that move dp by one digit at least
+  overflow = false;
+  if (a.nd == 0) return 0;
+  if (a.dp > 310) {
+    overflow = true;
+    return uint64_t{0x7FF} << kMantissaBits;
+  }
+  if (a.dp < -330) return 0;
+  int32_t exp = 0;
+  while (a.dp > 0) {  // scale into [0.5, 1)
+    const int32_t n = a.dp >= 9 ? 27 : kPowers[a.dp];
+    csv_decimal_shift(a, -n);
+    exp += n;
+  }
+  while (a.dp < 0 || (a.dp == 0 && a.d[0] < 5)) {
+    const int32_t n = -a.dp >= 9 ? 27 : kPowers[-a.dp];
+    csv_decimal_shift(a, n);
+    exp -= n;
+  }
+  --exp;  // [0.5, 1) is [1, 2) * 2^-1
+  if (exp < kBias + 1) {  // below the least normal exponent: a subnormal
+    const int32_t n = kBias + 1 - exp;
+    csv_decimal_shift(a, -n);
+    exp += n;
+  }
+  if (exp - kBias >= (1 << kExponentBits) - 1) {
+    overflow = true;
+    return uint64_t{0x7FF} << kMantissaBits;
+  }
+  csv_decimal_shift(a, 1 + kMantissaBits);
+  uint64_t mantissa = csv_decimal_rounded_integer(a);
+  if (mantissa == (uint64_t{2} << kMantissaBits)) {  // rounding carried into a new bit
+    mantissa >>= 1;
+    ++exp;
+    if (exp - kBias >= (1 << kExponentBits) - 1) {
+      overflow = true;
+      return uint64_t{0x7FF} << kMantissaBits;
+    }
+  }
+  if ((mantissa & (uint64_t{1} << kMantissaBits)) == 0) exp = kBias;  // subnormal
+  return (mantissa & ((uint64_t{1} << kMantissaBits) - 1)) |
+         (static_cast<uint64_t>((exp - kBias) & ((1 << kExponentBits) - 1)) << kMantissaBits);
+}
+
+/// The double nearest to the decimal text @p byte(0) ... @p byte(n - 1) in std::from_chars's
+/// general syntax, whole: -?(digits[.digits]|.digits)([eE][+-]?digits)?, or inf, infinity,
+/// nan or nan([A-Za-z0-9_]*) in any letter case. kCsvFieldOk with @p out (infinity when
+/// @p overflow: the decimal is beyond DBL_MAX); @p underflow when a nonzero decimal rounds to
+/// +-0. kCsvFieldMalformed for any other text.
+template <class Bytes>
+__host__ __device__ int32_t csv_parse_double_bytes(const Bytes& byte, int32_t n, double& out, bool& overflow, bool& underflow) {
+  constexpr uint64_t kSignBit = 0x8000000000000000ULL;
+  overflow = underflow = false;
+  int32_t i = 0;
+  const bool negative = n > 0 && byte(0) == '-';
   if (negative) i = 1;
   if (i == n) return kCsvFieldMalformed;
   const uint64_t sign = negative ? kSignBit : 0;
-  const char c0 = csv_lower(s[i]);
+  const char c0 = csv_lower(byte(i));
   if (c0 == 'i' || c0 == 'n') {
-    const char* word = s + i;
     const int32_t len = n - i;
-    if (csv_equals_ignoring_case(word, len, "inf") || csv_equals_ignoring_case(word, len, "infinity")) {
+    auto word_is = [&](int32_t length, const char* lower) {
+      for (int32_t k = 0; k < length; ++k)
+        if (lower[k] == '\0' || csv_lower(byte(i + k)) != lower[k]) return false;
+      return lower[length] == '\0';
+    };
+    if ((len == 3 && word_is(3, "inf")) || (len == 8 && word_is(8, "infinity"))) {
       out = csv_double_of_bits(sign | 0x7FF0000000000000ULL);
       return kCsvFieldOk;
     }
-    if (csv_equals_ignoring_case(word, len, "nan")) {
-      out = csv_double_of_bits(sign | 0x7FF8000000000000ULL);
-      return kCsvFieldOk;
+    if (len < 3 || !word_is(3, "nan")) return kCsvFieldMalformed;
+    if (len > 3) {  // nan(n-char-sequence)
+      if (len < 5 || byte(i + 3) != '(' || byte(n - 1) != ')') return kCsvFieldMalformed;
+      for (int32_t k = i + 4; k < n - 1; ++k) {
+        const char c = byte(k);
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')) return kCsvFieldMalformed;
+      }
     }
-    if (len > 3 && csv_equals_ignoring_case(word, 3, "nan") && word[3] == '(') return kCsvFieldNeedsHost;
-    return kCsvFieldMalformed;
+    out = csv_double_of_bits(sign | 0x7FF8000000000000ULL);
+    return kCsvFieldOk;
   }
 
+  const int32_t digits_begin = i;
   uint64_t mantissa = 0;  // the first 19 significant digits
   int32_t digits = 0;     // significant digits in mantissa
   bool dropped_nonzero = false;
   int64_t scale = 0;      // text = mantissa * 10^scale (before the exponent), up to dropped digits
   bool any_digit = false;
-  for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+  for (; i < n && byte(i) >= '0' && byte(i) <= '9'; ++i) {
     any_digit = true;
-    const uint32_t d = static_cast<uint32_t>(s[i] - '0');
+    const uint32_t d = static_cast<uint32_t>(byte(i) - '0');
     if (digits == 0 && d == 0) continue;  // a leading zero
     if (digits < 19) {
       mantissa = mantissa * 10 + d;
@@ -209,10 +387,10 @@ __host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, boo
       ++scale;
     }
   }
-  if (i < n && s[i] == '.') {
-    for (++i; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+  if (i < n && byte(i) == '.') {
+    for (++i; i < n && byte(i) >= '0' && byte(i) <= '9'; ++i) {
       any_digit = true;
-      const uint32_t d = static_cast<uint32_t>(s[i] - '0');
+      const uint32_t d = static_cast<uint32_t>(byte(i) - '0');
       if (digits == 0 && d == 0) {
         --scale;
         continue;
@@ -227,17 +405,19 @@ __host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, boo
     }
   }
   if (!any_digit) return kCsvFieldMalformed;
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+  const int32_t digits_end = i;
+  int64_t exponent = 0;
+  if (i < n && (byte(i) == 'e' || byte(i) == 'E')) {
     ++i;
     bool exp_negative = false;
-    if (i < n && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+    if (i < n && (byte(i) == '+' || byte(i) == '-')) exp_negative = byte(i++) == '-';
     if (i == n) return kCsvFieldMalformed;  // "1e", "1e+": from_chars stops before the 'e'
-    int64_t exponent = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i)
-      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
-    scale += exp_negative ? -exponent : exponent;
+    for (; i < n && byte(i) >= '0' && byte(i) <= '9'; ++i)
+      if (exponent < 1000000000) exponent = exponent * 10 + (byte(i) - '0');
+    if (exp_negative) exponent = -exponent;
   }
   if (i != n) return kCsvFieldMalformed;
+  scale += exponent;
 
   if (mantissa == 0) {  // every digit zero: +-0 whatever the exponent
     out = csv_double_of_bits(sign);
@@ -245,40 +425,93 @@ __host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, boo
   }
   // The decimal lies in [10^lead, 10^(lead + 1)).
   const int64_t lead = scale + digits - 1;
-  if (lead >= 309 || (is32 && lead >= 39)) return kCsvFieldMalformed;  // beyond DBL_MAX / FLT_MAX
-  // Below half the least subnormal (2^-1075 > 2.4e-324) the double is +-0; below half the
-  // least float subnormal (2^-150 > 7e-46) so is the float that a Float32 field keeps.
-  if (lead <= -325 || (is32 && lead <= -47)) {
+  if (lead >= 309) {  // beyond DBL_MAX
+    overflow = true;
+    out = csv_double_of_bits(sign | 0x7FF0000000000000ULL);
+    return kCsvFieldOk;
+  }
+  if (lead <= -325) {  // below half the least subnormal (2^-1075 > 2.4e-324): +-0
+    underflow = true;
     out = csv_double_of_bits(sign);
     return kCsvFieldOk;
   }
-  if (dropped_nonzero) return kCsvFieldNeedsHost;
-  while (mantissa % 10 == 0) {  // trailing zeros ("1.500", "2000"): an exact, smaller mantissa
-    mantissa /= 10;
-    ++scale;
-  }
-  constexpr uint64_t kExactMantissa = uint64_t{1} << 53;
-  double value;
-  if (scale == 0) {
-    value = static_cast<double>(mantissa);  // one rounding to nearest
-  } else if (mantissa > kExactMantissa) {
-    return kCsvFieldNeedsHost;
-  } else if (scale > 0 && scale <= 22) {
-    value = static_cast<double>(mantissa) * csv_exact_pow10(static_cast<int32_t>(scale));
-  } else if (scale < 0 && scale >= -22) {
-    value = static_cast<double>(mantissa) / csv_exact_pow10(static_cast<int32_t>(-scale));
-  } else if (scale > 22 && scale <= 22 + 15) {
-    // m * 10^(e-22) may still be an exact integer: then one multiplication by 1e22.
-    uint64_t m = mantissa;
-    for (int64_t k = 22; k < scale; ++k) {
-      if (m > kExactMantissa / 10) return kCsvFieldNeedsHost;
-      m *= 10;
+  if (!dropped_nonzero) {
+    while (mantissa % 10 == 0) {  // trailing zeros ("1.500", "2000"): an exact, smaller mantissa
+      mantissa /= 10;
+      ++scale;
     }
-    value = static_cast<double>(m) * csv_exact_pow10(22);
-  } else {
-    return kCsvFieldNeedsHost;
+    constexpr uint64_t kExactMantissa = uint64_t{1} << 53;
+    bool exact = true;
+    double value = 0;
+    if (scale == 0) {
+      value = static_cast<double>(mantissa);  // one rounding to nearest
+    } else if (mantissa > kExactMantissa) {
+      exact = false;
+    } else if (scale > 0 && scale <= 22) {
+      value = static_cast<double>(mantissa) * csv_exact_pow10(static_cast<int32_t>(scale));
+    } else if (scale < 0 && scale >= -22) {
+      value = static_cast<double>(mantissa) / csv_exact_pow10(static_cast<int32_t>(-scale));
+    } else if (scale > 22 && scale <= 22 + 15) {
+      // m * 10^(e-22) may still be an exact integer: then one multiplication by 1e22.
+      uint64_t m = mantissa;
+      for (int64_t k = 22; k < scale && exact; ++k) {
+        if (m > kExactMantissa / 10) exact = false;
+        else m *= 10;
+      }
+      value = static_cast<double>(m) * csv_exact_pow10(22);
+    } else {
+      exact = false;
+    }
+    if (exact) {
+      out = negative ? -value : value;
+      return kCsvFieldOk;
+    }
   }
-  out = negative ? -value : value;
+
+  // The exact path: every digit (up to CsvDecimal::kDigits), scaled by powers of two.
+  CsvDecimal decimal;
+  int64_t significant = 0;  // significant digits before the point (all, not only those kept)
+  bool seen_point = false, seen_significant = false;
+  int64_t point = 0;
+  for (int32_t k = digits_begin; k < digits_end; ++k) {
+    const char c = byte(k);
+    if (c == '.') {
+      seen_point = true;
+      point = significant;
+      continue;
+    }
+    const uint8_t d = static_cast<uint8_t>(c - '0');
+    if (!seen_significant && d == 0) {
+      if (seen_point) --point;  // a leading zero after the point
+      continue;
+    }
+    seen_significant = true;
+    ++significant;
+    if (decimal.nd < CsvDecimal::kDigits) decimal.d[decimal.nd++] = d;
+    else if (d != 0) decimal.trunc = true;
+  }
+  if (!seen_point) point = significant;
+  // lead is within [-325, 309) here, so the point is too, give or take the digits' count.
+  decimal.dp = static_cast<int32_t>(point + exponent);
+  csv_decimal_trim(decimal);
+  const uint64_t bits = csv_decimal_to_double_bits(decimal, overflow);
+  underflow = bits == 0;
+  out = csv_double_of_bits(sign | bits);
+  return kCsvFieldOk;
+}
+
+/// FLT_MAX as a double: a Float32 field's value is malformed beyond it.
+constexpr double kCsvFloatMax = 340282346638528859811704183484516925440.0;
+
+/// A float field's text as the CPU parser reads it (see the float conversion at the top):
+/// @p out is the double nearest to the text; a finite value beyond DBL_MAX, or beyond FLT_MAX
+/// for a Float32 field (@p is32), is malformed.
+__host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, bool is32, double& out) {
+  bool overflow = false, underflow = false;
+  const int32_t outcome = csv_parse_double_bytes(CsvBufferBytes{s}, n, out, overflow, underflow);
+  if (outcome != kCsvFieldOk) return outcome;
+  if (overflow) return kCsvFieldMalformed;
+  if (is32 && (out > kCsvFloatMax || out < -kCsvFloatMax) && out - out == 0) return kCsvFieldMalformed;  // finite, beyond FLT_MAX
   return kCsvFieldOk;
 }
 

@@ -36,10 +36,9 @@
 // the whole line exactly as above (strings, escapes and UTF-8 included, nesting up to 64
 // levels) and records where each field's value starts. The values are then decided exactly
 // except: a string field whose string has an escape; a key with an escape in the top-level
-// object (its unescaped bytes might name a field); a number the float fast path of
-// csv_parse.cuh cannot convert exactly (more than 19 significant digits, large scales, ...);
-// a number whose magnitude lies in [1e308, 1e309) anywhere in the record (whether its double
-// overflows is not decided); nesting deeper than 64. A record is malformed when the line is
+// object (its unescaped bytes might name a field); nesting deeper than 64. Numbers are
+// converted exactly (csv_parse.cuh's conversion), so whether one in [1e308, 1e309) overflows
+// is decided too. A record is malformed when the line is
 // certainly not valid JSON, or when it is certainly not a valid record of the fields should
 // it be valid JSON (a field the device decides exactly makes it so); otherwise it needs the
 // host when anything does; otherwise it is good. The device gives the indexes of the
@@ -183,11 +182,12 @@ __host__ __device__ inline int32_t json_scan_string(const char* s, int32_t n, in
 
 /// Scans the number at s[i] (a '-' or a digit) as nlohmann's lexer does; returns the index
 /// after it, or -1 when it is not a JSON number. @p integer: no fraction and no exponent.
-/// @p finite: kJsonOk when its double is certainly finite, kJsonBad when it certainly
-/// overflows (a parse error), kJsonUnsure for magnitudes in [1e308, 1e309).
+/// @p finite: kJsonOk when its double is finite, kJsonBad when it overflows (nlohmann's
+/// "number overflow", a parse error).
 __host__ __device__ inline int32_t json_scan_number(const char* s, int32_t n, int32_t i, bool& integer, int32_t& finite) {
   integer = true;
   finite = kJsonOk;
+  const int32_t start = i;
   if (i < n && s[i] == '-') ++i;
   if (i >= n || !json_is_digit(s[i])) return -1;
   int64_t lead = 0;  // the decimal exponent of the first nonzero digit (before the exponent part)
@@ -221,8 +221,14 @@ __host__ __device__ inline int32_t json_scan_number(const char* s, int32_t n, in
       if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
     lead += negative ? -exponent : exponent;
   }
-  if (nonzero && lead >= 309) finite = kJsonBad;  // >= 1e309 > DBL_MAX
-  else if (nonzero && lead == 308) finite = kJsonUnsure;
+  if (nonzero && lead >= 309) {
+    finite = kJsonBad;  // >= 1e309 > DBL_MAX
+  } else if (nonzero && lead == 308) {  // in [1e308, 1e309): the exact conversion tells
+    double value = 0;
+    bool overflow = false, underflow = false;
+    csv_parse_double_bytes(CsvBufferBytes{s + start}, i - start, value, overflow, underflow);
+    if (overflow) finite = kJsonBad;
+  }
   return i;
 }
 
@@ -301,12 +307,10 @@ __host__ __device__ inline int32_t json_next_member(const char* s, int32_t n, in
 
 /// Scans line text @p s (@p n bytes) as one JSON value as nlohmann's strict parser does; for
 /// the top-level object or array, leaves in the fields' value_at where their values start.
-/// @p unsure: the line is valid JSON unless a number in [1e308, 1e309) overflows.
 __host__ __device__ inline int32_t json_scan_record(const char* s, int32_t n, const JsonFieldSlot* fields, int32_t field_count,
-                                                    int64_t line, int32_t& elements, bool& unsure) {
+                                                    int64_t line, int32_t& elements) {
   for (int32_t f = 0; f < field_count; ++f) fields[f].value_at[line] = -1;
   elements = 0;
-  unsure = false;
   bool unsure_fields = false;
   int32_t i = 0;
   if (n > 0 && static_cast<unsigned char>(s[0]) == 0xEF) {  // a byte order mark, whole or not at all
@@ -365,7 +369,6 @@ __host__ __device__ inline int32_t json_scan_record(const char* s, int32_t n, co
         int32_t finite;
         i = json_scan_number(s, n, i, integer, finite);
         if (finite == kJsonBad) return kJsonShapeBad;  // "number overflow"
-        unsure |= finite == kJsonUnsure;
       } else {
         return kJsonShapeBad;
       }
@@ -432,7 +435,6 @@ __host__ __device__ inline int32_t json_number_integer(const char* s, int32_t n,
 
 /// The JSON number s[0, n) (a valid token) as a float field's double, as get<double>() reads it.
 __host__ __device__ inline int32_t json_number_real(const char* s, int32_t n, bool integer, bool is32, double& out) {
-  constexpr double kFloatMax = 340282346638528859811704183484516925440.0;  // FLT_MAX
   if (integer) {
     const bool negative = s[0] == '-';
     uint64_t magnitude = 0;
@@ -446,14 +448,11 @@ __host__ __device__ inline int32_t json_number_real(const char* s, int32_t n, bo
       // An int64 or uint64, converted with one rounding to nearest; "-0" is the integer 0.
       const double m = static_cast<double>(magnitude);
       out = negative && magnitude != 0 ? -m : m;
-      if (is32 && (out > kFloatMax || out < -kFloatMax)) return kJsonBad;
+      if (is32 && (out > kCsvFloatMax || out < -kCsvFloatMax)) return kJsonBad;
       return kJsonOk;
     }
   }
-  const int32_t outcome = csv_parse_float(s, n, is32, out);  // the double nearest to the decimal
-  if (outcome != kCsvFieldOk) return outcome;
-  if (is32 && (out > kFloatMax || out < -kFloatMax)) return kJsonBad;
-  return kJsonOk;
+  return csv_parse_float(s, n, is32, out);  // the double nearest to the decimal; beyond FLT_MAX is bad
 }
 
 /// Field @p field of line @p line (text @p s, @p n bytes, already scanned): checks its value;
@@ -550,14 +549,11 @@ __host__ __device__ inline uint8_t json_record(const char* chars, const int32_t*
   int32_t size;
   if (json_line_span(chars, line_offsets, line, text, size)) return kJsonBlank;
   int32_t elements = 0;
-  bool unsure = false;
-  const int32_t shape = json_scan_record(text, size, fields, field_count, line, elements, unsure);
+  const int32_t shape = json_scan_record(text, size, fields, field_count, line, elements);
   if (shape == kJsonShapeBad) return kJsonMalformed;
   if (shape == kJsonShapeUnsure) return kJsonNeedsHost;
-  // The line is valid JSON, or (unsure) not JSON at all: a record that does not fit the
-  // fields is malformed either way.
   if (shape == kJsonShapeArray && elements != field_count) return kJsonMalformed;
-  bool needs_host = unsure;
+  bool needs_host = false;
   for (int32_t f = 0; f < field_count; ++f) {
     const int32_t outcome = json_field(fields[f], text, size, line, -1);
     if (outcome == kJsonBad) return kJsonMalformed;

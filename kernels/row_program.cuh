@@ -295,6 +295,14 @@ __host__ __device__ inline bool row_parse_integer(const RowValue* reg, const Row
   return csv_parse_integer_bytes(RowRegisterBytes{reg, &v}, v.length, false, out) == kCsvFieldOk;
 }
 
+/// float(s) of string register @p v, as std::from_chars reads it (see StringToFloat), read
+/// through row_byte (a case mapping changes no digit, and letters are read in either case).
+__host__ __device__ inline bool row_parse_float(const RowValue* reg, const RowValue& v, double& out) {
+  bool overflow = false, underflow = false;
+  const int32_t outcome = csv_parse_double_bytes(RowRegisterBytes{reg, &v}, v.length, out, overflow, underflow);
+  return outcome == kCsvFieldOk && !overflow && !underflow;
+}
+
 /// lower(s) and upper(s): the same view read through @p mapping. The outer call decides
 /// alone, as lower(upper(s)) == lower(s) for ASCII letters.
 __host__ __device__ inline RowValue row_case_mapped(RowValue v, RowCase mapping) {
@@ -376,6 +384,7 @@ __host__ __device__ inline int32_t row_operand_count(RowProgram::Op op) {
     case Op::BoolToFloat:
     case Op::FloatToInt:
     case Op::StringToInt:
+    case Op::StringToFloat:
     case Op::NegInt:
     case Op::AbsInt:
     case Op::NegFloat:
@@ -426,6 +435,10 @@ __host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProg
     case Op::StringToInt: {
       int64_t v = 0;
       return row_parse_integer(reg, a, v) ? row_int(v) : row_null();
+    }
+    case Op::StringToFloat: {
+      double v = 0;
+      return row_parse_float(reg, a, v) ? row_float(v) : row_null();
     }
     case Op::IntToString: return row_decimal(a.i);
 
@@ -639,6 +652,7 @@ inline void row_signature(RowProgram::Op op, int32_t& result, int32_t (&operands
     case Op::BoolToFloat: return sig(F, B);
     case Op::FloatToInt: return sig(I, F);
     case Op::StringToInt: return sig(I, S);
+    case Op::StringToFloat: return sig(F, S);
     case Op::NegInt: case Op::AbsInt: return sig(I, I);
     case Op::AddInt: case Op::SubInt: case Op::MulInt: case Op::DivInt: case Op::ModInt: case Op::MinInt: case Op::MaxInt:
       return sig(I, I, I);

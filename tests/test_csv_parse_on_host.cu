@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -108,8 +109,8 @@ TEST(CsvParseOnHost, NumbersAreStrict) {
                              "1,1e-400,1", "1,-1e-400,1", "1,1e,1", "1,1e+,1", "1,.,1", "1,+1.5,1", "1,--1,1", "1,1.5x,1",
                              "1,infinit,1", "1,nan(,1"},
                             {spec(kInt64), spec(kFloat64), spec(kBool)});
-  EXPECT_EQ(p.malformed, (Indexes{0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15}));
-  EXPECT_EQ(p.needs_host, (Indexes{16}));  // "nan(" is left to std::from_chars (which stops at the '(')
+  EXPECT_EQ(p.malformed, (Indexes{0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16}));  // "nan(": from_chars stops at the '('
+  EXPECT_EQ(p.needs_host, Indexes{});
   EXPECT_EQ(p.row_index, (Indexes{5, 6, 7, 8}));
   EXPECT_EQ(bits_of(p.columns[1].value<double>(0)), 0x7FF0000000000000ULL);
   EXPECT_EQ(bits_of(p.columns[1].value<double>(1)), 0x7FF8000000000000ULL);
@@ -210,7 +211,7 @@ double cpu_double(const std::string& text, bool is32, bool& ok) {
   return v;
 }
 
-TEST(CsvParseOnHost, FloatsOnTheFastPathAreExactlyThoseOfFromChars) {
+TEST(CsvParseOnHost, FloatsAreExactlyThoseOfFromChars) {
   const std::vector<std::string> texts = {
       "0", "-0", "0.0", "1", "1.5", "-2.25", ".5", "5.", "-.5", "1.e3", "1E3", "1e+3", "1e-3", "0.1", "0.2", "0.3",
       "3.141592653589793", "2.718281828459045", "1e22", "1e-22", "9007199254740992", "9007199254740993", "123456789012345678",
@@ -239,48 +240,147 @@ TEST(CsvParseOnHost, FloatsOnTheFastPathAreExactlyThoseOfFromChars) {
     }
     EXPECT_EQ(row, p.rows);
     // Mantissas beyond 2^53 with a scale, more than 19 significant digits, subnormals and
-    // exponents beyond the exact range go to the host (a Float32 field turns tiny values into
-    // +-0 on the device).
-    EXPECT_EQ(on_host, is32 ? "1.7976931348623157 1.00000000000000000001 3.4e38 "
-                            : "1.7976931348623157 2.2250738585072014e-308 4.9e-324 1.00000000000000000001 3.4e38 ");
+    // exponents beyond the fast path's range take the exact conversion: none goes to the host.
+    EXPECT_EQ(on_host, "");
+    EXPECT_TRUE(p.needs_host.empty());
   }
 }
 
 TEST(CsvParseOnHost, FloatRangeAndSpecialSpellings) {
   const HostParse f64 = parse_one(kFloat64, {"1e309", "-1e309", "1e999999999999999999999", "1e308", "inf", "-Infinity", "INF",
-                                             "NaN", "-nan", "nan(abc)", "1e-999999999999999999999", "1e37", "-1e-325"});
-  EXPECT_EQ(f64.malformed, (Indexes{0, 1, 2}));
-  EXPECT_EQ(f64.needs_host, (Indexes{3, 9}));
-  EXPECT_EQ(f64.row_index, (Indexes{4, 5, 6, 7, 8, 10, 11, 12}));
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(0)), 0x7FF0000000000000ULL);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(1)), 0xFFF0000000000000ULL);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(2)), 0x7FF0000000000000ULL);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(3)), 0x7FF8000000000000ULL);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(4)), 0xFFF8000000000000ULL);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(5)), 0u);
-  EXPECT_EQ(f64.columns[0].value<double>(6), 1e37);
-  EXPECT_EQ(bits_of(f64.columns[0].value<double>(7)), 0x8000000000000000ULL);
+                                             "NaN", "-nan", "nan(abc)", "1e-999999999999999999999", "1e37", "-1e-325",
+                                             "-NaN(x_9Z)", "nan()", "nan(a-b)", "nanx", "nan(x"});
+  EXPECT_EQ(f64.malformed, (Indexes{0, 1, 2, 15, 16, 17}));
+  EXPECT_EQ(f64.needs_host, Indexes{});
+  EXPECT_EQ(f64.row_index, (Indexes{3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}));
+  const std::vector<uint64_t> f64_bits = {bits_of(1e308),         0x7FF0000000000000ULL, 0xFFF0000000000000ULL,
+                                          0x7FF0000000000000ULL, 0x7FF8000000000000ULL, 0xFFF8000000000000ULL,
+                                          0x7FF8000000000000ULL, 0u,                    bits_of(1e37),
+                                          0x8000000000000000ULL, 0xFFF8000000000000ULL, 0x7FF8000000000000ULL};
+  for (size_t r = 0; r < f64_bits.size(); ++r) EXPECT_EQ(bits_of(f64.columns[0].value<double>(r)), f64_bits[r]) << "row " << r;
 
+  // A Float32 field: the double nearest to the text, then rounded to float; beyond FLT_MAX
+  // (as a double) is malformed.
   const HostParse f32 = parse_one(kFloat32, {"1e39", "-1e39", "3.4e38", "1e38", "-inf", "nan", "-NAN", "1e-50", "16777217",
-                                             "0.1", "3.4028234663852886e38"});
-  EXPECT_EQ(f32.malformed, (Indexes{0, 1}));
-  EXPECT_EQ(f32.needs_host, (Indexes{2, 3, 10}));
-  EXPECT_EQ(f32.row_index, (Indexes{4, 5, 6, 7, 8, 9}));
-  EXPECT_EQ(bits_of(f32.columns[0].value<float>(0)), 0xFF800000u);
-  EXPECT_EQ(bits_of(f32.columns[0].value<float>(1)), 0x7FC00000u);
-  EXPECT_EQ(bits_of(f32.columns[0].value<float>(2)), 0xFFC00000u);
-  EXPECT_EQ(bits_of(f32.columns[0].value<float>(3)), 0u);            // 1e-50 as a double, then as a float
-  EXPECT_EQ(f32.columns[0].value<float>(4), 16777216.0f);            // rounded once to double, once to float
-  EXPECT_EQ(f32.columns[0].value<float>(5), static_cast<float>(0.1));
+                                             "0.1", "3.4028234663852886e38", "3.4028235677973366e38"});
+  EXPECT_EQ(f32.malformed, (Indexes{0, 1, 11}));
+  EXPECT_EQ(f32.needs_host, Indexes{});
+  EXPECT_EQ(f32.row_index, (Indexes{2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(f32.columns[0].value<float>(0), static_cast<float>(3.4e38));
+  EXPECT_EQ(f32.columns[0].value<float>(1), static_cast<float>(1e38));
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(2)), 0xFF800000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(3)), 0x7FC00000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(4)), 0xFFC00000u);
+  EXPECT_EQ(bits_of(f32.columns[0].value<float>(5)), 0u);            // 1e-50 as a double, then as a float
+  EXPECT_EQ(f32.columns[0].value<float>(6), 16777216.0f);            // rounded once to double, once to float
+  EXPECT_EQ(f32.columns[0].value<float>(7), static_cast<float>(0.1));
+  EXPECT_EQ(f32.columns[0].value<float>(8), std::numeric_limits<float>::max());
 
-  // Below 1e-46 a float is +-0 whatever the double was; 9e-46 is the least float subnormal.
+  // Below 1e-46 a float is +-0 whatever the double was; 9e-46 rounds to the least float
+  // subnormal, as 1.4e-45 does.
   const HostParse tiny = parse_one(kFloat32, {"9e-46", "9.9e-47", "-1e-47", "1.4e-45"});
-  EXPECT_EQ(tiny.needs_host, (Indexes{0, 3}));
-  EXPECT_EQ(tiny.row_index, (Indexes{1, 2}));
-  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(0)), 0u);
-  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(1)), 0x80000000u);
-  bool ok = false;
-  EXPECT_EQ(bits_of(static_cast<float>(cpu_double("9e-46", true, ok))), 1u);  // why 9e-46 cannot be 0
+  EXPECT_EQ(tiny.needs_host, Indexes{});
+  EXPECT_EQ(tiny.row_index, (Indexes{0, 1, 2, 3}));
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(0)), 1u);
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(1)), 0u);
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(2)), 0x80000000u);
+  EXPECT_EQ(bits_of(tiny.columns[0].value<float>(3)), 1u);
+}
+
+// ------------------------------------------------------------------ the exact conversion
+
+/// What csv_parse_double_bytes must say of @p text, from std::from_chars (and strtod for the
+/// sign of a range error), and whether it does; @p why names the difference.
+bool converts_as_from_chars(const std::string& text, std::string& why) {
+  double want = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), want);
+  const bool whole = end == text.data() + text.size() && !text.empty();
+  double got = 0;
+  bool overflow = false, underflow = false;
+  const int32_t outcome =
+      csv_parse_double_bytes(CsvBufferBytes{text.data()}, static_cast<int32_t>(text.size()), got, overflow, underflow);
+  if (!whole || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+    why = "from_chars rejects it, the device says " + std::to_string(outcome);
+    return outcome == kCsvFieldMalformed;
+  }
+  if (outcome != kCsvFieldOk) {
+    why = "from_chars reads it, the device calls it malformed";
+    return false;
+  }
+  if (ec == std::errc::result_out_of_range) {
+    want = std::strtod(text.c_str(), nullptr);  // +-inf or +-0
+    why = "out of range: the device says overflow " + std::to_string(overflow) + ", underflow " + std::to_string(underflow);
+    return (std::isinf(want) ? overflow && !underflow : underflow && !overflow) && bits_of(got) == bits_of(want);
+  }
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "want %.17g (%016llx), got %.17g (%016llx)", want,
+                static_cast<unsigned long long>(bits_of(want)), got, static_cast<unsigned long long>(bits_of(got)));
+  why = buffer;
+  return !overflow && !underflow && bits_of(got) == bits_of(want);
+}
+
+/// The exact decimal of @p v (a long double holds a double's halfway points exactly), its
+/// trailing zeros dropped: "d.ddd...e[+-]x".
+std::string exact_decimal(long double v) {
+  std::vector<char> buffer(1200);
+  std::snprintf(buffer.data(), buffer.size(), "%.800Le", v);
+  std::string text(buffer.data());
+  const size_t e = text.find('e');
+  size_t last = e;
+  while (last > 0 && text[last - 1] == '0') --last;
+  if (text[last - 1] == '.') --last;
+  return text.substr(0, last) + text.substr(e);
+}
+
+// Every double's text at random precisions, the exact halfway points between neighbouring
+// doubles (ties go to even) and their nearest neighbours above and below (digits added past
+// the 800 kept, or cut short), subnormals, the overflow threshold, and very long digit
+// strings: the device's conversion gives from_chars's double, bit for bit.
+TEST(CsvParseOnHost, DoublesEqualFromCharsBitForBit) {
+  std::mt19937_64 rng(20261129);
+  std::vector<std::string> texts = {"1e-400", "2e-324", "3e-324", "2.4703282292062328e-324", "2.4703282292062327e-324",
+                                    "1e309", "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308",
+                                    "2.2250738585072011e-308", "2.2250738585072012e-308", "9007199254740993",
+                                    "9007199254740992.5", "9007199254740993.0000000000000000000000001", "0.1", "1e23",
+                                    "8.98846567431158e307", "4.9406564584124654e-324", "5e-324", "0." + std::string(400, '0') + "1",
+                                    std::string(400, '9'), std::string(310, '1'), "1" + std::string(308, '0'),
+                                    "." + std::string(900, '3'), std::string(1000, '7') + "e-1300"};
+  for (int k = -400; k <= 400; k += 7) texts.push_back("1e" + std::to_string(k));
+  size_t halfway = 0;
+  for (int i = 0; i < 30000; ++i) {
+    uint64_t bits = rng();
+    if (i % 4 == 0) bits &= 0x000FFFFFFFFFFFFFULL;  // subnormals
+    if (i % 4 == 1) bits = (bits & 0x800FFFFFFFFFFFFFULL) | (static_cast<uint64_t>(rng() % 60 + 990) << 52);  // near 1
+    double d = 0;
+    std::memcpy(&d, &bits, 8);
+    if (!std::isfinite(d)) continue;
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, rng() % 2 ? "%.*e" : "%.*g", static_cast<int>(rng() % 26), d);
+    texts.push_back(buffer);
+    // The halfway point above |d|, and just above and below it.
+    const long double low = std::fabs(d);
+    const long double high = std::nextafter(std::fabs(d), std::numeric_limits<double>::infinity());
+    const long double mid = (low + high) / 2;
+    const std::string exact = exact_decimal(mid);
+    const size_t e = exact.find('e');
+    texts.push_back(exact);
+    texts.push_back(exact.substr(0, e) + std::string(rng() % 2 ? 3 : 900, '0') + "1" + exact.substr(e));  // above
+    if (e > 4) texts.push_back(exact.substr(0, 2 + rng() % (e - 3)) + exact.substr(e));                  // below
+    ++halfway;
+  }
+  // The overflow threshold: halfway between DBL_MAX and 2^1024 rounds to even, up to infinity.
+  const long double max = std::numeric_limits<double>::max();
+  texts.push_back(exact_decimal(max + (std::ldexp(1.0L, 1024) - max) / 2));
+  texts.push_back(exact_decimal(max + (std::ldexp(1.0L, 1024) - max) / 2 - 1e280L));
+  size_t checked = 0;
+  for (const std::string& text : texts) {
+    for (const std::string& t : {text, "-" + text}) {
+      std::string why;
+      ASSERT_TRUE(converts_as_from_chars(t, why)) << t << ": " << why;
+      ++checked;
+    }
+  }
+  std::printf("[ doubles  ] %zu texts, %zu halfway points and their neighbours\n", checked, halfway);
 }
 
 TEST(CsvParseOnHost, DoubledQuotesInNumbersGoToTheHost) {
@@ -509,13 +609,22 @@ class RecordGenerator : public RandomPicks {
         if (form == 0) {
           static const char* special[] = {"inf", "-inf", "Infinity", "NaN", "-nan", "INF", "0e999", "-0.0"};
           s = special[pick(8)];
-        } else if (form <= 2) {  // beyond the fast path: more than 19 digits, or a subnormal
+        } else if (form == 4) {  // a doubled quote inside a quoted number: left to the CPU parser
           g.kind = kHostField;
-          if (chance(50)) {
+          g.csv = std::string(1, quote_) + "1" + quote_ + quote_ + "5" + quote_;
+          return g;
+        } else if (form <= 3) {  // beyond the fast path: the exact conversion
+          const int shape = pick(4);
+          if (shape == 0) {  // more than 19 digits
             s = digits(1, true) + "." + digits(18 + pick(6), false) + std::to_string(1 + pick(9));
             s += "e" + std::to_string(pick(is32 ? 60 : 600) - (is32 ? 30 : 300));
+          } else if (shape == 1) {  // a subnormal, or a Float32's tiny value
+            s = digits(1, true) + "e-" + std::to_string(is32 ? 40 + pick(12) : 310 + pick(12));
+          } else if (shape == 2) {  // a large exponent
+            const int n = is32 ? 1 + pick(7) : 1 + pick(17);  // below 10^(n + exponent) <= 10^37 or 10^308
+            s = digits(n, true) + "e" + std::to_string(23 + pick(is32 ? 8 : 286 - n));
           } else {
-            s = is32 ? "nan(x1)" : digits(1, true) + "e-" + std::to_string(310 + pick(12));
+            s = pick(2) ? "nan(x1)" : "-NaN(_Z9)";
           }
         } else {  // on the fast path: up to 14 digits, a point, an exponent, |exp10| <= 22
           const int n = 1 + pick(14);
@@ -653,7 +762,7 @@ void check_random_records(const std::vector<CsvFieldSpec>& fields, char delimite
   EXPECT_GT(counts[kCsvBlank], 0u);
   bool has_float = false;
   for (const CsvFieldSpec& f : fields) has_float |= f.type == kFloat32 || f.type == kFloat64;
-  if (has_float) EXPECT_GT(counts[kCsvNeedsHost], 0u);
+  if (has_float) EXPECT_GT(counts[kCsvNeedsHost], 0u);  // a doubled quote in a quoted float
 }
 
 std::vector<CsvFieldSpec> every_type_both_ways() {

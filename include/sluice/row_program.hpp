@@ -20,8 +20,9 @@
 /// (comparisons, Contains/StartsWith/EndsWith, MinString/MaxString, the writer of a string
 /// result) sees them mapped. The outer mapping wins (lower(upper(s)) reads as lower(s)), and
 /// narrowing keeps it: ASCII case mapping changes neither lengths nor which bytes are
-/// whitespace, so trim and substr commute with it. StringToInt may read through it (a letter
-/// fails the parse in either case) and Length does not need it. A Concat whose string would
+/// whitespace, so trim and substr commute with it. StringToInt and StringToFloat may read
+/// through it (a letter fails an integer in either case; a float's letters are read in either
+/// case) and Length does not need it. A Concat whose string would
 /// pass 2^31 - 1 bytes fails the whole run, as the host's evaluation does.
 ///
 /// Results: Bool, Int64 or Float64 (kernels/row_program.cuh evaluate_rows, select_rows), or
@@ -29,7 +30,7 @@
 ///
 /// Null rule: an instruction whose operand is null gives null, except where its opcode says
 /// otherwise (And, Or, IsNull, If, Coalesce, and those that can make nulls: DivInt, ModInt,
-/// DivFloat, ModFloat, FloatToInt, StringToInt, ConstNull).
+/// DivFloat, ModFloat, FloatToInt, StringToInt, StringToFloat, ConstNull).
 ///
 /// C++17 and free of CUDA headers: the C++20 engine and the C++17 kernels both include it.
 
@@ -64,6 +65,9 @@ struct RowProgram {
     BoolToFloat,
     FloatToInt,   ///< truncates; null for NaN and outside [-2^63, 2^63)
     StringToInt,  ///< strict -?[0-9]+ within int64 (std::from_chars); null otherwise
+    /// std::from_chars's general syntax, whole (inf, nan, nan(chars) too), rounded to nearest;
+    /// null otherwise, and when the decimal is beyond DBL_MAX or a nonzero decimal rounds to 0
+    StringToFloat,
     // Integer arithmetic: wraps on overflow; division by zero is null, x / -1 wraps (no trap)
     // and x % -1 is 0; % takes the sign of the dividend.
     NegInt, AddInt, SubInt, MulInt, DivInt, ModInt, AbsInt, MinInt, MaxInt,

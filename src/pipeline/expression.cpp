@@ -1656,7 +1656,7 @@ class RowProgramCompiler {
           case TypeId::Float64: return x;
           case TypeId::Int64: return coerce(x, TypeId::Float64);
           case TypeId::Bool: return emit(POp::BoolToFloat, TypeId::Float64, x.nullable, {x.index});
-          default: throw Unsupported{};  // strtod's correct rounding is not on the device
+          default: return emit(POp::StringToFloat, TypeId::Float64, true, {x.index});
         }
       }
       default: break;

@@ -120,7 +120,6 @@ class Expression {
   ///   is also the only way to get a List result;
   /// - anywhere in the tree, the text of a float (string() or concat() of one): the host's
   ///   shortest round-trip spelling is not on the device;
-  /// - float() of a string (correctly rounded decimal parsing is not on the device);
   /// - programs longer than RowProgram::kMaxInstructions.
   /// Everything else compiles. Results are bool, int64, float64 or string; strings, in the
   /// middle or as the result, are string fields (not bare at the top), literals,
