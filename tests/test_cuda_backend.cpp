@@ -554,6 +554,27 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   }
 }
 
+/// A batch made on the device from @p t (every column recomputed by a map) and its rows where
+/// value1 > 0 (a filter on the device), both left there, with the indexes of the key fields.
+struct DeviceBatches {
+  RecomputedColumns recomputed;
+  pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
+  std::optional<Table> made, some;
+  std::vector<size_t> keys;
+};
+
+DeviceBatches device_batches(ExecutionBackend& gpu, const Table& t, KeyKind kind) {
+  DeviceBatches out;
+  out.recomputed = recompute_every_column(t.schema(), kind);
+  out.made = gpu.run_row_chain(t, {&out.recomputed.map, 1});
+  if (!out.made) return out;
+  const RowChainStep filter{RowChainStep::Kind::Filter, {out.keep.compile(out.made->schema()).value()}, {}, 0, {}, out.made->schema()};
+  out.some = gpu.run_row_chain(*out.made, {&filter, 1});
+  out.keys.resize(out.recomputed.key_count);
+  std::iota(out.keys.begin(), out.keys.end(), size_t{0});
+  return out;
+}
+
 // Every kind of join of batches made on the device (and of one such batch with a host batch):
 // the result columns that read a device column are gathered there and stay there, the others
 // on the host; outer rows are null-filled as on the CPU. The filtered side holds a subset of
@@ -564,17 +585,13 @@ TEST_P(CudaVersusCpu, JoinsOfDeviceBatchesAgreeAndStayOnTheDevice) {
   auto gpu = make_backend(BackendKind::Cuda);
   const size_t rows = std::min<size_t>(GetParam().rows, 3000);  // few keys: results grow as rows squared
   const Table t = random_table(GetParam().kind, rows, 73);
-  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
-  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
-  ASSERT_TRUE(made);
-  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
-  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
-  const std::optional<Table> some = gpu->run_row_chain(*made, {&filter, 1});
-  ASSERT_TRUE(some);
-  const Table on_host = recomputed_on_host(recomputed, t);
-  const Table some_on_host = on_host.filter(keep.evaluate_mask(on_host));
-  std::vector<size_t> keys(recomputed.key_count);
-  std::iota(keys.begin(), keys.end(), size_t{0});
+  const DeviceBatches batches = device_batches(*gpu, t, GetParam().kind);
+  const std::optional<Table>& made = batches.made;
+  const std::optional<Table>& some = batches.some;
+  ASSERT_TRUE(made && some);
+  const std::vector<size_t>& keys = batches.keys;
+  const Table on_host = recomputed_on_host(batches.recomputed, t);
+  const Table some_on_host = on_host.filter(batches.keep.evaluate_mask(on_host));
   struct Sides {
     const char* name;
     const Table* left;
@@ -624,15 +641,11 @@ TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
   auto gpu = make_backend(BackendKind::Cuda);
   const size_t rows = std::min<size_t>(GetParam().rows, 100000);
   const Table t = random_table(GetParam().kind, rows, 79);
-  const RecomputedColumns recomputed = recompute_every_column(t.schema(), GetParam().kind);
-  const std::optional<Table> made = gpu->run_row_chain(t, {&recomputed.map, 1});
-  ASSERT_TRUE(made);
-  const pipeline::Expression keep = pipeline::Expression::parse("value1 > 0");
-  const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
-  const std::optional<Table> some = gpu->run_row_chain(*made, {&filter, 1});
-  ASSERT_TRUE(some);
-  std::vector<size_t> keys(recomputed.key_count);
-  std::iota(keys.begin(), keys.end(), size_t{0});
+  const DeviceBatches batches = device_batches(*gpu, t, GetParam().kind);
+  const std::optional<Table>& made = batches.made;
+  const std::optional<Table>& some = batches.some;
+  ASSERT_TRUE(made && some);
+  const std::vector<size_t>& keys = batches.keys;
   const Table grouped = group_by_key_table(*made, keys, gpu.get());
   if (rows > 0) {
     for (size_t k = 0; k < keys.size(); ++k) EXPECT_TRUE(grouped.column(k).host_copy_pending()) << "key " << k;
