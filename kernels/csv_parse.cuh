@@ -19,21 +19,25 @@
 //  - Int32/Int64: std::from_chars syntax, -?[0-9]+ (no '+', no spaces); a value outside the
 //    field's type is malformed.
 //  - Float32/Float64: std::from_chars (general) syntax: -?(digits[.digits]|.digits)([eE][+-]?
-//    digits)?, or inf/infinity/nan in any letter case. The value is the double nearest to the
-//    decimal (a Float32 field then rounds that double to float, as the CPU parser does); a
-//    finite value beyond the type's largest is malformed, an underflow is the nearest value.
+//    digits)?, or inf/infinity/nan/nan([A-Za-z0-9_]*) in any letter case. The value is the
+//    double nearest to the decimal (a Float32 field then rounds that double to float, as the
+//    CPU parser does); a finite value beyond the type's largest is malformed, an underflow is
+//    the nearest value.
 //
 // Float conversion. The fast path: the significant digits, up to 19 of them (trailing zeros
 // moved into the exponent), form an integer m and the text is m * 10^e. When m <= 2^53 and
 // |e| <= 22, m and 10^|e| are exact doubles and one IEEE multiplication or division rounds
 // m * 10^e to nearest, exactly as strtod does; likewise when e > 22 but m * 10^(e-22) is still
 // an integer <= 2^53, and when e == 0 (the conversion of m itself rounds to nearest). Decimals
-// certain to overflow (>= 1e39 for Float32, >= 1e309) are malformed and those certain to round
-// to zero (< 1e-324, or < 1e-46 for Float32) are +-0. Every other number (more than 19
-// significant digits, a larger mantissa with a scale, a larger exponent, a subnormal) takes
-// the exact path (CsvDecimal): the decimal's digits (up to 800, and whether any nonzero digit
-// was dropped after them) are scaled by powers of two until 53 bits of it are an integer,
-// which is rounded to nearest, ties to even, as strtod rounds (the algorithm of Go's
+// certain to overflow (>= 1e309) are malformed and those certain to round to zero (< 1e-324)
+// are +-0; a Float32 field's double is then checked against FLT_MAX. Every other number (more
+// than 19 significant digits, a larger mantissa with a scale, a larger exponent, a subnormal)
+// goes through the Eisel-Lemire algorithm: the first 19 digits times a 128-bit power of five
+// (kernels/powers_of_five.cuh), which decides almost every number in a few multiplications;
+// with more digits, the 19 digits and their successor must round alike. What it cannot tell
+// takes the exact path (CsvDecimal): the decimal's digits (up to 800, and whether any nonzero
+// digit was dropped after them) are scaled by powers of two until 53 bits of it are an
+// integer, which is rounded to nearest, ties to even, as strtod rounds (the algorithm of Go's
 // strconv decimal conversion). "nan(chars)" is a NaN of its sign, as from_chars reads it. Only
 // a doubled quote inside a quoted non-string field leaves a record to the host.
 //
@@ -60,6 +64,7 @@
 #include <vector>
 
 #include "gpu_types.hpp"
+#include "powers_of_five.cuh"
 
 namespace sluice::gpu {
 
@@ -167,6 +172,84 @@ __host__ __device__ inline double csv_exact_pow10(int32_t k) {
   double p = 1.0;
   for (int32_t i = 0; i < k; ++i) p *= 10.0;
   return p;
+}
+
+/// The high and low 64 bits of @p a * @p b.
+__host__ __device__ inline void csv_multiply_128(uint64_t a, uint64_t b, uint64_t& high, uint64_t& low) {
+#ifdef __CUDA_ARCH__
+  low = a * b;
+  high = __umul64hi(a, b);
+#else
+  const unsigned __int128 product = static_cast<unsigned __int128>(a) * b;
+  low = static_cast<uint64_t>(product);
+  high = static_cast<uint64_t>(product >> 64);
+#endif
+}
+
+__host__ __device__ inline int32_t csv_leading_zeros(uint64_t w) {
+#ifdef __CUDA_ARCH__
+  return __clzll(static_cast<long long>(w));
+#else
+  return __builtin_clzll(w);
+#endif
+}
+
+/// The double nearest to @p w * 10^@p q (w > 0, q in [kCsvSmallestPowerOfFive,
+/// kCsvLargestPowerOfFive]), ties to even, by the Eisel-Lemire algorithm (Lemire, "Number
+/// Parsing at a Gigabyte per Second", 2021): w times the 128-bit 5^q, scaled by the power of
+/// two that 10^q carries. @p bits gets the magnitude's bits (infinity's when it overflows);
+/// false when the truncated product cannot tell which way to round (then the exact path does).
+__host__ __device__ inline bool csv_eisel_lemire(uint64_t w, int32_t q, uint64_t& bits) {
+  constexpr int32_t kMantissaBits = 52, kMinimumExponent = -1023, kInfinitePower = 0x7FF;
+  const uint64_t* powers = csv_powers_of_five();
+  const int32_t zeros = csv_leading_zeros(w);
+  w <<= zeros;
+  const size_t index = 2 * static_cast<size_t>(q - kCsvSmallestPowerOfFive);
+  uint64_t high = 0, low = 0;
+  csv_multiply_128(w, powers[index], high, low);
+  // The bits below the 55 kept (mantissa, hidden bit, rounding bit) are all ones: the low word
+  // of 5^q may carry into them.
+  constexpr uint64_t kBelowKept = ~uint64_t{0} >> (kMantissaBits + 3);
+  if ((high & kBelowKept) == kBelowKept) {
+    uint64_t second_high = 0, second_low = 0;
+    csv_multiply_128(w, powers[index + 1], second_high, second_low);
+    low += second_high;
+    if (second_high > low) ++high;
+  }
+  // Still ambiguous where 5^q is not exact in 128 bits (q outside [-27, 55]).
+  if (low == ~uint64_t{0} && (q < -27 || q > 55)) return false;
+  const int32_t upper_bit = static_cast<int32_t>(high >> 63);
+  const int32_t shift = upper_bit + 64 - kMantissaBits - 3;
+  uint64_t mantissa = high >> shift;
+  // log2(10^q) is about q * 217706 / 2^16, exact enough over the table's range.
+  int32_t power2 = ((q * (152170 + 65536)) >> 16) + 63 + upper_bit - zeros - kMinimumExponent;
+  if (power2 <= 0) {  // a subnormal, or 0
+    if (-power2 + 1 >= 64) {
+      bits = 0;
+      return true;
+    }
+    mantissa >>= -power2 + 1;
+    mantissa += mantissa & 1;
+    mantissa >>= 1;
+    // Rounding up to 2^52 makes the least normal: exponent field 1, mantissa field 0.
+    bits = mantissa | (mantissa >= (uint64_t{1} << kMantissaBits) ? uint64_t{1} << kMantissaBits : 0);
+    return true;
+  }
+  // Exactly halfway between two doubles (only possible where 5^q fits in 64 bits): to even.
+  if (low <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1 && (mantissa << shift) == high) mantissa &= ~uint64_t{1};
+  mantissa += mantissa & 1;
+  mantissa >>= 1;
+  if (mantissa >= (uint64_t{2} << kMantissaBits)) {  // rounding carried into a new bit
+    mantissa = uint64_t{1} << kMantissaBits;
+    ++power2;
+  }
+  mantissa &= ~(uint64_t{1} << kMantissaBits);
+  if (power2 >= kInfinitePower) {
+    bits = static_cast<uint64_t>(kInfinitePower) << kMantissaBits;
+    return true;
+  }
+  bits = mantissa | (static_cast<uint64_t>(power2) << kMantissaBits);
+  return true;
 }
 
 /// A decimal number's digits for the exact conversion: 0.d[0]d[1]...d[nd-1] * 10^dp, with
@@ -331,6 +414,11 @@ __host__ __device__ inline uint64_t csv_decimal_to_double_bits(CsvDecimal& a, bo
          (static_cast<uint64_t>((exp - kBias) & ((1 << kExponentBits) - 1)) << kMantissaBits);
 }
 
+/// Exponents are read up to this (and saturate there): beyond any text's digits (a field is
+/// under 2^31 bytes) plus the 10^-325 to 10^309 that a double spans, so a saturated exponent
+/// still decides overflow or underflow alone.
+constexpr int64_t kCsvExponentLimit = int64_t{1} << 40;
+
 /// The double nearest to the decimal text @p byte(0) ... @p byte(n - 1) in std::from_chars's
 /// general syntax, whole: -?(digits[.digits]|.digits)([eE][+-]?digits)?, or inf, infinity,
 /// nan or nan([A-Za-z0-9_]*) in any letter case. kCsvFieldOk with @p out (infinity when
@@ -413,7 +501,7 @@ __host__ __device__ int32_t csv_parse_double_bytes(const Bytes& byte, int32_t n,
     if (i < n && (byte(i) == '+' || byte(i) == '-')) exp_negative = byte(i++) == '-';
     if (i == n) return kCsvFieldMalformed;  // "1e", "1e+": from_chars stops before the 'e'
     for (; i < n && byte(i) >= '0' && byte(i) <= '9'; ++i)
-      if (exponent < 1000000000) exponent = exponent * 10 + (byte(i) - '0');
+      if (exponent < kCsvExponentLimit) exponent = exponent * 10 + (byte(i) - '0');
     if (exp_negative) exponent = -exponent;
   }
   if (i != n) return kCsvFieldMalformed;
@@ -468,6 +556,17 @@ __host__ __device__ int32_t csv_parse_double_bytes(const Bytes& byte, int32_t n,
     }
   }
 
+  // Eisel-Lemire on the first 19 digits (a decimal with more lies between them and their
+  // successor: when both round alike, so does the decimal).
+  uint64_t bits = 0, bits_above = 0;
+  if (csv_eisel_lemire(mantissa, static_cast<int32_t>(scale), bits) &&
+      (!dropped_nonzero || (csv_eisel_lemire(mantissa + 1, static_cast<int32_t>(scale), bits_above) && bits_above == bits))) {
+    overflow = bits == uint64_t{0x7FF} << 52;
+    underflow = bits == 0;
+    out = csv_double_of_bits(sign | bits);
+    return kCsvFieldOk;
+  }
+
   // The exact path: every digit (up to CsvDecimal::kDigits), scaled by powers of two.
   CsvDecimal decimal;
   int64_t significant = 0;  // significant digits before the point (all, not only those kept)
@@ -494,7 +593,7 @@ __host__ __device__ int32_t csv_parse_double_bytes(const Bytes& byte, int32_t n,
   // lead is within [-325, 309) here, so the point is too, give or take the digits' count.
   decimal.dp = static_cast<int32_t>(point + exponent);
   csv_decimal_trim(decimal);
-  const uint64_t bits = csv_decimal_to_double_bits(decimal, overflow);
+  bits = csv_decimal_to_double_bits(decimal, overflow);
   underflow = bits == 0;
   out = csv_double_of_bits(sign | bits);
   return kCsvFieldOk;

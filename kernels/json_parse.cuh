@@ -218,7 +218,7 @@ __host__ __device__ inline int32_t json_scan_number(const char* s, int32_t n, in
     if (i >= n || !json_is_digit(s[i])) return -1;
     int64_t exponent = 0;
     for (; i < n && json_is_digit(s[i]); ++i)
-      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
+      if (exponent < kCsvExponentLimit) exponent = exponent * 10 + (s[i] - '0');
     lead += negative ? -exponent : exponent;
   }
   if (nonzero && lead >= 309) {

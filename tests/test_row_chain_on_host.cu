@@ -164,8 +164,8 @@ class Generator {
 // ------------------------------------------------------------------ random expressions
 
 /// Well-typed expressions over the fields of one schema, all of which compile (no text of a
-/// float, float(string) or null literal); a bare field reference does not compile, and the
-/// caller asks again.
+/// float and no null literal); a bare field reference does not compile, and the caller asks
+/// again.
 class ExpressionGenerator {
  public:
   ExpressionGenerator(Generator& g, const Schema& schema) : g_(g), schema_(schema) {}
@@ -223,11 +223,16 @@ class ExpressionGenerator {
           default: return leaf(Kind::Int);
         }
       case Kind::Float:
-        switch (g_.below(5)) {
+        switch (g_.below(6)) {
           case 0: return op(Kind::Float, {"+", "-", "*", "/"});
           case 1: return "(" + gen(Kind::Float, d) + " * " + gen(Kind::Int, d) + ")";
           case 2: return g_.pick<std::string>({"floor", "round", "abs"}) + "(" + gen(Kind::Float, d) + ")";
           case 3: return "min(" + gen(Kind::Float, d) + ", " + gen(Kind::Float, d) + ")";
+          case 4:  // float() of a string: mostly null for these texts; the literals parse or fail on purpose
+            return "float(" +
+                   (g_.chance(0.5) ? gen(Kind::Str, d)
+                                   : g_.pick<std::string>({"'1.5e300'", "'-2e-324'", "' 1'", "'0.30000000000000004'", "'nan(x)'", "'1e'"})) +
+                   ")";
           default: return leaf(Kind::Float);
         }
       default:
