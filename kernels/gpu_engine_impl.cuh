@@ -358,7 +358,7 @@ struct DeviceEngine::Impl {
   cudaEvent_t staging_free[2] = {nullptr, nullptr};
   DevicePool pool;
   PinnedBuffer staging[2];
-  uint64_t bytes_copied = 0;
+  std::atomic<uint64_t> bytes_copied{0};  // read by memory() from any thread
   cudaStream_t copy_stream = nullptr;  // prefetches of source batches
   std::mutex prefetch_mutex;
   std::unordered_map<const void*, Prefetched> prefetched;
