@@ -116,12 +116,24 @@ __host__ __device__ inline double csv_double_of_bits(uint64_t bits) {
 /// ASCII lower case (std::tolower in the C locale).
 __host__ __device__ inline char csv_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-/// Whether @p s (@p n bytes) is @p lower in any letter case.
-__host__ __device__ inline bool csv_equals_ignoring_case(const char* s, int32_t n, const char* lower) {
+/// The bytes of a buffer, for the readers over a byte accessor (csv_parse_integer_bytes, ...).
+struct CsvBufferBytes {
+  const char* s;
+  __host__ __device__ char operator()(int32_t i) const { return s[i]; }
+};
+
+/// Whether the @p n bytes @p byte(first) ... are @p lower in any letter case.
+template <class Bytes>
+__host__ __device__ bool csv_equals_ignoring_case_bytes(const Bytes& byte, int32_t first, int32_t n, const char* lower) {
   int32_t i = 0;
   for (; i < n; ++i)
-    if (lower[i] == '\0' || csv_lower(s[i]) != lower[i]) return false;
+    if (lower[i] == '\0' || csv_lower(byte(first + i)) != lower[i]) return false;
   return lower[i] == '\0';
+}
+
+/// Whether @p s (@p n bytes) is @p lower in any letter case.
+__host__ __device__ inline bool csv_equals_ignoring_case(const char* s, int32_t n, const char* lower) {
+  return csv_equals_ignoring_case_bytes(CsvBufferBytes{s}, 0, n, lower);
 }
 
 __host__ __device__ inline int32_t csv_parse_bool(const char* s, int32_t n, int64_t& out) {
@@ -155,12 +167,6 @@ __host__ __device__ int32_t csv_parse_integer_bytes(const Bytes& byte, int32_t n
   out = negative ? -static_cast<int64_t>(v - 1) - 1 : static_cast<int64_t>(v);  // -2^63 without overflow
   return kCsvFieldOk;
 }
-
-/// The bytes of a buffer, for csv_parse_integer_bytes.
-struct CsvBufferBytes {
-  const char* s;
-  __host__ __device__ char operator()(int32_t i) const { return s[i]; }
-};
 
 /// csv_parse_integer_bytes over the @p n bytes at @p s.
 __host__ __device__ inline int32_t csv_parse_integer(const char* s, int32_t n, bool is32, int64_t& out) {
@@ -436,12 +442,8 @@ __host__ __device__ int32_t csv_parse_double_bytes(const Bytes& byte, int32_t n,
   const char c0 = csv_lower(byte(i));
   if (c0 == 'i' || c0 == 'n') {
     const int32_t len = n - i;
-    auto word_is = [&](int32_t length, const char* lower) {
-      for (int32_t k = 0; k < length; ++k)
-        if (lower[k] == '\0' || csv_lower(byte(i + k)) != lower[k]) return false;
-      return lower[length] == '\0';
-    };
-    if ((len == 3 && word_is(3, "inf")) || (len == 8 && word_is(8, "infinity"))) {
+    auto word_is = [&](int32_t length, const char* lower) { return csv_equals_ignoring_case_bytes(byte, i, length, lower); };
+    if (word_is(len, "inf") || word_is(len, "infinity")) {
       out = csv_double_of_bits(sign | 0x7FF0000000000000ULL);
       return kCsvFieldOk;
     }
