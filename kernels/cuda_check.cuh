@@ -55,3 +55,28 @@ inline Error device_failure(const char* op, const std::string& detail, cudaError
                                       " (" + cudaGetErrorString(sluice_cuda_status) + ")",            \
                                   sluice_cuda_status);                                                \
   } while (0)
+
+namespace sluice {
+
+/// An owned CUDA event, destroyed with its owner, also when an error unwinds past it.
+class CudaEvent {
+ public:
+  explicit CudaEvent(unsigned flags = cudaEventDefault) { SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&event_, flags)); }
+  ~CudaEvent() {
+    if (event_) (void)cudaEventDestroy(event_);
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  cudaEvent_t get() const { return event_; }
+  /// Hands the event to a new owner, who destroys it.
+  cudaEvent_t release() {
+    cudaEvent_t e = event_;
+    event_ = nullptr;
+    return e;
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace sluice

@@ -38,9 +38,6 @@ struct DeviceBufferDeleter {
 struct PinnedBufferDeleter {
   void operator()(void* p) const { cudaFreeHost(p); }
 };
-struct EventDeleter {
-  void operator()(CUevent_st* e) const { cudaEventDestroy(e); }
-};
 struct StreamDeleter {
   void operator()(CUstream_st* s) const { cudaStreamDestroy(s); }
 };
@@ -48,11 +45,7 @@ struct StreamDeleter {
 /// Best throughput (bytes_counted / time) of @p repetitions runs of @p copy on @p stream.
 template <class Copy>
 double best_rate(cudaStream_t stream, double bytes_counted, int repetitions, Copy copy) {
-  cudaEvent_t start_raw = nullptr, stop_raw = nullptr;
-  SLUICE_CUDA_TRY(cudaEventCreate(&start_raw));
-  std::unique_ptr<CUevent_st, EventDeleter> start(start_raw);
-  SLUICE_CUDA_TRY(cudaEventCreate(&stop_raw));
-  std::unique_ptr<CUevent_st, EventDeleter> stop(stop_raw);
+  const CudaEvent start, stop;
   copy();  // warm-up: first-touch and clock ramp-up are not the bound
   SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
   double best = 0;

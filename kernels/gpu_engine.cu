@@ -19,7 +19,7 @@ const void* DeviceEngine::identity() const { return impl_.get(); }
 
 GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
   Impl& im = *impl_;
-  return checked("reduce_by_key", im.stream, [&] {
+  return checked("reduce_by_key", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const GroupedInput in = im.upload(host_input, block);
     CudaExec exec(im.pool, im.stream);
@@ -29,7 +29,7 @@ GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
 
 RowGroups DeviceEngine::group_rows(const std::vector<ColumnView>& host_keys, size_t rows) {
   Impl& im = *impl_;
-  return checked("group_by_key", im.stream, [&] {
+  return checked("group_by_key", im.device, im.stream, [&] {
     DeviceArray<char> block;
     GroupedInput in;
     in.rows = rows;
@@ -49,7 +49,7 @@ RowGroups DeviceEngine::group_rows(const std::vector<ColumnView>& host_keys, siz
 
 WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy) {
   Impl& im = *impl_;
-  return checked("word count", im.stream, [&] {
+  return checked("word count", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, nullptr, lines, block);
     CudaExec exec(im.pool, im.stream);
@@ -66,11 +66,10 @@ std::shared_ptr<void> DeviceEngine::allocate_pinned(size_t bytes) {
 
 DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_input, int repetitions) {
   Impl& im = *impl_;
-  return checked("timed reduce_by_key", im.stream, [&] {
+  return checked("timed reduce_by_key", im.device, im.stream, [&] {
     ReduceTiming t;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    SLUICE_CUDA_TRY(cudaEventCreate(&start));
-    SLUICE_CUDA_TRY(cudaEventCreate(&stop));
+    const CudaEvent start_event, stop_event;
+    const cudaEvent_t start = start_event.get(), stop = stop_event.get();
     auto elapsed = [&] {
       float ms = 0;
       SLUICE_CUDA_TRY(cudaEventSynchronize(stop));
@@ -93,8 +92,6 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
       t.groups = groups.groups;
       t.strategy = groups.strategy;
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     std::sort(runs.begin(), runs.end());
     t.best_seconds = runs.front();
     t.median_seconds = runs[runs.size() / 2];

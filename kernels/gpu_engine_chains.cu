@@ -9,7 +9,7 @@ namespace sluice::gpu {
 RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
                                            const std::vector<RowChainStep>& steps) {
   Impl& im = *impl_;
-  return checked("row operations", im.stream, [&] {
+  return checked("row operations", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
@@ -31,7 +31,7 @@ RowChainOutput DeviceEngine::run_row_chain(const std::vector<ColumnView>& host_c
 ChainGroupsOnHost DeviceEngine::reduce_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
                                                  const std::vector<RowChainStep>& steps, const ChainReduction& reduction) {
   Impl& im = *impl_;
-  return checked("row operations and reduce_by_key", im.stream, [&] {
+  return checked("row operations and reduce_by_key", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);

@@ -39,11 +39,39 @@ inline void drain(cudaStream_t stream) {
   (void)cudaGetLastError();
 }
 
-/// Runs @p body, surfacing asynchronous errors of the stream before returning. A failure of
-/// the device (a CUDA call, Thrust's CUDA errors, device memory) becomes a sluice::Error
-/// naming @p what; other errors (a malformed request) already name what was wrong.
-template <class Body> auto checked(const char* what, cudaStream_t stream, Body&& body) {
+/// Makes @p device current for a scope and restores the caller's device after, where they
+/// differ only (setting one where none was current would make a context nobody wanted): for
+/// work on an engine's device from threads that may use another (copies back, frees).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) noexcept {
+    status_ = cudaGetDevice(&caller_);
+    if (status_ == cudaSuccess && caller_ != device) {
+      status_ = cudaSetDevice(device);
+      restore_ = status_ == cudaSuccess;
+    }
+  }
+  ~DeviceScope() {
+    if (restore_ && cudaSetDevice(caller_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+  cudaError_t status() const { return status_; }
+
+ private:
+  int caller_ = 0;
+  bool restore_ = false;
+  cudaError_t status_ = cudaSuccess;
+};
+
+/// Runs @p body on @p device (made current for the calling thread, which the engine's
+/// operators run on), surfacing asynchronous errors of the stream before returning. A
+/// failure of the device (a CUDA call, Thrust's CUDA errors, device memory) becomes a
+/// sluice::Error naming @p what; other errors (a malformed request) already name what was
+/// wrong.
+template <class Body> auto checked(const char* what, int device, cudaStream_t stream, Body&& body) {
   try {
+    SLUICE_CUDA_TRY(cudaSetDevice(device));
     auto result = body();
     SLUICE_CUDA_TRY(cudaGetLastError());
     SLUICE_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -94,6 +122,7 @@ struct DeviceEngine::Impl {
     for (cudaEvent_t& e : staging_free) SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   ~Impl() {
+    const DeviceScope engine_device(device);  // the last reference may go on any thread
     cudaStreamSynchronize(copy_stream);
     cudaStreamSynchronize(stream);
     for (auto& [host, p] : prefetched) {
@@ -115,7 +144,7 @@ struct DeviceEngine::Impl {
   /// this: gives back the pool's spare memory and the pinned staging, which only new
   /// work would use (and would allocate again).
   void release_spare() noexcept {
-    (void)cudaSetDevice(device);
+    const DeviceScope engine_device(device);
     (void)cudaStreamSynchronize(copy_stream);
     pool.release_unused(stream);  // after the stream: no staged copy is still running
     staging[0].release();
@@ -268,12 +297,18 @@ struct DeviceEngine::Impl {
       Prefetched p;
       p.bytes = bytes;
       p.batch = batch;
+      CudaEvent ready(cudaEventDisableTiming);
       p.device = pool.allocate(bytes, copy_stream);
-      // From pageable memory the call returns once the driver has staged the bytes: the
-      // batch may be handed on right after.
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(p.device, host, bytes, cudaMemcpyHostToDevice, copy_stream));
-      SLUICE_CUDA_TRY(cudaEventCreateWithFlags(&p.ready, cudaEventDisableTiming));
-      SLUICE_CUDA_TRY(cudaEventRecord(p.ready, copy_stream));
+      try {
+        // From pageable memory the call returns once the driver has staged the bytes: the
+        // batch may be handed on right after.
+        SLUICE_CUDA_TRY(cudaMemcpyAsync(p.device, host, bytes, cudaMemcpyHostToDevice, copy_stream));
+        SLUICE_CUDA_TRY(cudaEventRecord(ready.get(), copy_stream));
+      } catch (...) {
+        pool.release(p.device, copy_stream);
+        throw;
+      }
+      p.ready = ready.release();
       std::lock_guard lock(prefetch_mutex);
       auto [it, inserted] = prefetched.emplace(host, p);
       if (!inserted) {
@@ -324,18 +359,10 @@ struct DeviceEngine::Impl {
   /// on another device only: restoring would otherwise make a context where none was wanted).
   template <class Copy> HostColumnBuffers copy_back(Copy&& copy) {
     std::lock_guard lock(copy_back_mutex);
-    int caller_device = 0;
-    SLUICE_CUDA_TRY(cudaGetDevice(&caller_device));
-    struct RestoreDevice {
-      int device;
-      bool needed;
-      ~RestoreDevice() {
-        if (needed && cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
-      }
-    } restore{caller_device, caller_device != device};
-    if (restore.needed) SLUICE_CUDA_TRY(cudaSetDevice(device));
+    const DeviceScope engine_device(device);
+    SLUICE_CUDA_TRY(engine_device.status());
     if (!copy_back_stream) SLUICE_CUDA_TRY(cudaStreamCreateWithFlags(&copy_back_stream, cudaStreamNonBlocking));
-    HostColumnBuffers out = checked("copying a column the device made back to the host", copy_back_stream, [&] {
+    HostColumnBuffers out = checked("copying a column the device made back to the host", device, copy_back_stream, [&] {
       CudaExec exec(pool, copy_back_stream);
       return copy(exec);
     });

@@ -24,7 +24,7 @@ ParsedRecords download_parsed(const std::shared_ptr<DeviceEngine::Impl>& owner, 
 ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
                                      const std::vector<CsvFieldSpec>& fields, char delimiter, char quote) {
   Impl& im = *impl_;
-  return checked("parse csv", im.stream, [&] {
+  return checked("parse csv", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
     CudaExec exec(im.pool, im.stream);
@@ -36,7 +36,7 @@ ParsedRecords DeviceEngine::parse_csv(const char* chars, const int32_t* offsets,
 ParsedRecords DeviceEngine::parse_json(const char* chars, const int32_t* offsets, const uint8_t* line_validity, size_t lines,
                                       const std::vector<CsvFieldSpec>& fields, const std::vector<std::string>& names) {
   Impl& im = *impl_;
-  return checked("parse json", im.stream, [&] {
+  return checked("parse json", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const ColumnView in = im.upload_lines(chars, offsets, line_validity, lines, block);
     CudaExec exec(im.pool, im.stream);

@@ -31,7 +31,7 @@ RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& own
 
 SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, const std::string& separator) {
   Impl& im = *impl_;
-  return checked("flat_map split", im.stream, [&] {
+  return checked("flat_map split", im.device, im.stream, [&] {
     SLUICE_EXPECTS(text.type == kString, "flat_map split: the column to split is not a string column");
     DeviceArray<char> block;
     const ColumnView in = im.upload_columns({text}, rows, block)[0];
@@ -56,7 +56,7 @@ SplitColumn DeviceEngine::split_strings(const ColumnView& text, size_t rows, con
 std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const RowProgram*>& programs,
                                                       const std::vector<ColumnView>& host_columns, size_t rows) {
   Impl& im = *impl_;
-  return checked("map", im.stream, [&] {
+  return checked("map", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
@@ -72,7 +72,7 @@ std::vector<HostColumnBuffers> DeviceEngine::evaluate(const std::vector<const Ro
 std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns,
                                                size_t rows) {
   Impl& im = *impl_;
-  return checked("filter", im.stream, [&] {
+  return checked("filter", im.device, im.stream, [&] {
     DeviceArray<char> block;
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
@@ -87,7 +87,7 @@ std::vector<int64_t> DeviceEngine::select_rows(const RowProgram& predicate, cons
 RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<int64_t>& at,
                                          const std::vector<uint8_t>& nullable) {
   Impl& im = *impl_;
-  return checked("gathering rows", im.stream, [&] {
+  return checked("gathering rows", im.device, im.stream, [&] {
     SLUICE_EXPECTS(nullable.size() == host_columns.size(), "gathering rows: " + std::to_string(nullable.size()) +
                                                                " nullable flags for " + std::to_string(host_columns.size()) +
                                                                " columns");
@@ -104,7 +104,7 @@ RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left,
                                        const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
                                        const std::vector<int64_t>& right_at, size_t rows_with_left) {
   Impl& im = *impl_;
-  return checked("join", im.stream, [&] {
+  return checked("join", im.device, im.stream, [&] {
     const size_t n = left_at.size();
     SLUICE_EXPECTS(right_at.size() == n && rows_with_left <= n, "join: " + std::to_string(n) + " left rows, " +
                                                                     std::to_string(right_at.size()) + " right rows and " +
@@ -152,7 +152,7 @@ RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left,
 RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_columns, size_t rows,
                                        const std::vector<SortKeySpec>& keys, int64_t limit) {
   Impl& im = *impl_;
-  return checked("transform (sort_by, limit)", im.stream, [&] {
+  return checked("transform (sort_by, limit)", im.device, im.stream, [&] {
     for (const SortKeySpec& k : keys)
       SLUICE_EXPECTS(k.column >= 0 && static_cast<size_t>(k.column) < host_columns.size(),
                      "transform: sort key column " + std::to_string(k.column) + " of a batch of " +
@@ -170,7 +170,7 @@ RowChainOutput DeviceEngine::sort_rows(const std::vector<ColumnView>& host_colum
 JoinPairs DeviceEngine::join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,
                              size_t right_rows, JoinKind kind) {
   Impl& im = *impl_;
-  return checked("join", im.stream, [&] {
+  return checked("join", im.device, im.stream, [&] {
     GroupedInput left, right;
     left.rows = left_rows;
     left.keys = left_keys;

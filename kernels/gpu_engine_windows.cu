@@ -54,7 +54,7 @@ class DeviceWindow final : public DeviceEngine::Window {
       : owner_(std::move(im)), im_(*owner_), exec_(im_.pool, im_.stream), fold_count_(folds.size()), ring_(exec_, std::move(folds), records_fold, panes, invertible) {}
 
   BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) override {
-    return checked("window pane", im_.stream, [&] {
+    return checked("window pane", im_.device, im_.stream, [&] {
       BatchGroups out;
       ring_.add(reduce_batch(im_, exec_, host_input, want_groups, out));
       return out;
@@ -63,7 +63,7 @@ class DeviceWindow final : public DeviceEngine::Window {
 
   ChainBatchGroups add_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
                                  const ChainReduction& reduction) override {
-    return checked("window pane after row operations", im_.stream, [&] {
+    return checked("window pane after row operations", im_.device, im_.stream, [&] {
       ChainBatchGroups out;
       ring_.add(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
       return out;
@@ -71,7 +71,7 @@ class DeviceWindow final : public DeviceEngine::Window {
   }
 
   WindowGroups slide() override {
-    return checked("window slide", im_.stream, [&] {
+    return checked("window slide", im_.device, im_.stream, [&] {
       const DevicePartial<CudaExec>& window = ring_.slide();
       WindowGroups out;
       download_partial(exec_, window, fold_count_, out.keys, out.accumulators);
@@ -93,7 +93,7 @@ class DeviceState final : public DeviceEngine::RunningState {
       : owner_(std::move(im)), im_(*owner_), exec_(im_.pool, im_.stream), state_(exec_, folds, records_fold, expire_after) {}
 
   BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) override {
-    return checked("update_state_by_key", im_.stream, [&] {
+    return checked("update_state_by_key", im_.device, im_.stream, [&] {
       BatchGroups out;
       const DevicePartial<CudaExec>& s = state_.update(reduce_batch(im_, exec_, host_input, want_groups, out));
       download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
@@ -103,7 +103,7 @@ class DeviceState final : public DeviceEngine::RunningState {
 
   ChainBatchGroups update_row_chain(const std::vector<ColumnView>& host_columns, size_t rows, const std::vector<RowChainStep>& steps,
                                     const ChainReduction& reduction, WindowGroups& state) override {
-    return checked("update_state_by_key after row operations", im_.stream, [&] {
+    return checked("update_state_by_key after row operations", im_.device, im_.stream, [&] {
       ChainBatchGroups out;
       const DevicePartial<CudaExec>& s = state_.update(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
       download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
