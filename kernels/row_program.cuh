@@ -19,10 +19,10 @@
 // Strings make no bytes until a string result is written. A string register is a view of an
 // input's or a literal's bytes, or refers to earlier registers of the same row: a rope is the
 // concatenation of two registers (concat), a slice a window of one (trim and substr of what
-// is not a view), and digits are an int64's decimal text (string()). lower() and upper() set
-// a case mapping instead of copying; readers map each byte as they read it (row_byte). A
-// string result is written in two passes: lengths, a scan into offsets, then the mapped bytes
-// (evaluate_string_rows).
+// is not a view), digits are an int64's decimal text and a float text a double's (string()),
+// each made byte by byte as it is read. lower() and upper() set a case mapping instead of
+// copying; readers map each byte as they read it (row_byte). A string result is written in
+// two passes: lengths, a scan into offsets, then the mapped bytes (evaluate_string_rows).
 //
 // The register file is one RowValue per instruction (RowProgram::kMaxInstructions), in
 // local memory; programs are small and every thread runs the same instructions in lockstep.
@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "csv_parse.cuh"  // csv_parse_integer: std::from_chars's integer syntax and range
+#include "float_text.cuh"
 #include "gpu_types.hpp"
 #include "sluice/error.hpp"
 #include "sluice/row_program.hpp"
@@ -55,13 +56,13 @@ namespace sluice::gpu {
 enum RowCase : uint8_t { kRowCaseNone = 0, kRowCaseLower = 1, kRowCaseUpper = 2 };
 
 /// Where a string register's bytes are (see the top of this file).
-enum RowStringKind : uint8_t { kRowView = 0, kRowRope = 1, kRowSlice = 2, kRowDigits = 3 };
+enum RowStringKind : uint8_t { kRowView = 0, kRowRope = 1, kRowSlice = 2, kRowDigits = 3, kRowFloatText = 4 };
 
 /// One register: an int64 (bools are 0/1), a double, or a string; and its validity.
 struct RowValue {
   union {
     int64_t i;      ///< also the value of a digits string
-    double f;
+    double f;       ///< also the value of a float text
     const char* s;  ///< a view's bytes
     struct {
       int32_t left, right;  ///< registers
@@ -171,6 +172,10 @@ __host__ __device__ inline char row_byte(const RowValue* reg, const RowValue& va
       c = row_decimal_byte(v->i, v->length, k);
       break;
     }
+    if (v->kind == kRowFloatText) {
+      c = float_text_byte(v->f, k);
+      break;
+    }
     if (v->kind == kRowSlice) {
       k += v->slice.start;
       v = &reg[v->slice.base];
@@ -278,6 +283,15 @@ __host__ __device__ inline RowValue row_decimal(int64_t x) {
   v.kind = kRowDigits;
   v.i = x;
   v.length = row_decimal_length(x);
+  return v;
+}
+
+/// string(x) of a double: the host's float text (float_text.cuh), made byte by byte as read.
+__host__ __device__ inline RowValue row_float_text(double x) {
+  RowValue v = row_value(1);
+  v.kind = kRowFloatText;
+  v.f = x;
+  v.length = float_text_length(x);
   return v;
 }
 
@@ -398,7 +412,8 @@ __host__ __device__ inline int32_t row_operand_count(RowProgram::Op op) {
     case Op::Lower:
     case Op::Upper:
     case Op::Trim:
-    case Op::IntToString: return 1;
+    case Op::IntToString:
+    case Op::FloatToString: return 1;
     case Op::If:
     case Op::Substr: return 3;
     default: return 2;
@@ -441,6 +456,7 @@ __host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProg
       return row_parse_float(reg, a, v) ? row_float(v) : row_null();
     }
     case Op::IntToString: return row_decimal(a.i);
+    case Op::FloatToString: return row_float_text(a.f);
 
     case Op::NegInt: return row_int(row_wrap(0ull - static_cast<uint64_t>(a.i)));
     case Op::AddInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) + static_cast<uint64_t>(b.i)));
@@ -672,6 +688,7 @@ inline void row_signature(RowProgram::Op op, int32_t& result, int32_t (&operands
     case Op::Lower: case Op::Upper: case Op::Trim: return sig(S, S);
     case Op::Substr: return sig(S, S, I, I);
     case Op::IntToString: return sig(S, I);
+    case Op::FloatToString: return sig(S, F);
   }
   sig(Any);
 }

@@ -318,11 +318,20 @@ class PipelineKernelsTest : public ::testing::Test {
   fs::path dir_;
 };
 
+/// qty + qty + ...: more instructions than a row program may have, so the host evaluates it.
+std::string longer_than_a_program() {
+  std::string text = "qty";
+  for (int k = 0; k <= RowProgram::kMaxInstructions; ++k) text += " + qty";
+  return text;
+}
+
 TEST_F(PipelineKernelsTest, FilterAndMapExpressionsRunInTheKernelsAndAgreeWithTheHost) {
   const std::string sources = replayed_lines("[\"eu,3,10.5,\", \"us,0,1.0,gift\", \"eu,-2,4.25,x\", \"test,5,1.0,\"]\n"
                                              "[\"asia,7,0.1,\", \"us,2,nan,late\", \"eu,1,-0.0,\"]\n"
                                              "[]\n"
                                              "[\"us,9223372036854775807,2.5,\", \"eu,4,1e300,big\"]\n");
+  // on_the_host is longer than a row program: the map is no chain of device operations, and
+  // its other expressions go to the device on their own.
   const std::string body = sources + R"Y(
 streams:
   result:
@@ -341,15 +350,15 @@ streams:
           short: "coalesce(substr(trim(note), 0, 2), lower(region))"
           tag: "concat(region, '-', string(qty))"
           price_text: "string(price)"
-)Y";
+          on_the_host: ")Y" + longer_than_a_program() + "\"\n";
   const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"EU\""), std::string::npos) << on_cpu;
-  // Four batches: a filter each, and per batch one evaluate call carrying the eight
-  // expressions the device runs (region is a bare field, copied on the host, and the text of
-  // a float is written on the host too).
+  // Four batches: a filter each, and per batch one evaluate call carrying the nine
+  // expressions the device runs (region is a bare field, copied on the host, and
+  // on_the_host is too long).
   EXPECT_EQ(kernels->filter_calls.load(), 4);
   EXPECT_EQ(kernels->evaluate_calls.load(), 4);
-  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 8);
+  EXPECT_EQ(kernels->programs_evaluated.load(), 4 * 9);
   EXPECT_NE(on_cpu.find("\"eu-3\""), std::string::npos) << on_cpu;
 }
 
@@ -500,6 +509,8 @@ streams:
     from: sales
     ops:
 )Y";
+  const std::string host_map = "      - map: {tag: \"coalesce(region, string(" + longer_than_a_program() +
+                               "))\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n";
   struct Case {
     const char* ops;
     const char* expected;     // a row of the output
@@ -520,10 +531,9 @@ streams:
 )Y",
        "[\"us\",\"a\",2]", 1, 2},
       // One operation fuses too (and reads region and qty only, not price or text); a map
-      // with a host expression (the text of a float) does not fuse.
+      // with a host expression does not fuse.
       {"      - filter: \"qty > 0\"\n      - combine_by_key: {key: region, aggregates: {items: \"sum(qty)\"}}\n", "[\"eu\",3]", 1, 2},
-      {"      - map: {tag: \"coalesce(region, string(price))\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
-       "[\"us\",4]", 0, 0},
+      {host_map.c_str(), "[\"us\",4]", 0, 0},
       {"      - map: {tag: \"concat(region, '!', qty)\", qty: qty}\n      - reduce_by_key: {key: tag, aggregates: {items: \"sum(qty)\"}}\n",
        "[\"us!2\",4]", 1, 2},
   };

@@ -14,7 +14,7 @@
 ///
 /// Register types (Instruction::type, sluice::TypeId values): Bool (0 or 1), Int64, Float64,
 /// and String, whose bytes are those of an input column or of a literal, or those of earlier
-/// registers of the same row (Concat joins two, IntToString spells an int64), read through a
+/// registers of the same row (Concat joins two, IntToString and FloatToString spell a number), read through a
 /// case mapping (none, lower or upper). No instruction writes string bytes: Trim and Substr
 /// narrow what they read, Lower and Upper set the mapping, and every reader of the bytes
 /// (comparisons, Contains/StartsWith/EndsWith, MinString/MaxString, the writer of a string
@@ -97,10 +97,11 @@ struct RowProgram {
     Substr,
     // Strings made of other strings and of numbers.
     Concat,       ///< args[0]'s bytes, then args[1]'s (n-ary concat is a chain)
-    IntToString,  ///< std::to_string of an int64
+    IntToString,    ///< std::to_string of an int64
+    FloatToString,  ///< std::to_chars of a double, ".0" where that has no '.' or 'e', "nan" for NaN
   };
   /// The last opcode (the range the upload accepts).
-  static constexpr Op kLastOp = Op::IntToString;
+  static constexpr Op kLastOp = Op::FloatToString;
 
   enum class Comparison : int32_t { Eq, Ne, Lt, Le, Gt, Ge };
 

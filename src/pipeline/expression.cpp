@@ -629,8 +629,14 @@ int64_t wrapping_sub(int64_t a, int64_t b) { return static_cast<int64_t>(static_
 int64_t wrapping_mul(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); }
 int64_t wrapping_neg(int64_t a) { return static_cast<int64_t>(0ull - static_cast<uint64_t>(a)); }
 
-/// Float text as JSON spells it: shortest round trip, "2.0" rather than "2".
+/// Float text as JSON spells it: shortest round trip, "2.0" rather than "2". Every NaN is
+/// "nan": the sign of a NaN says nothing (x86 makes inf - inf negative, a GPU positive), and
+/// the device writes the same text (kernels/float_text.cuh).
 void append_float_text(double d, std::string& out) {
+  if (std::isnan(d)) {
+    out += "nan";
+    return;
+  }
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
   const std::string_view text(buf, static_cast<size_t>(end - buf));
@@ -1542,14 +1548,14 @@ class RowProgramCompiler {
     }
   }
 
-  /// As Evaluator::to_string: strings as they are, int64s as their decimal text, bools as
-  /// "true" or "false" (an if over two literals). Floats stay on the host, whose shortest
-  /// round-trip text the device does not write.
+  /// As Evaluator::to_string: strings as they are, numbers as their text, bools as "true" or
+  /// "false" (an if over two literals).
   Reg text_of(const Reg& r) {
     if (r.null_literal) return coerce(r, TypeId::String);
     switch (r.type) {
       case TypeId::String: return r;
       case TypeId::Int64: return emit(POp::IntToString, TypeId::String, r.nullable, {r.index});
+      case TypeId::Float64: return emit(POp::FloatToString, TypeId::String, r.nullable, {r.index});
       case TypeId::Bool: {
         if (!bool_texts_) bool_texts_ = {literal(Value(std::string("true"))).index, literal(Value(std::string("false"))).index};
         return emit(POp::If, TypeId::String, r.nullable, {r.index, bool_texts_->first, bool_texts_->second});

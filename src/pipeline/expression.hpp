@@ -118,12 +118,10 @@ class Expression {
   /// Returns nullopt for what the device does not run:
   /// - a bare field reference, parenthesized or not (copying a column needs no kernel), which
   ///   is also the only way to get a List result;
-  /// - anywhere in the tree, the text of a float (string() or concat() of one): the host's
-  ///   shortest round-trip spelling is not on the device;
   /// - programs longer than RowProgram::kMaxInstructions.
   /// Everything else compiles. Results are bool, int64, float64 or string; strings, in the
   /// middle or as the result, are string fields (not bare at the top), literals,
-  /// if/coalesce/min/max of strings, concat() and string() of strings, int64s and bools, and
+  /// if/coalesce/min/max of strings, concat() and string() of strings, numbers and bools, and
   /// lower, upper, trim, substr, which narrow what they read or set a case mapping the
   /// readers apply (see RowProgram). Strings feed comparisons, len,
   /// contains, starts_with, ends_with and int(). A string result has result_type String and
