@@ -44,6 +44,8 @@ struct BatchGroups {
   std::vector<uint64_t> keys;
   std::vector<int64_t> first_row;
   unsigned long long key_collisions = 0;
+  /// GroupedInput::exact_key: rows whose key is null; the batch then changed nothing.
+  size_t null_keys = 0;
 };
 
 /// A batch's groups as a window (or running state) saw them after row operations made its
@@ -51,7 +53,7 @@ struct BatchGroups {
 /// after a key collision).
 struct ChainBatchGroups {
   BatchGroups groups;
-  std::vector<HostColumnBuffers> keys;
+  std::vector<HostColumnBuffers> keys;  ///< none for an exact key (its value is the key)
 };
 
 class DeviceEngine {
@@ -141,7 +143,9 @@ class DeviceEngine {
     virtual BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) = 0;
     /// Runs @p steps over a batch (host or resident columns) and reduces their output by
     /// @p reduction into the open pane, where the steps left it; the batch's keys, first rows
-    /// and key columns at those rows come back (callers with hashed keys map them to values).
+    /// and key columns at those rows come back (callers with hashed keys map them to values),
+    /// none of them for an exact key. A batch with a null exact key changes nothing
+    /// (BatchGroups::null_keys), here and in add_batch.
     virtual ChainBatchGroups add_row_chain(const std::vector<ColumnView>& host_columns, size_t rows,
                                            const std::vector<RowChainStep>& steps, const ChainReduction& reduction) = 0;
     /// Closes the open pane, slides, and copies the window's groups to the host.

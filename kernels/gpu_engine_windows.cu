@@ -10,11 +10,13 @@ namespace sluice::gpu {
 namespace {
 
 /// Reduces a batch of host columns on the device: the groups stay there; keys and first rows
-/// come back when @p want_groups.
+/// come back when @p want_groups. A batch with null exact keys stops with out.null_keys set
+/// and no groups, for the caller to add nothing.
 DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, const GroupedInput& host_input, bool want_groups,
                                     BatchGroups& out) {
   DeviceArray<char> block;
-  const GroupedInput in = im.upload(host_input, block);
+  GroupedInput in = im.upload(host_input, block);
+  if (in.exact_key && (out.null_keys = take_exact_key(exec, in)) > 0) return {};
   DeviceGroups<CudaExec> groups = grouped_reduce_in_place(exec, in);
   out.key_collisions = groups.key_collisions;
   if (want_groups) {
@@ -30,7 +32,8 @@ DeviceGroups<CudaExec> reduce_batch(DeviceEngine::Impl& im, CudaExec& exec, cons
 /// @p reduction where it is, into the batch's groups for a window pane or running state. The
 /// groups' keys and first rows, and the key columns at those rows, come back into @p out
 /// before the caller changes its pane or state (after a key collision no key columns come
-/// back; the caller's key dictionary rejects the batch).
+/// back; the caller's key dictionary rejects the batch). An exact key's value is its key: no
+/// key columns come back, and a batch with null keys stops as in reduce_batch.
 DeviceGroups<CudaExec> reduce_chain_batch(DeviceEngine::Impl& im, CudaExec& exec, const std::vector<ColumnView>& host_columns,
                                           size_t rows, const std::vector<RowChainStep>& steps, const ChainReduction& reduction,
                                           ChainBatchGroups& out) {
@@ -41,8 +44,8 @@ DeviceGroups<CudaExec> reduce_chain_batch(DeviceEngine::Impl& im, CudaExec& exec
   // Already on the device: reduce_batch's upload reads them where they are.
   for (ColumnView& key : in.keys) key.on_device = 1;
   for (FoldView& fold : in.folds) fold.input.on_device = 1;
-  DeviceGroups<CudaExec> groups = reduce_batch(im, exec, in, /*want_groups=*/true, out.groups);
-  if (groups.key_collisions == 0)
+  DeviceGroups<CudaExec> groups = reduce_batch(im, exec, in, /*want_groups=*/!in.exact_key, out.groups);
+  if (groups.key_collisions == 0 && !in.exact_key)
     for (const OwnedColumn<CudaExec>& key : gather_keys(exec, in.keys, groups.first_row.data(), groups.groups))
       out.keys.push_back(download_column(exec, key, groups.groups));
   return groups;
@@ -56,7 +59,8 @@ class DeviceWindow final : public DeviceEngine::Window {
   BatchGroups add_batch(const GroupedInput& host_input, bool want_groups) override {
     return checked("window pane", im_.device, im_.stream, [&] {
       BatchGroups out;
-      ring_.add(reduce_batch(im_, exec_, host_input, want_groups, out));
+      DeviceGroups<CudaExec> groups = reduce_batch(im_, exec_, host_input, want_groups, out);
+      if (out.null_keys == 0) ring_.add(std::move(groups));
       return out;
     });
   }
@@ -65,7 +69,8 @@ class DeviceWindow final : public DeviceEngine::Window {
                                  const ChainReduction& reduction) override {
     return checked("window pane after row operations", im_.device, im_.stream, [&] {
       ChainBatchGroups out;
-      ring_.add(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
+      DeviceGroups<CudaExec> groups = reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out);
+      if (out.groups.null_keys == 0) ring_.add(std::move(groups));
       return out;
     });
   }
@@ -95,7 +100,9 @@ class DeviceState final : public DeviceEngine::RunningState {
   BatchGroups update(const GroupedInput& host_input, bool want_groups, WindowGroups& state) override {
     return checked("update_state_by_key", im_.device, im_.stream, [&] {
       BatchGroups out;
-      const DevicePartial<CudaExec>& s = state_.update(reduce_batch(im_, exec_, host_input, want_groups, out));
+      DeviceGroups<CudaExec> groups = reduce_batch(im_, exec_, host_input, want_groups, out);
+      if (out.null_keys > 0) return out;
+      const DevicePartial<CudaExec>& s = state_.update(std::move(groups));
       download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
       return out;
     });
@@ -105,7 +112,9 @@ class DeviceState final : public DeviceEngine::RunningState {
                                     const ChainReduction& reduction, WindowGroups& state) override {
     return checked("update_state_by_key after row operations", im_.device, im_.stream, [&] {
       ChainBatchGroups out;
-      const DevicePartial<CudaExec>& s = state_.update(reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out));
+      DeviceGroups<CudaExec> groups = reduce_chain_batch(im_, exec_, host_columns, rows, steps, reduction, out);
+      if (out.groups.null_keys > 0) return out;
+      const DevicePartial<CudaExec>& s = state_.update(std::move(groups));
       download_partial(exec_, s, state_.fold_count(), state.keys, state.accumulators);
       return out;
     });

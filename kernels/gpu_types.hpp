@@ -65,6 +65,9 @@ struct GroupedInput {
   /// Hash the keys even when one non-null integer column could be its own 64-bit key, so
   /// that keys stay comparable across batches whose columns differ in nullability.
   bool force_hashed_keys = false;
+  /// The one key column is its own 64-bit key (an integer declared not nullable), bitmap or
+  /// not: its nulls are counted and a batch with any is reduced no further (take_exact_key).
+  bool exact_key = false;
 };
 
 /// Groups in order of their first row; accumulators fold-major (fold f of group g at
@@ -223,6 +226,7 @@ struct ChainReduction {
   std::vector<FoldView> folds;
   std::vector<int32_t> fold_columns;
   bool force_hashed_keys = false;  ///< as GroupedInput::force_hashed_keys
+  bool exact_key = false;          ///< as GroupedInput::exact_key
 };
 
 /// The groups of a ChainReduction on the host: as a GroupedResult (first rows are rows of

@@ -13,6 +13,7 @@
 //
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
 #include <thrust/copy.h>
+#include <thrust/count.h>
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/functional.h>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "gpu_types.hpp"
+#include "sluice/error.hpp"
 
 namespace sluice::gpu {
 
@@ -157,6 +159,28 @@ __host__ __device__ inline bool same_value(const ColumnView& c, int64_t a, int64
 inline bool exact_integer_key(const std::vector<ColumnView>& keys) {
   return keys.size() == 1 && keys[0].validity == nullptr &&
          (keys[0].type == kBool || keys[0].type == kInt32 || keys[0].type == kInt64);
+}
+
+struct KeyIsNull {
+  ColumnView key;
+  __host__ __device__ bool operator()(int64_t row) const { return !valid_at(key, row); }
+};
+
+/// Makes the one key of @p in (GroupedInput::exact_key) its own 64-bit key and returns how
+/// many of its rows are null nonetheless, counted where the column is; a caller refuses such
+/// a batch. The bitmap goes: a column that may have nulls but has none is keyed as one that
+/// may not, as a window's or running state's every batch must be.
+/// @throw sluice::Error when the key is not one integer column.
+template <class Exec> size_t take_exact_key(Exec& exec, GroupedInput& in) {
+  SLUICE_EXPECTS(in.keys.size() == 1 && (in.keys[0].type == kBool || in.keys[0].type == kInt32 || in.keys[0].type == kInt64),
+                 "an exact key is one integer or bool column, not " + std::to_string(in.keys.size()) + " key columns or another type");
+  size_t nulls = 0;
+  if (in.keys[0].validity && in.rows > 0)
+    nulls = static_cast<size_t>(thrust::count_if(exec.policy(), thrust::counting_iterator<int64_t>(0),
+                                                 thrust::counting_iterator<int64_t>(static_cast<int64_t>(in.rows)), KeyIsNull{in.keys[0]}));
+  in.keys[0].validity = nullptr;
+  in.force_hashed_keys = false;
+  return nulls;
 }
 
 struct ExactKeyOf {

@@ -18,6 +18,7 @@ namespace sluice::gpu {
 template <class Exec> struct ChainGroups {
   DeviceGroups<Exec> groups;
   std::vector<OwnedColumn<Exec>> keys;  ///< one per key column, `groups.groups` rows each
+  size_t null_keys = 0;                 ///< GroupedInput::exact_key: null keys (then no groups)
 };
 
 /// The reduction @p reduction of the columns @p chain made from @p inputs (views of Exec
@@ -39,6 +40,7 @@ GroupedInput chain_grouped_input(const std::vector<ColumnView>& inputs, const Ro
   GroupedInput in;
   in.rows = chain.rows;
   in.force_hashed_keys = reduction.force_hashed_keys;
+  in.exact_key = reduction.exact_key;
   for (int32_t k : reduction.key_columns) in.keys.push_back(output(k, "key column"));
   in.folds = reduction.folds;
   for (size_t f = 0; f < in.folds.size(); ++f)
@@ -57,14 +59,16 @@ std::vector<OwnedColumn<Exec>> gather_keys(Exec& exec, const std::vector<ColumnV
 /// Runs @p steps over @p rows rows of @p inputs (views of Exec memory) as run_row_chain
 /// does, then reduces the last step's columns by @p reduction as grouped_reduce_in_place
 /// does. The key columns are gathered only when no 64-bit key collision was found (a caller
-/// then recomputes the batch exactly elsewhere).
+/// then recomputes the batch exactly elsewhere). An exact key with nulls stops after the
+/// steps, with null_keys set.
 /// @throw sluice::Error as chain_grouped_input and run_row_chain do.
 template <class Exec>
 ChainGroups<Exec> reduce_row_chain(Exec& exec, const std::vector<ColumnView>& inputs, size_t rows,
                                    const std::vector<RowChainStep>& steps, const ChainReduction& reduction) {
   const RowChainResult<Exec> chain = run_row_chain(exec, inputs, rows, steps);
-  const GroupedInput in = chain_grouped_input(inputs, chain, reduction);
+  GroupedInput in = chain_grouped_input(inputs, chain, reduction);
   ChainGroups<Exec> out;
+  if (in.exact_key && (out.null_keys = take_exact_key(exec, in)) > 0) return out;
   out.groups = grouped_reduce_in_place(exec, in);
   if (out.groups.key_collisions == 0) out.keys = gather_keys(exec, in.keys, out.groups.first_row.data(), out.groups.groups);
   return out;

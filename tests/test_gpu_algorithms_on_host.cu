@@ -314,6 +314,42 @@ TEST(KeyVerificationOnHost, ARowWhoseKeyDiffersFromItsGroupsFirstRowIsCounted) {
   EXPECT_EQ(mismatches, 1u);
 }
 
+// A window's or running state's exact key (one integer column declared not nullable) is its
+// own 64-bit key in every batch, bitmap or not; nulls in it are counted, for the caller to
+// refuse the batch.
+TEST(ExactKeyOnHost, AKeyWithABitmapButNoNullsIsKeyedByItsValueAndNullsAreCounted) {
+  HostExec exec;
+  const TestColumn plain = int64_column({7, -3, 7, 1LL << 40, -3});
+  const TestColumn bitmap_without_nulls = with_nulls(plain, {});
+  GroupedInput in;
+  in.rows = plain.rows;
+  in.keys = {bitmap_without_nulls.view()};
+  in.force_hashed_keys = true;
+  ASSERT_EQ(take_exact_key(exec, in), 0u);
+  EXPECT_EQ(in.keys[0].validity, nullptr);
+  EXPECT_FALSE(in.force_hashed_keys);
+  const DeviceGroups<HostExec> groups = grouped_reduce_in_place(exec, in);
+  ASSERT_EQ(groups.groups, 3u);
+  const std::vector<uint64_t> keys(groups.key.data(), groups.key.data() + groups.groups);
+  EXPECT_EQ(keys, (std::vector<uint64_t>{7, static_cast<uint64_t>(-3), uint64_t{1} << 40}));
+
+  const TestColumn nulls = with_nulls(int32_column({1, 2, 3, 4, 5, 6, 7, 8, 9}), {0, 8});
+  GroupedInput with_null_keys;
+  with_null_keys.rows = nulls.rows;
+  with_null_keys.keys = {nulls.view()};
+  EXPECT_EQ(take_exact_key(exec, with_null_keys), 2u);
+
+  const TestColumn words = string_column({"a"});
+  GroupedInput not_an_integer;
+  not_an_integer.rows = 1;
+  not_an_integer.keys = {words.view()};
+  EXPECT_THROW(take_exact_key(exec, not_an_integer), Error);
+  GroupedInput two_keys;
+  two_keys.rows = plain.rows;
+  two_keys.keys = {plain.view(), plain.view()};
+  EXPECT_THROW(take_exact_key(exec, two_keys), Error);
+}
+
 TEST(KeyHashOnHost, CanonicalFloatsAndStringsHashAlikeOnlyWhenEqual) {
   TestColumn f = float64_column({0.0, -0.0, NAN, -NAN});
   const ColumnView v = f.view();

@@ -128,19 +128,16 @@ class DeviceKeys {
 
   bool exact() const { return exact_; }
 
-  /// The key columns of @p batch as @p view_of gives them, checked against the schema.
-  std::vector<gpu::ColumnView> views(const Table& batch, std::string_view op, const ViewOf& view_of) const {
+  /// The error for an exact key field (@p name) that holds nulls.
+  static Error null_exact_key(std::string_view op, const std::string& name) {
+    return Error(std::string(op) + ": key field '" + name + "' is declared not nullable but holds nulls");
+  }
+
+  /// The key columns of @p batch as @p view_of gives them (an exact key's nulls are counted
+  /// on the device: BatchGroups::null_keys).
+  std::vector<gpu::ColumnView> views(const Table& batch, const ViewOf& view_of) const {
     std::vector<gpu::ColumnView> out;
-    for (size_t k : resolved_.keys) {
-      const Column& key = batch.column(k);
-      SLUICE_EXPECTS(!exact_ || key.null_count() == 0, std::string(op) + ": key field '" + batch.schema()[k].name +
-                                                           "' is declared not nullable but holds nulls");
-      gpu::ColumnView v = view_of(key);
-      // An exact key is its own 64-bit key in every batch: a bitmap without nulls must not
-      // make the device hash this batch's keys instead.
-      if (exact_) v.validity = nullptr;
-      out.push_back(v);
-    }
+    for (size_t k : resolved_.keys) out.push_back(view_of(batch.column(k)));
     return out;
   }
 
@@ -221,36 +218,48 @@ class DeviceKeyedAggregation {
   gpu::GroupedInput input_of(const Table& batch) const {
     gpu::GroupedInput in;
     in.rows = batch.num_rows();
-    in.keys = keys_.views(batch, op_, view_of_);
+    in.keys = keys_.views(batch, view_of_);
     in.folds = input_folds(plan_, resolved_, batch, view_of_).folds;
     in.force_hashed_keys = !keys_.exact();
+    in.exact_key = keys_.exact();
     return in;
   }
   bool wants_groups() const { return !keys_.exact(); }
 
   /// Row operations over @p batch as the engine takes them ahead of this aggregation, cut
-  /// down to what it reads; nullopt when they are left to the host: exact (integer) keys,
-  /// which add_batch and update check for nulls on the host, steps for another schema, or a
-  /// list column among those the steps read.
+  /// down to what it reads; nullopt when they are left to the host: steps for another
+  /// schema, or a list column among those the steps read.
   std::optional<ChainForReduction> chain_of(const Table& batch, std::span<const RowChainStep> steps) const {
-    if (keys_.exact() || steps.empty() || !(steps.back().output == input_)) return std::nullopt;
+    if (steps.empty() || !(steps.back().output == input_)) return std::nullopt;
     gpu::ChainReduction reduction = chain_reduction(resolved_, fold_plan_);
-    reduction.force_hashed_keys = true;  // as input_of: every batch hashes its keys alike
+    // As input_of: every batch keys its rows alike, an exact key by its value (its nulls
+    // counted on the device), any other by a hash.
+    reduction.exact_key = keys_.exact();
+    reduction.force_hashed_keys = !keys_.exact();
     return chain_for_reduction(batch, steps, std::move(reduction), view_of_);
   }
 
   /// Records the key values of @p batch's groups; hashed keys are gathered at the groups' first
-  /// rows, on the device where a key column lives only there.
+  /// rows, on the device where a key column lives only there. A batch with a null exact key
+  /// changed nothing on the device, and fails here.
   void remember_batch_keys(const gpu::BatchGroups& groups, const Table& batch) {
+    check_exact_key(groups);
     if (keys_.exact()) return;  // an exact key is its own value: nothing to remember
     DeviceKeys::check_no_collision(groups, op_);  // before any key row is gathered
     keys_.remember_gathered(groups, rows_at(batch, resolved_.keys, groups.first_row), op_);
   }
 
-  /// Records the key values of a batch that went through row operations on the device.
+  /// Records the key values of a batch that went through row operations on the device, as
+  /// remember_batch_keys.
   void remember_chain_keys(gpu::ChainBatchGroups& added) {
+    check_exact_key(added.groups);
+    if (keys_.exact()) return;
     keys_.remember_gathered(added.groups, gathered_keys(std::move(added.keys), input_, resolved_.keys, added.groups.keys.size()),
                             op_);
+  }
+
+  void check_exact_key(const gpu::BatchGroups& groups) const {
+    if (groups.null_keys > 0) throw DeviceKeys::null_exact_key(op_, input_[resolved_.keys[0]].name);
   }
 
   /// Finalized results of groups that came back from the device (extra accumulators after
