@@ -46,16 +46,19 @@
 // is good. The device gives the indexes of the malformed records only: the host reparses them
 // with the CPU parser for the dead-letter messages.
 //
-// One thread parses one record (records are short). Pass 1 classifies every record and sizes
-// its string fields; scans give the good rows and the string offsets; pass 2 parses each good
-// record again and writes its values, string bytes and one validity byte per row, which a last
-// pass packs into Arrow bitmaps.
+// One thread parses one record (records are short). Pass 1 classifies every record, stores its
+// fixed-width values and validity bytes at the record's line, and sizes its string fields;
+// scans give the good rows and the string offsets; the line arrays become the columns (whole
+// when every line is a good record, gathered by the good rows otherwise); pass 2 splits each
+// good record again and writes its string bytes only, so each number is converted once. A
+// last pass packs the validity bytes into Arrow bitmaps.
 //
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
 #include <thrust/copy.h>
 #include <thrust/count.h>
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
+#include <thrust/gather.h>
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/scan.h>
 
@@ -618,14 +621,14 @@ __host__ __device__ inline int32_t csv_parse_float(const char* s, int32_t n, boo
 
 // ---------------------------------------------------------------- records
 
-/// One field as the device sees it: its declaration, where pass 1 leaves its string lengths,
-/// and where pass 2 writes its values.
+/// One field as the device sees it: its declaration, where pass 1 leaves its values, validity
+/// and string lengths (one per input line), and where pass 2 writes its strings' bytes.
 struct CsvFieldSlot {
   int32_t type = kString;
   int32_t nullable = 0;
   int32_t* lengths = nullptr;      ///< strings: one per input line (pass 1), then their inclusive scan
-  uint8_t* values = nullptr;       ///< fixed width: rows x width
-  uint8_t* valid_bytes = nullptr;  ///< nullable: one byte per row (1 = valid)
+  uint8_t* values = nullptr;       ///< fixed width: lines x width (pass 1), then rows x width
+  uint8_t* valid_bytes = nullptr;  ///< nullable: one byte per line (pass 1), then per row (1 = valid)
   int32_t* offsets = nullptr;      ///< strings: rows + 1
   char* chars = nullptr;
 };
@@ -651,11 +654,41 @@ __host__ __device__ inline void csv_line_span(const char* chars, const int32_t* 
   size = end - begin;
 }
 
+/// Stores a fixed-width field's value at row @p at of @p values: @p integer for bool, int32
+/// and int64, @p real for float32 and float64.
+__host__ __device__ inline void csv_store_value(int32_t type, uint8_t* values, int64_t at, int64_t integer, double real) {
+  uint8_t* to = values + at * csv_type_width(type);
+  switch (type) {
+    case kBool: *to = static_cast<uint8_t>(integer); break;
+    case kInt32: {
+      const int32_t v = static_cast<int32_t>(integer);
+      memcpy(to, &v, 4);
+      break;
+    }
+    case kInt64: memcpy(to, &integer, 8); break;
+    case kFloat32: {
+      float v = static_cast<float>(real);
+      if (real != real) {  // NaN: the quiet NaN of its sign, as a host cast gives (a device cast may not)
+        uint64_t bits;
+        memcpy(&bits, &real, 8);
+        const uint32_t nan = (bits >> 63) ? 0xFFC00000u : 0x7FC00000u;
+        memcpy(&v, &nan, 4);
+      }
+      memcpy(to, &v, 4);
+      break;
+    }
+    default: memcpy(to, &real, 8); break;
+  }
+}
+
 /// Parses one field's text (@p raw, @p raw_size bytes, as it stands in the line: @p doubled
-/// doubled quotes are still in it) as @p field; when @p out_row >= 0 writes the value there.
-/// Pass 1 (@p out_row < 0) records a string field's length for @p line.
+/// doubled quotes are still in it) as @p field. Pass 1 (@p out_row < 0) stores, at index
+/// @p line, the field's validity byte and its value (fixed width) or length (strings), so
+/// that each number is converted once; pass 2 writes a string field's bytes into row
+/// @p out_row and leaves the other fields alone.
 __host__ __device__ inline int32_t csv_field(const CsvFieldSlot& field, const char* raw, int32_t raw_size, bool quoted,
                                              int32_t doubled, char quote, int64_t line, int64_t out_row) {
+  if (out_row >= 0 && field.type != kString) return kCsvFieldOk;
   const int32_t size = raw_size - doubled;  // after undoing doubled quotes
   bool is_null = false;
   int64_t integer = 0;
@@ -678,53 +711,30 @@ __host__ __device__ inline int32_t csv_field(const CsvFieldSlot& field, const ch
   }
   const int32_t length = is_null ? 0 : size;
   if (out_row < 0) {
+    if (field.nullable) field.valid_bytes[line] = is_null ? 0 : 1;
     if (field.type == kString) field.lengths[line] = length;
+    else csv_store_value(field.type, field.values, line, integer, real);
     return kCsvFieldOk;
   }
 
-  if (field.nullable) field.valid_bytes[out_row] = is_null ? 0 : 1;
-  if (field.type == kString) {
-    const int32_t end = field.lengths[line];  // inclusive scan: where this row's bytes end
-    const int32_t begin = end - length;
-    field.offsets[out_row + 1] = end;
-    char* to = field.chars + begin;
-    if (doubled == 0) {
-      for (int32_t k = 0; k < length; ++k) to[k] = raw[k];
-    } else {
-      for (int32_t k = 0; k < raw_size; ++k) {
-        *to++ = raw[k];
-        if (raw[k] == quote) ++k;  // the second of a doubled quote
-      }
+  const int32_t end = field.lengths[line];  // inclusive scan: where this row's bytes end
+  const int32_t begin = end - length;
+  field.offsets[out_row + 1] = end;
+  char* to = field.chars + begin;
+  if (doubled == 0) {
+    for (int32_t k = 0; k < length; ++k) to[k] = raw[k];
+  } else {
+    for (int32_t k = 0; k < raw_size; ++k) {
+      *to++ = raw[k];
+      if (raw[k] == quote) ++k;  // the second of a doubled quote
     }
-    return kCsvFieldOk;
-  }
-  uint8_t* at = field.values + out_row * csv_type_width(field.type);
-  switch (field.type) {
-    case kBool: *at = static_cast<uint8_t>(integer); break;
-    case kInt32: {
-      const int32_t v = static_cast<int32_t>(integer);
-      memcpy(at, &v, 4);
-      break;
-    }
-    case kInt64: memcpy(at, &integer, 8); break;
-    case kFloat32: {
-      float v = static_cast<float>(real);
-      if (real != real) {  // NaN: the quiet NaN of its sign, as a host cast gives (a device cast may not)
-        uint64_t bits;
-        memcpy(&bits, &real, 8);
-        const uint32_t nan = (bits >> 63) ? 0xFFC00000u : 0x7FC00000u;
-        memcpy(&v, &nan, 4);
-      }
-      memcpy(at, &v, 4);
-      break;
-    }
-    default: memcpy(at, &real, 8); break;
   }
   return kCsvFieldOk;
 }
 
 /// Splits line @p line as parse_csv's split_csv_line does and parses each field; returns its
-/// CsvRecordStatus. Pass 1 (@p out_row < 0) leaves string lengths; pass 2 writes row @p out_row.
+/// CsvRecordStatus. Pass 1 (@p out_row < 0) stores the fields at the line's index; pass 2
+/// writes row @p out_row's strings.
 __host__ __device__ inline uint8_t csv_record(const char* chars, const int32_t* line_offsets, int64_t line, const CsvFieldSlot* fields,
                                               int32_t field_count, char delimiter, char quote, int64_t out_row) {
   const char* text;
@@ -775,8 +785,8 @@ __host__ __device__ inline uint8_t csv_record(const char* chars, const int32_t* 
   return needs_host ? kCsvNeedsHost : kCsvGood;
 }
 
-/// Pass 1: the status of every line; string lengths stay only for good records (0 otherwise),
-/// so that their scan gives the compacted offsets.
+/// Pass 1: the status of every line, and its fields at its index; string lengths stay only
+/// for good records (0 otherwise), so that their scan gives the compacted offsets.
 struct ClassifyCsvRecord {
   const char* chars;
   const int32_t* line_offsets;
@@ -797,7 +807,7 @@ struct ClassifyCsvRecord {
   }
 };
 
-/// Pass 2: row @p row (the good record of line row_index[row]) into the columns.
+/// Pass 2: the strings of row @p row (the good record of line row_index[row]) into the columns.
 struct WriteCsvRow {
   const char* chars;
   const int32_t* line_offsets;
@@ -848,14 +858,57 @@ size_t csv_lines_with_status(Exec& exec, const uint8_t* status, int64_t lines, u
   return count;
 }
 
-/// Allocates the output columns of @p rows good records and points each field's slot at them
-/// (a string field's per-line lengths become end offsets: lines of other records add 0).
-/// Returns the byte-per-row validity scratch, which pass 2 fills.
+/// Pass 1's values of every line, at the line's index: each fixed-width field's values and
+/// each nullable field's validity bytes.
+template <class Exec> struct CsvLineValues {
+  std::vector<typename Exec::template Array<uint8_t>> values;  ///< per field: lines x width (none for strings)
+  typename Exec::template Array<uint8_t> valid;                ///< lines bytes per nullable field
+  size_t nullable_fields = 0;
+};
+
+/// Allocates pass 1's line arrays of @p slots for @p lines lines and points the slots at them.
+template <class Exec, class Slot> CsvLineValues<Exec> csv_line_values(Exec& exec, std::vector<Slot>& slots, size_t lines) {
+  CsvLineValues<Exec> out;
+  for (const Slot& slot : slots) out.nullable_fields += slot.nullable ? 1 : 0;
+  out.valid = exec.template alloc<uint8_t>(out.nullable_fields * lines);
+  out.values.resize(slots.size());
+  for (size_t f = 0, v = 0; f < slots.size(); ++f) {
+    if (slots[f].type != kString) {
+      out.values[f] = exec.template alloc<uint8_t>(lines * static_cast<size_t>(csv_type_width(slots[f].type)));
+      slots[f].values = out.values[f].data();
+    }
+    if (slots[f].nullable) slots[f].valid_bytes = out.valid.data() + (v++) * lines;
+  }
+  return out;
+}
+
+/// @p to[r] = @p from[@p at[r]] for @p rows elements of @p width bytes (1, 4 or 8).
+template <class Exec> void csv_gather_fixed(Exec& exec, int32_t width, const int64_t* at, size_t rows, const uint8_t* from, uint8_t* to) {
+  if (rows == 0) return;
+  auto policy = exec.policy();
+  switch (width) {
+    case 1: thrust::gather(policy, at, at + rows, from, to); break;
+    case 4:
+      thrust::gather(policy, at, at + rows, reinterpret_cast<const uint32_t*>(from), reinterpret_cast<uint32_t*>(to));
+      break;
+    default:
+      thrust::gather(policy, at, at + rows, reinterpret_cast<const uint64_t*>(from), reinterpret_cast<uint64_t*>(to));
+      break;
+  }
+}
+
+/// Makes the output columns of the @p rows good records (lines @p row_index) and points each
+/// field's slot at them: fixed-width values and validity bytes come from pass 1's line arrays
+/// @p line, taken whole when every line is a good record and gathered otherwise; a string
+/// field's per-line lengths become end offsets (lines of other records add 0) for pass 2 to
+/// write its bytes. Returns the byte-per-row validity, for csv_pack_validity.
 template <class Exec, class Slot>
 typename Exec::template Array<uint8_t> csv_allocate_columns(Exec& exec, std::vector<Slot>& slots, int64_t lines, size_t rows,
-                                                            size_t nullable_fields, std::vector<CsvDeviceColumn<Exec>>& columns) {
+                                                            const int64_t* row_index, CsvLineValues<Exec>& line,
+                                                            std::vector<CsvDeviceColumn<Exec>>& columns) {
   auto policy = exec.policy();
-  auto valid_bytes = exec.template alloc<uint8_t>(nullable_fields * rows);
+  const bool every_line = rows == static_cast<size_t>(lines);
+  auto valid_bytes = every_line ? std::move(line.valid) : exec.template alloc<uint8_t>(line.nullable_fields * rows);
   columns.resize(slots.size());
   for (size_t f = 0, v = 0; f < slots.size(); ++f) {
     CsvDeviceColumn<Exec>& column = columns[f];
@@ -874,20 +927,26 @@ typename Exec::template Array<uint8_t> csv_allocate_columns(Exec& exec, std::vec
       column.chars = exec.template alloc<char>(column.char_count);
       slot.offsets = column.offsets.data();
       slot.chars = column.chars.data();
+    } else if (every_line) {
+      column.values = std::move(line.values[f]);
     } else {
-      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(csv_type_width(slot.type)));
-      slot.values = column.values.data();
+      const int32_t width = csv_type_width(slot.type);
+      column.values = exec.template alloc<uint8_t>(rows * static_cast<size_t>(width));
+      csv_gather_fixed(exec, width, row_index, rows, slot.values, column.values.data());
     }
+    if (slot.type != kString) slot.values = column.values.data();
     if (column.nullable) {
       column.validity = exec.template alloc<uint8_t>((rows + 7) / 8);
-      slot.valid_bytes = valid_bytes.data() + (v++) * rows;
+      uint8_t* row_valid = valid_bytes.data() + (v++) * rows;
+      if (!every_line) csv_gather_fixed(exec, 1, row_index, rows, slot.valid_bytes, row_valid);
+      slot.valid_bytes = row_valid;
     }
   }
   return valid_bytes;
 }
 
-/// Packs each nullable field's validity bytes (written by pass 2) into its bitmap and counts
-/// its nulls.
+/// Packs each nullable field's validity bytes (one per row) into its bitmap and counts its
+/// nulls.
 template <class Exec, class Slot>
 void csv_pack_validity(Exec& exec, const std::vector<Slot>& slots, size_t rows, std::vector<CsvDeviceColumn<Exec>>& columns) {
   auto policy = exec.policy();
@@ -914,18 +973,19 @@ CsvParseResult<Exec> parse_csv_on_device(Exec& exec, const char* chars, const in
   const int64_t n = static_cast<int64_t>(lines);
   const int32_t nfields = static_cast<int32_t>(field_count);
 
-  // Pass 1: classify, and size the string fields of the good records.
+  // Pass 1: classify, store every field at its line, and size the string fields of the good
+  // records.
   std::vector<CsvFieldSlot> slots(field_count);
-  size_t string_fields = 0, nullable_fields = 0;
+  size_t string_fields = 0;
   for (size_t f = 0; f < field_count; ++f) {
     slots[f].type = fields[f].type;
     slots[f].nullable = fields[f].nullable ? 1 : 0;
     string_fields += fields[f].type == kString;
-    nullable_fields += fields[f].nullable ? 1 : 0;
   }
   auto lengths = exec.template alloc<int32_t>(string_fields * lines);
   for (size_t f = 0, s = 0; f < field_count; ++f)
     if (slots[f].type == kString) slots[f].lengths = lengths.data() + (s++) * lines;
+  CsvLineValues<Exec> line_values = csv_line_values(exec, slots, lines);
   auto pass1_fields = exec.template alloc<CsvFieldSlot>(field_count);
   exec.to_device(pass1_fields.data(), slots.data(), field_count * sizeof(CsvFieldSlot));
   auto status = exec.template alloc<uint8_t>(lines);
@@ -941,16 +1001,16 @@ CsvParseResult<Exec> parse_csv_on_device(Exec& exec, const char* chars, const in
   out.blank_count = lines - out.rows - out.malformed_count - out.needs_host_count;
 
   const size_t rows = out.rows;
-  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, nullable_fields, out.columns);
+  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, out.row_index.data(), line_values, out.columns);
 
-  // Pass 2: the good records into the columns.
-  if (rows > 0) {
+  // Pass 2: the good records' strings into the columns.
+  if (rows > 0 && string_fields > 0) {
     auto pass2_fields = exec.template alloc<CsvFieldSlot>(field_count);
     exec.to_device(pass2_fields.data(), slots.data(), field_count * sizeof(CsvFieldSlot));
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
                        WriteCsvRow{chars, line_offsets, out.row_index.data(), pass2_fields.data(), nfields, delimiter, quote});
-    csv_pack_validity(exec, slots, rows, out.columns);
   }
+  if (rows > 0) csv_pack_validity(exec, slots, rows, out.columns);
   return out;
 }
 

@@ -45,9 +45,10 @@
 // malformed records only: the host reparses them with the CPU parser for their reasons.
 //
 // One thread parses one record. Pass 1 scans and classifies every record, leaving where each
-// field's value starts and sizing its string fields; scans give the good rows and the string
-// offsets; pass 2 reads each good row's values from where pass 1 found them and writes them,
-// with one validity byte per row, which a last pass packs into Arrow bitmaps.
+// field's value starts, storing its fixed-width values and validity bytes at the record's
+// line and sizing its string fields; scans give the good rows and the string offsets; the
+// line arrays become the columns (as in csv_parse.cuh); pass 2 copies each good row's strings
+// from where pass 1 found them. A last pass packs the validity bytes into Arrow bitmaps.
 //
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
 #include <thrust/count.h>
@@ -250,8 +251,8 @@ struct JsonFieldSlot {
   int32_t name_size = 0;
   int32_t* value_at = nullptr;     ///< one per input line: where the value starts in the line, -1 when missing
   int32_t* lengths = nullptr;      ///< strings: one per input line (pass 1), then their inclusive scan
-  uint8_t* values = nullptr;       ///< fixed width: rows x width
-  uint8_t* valid_bytes = nullptr;  ///< nullable: one byte per row (1 = valid)
+  uint8_t* values = nullptr;       ///< fixed width: lines x width (pass 1), then rows x width
+  uint8_t* valid_bytes = nullptr;  ///< nullable: one byte per line (pass 1), then per row (1 = valid)
   int32_t* offsets = nullptr;      ///< strings: rows + 1
   char* chars = nullptr;
 };
@@ -455,9 +456,12 @@ __host__ __device__ inline int32_t json_number_real(const char* s, int32_t n, bo
   return csv_parse_float(s, n, is32, out);  // the double nearest to the decimal; beyond FLT_MAX is bad
 }
 
-/// Field @p field of line @p line (text @p s, @p n bytes, already scanned): checks its value;
-/// when @p out_row >= 0 writes it there. Pass 1 (@p out_row < 0) records a string's length.
+/// Field @p field of line @p line (text @p s, @p n bytes, already scanned): checks its value.
+/// Pass 1 (@p out_row < 0) stores, at index @p line, its validity byte and its value (fixed
+/// width) or length (strings); pass 2 writes a string's bytes into row @p out_row and leaves
+/// the other fields alone.
 __host__ __device__ inline int32_t json_field(const JsonFieldSlot& field, const char* s, int32_t n, int64_t line, int64_t out_row) {
+  if (out_row >= 0 && field.type != kString) return kJsonOk;
   const int32_t at = field.value_at[line];
   bool is_null = false;
   int64_t integer = 0;
@@ -502,34 +506,16 @@ __host__ __device__ inline int32_t json_field(const JsonFieldSlot& field, const 
     }
   }
   if (out_row < 0) {
+    if (field.nullable) field.valid_bytes[line] = is_null ? 0 : 1;
     if (field.type == kString) field.lengths[line] = length;
+    else csv_store_value(field.type, field.values, line, integer, real);
     return kJsonOk;
   }
 
-  if (field.nullable) field.valid_bytes[out_row] = is_null ? 0 : 1;
-  if (field.type == kString) {
-    const int32_t end = field.lengths[line];  // inclusive scan: where this row's bytes end
-    const int32_t begin = end - length;
-    field.offsets[out_row + 1] = end;
-    for (int32_t k = 0; k < length; ++k) field.chars[begin + k] = s[text_begin + k];
-    return kJsonOk;
-  }
-  uint8_t* to = field.values + out_row * csv_type_width(field.type);
-  switch (field.type) {
-    case kBool: *to = static_cast<uint8_t>(integer); break;
-    case kInt32: {
-      const int32_t v = static_cast<int32_t>(integer);
-      memcpy(to, &v, 4);
-      break;
-    }
-    case kInt64: memcpy(to, &integer, 8); break;
-    case kFloat32: {
-      const float v = static_cast<float>(real);  // finite: no NaN reaches here
-      memcpy(to, &v, 4);
-      break;
-    }
-    default: memcpy(to, &real, 8); break;
-  }
+  const int32_t end = field.lengths[line];  // inclusive scan: where this row's bytes end
+  const int32_t begin = end - length;
+  field.offsets[out_row + 1] = end;
+  for (int32_t k = 0; k < length; ++k) field.chars[begin + k] = s[text_begin + k];
   return kJsonOk;
 }
 
@@ -562,8 +548,8 @@ __host__ __device__ inline uint8_t json_record(const char* chars, const int32_t*
   return needs_host ? kJsonNeedsHost : kJsonGood;
 }
 
-/// Pass 1: the status of every line; string lengths stay only for good records (0 otherwise),
-/// so that their scan gives the compacted offsets.
+/// Pass 1: the status of every line, and its fields at its index; string lengths stay only
+/// for good records (0 otherwise), so that their scan gives the compacted offsets.
 struct ClassifyJsonRecord {
   const char* chars;
   const int32_t* line_offsets;
@@ -582,7 +568,7 @@ struct ClassifyJsonRecord {
   }
 };
 
-/// Pass 2: row @p row (the good record of line row_index[row]) into the columns.
+/// Pass 2: the strings of row @p row (the good record of line row_index[row]) into the columns.
 struct WriteJsonRow {
   const char* chars;
   const int32_t* line_offsets;
@@ -623,16 +609,16 @@ JsonParseResult<Exec> parse_json_on_device(Exec& exec, const char* chars, const 
   auto names = exec.template alloc<char>(name_bytes.size());
   exec.to_device(names.data(), name_bytes.data(), name_bytes.size());
 
-  // Pass 1: classify, find the values, and size the string fields of the good records.
+  // Pass 1: classify, find the values, store every field at its line, and size the string
+  // fields of the good records.
   std::vector<JsonFieldSlot> slots(field_count);
-  size_t string_fields = 0, nullable_fields = 0;
+  size_t string_fields = 0;
   for (size_t f = 0; f < field_count; ++f) {
     slots[f].type = fields[f].type;
     slots[f].nullable = fields[f].nullable ? 1 : 0;
     slots[f].name = names.data() + name_begin[f];
     slots[f].name_size = static_cast<int32_t>(name_size[f]);
     string_fields += fields[f].type == kString;
-    nullable_fields += fields[f].nullable ? 1 : 0;
   }
   auto value_at = exec.template alloc<int32_t>(field_count * lines);
   auto lengths = exec.template alloc<int32_t>(string_fields * lines);
@@ -640,6 +626,7 @@ JsonParseResult<Exec> parse_json_on_device(Exec& exec, const char* chars, const 
     slots[f].value_at = value_at.data() + f * lines;
     if (slots[f].type == kString) slots[f].lengths = lengths.data() + (s++) * lines;
   }
+  CsvLineValues<Exec> line_values = csv_line_values(exec, slots, lines);
   auto pass1_fields = exec.template alloc<JsonFieldSlot>(field_count);
   exec.to_device(pass1_fields.data(), slots.data(), field_count * sizeof(JsonFieldSlot));
   auto status = exec.template alloc<uint8_t>(lines);
@@ -654,16 +641,16 @@ JsonParseResult<Exec> parse_json_on_device(Exec& exec, const char* chars, const 
   out.blank_count = lines - out.rows - out.malformed_count - out.needs_host_count;
 
   const size_t rows = out.rows;
-  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, nullable_fields, out.columns);
+  const auto valid_bytes = csv_allocate_columns(exec, slots, n, rows, out.row_index.data(), line_values, out.columns);
 
-  // Pass 2: the good records into the columns.
-  if (rows > 0) {
+  // Pass 2: the good records' strings into the columns.
+  if (rows > 0 && string_fields > 0) {
     auto pass2_fields = exec.template alloc<JsonFieldSlot>(field_count);
     exec.to_device(pass2_fields.data(), slots.data(), field_count * sizeof(JsonFieldSlot));
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(rows),
                        WriteJsonRow{chars, line_offsets, out.row_index.data(), pass2_fields.data(), nfields});
-    csv_pack_validity(exec, slots, rows, out.columns);
   }
+  if (rows > 0) csv_pack_validity(exec, slots, rows, out.columns);
   return out;
 }
 
