@@ -1,7 +1,7 @@
 #pragma once
 // The text of a double inside kernels, byte for byte as the host writes it (append_float_text
-// in src/pipeline/expression.cpp): std::to_chars(first, last, double), plus ".0" where that
-// has neither '.' nor 'e', and "nan" for every NaN.
+// in src/pipeline/expression.cpp): std::to_chars(first, last, double), plus ".0" where a
+// finite value's text has neither '.' nor 'e', and "nan" for every NaN.
 //
 // std::to_chars without a format writes the shortest decimal that reads back as the double
 // (the nearest such one, ties to an even last digit), in fixed or scientific notation,
@@ -16,8 +16,8 @@
 // C++ does not, so every subnormal takes the general path and the shorter candidate is tried
 // at every length.
 //
-// Registers hold the double, not its text (row_program.cuh): a reader asks for one byte at a
-// time, and each byte recomputes the decimal, a few dozen integer operations.
+// The row program interpreter writes the text once per row into registers it sets aside for
+// it (row_program.cuh), and its readers see a plain view of those bytes.
 #include <cstdint>
 #include <cstring>
 
@@ -235,7 +235,16 @@ __host__ __device__ inline char float_text_byte(const FloatTextLayout& t, int32_
   }
 }
 
-__host__ __device__ inline int32_t float_text_length(double x) { return float_text_layout(x).length; }
-__host__ __device__ inline char float_text_byte(double x, int32_t k) { return float_text_byte(float_text_layout(x), k); }
+/// The longest text: "-1.7976931348623157e+308" (and "-2.2250738585072014e-308").
+constexpr int32_t kFloatTextMaxLength = 24;
+
+/// Writes @p x's text into @p out (room for kFloatTextMaxLength bytes); returns its length.
+/// Out of line: inlined into the row program interpreter, its 128-bit arithmetic made every
+/// program's kernel spill, filters too.
+__host__ __device__ inline __noinline__ int32_t float_text_write(double x, char* out) {
+  const FloatTextLayout layout = float_text_layout(x);
+  for (int32_t k = 0; k < layout.length; ++k) out[k] = float_text_byte(layout, k);
+  return layout.length;
+}
 
 }  // namespace sluice::gpu

@@ -19,10 +19,13 @@
 // Strings make no bytes until a string result is written. A string register is a view of an
 // input's or a literal's bytes, or refers to earlier registers of the same row: a rope is the
 // concatenation of two registers (concat), a slice a window of one (trim and substr of what
-// is not a view), digits are an int64's decimal text and a float text a double's (string()),
-// each made byte by byte as it is read. lower() and upper() set a case mapping instead of
-// copying; readers map each byte as they read it (row_byte). A string result is written in
-// two passes: lengths, a scan into offsets, then the mapped bytes (evaluate_string_rows).
+// is not a view), and digits are an int64's decimal text (string()), made byte by byte as
+// it is read. A double's text (string()) is the one string an instruction writes: into
+// registers at the top of the file that compile() sets aside for it (RowProgram::
+// kFloatTextRegisters each), which the register then views. lower() and upper() set a case
+// mapping instead of copying; readers map each byte as they read it (row_byte). A string
+// result is written in two passes: lengths, a scan into offsets, then the mapped bytes
+// (evaluate_string_rows).
 //
 // The register file is one RowValue per instruction (RowProgram::kMaxInstructions), in
 // local memory; programs are small and every thread runs the same instructions in lockstep.
@@ -56,13 +59,13 @@ namespace sluice::gpu {
 enum RowCase : uint8_t { kRowCaseNone = 0, kRowCaseLower = 1, kRowCaseUpper = 2 };
 
 /// Where a string register's bytes are (see the top of this file).
-enum RowStringKind : uint8_t { kRowView = 0, kRowRope = 1, kRowSlice = 2, kRowDigits = 3, kRowFloatText = 4 };
+enum RowStringKind : uint8_t { kRowView = 0, kRowRope = 1, kRowSlice = 2, kRowDigits = 3 };
 
 /// One register: an int64 (bools are 0/1), a double, or a string; and its validity.
 struct RowValue {
   union {
     int64_t i;      ///< also the value of a digits string
-    double f;       ///< also the value of a float text
+    double f;
     const char* s;  ///< a view's bytes
     struct {
       int32_t left, right;  ///< registers
@@ -172,10 +175,6 @@ __host__ __device__ inline char row_byte(const RowValue* reg, const RowValue& va
       c = row_decimal_byte(v->i, v->length, k);
       break;
     }
-    if (v->kind == kRowFloatText) {
-      c = float_text_byte(v->f, k);
-      break;
-    }
     if (v->kind == kRowSlice) {
       k += v->slice.start;
       v = &reg[v->slice.base];
@@ -283,15 +282,6 @@ __host__ __device__ inline RowValue row_decimal(int64_t x) {
   v.kind = kRowDigits;
   v.i = x;
   v.length = row_decimal_length(x);
-  return v;
-}
-
-/// string(x) of a double: the host's float text (float_text.cuh), made byte by byte as read.
-__host__ __device__ inline RowValue row_float_text(double x) {
-  RowValue v = row_value(1);
-  v.kind = kRowFloatText;
-  v.f = x;
-  v.length = float_text_length(x);
   return v;
 }
 
@@ -456,7 +446,6 @@ __host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProg
       return row_parse_float(reg, a, v) ? row_float(v) : row_null();
     }
     case Op::IntToString: return row_decimal(a.i);
-    case Op::FloatToString: return row_float_text(a.f);
 
     case Op::NegInt: return row_int(row_wrap(0ull - static_cast<uint64_t>(a.i)));
     case Op::AddInt: return row_int(row_wrap(static_cast<uint64_t>(a.i) + static_cast<uint64_t>(b.i)));
@@ -509,6 +498,7 @@ __host__ __device__ inline RowValue row_apply(const RowValue* reg, const RowProg
 
 /// A row's registers: a string result refers into them until it is written.
 using RowRegisters = RowValue[RowProgram::kMaxInstructions];
+static_assert(RowProgram::kFloatTextRegisters * sizeof(RowValue) >= kFloatTextMaxLength, "a float's text fits its registers");
 
 /// Runs @p program on row @p row in the registers @p reg and returns its result register;
 /// @p too_long is set when a concat made a string over 2^31 - 1 bytes anywhere in the row.
@@ -520,6 +510,7 @@ __host__ __device__ inline __noinline__ const RowValue& run_row_program(const Ro
                                                            RowRegisters& reg, uint8_t& too_long) {
   using Op = RowProgram::Op;
   too_long = 0;
+  int32_t float_texts = 0;
   for (int32_t k = 0; k < program.count; ++k) {
     const RowProgram::Instruction& ins = program.instructions[k];
     RowValue& out = reg[k];
@@ -557,6 +548,19 @@ __host__ __device__ inline __noinline__ const RowValue& run_row_program(const Ro
         continue;
       }
       case Op::Coalesce: out = reg[ins.args[0]].valid ? reg[ins.args[0]] : reg[ins.args[1]]; continue;
+      case Op::FloatToString: {
+        // Its text goes into registers from the top of the file, which no instruction writes
+        // (the upload checks that they fit), and the register views it.
+        const RowValue& a = reg[ins.args[0]];
+        ++float_texts;
+        if (!a.valid) {
+          out = row_null();
+          continue;
+        }
+        char* text = reinterpret_cast<char*>(&reg[RowProgram::kMaxInstructions - float_texts * RowProgram::kFloatTextRegisters]);
+        out = row_string(text, float_text_write(a.f, text));
+        continue;
+      }
       default: break;
     }
     // Null-propagating operations: unused operand slots are -1 and read as args[0].
@@ -728,6 +732,12 @@ template <class Exec> class UploadedRowProgram {
     auto fail = [](const std::string& what) { throw Error("row program: " + what); };
     if (count == 0 || count > RowProgram::kMaxInstructions)
       fail(std::to_string(count) + " instructions (1 to " + std::to_string(RowProgram::kMaxInstructions) + ")");
+    int64_t float_texts = 0;
+    for (const RowProgram::Instruction& ins : p.instructions) float_texts += ins.op == RowProgram::Op::FloatToString;
+    if (count + float_texts * RowProgram::kFloatTextRegisters > RowProgram::kMaxInstructions)
+      fail(std::to_string(count) + " instructions need " + std::to_string(count + float_texts * RowProgram::kFloatTextRegisters) +
+           " registers with their float texts (" + std::to_string(RowProgram::kFloatTextRegisters) + " each), more than the " +
+           std::to_string(RowProgram::kMaxInstructions) + " there are");
     if (p.result < 0 || p.result >= count) fail("result register " + std::to_string(p.result) + " out of range");
     if (p.result_type != kBool && p.result_type != kInt64 && p.result_type != kFloat64 && p.result_type != kString)
       fail("result type " + std::to_string(p.result_type) + " is not bool, int64, float64 or string");

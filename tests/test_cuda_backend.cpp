@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <bit>
 #include <random>
 #include <string>
 #include <thread>
@@ -378,6 +379,36 @@ TEST_P(CudaVersusCpu, ExpressionsAndFiltersOnTheDeviceAgree) {
     const std::optional<Table> kept = gpu->filter(t, programs[e]);
     ASSERT_TRUE(kept);
     expect_same_table(t.filter(expressions[e].evaluate_mask(t)), *kept);
+  }
+}
+
+// string() of a float on the device: Schubfach's products (__umul64hi) and its table's
+// device copy, against the host's std::to_chars, byte for byte.
+TEST(CudaExpressions, FloatTextsAreTheHostsByteForByte) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = make_backend(BackendKind::Cuda);
+  Column x(TypeId::Float64, true);
+  std::mt19937_64 rng(11);
+  auto add = [&](double d) { x.append<double>(d); };
+  for (uint64_t t = 1; t < 5000; ++t) add(std::bit_cast<double>(t));  // subnormals
+  for (uint64_t biased = 1; biased < 0x7ff; ++biased) add(std::bit_cast<double>(biased << 52));
+  for (int k = 0; k < 200000; ++k) {
+    add(std::bit_cast<double>(rng()));
+    add(std::ldexp(static_cast<double>(rng() >> 11), static_cast<int>(rng() % 140) - 60));
+  }
+  for (double d : {0.0, -0.0, 1e21, 1e22, 1e23, 123456789012345680000.0, 0.00012, 1e-5, 100000.0, 5e-324})
+    add(d);
+  x.append_null();
+  const Table t(Schema{{"x", TypeId::Float64, true}}, {x});
+  for (const char* text : {"string(x)", "concat(string(x), '|', string(x / 3.0), '|', string(-x))"}) {
+    SCOPED_TRACE(text);
+    const pipeline::Expression e = pipeline::Expression::parse(text);
+    const RowProgram program = e.compile(t.schema()).value();
+    const std::vector<const RowProgram*> programs = {&program};
+    const std::optional<std::vector<Column>> on_gpu = gpu->evaluate(t, programs);
+    ASSERT_TRUE(on_gpu);
+    const Schema one{{"text", TypeId::String, true}};
+    expect_same_table(Table(one, {e.evaluate(t)}), Table(one, {(*on_gpu)[0]}));
   }
 }
 

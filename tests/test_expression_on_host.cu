@@ -898,10 +898,8 @@ std::string to_chars_text(double d) {
 }
 
 std::string float_text_of(double d) {
-  const FloatTextLayout layout = float_text_layout(d);
-  std::string text;
-  for (int32_t k = 0; k < layout.length; ++k) text += float_text_byte(layout, k);
-  return text;
+  char text[kFloatTextMaxLength];
+  return std::string(text, static_cast<size_t>(float_text_write(d, text)));
 }
 
 double double_of_bits(uint64_t bits) {
@@ -938,7 +936,6 @@ TEST(ExpressionOnHost, FloatTextEqualsToCharsByteForByte) {
   size_t wrong = 0;
   for (double d : values) {
     const std::string expected = to_chars_text(d), text = float_text_of(d);
-    EXPECT_EQ(float_text_length(d), static_cast<int32_t>(expected.size())) << expected;
     if (text != expected && ++wrong <= 10) ADD_FAILURE() << "bits " << std::hex << float_text_bits(d) << ": " << text << ", not " << expected;
   }
   EXPECT_EQ(wrong, 0u) << "of " << values.size();
@@ -960,6 +957,8 @@ TEST(ExpressionOnHost, StringOfFloatsMakesTheHostsText) {
                      "0.00012", std::nullopt, "1.7976931348623157e+308", "1e+05"}));
   EXPECT_EQ(device_strings("concat(s, '=', x / 4, ';')", t)[0], "v=0.5;");
   EXPECT_EQ(device_strings("upper(string(x))", t)[8], "-INF");
+  // Each text has registers of its own: three in one row, read after all three were written.
+  EXPECT_EQ(device_strings("concat(string(x), '/', string(x * 2.0), '/', string(-x))", t)[0], "2.0/4.0/-2.0");
   for (const char* text : {"len(string(x))", "string(x) == '0.1'", "float(string(x)) == x", "substr(string(x), 1, 4)",
                            "contains(concat(x, s), 'e+')", "int(string(floor(x)))", "coalesce(string(x), s)", "string(x * 3.0)",
                            "max(string(x), string(-x))", "string(1.5)", "concat(string(null), x)"})
@@ -1124,6 +1123,26 @@ TEST(ExpressionOnHost, LongProgramsAreRefused) {
   // One load and terms - 1 additions.
   EXPECT_TRUE(Expression::parse(sum_of(RowProgram::kMaxInstructions)).compile(schema).has_value());
   EXPECT_FALSE(Expression::parse(sum_of(RowProgram::kMaxInstructions + 1)).compile(schema).has_value());
+  // A float's text takes registers too: one load, n texts and n - 1 concats, plus the texts'
+  // registers.
+  const Schema floats{{"x", TypeId::Float64}};
+  auto texts_of = [](int n) {
+    std::string text = "concat(string(x)";
+    for (int k = 1; k < n; ++k) text += ", string(x + " + std::to_string(k) + ".0)";
+    return text + ")";
+  };
+  // n texts of x + k: 1 load, n - 1 constants and additions each, n FloatToString, n - 1 concats.
+  auto registers = [](int n) { return 1 + 2 * (n - 1) + n + (n - 1) + n * RowProgram::kFloatTextRegisters; };
+  int fits = 1;
+  while (registers(fits + 1) <= RowProgram::kMaxInstructions) ++fits;
+  EXPECT_TRUE(Expression::parse(texts_of(fits)).compile(floats).has_value()) << texts_of(fits);
+  EXPECT_FALSE(Expression::parse(texts_of(fits + 1)).compile(floats).has_value()) << texts_of(fits + 1);
+  const Table t(floats, {[] {
+                  Column x(TypeId::Float64);
+                  x.append<double>(0.25);
+                  return x;
+                }()});
+  EXPECT_TRUE(same_as_host(texts_of(fits), t));
 }
 
 TEST(ExpressionOnHost, ConstantProgramsAndEmptyTables) {
@@ -1175,6 +1194,22 @@ TEST(ExpressionOnHost, UploadRejectsMalformedPrograms) {
   string_as_int.instructions[0].type = kString;  // a load of an int64 field, said to be a string
   EXPECT_THROW((UploadedRowProgram<HostExec>{exec, string_as_int}), Error);
   EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, text}));
+  // A float's text is written into registers at the top of the file: a program whose
+  // instructions reach them is refused.
+  const Schema floats{{"x", TypeId::Float64}};
+  RowProgram float_text = *Expression::parse("string(x)").compile(floats);
+  EXPECT_NO_THROW((UploadedRowProgram<HostExec>{exec, float_text}));
+  while (float_text.instructions.size() + RowProgram::kFloatTextRegisters <= static_cast<size_t>(RowProgram::kMaxInstructions))
+    float_text.instructions.insert(float_text.instructions.begin(), float_text.instructions.front());
+  for (RowProgram::Instruction& ins : float_text.instructions)
+    if (ins.op == RowProgram::Op::FloatToString) ins.args[0] = 0;
+  float_text.result = static_cast<int32_t>(float_text.instructions.size()) - 1;
+  try {
+    UploadedRowProgram<HostExec>{exec, float_text};
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("63 instructions need 65 registers with their float texts"), std::string::npos) << e.what();
+  }
 }
 
 // A concat over 2^31 - 1 bytes in one row fails the run, as the host's evaluation does, for

@@ -43,6 +43,10 @@ namespace sluice {
 struct RowProgram {
   /// Registers of one thread: compile() gives up on programs with more instructions.
   static constexpr int32_t kMaxInstructions = 64;
+  /// Registers a FloatToString takes from the top of the file for its text (at most 24
+  /// bytes), the j-th in program order the j-th pair from the top; they count against
+  /// kMaxInstructions.
+  static constexpr int32_t kFloatTextRegisters = 2;
 
   enum class Op : int32_t {
     // Field loads: args[0] is a position in `fields`; flags = 1 when the field is nullable
@@ -98,7 +102,7 @@ struct RowProgram {
     // Strings made of other strings and of numbers.
     Concat,       ///< args[0]'s bytes, then args[1]'s (n-ary concat is a chain)
     IntToString,    ///< std::to_string of an int64
-    FloatToString,  ///< std::to_chars of a double, ".0" where that has no '.' or 'e', "nan" for NaN
+    FloatToString,  ///< std::to_chars of a double, ".0" where a finite one has no '.' or 'e', "nan" for NaN
   };
   /// The last opcode (the range the upload accepts).
   static constexpr Op kLastOp = Op::FloatToString;

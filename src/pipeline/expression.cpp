@@ -1405,7 +1405,11 @@ class RowProgramCompiler {
 
   Reg emit_instruction(POp op, TypeId type, bool nullable, std::initializer_list<int32_t> args, int32_t flags, int64_t int_value,
                        double float_value) {
-    if (program_.instructions.size() >= static_cast<size_t>(RowProgram::kMaxInstructions)) throw Unsupported{};
+    // Every FloatToString's text takes registers from the top of the file.
+    if (op == POp::FloatToString) float_texts_++;
+    if (program_.instructions.size() + static_cast<size_t>(float_texts_ * RowProgram::kFloatTextRegisters) >=
+        static_cast<size_t>(RowProgram::kMaxInstructions))
+      throw Unsupported{};
     Instr ins;
     ins.op = op;
     ins.type = static_cast<int32_t>(type);
@@ -1565,6 +1569,7 @@ class RowProgramCompiler {
   }
 
   std::optional<std::pair<int32_t, int32_t>> bool_texts_;  // the registers of "true" and "false", once made
+  int32_t float_texts_ = 0;                                 // FloatToString instructions so far
 
   Reg call(const ExprNode& n) {
     std::vector<Reg> args;
