@@ -36,6 +36,8 @@ ChainGroupsOnHost DeviceEngine::reduce_row_chain(const std::vector<ColumnView>& 
     const std::vector<ColumnView> columns = im.upload_columns(host_columns, rows, block);
     CudaExec exec(im.pool, im.stream);
     const ChainGroups<CudaExec> reduced = sluice::gpu::reduce_row_chain(exec, columns, rows, steps, reduction);
+    SLUICE_EXPECTS(reduced.null_keys == 0, "reduce_by_key after row operations: " + std::to_string(reduced.null_keys) +
+                                               " rows have a null key that is declared not nullable");
     ChainGroupsOnHost out;
     out.groups = download_groups(exec, reduced.groups);
     for (const OwnedColumn<CudaExec>& key : reduced.keys) out.keys.push_back(download_column(exec, key, reduced.groups.groups));

@@ -299,22 +299,23 @@ struct DeviceEngine::Impl {
       p.batch = batch;
       CudaEvent ready(cudaEventDisableTiming);
       p.device = pool.allocate(bytes, copy_stream);
+      p.ready = ready.get();
       try {
         // From pageable memory the call returns once the driver has staged the bytes: the
         // batch may be handed on right after.
         SLUICE_CUDA_TRY(cudaMemcpyAsync(p.device, host, bytes, cudaMemcpyHostToDevice, copy_stream));
-        SLUICE_CUDA_TRY(cudaEventRecord(ready.get(), copy_stream));
+        SLUICE_CUDA_TRY(cudaEventRecord(p.ready, copy_stream));
+        std::lock_guard lock(prefetch_mutex);
+        auto [it, inserted] = prefetched.emplace(host, p);
+        if (!inserted) {
+          retire(it->second);
+          it->second = p;
+        }
       } catch (...) {
         pool.release(p.device, copy_stream);
         throw;
       }
-      p.ready = ready.release();
-      std::lock_guard lock(prefetch_mutex);
-      auto [it, inserted] = prefetched.emplace(host, p);
-      if (!inserted) {
-        retire(it->second);
-        it->second = p;
-      }
+      ready.release();  // the map's entry owns it now
       bytes_prefetched += bytes;
     }
   }
@@ -331,11 +332,17 @@ struct DeviceEngine::Impl {
     }
   }
 
-  /// Frees a prefetched copy after its copy and every use queued on the stream so far.
-  void retire(Prefetched& p) {
-    SLUICE_CUDA_TRY(cudaStreamWaitEvent(stream, p.ready, 0));
+  /// Frees a prefetched copy after its copy and every use queued on the stream so far; never
+  /// throws, so that an entry is never left holding what was freed.
+  void retire(Prefetched& p) noexcept {
+    if (cudaStreamWaitEvent(stream, p.ready, 0) != cudaSuccess) {
+      (void)cudaGetLastError();
+      (void)cudaEventSynchronize(p.ready);  // the stream cannot wait for the copy: the host does
+    }
     pool.release(p.device, stream);
-    SLUICE_CUDA_TRY(cudaEventDestroy(p.ready));
+    (void)cudaEventDestroy(p.ready);
+    p.device = nullptr;
+    p.ready = nullptr;
   }
 
   /// Takes @p bytes of the device's budget for resident columns; false when they do not fit.

@@ -609,6 +609,9 @@ bool compute_row_keys(Exec& exec, const GroupedInput& in, const ColumnView* devi
 
 /// reduceByKey of @p in (columns already in @p exec's memory); the groups stay there.
 template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, const GroupedInput& in) {
+  // An exact key is its own value in every batch: hashing one batch's (its bitmap not taken
+  // away) would mix hashed and exact keys in one window.
+  SLUICE_EXPECTS(!in.exact_key || exact_integer_key(in.keys), "reduce_by_key: an exact key goes through take_exact_key first");
   DeviceGroups<Exec> out;
   out.fold_count = in.folds.size();
   if (in.rows == 0) {
