@@ -105,12 +105,12 @@ class DeviceEngine {
   RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at,
                              const std::vector<uint8_t>& nullable);
   /// A join's result columns @p outputs, gathered on the device from @p left (@p left_rows
-  /// rows) and @p right (@p right_rows rows), host or resident columns, over the pairs
-  /// @p left_at and @p right_at (as JoinPairs has them: -1 for a side a row lacks, the first
-  /// @p rows_with_left rows with a left row), and left there as run_row_chain's columns are.
+  /// rows) and @p right (@p right_rows rows), host or resident columns, over @p pairs (-1 for
+  /// a side a row lacks, the first rows_with_left rows with a left row), and left there as
+  /// run_row_chain's columns are. Pairs this engine's join() found are read where they are;
+  /// others are checked and copied in.
   RowChainOutput join_rows(const std::vector<ColumnView>& left, size_t left_rows, const std::vector<ColumnView>& right,
-                           size_t right_rows, const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
-                           const std::vector<int64_t>& right_at, size_t rows_with_left);
+                           size_t right_rows, const std::vector<JoinColumnSpec>& outputs, const JoinPairs& pairs);
   /// transform's sort_by and limit: the rows of @p columns (host or resident) in a stable
   /// sort by @p keys, the first @p limit of them (all when negative), gathered on the device
   /// and left there as run_row_chain's columns are (no output is an input column).
@@ -130,7 +130,8 @@ class DeviceEngine {
                            const std::vector<CsvFieldSpec>& fields, const std::vector<std::string>& names);
 
   /// Joins within a batch: the (left row, right row) pairs of rows with equal keys, in the
-  /// CPU backend's order (key columns in host memory).
+  /// CPU backend's order (key columns in host memory); the device keeps them too, for
+  /// join_rows, for as long as the returned pairs live.
   JoinPairs join(const std::vector<ColumnView>& left_keys, size_t left_rows, const std::vector<ColumnView>& right_keys,
                  size_t right_rows, JoinKind kind);
 

@@ -99,26 +99,26 @@ RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_col
   });
 }
 
+namespace {
+
+/// A join's pairs as DeviceEngine::join leaves them on the device (JoinPairs::on_device),
+/// with the engine whose pool holds them.
+struct PairsOnDevice {
+  std::shared_ptr<DeviceEngine::Impl> owner;  // declared first: destroyed last
+  DeviceJoinPairs<CudaExec> pairs;
+};
+
+}  // namespace
+
 RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left, size_t left_rows,
                                        const std::vector<ColumnView>& host_right, size_t right_rows,
-                                       const std::vector<JoinColumnSpec>& outputs, const std::vector<int64_t>& left_at,
-                                       const std::vector<int64_t>& right_at, size_t rows_with_left) {
+                                       const std::vector<JoinColumnSpec>& outputs, const JoinPairs& pairs) {
   Impl& im = *impl_;
   return checked("join", im.device, im.stream, [&] {
+    const std::vector<int64_t>& left_at = pairs.left_rows;
+    const std::vector<int64_t>& right_at = pairs.right_rows;
+    const size_t rows_with_left = pairs.rows_with_left;
     const size_t n = left_at.size();
-    SLUICE_EXPECTS(right_at.size() == n && rows_with_left <= n, "join: " + std::to_string(n) + " left rows, " +
-                                                                    std::to_string(right_at.size()) + " right rows and " +
-                                                                    std::to_string(rows_with_left) + " rows with a left row");
-    for (size_t o = 0; o < n; ++o) {
-      // The first rows_with_left rows have a left row; every other row has a right row.
-      const int64_t l = left_at[o], r = right_at[o];
-      const bool left_ok = o < rows_with_left ? l >= 0 && static_cast<size_t>(l) < left_rows : l == -1;
-      const bool right_ok = r >= -1 && (r == -1 ? o < rows_with_left : static_cast<size_t>(r) < right_rows);
-      SLUICE_EXPECTS(left_ok && right_ok, "join: output row " + std::to_string(o) + " pairs left row " + std::to_string(l) +
-                                              " with right row " + std::to_string(r) + " of tables of " +
-                                              std::to_string(left_rows) + " and " + std::to_string(right_rows) + " rows (" +
-                                              std::to_string(rows_with_left) + " rows with a left row)");
-    }
     for (const JoinColumnSpec& c : outputs) {
       const bool left_ok = c.from == kJoinFromRight || (c.left_column >= 0 && static_cast<size_t>(c.left_column) < host_left.size());
       const bool right_ok = c.from == kJoinFromLeft || (c.right_column >= 0 && static_cast<size_t>(c.right_column) < host_right.size());
@@ -127,10 +127,35 @@ RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left,
                                               std::to_string(c.right_column) + " of " + std::to_string(host_right.size()));
     }
     CudaExec exec(im.pool, im.stream);
-    DeviceArray<int64_t> device_left_at = exec.alloc<int64_t>(n);
-    DeviceArray<int64_t> device_right_at = exec.alloc<int64_t>(n);
-    exec.to_device(device_left_at.data(), left_at.data(), n * sizeof(int64_t));
-    exec.to_device(device_right_at.data(), right_at.data(), n * sizeof(int64_t));
+    // Pairs this engine found are still on its device and valid by construction; others are
+    // checked here and copied in.
+    const auto* found = static_cast<const PairsOnDevice*>(pairs.on_device.get());
+    const bool in_place = found != nullptr && found->owner == impl_ && found->pairs.left_at.size() >= n &&
+                          found->pairs.right_at.size() >= n;
+    DeviceArray<int64_t> uploaded_left_at, uploaded_right_at;
+    const int64_t* device_left_at = in_place ? found->pairs.left_at.data() : nullptr;
+    const int64_t* device_right_at = in_place ? found->pairs.right_at.data() : nullptr;
+    if (!in_place) {
+      SLUICE_EXPECTS(right_at.size() == n && rows_with_left <= n, "join: " + std::to_string(n) + " left rows, " +
+                                                                      std::to_string(right_at.size()) + " right rows and " +
+                                                                      std::to_string(rows_with_left) + " rows with a left row");
+      for (size_t o = 0; o < n; ++o) {
+        // The first rows_with_left rows have a left row; every other row has a right row.
+        const int64_t l = left_at[o], r = right_at[o];
+        const bool left_ok = o < rows_with_left ? l >= 0 && static_cast<size_t>(l) < left_rows : l == -1;
+        const bool right_ok = r >= -1 && (r == -1 ? o < rows_with_left : static_cast<size_t>(r) < right_rows);
+        SLUICE_EXPECTS(left_ok && right_ok, "join: output row " + std::to_string(o) + " pairs left row " + std::to_string(l) +
+                                                " with right row " + std::to_string(r) + " of tables of " +
+                                                std::to_string(left_rows) + " and " + std::to_string(right_rows) + " rows (" +
+                                                std::to_string(rows_with_left) + " rows with a left row)");
+      }
+      uploaded_left_at = exec.alloc<int64_t>(n);
+      uploaded_right_at = exec.alloc<int64_t>(n);
+      exec.to_device(uploaded_left_at.data(), left_at.data(), n * sizeof(int64_t));
+      exec.to_device(uploaded_right_at.data(), right_at.data(), n * sizeof(int64_t));
+      device_left_at = uploaded_left_at.data();
+      device_right_at = uploaded_right_at.data();
+    }
     DeviceArray<char> left_block, right_block;
     const std::vector<ColumnView> left = im.upload_columns(host_left, left_rows, left_block);
     const std::vector<ColumnView> right = im.upload_columns(host_right, right_rows, right_block);
@@ -141,8 +166,8 @@ RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left,
       const ColumnView l = c.from == kJoinFromRight ? ColumnView{} : left[static_cast<size_t>(c.left_column)];
       const ColumnView r = c.from == kJoinFromLeft ? ColumnView{} : right[static_cast<size_t>(c.right_column)];
       out.columns.push_back(keep_on_device(impl_, exec,
-                                           gather_join_column(exec, l, left_rows, r, c.from, c.nullable != 0, device_left_at.data(),
-                                                              device_right_at.data(), rows_with_left, n),
+                                           gather_join_column(exec, l, left_rows, r, c.from, c.nullable != 0, device_left_at,
+                                                              device_right_at, rows_with_left, n),
                                            n));
     }
     return out;
@@ -180,7 +205,11 @@ JoinPairs DeviceEngine::join(const std::vector<ColumnView>& left_keys, size_t le
     const GroupedInput l = im.upload(left, left_block);
     const GroupedInput r = im.upload(right, right_block);
     CudaExec exec(im.pool, im.stream);
-    return join_on_device(exec, l.keys, left_rows, r.keys, right_rows, kind);
+    auto found = std::make_shared<PairsOnDevice>();
+    found->owner = impl_;
+    JoinPairs pairs = join_on_device(exec, l.keys, left_rows, r.keys, right_rows, kind, ~uint64_t{0}, &found->pairs);
+    pairs.on_device = std::move(found);
+    return pairs;
   });
 }
 

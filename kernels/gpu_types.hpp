@@ -144,6 +144,10 @@ struct JoinColumnSpec {
 struct JoinPairs {
   std::vector<int64_t> left_rows;
   std::vector<int64_t> right_rows;
+  /// The same pairs where the device engine found them (DeviceEngine::join), for join_rows to
+  /// gather from without copying them back; null otherwise. Whoever changes the pairs above
+  /// resets it.
+  std::shared_ptr<const void> on_device;
   /// Output rows [0, rows_with_left) have a left row; the rest (right and full outer joins)
   /// are right rows without a match, as join_tables lays them out.
   size_t rows_with_left = 0;

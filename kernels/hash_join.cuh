@@ -157,15 +157,22 @@ void join_keys_of_rows(Exec& exec, const std::vector<ColumnView>& keys, const Co
   if (mask != ~uint64_t{0}) thrust::transform(policy, out, out + n, out, JoinMaskKeys{mask});
 }
 
+/// A join's pairs where they were found, laid out as JoinPairs' left_rows and right_rows.
+template <class Exec> struct DeviceJoinPairs {
+  typename Exec::template Array<int64_t> left_at;
+  typename Exec::template Array<int64_t> right_at;
+};
+
 /// The pairs of the join of @p left_rows rows keyed by @p left_keys with @p right_rows rows
 /// keyed by @p right_keys (columns in @p exec's memory; at least one key, pairwise of equal
-/// types), copied to the host in the order of the CPU backend's join_tables.
+/// types), copied to the host in the order of the CPU backend's join_tables, and kept in
+/// @p keep_pairs when given (for gathering the result's columns where the pairs are).
 /// @p hash_mask keeps only some bits of the 64-bit keys: for tests that force collisions;
 /// anything but all bits also turns on verification of integer keys.
 template <class Exec>
 JoinPairs join_on_device(Exec& exec, const std::vector<ColumnView>& left_keys, size_t left_rows,
                          const std::vector<ColumnView>& right_keys, size_t right_rows, JoinKind kind,
-                         uint64_t hash_mask = ~uint64_t{0}) {
+                         uint64_t hash_mask = ~uint64_t{0}, DeviceJoinPairs<Exec>* keep_pairs = nullptr) {
   JoinPairs out;
   const bool keep_unmatched_left = kind == JoinKind::LeftOuter || kind == JoinKind::FullOuter;
   const bool keep_unmatched_right = kind == JoinKind::RightOuter || kind == JoinKind::FullOuter;
@@ -240,8 +247,10 @@ JoinPairs join_on_device(Exec& exec, const std::vector<ColumnView>& left_keys, s
   int64_t rows_with_left = 0;
   exec.to_host(&rows_with_left, output_offset.data() + L, sizeof rows_with_left);
   const size_t T = static_cast<size_t>(rows_with_left);
-  auto out_left = exec.template alloc<int64_t>(T);
-  auto out_right = exec.template alloc<int64_t>(T);
+  // Room for the right rows without a match after the T rows with a left row.
+  const size_t capacity = T + (keep_unmatched_right ? right_rows : 0);
+  auto out_left = exec.template alloc<int64_t>(capacity);
+  auto out_right = exec.template alloc<int64_t>(capacity);
   auto right_matched = exec.template alloc<unsigned int>(keep_unmatched_right ? right_rows : 0);
   if (keep_unmatched_right) thrust::fill_n(policy, right_matched.data(), R, 0u);
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), candidates,
@@ -253,21 +262,26 @@ JoinPairs join_on_device(Exec& exec, const std::vector<ColumnView>& left_keys, s
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), L,
                        JoinWriteUnmatchedLeft{matches.data(), output_offset.data(), out_left.data(), out_right.data()});
 
-  // Right rows whose key occurs nowhere on the left, in row order.
+  // Right rows whose key occurs nowhere on the left, in row order, without a left row.
   size_t right_only = 0;
-  auto unmatched_right = exec.template alloc<int64_t>(keep_unmatched_right ? right_rows : 0);
   if (keep_unmatched_right && R > 0) {
-    const auto end = thrust::copy_if(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(R),
-                                     unmatched_right.data(), JoinRightUnmatched{right_matched.data()});
-    right_only = static_cast<size_t>(end - unmatched_right.data());
+    int64_t* const first = out_right.data() + T;
+    const auto end = thrust::copy_if(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(R), first,
+                                     JoinRightUnmatched{right_matched.data()});
+    right_only = static_cast<size_t>(end - first);
+    thrust::fill_n(policy, out_left.data() + T, right_only, int64_t{-1});
   }
 
+  const size_t n = T + right_only;
   out.rows_with_left = T;
-  out.left_rows.assign(T + right_only, -1);
-  out.right_rows.resize(T + right_only);
-  exec.to_host(out.left_rows.data(), out_left.data(), T * sizeof(int64_t));
-  exec.to_host(out.right_rows.data(), out_right.data(), T * sizeof(int64_t));
-  exec.to_host(out.right_rows.data() + T, unmatched_right.data(), right_only * sizeof(int64_t));
+  out.left_rows.resize(n);
+  out.right_rows.resize(n);
+  exec.to_host(out.left_rows.data(), out_left.data(), n * sizeof(int64_t));
+  exec.to_host(out.right_rows.data(), out_right.data(), n * sizeof(int64_t));
+  if (keep_pairs) {
+    keep_pairs->left_at = std::move(out_left);
+    keep_pairs->right_at = std::move(out_right);
+  }
   return out;
 }
 

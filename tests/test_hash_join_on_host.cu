@@ -177,6 +177,16 @@ TEST(HashJoinOnHost, UnmatchedLeftRowsStayInPlaceAndRightOnlyRowsComeLast) {
   EXPECT_EQ(full.left_rows, (std::vector<int64_t>{0, 1, 1, 2, 3, 3, 4, -1, -1, -1}));
   EXPECT_EQ(full.right_rows, (std::vector<int64_t>{-1, 1, 5, -1, 1, 5, 3, 0, 2, 4}));
   check_all_kinds(left, 5, right, 6);
+  // The pairs kept where they were found (for gathering the result there) are the same,
+  // the right-only rows after the others, with no left row.
+  for (JoinKind kind : {JoinKind::Inner, JoinKind::LeftOuter, JoinKind::RightOuter, JoinKind::FullOuter}) {
+    DeviceJoinPairs<HostExec> kept;
+    const JoinPairs pairs = join_on_device(exec, views(left), 5, views(right), 6, kind, ~uint64_t{0}, &kept);
+    ASSERT_GE(kept.left_at.size(), pairs.left_rows.size());
+    ASSERT_GE(kept.right_at.size(), pairs.right_rows.size());
+    EXPECT_EQ(std::vector<int64_t>(kept.left_at.data(), kept.left_at.data() + pairs.left_rows.size()), pairs.left_rows);
+    EXPECT_EQ(std::vector<int64_t>(kept.right_at.data(), kept.right_at.data() + pairs.right_rows.size()), pairs.right_rows);
+  }
 }
 
 TEST(HashJoinOnHost, Int64ManyToMany) {

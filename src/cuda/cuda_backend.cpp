@@ -635,8 +635,7 @@ class CudaBackend final : public ExecutionBackend {
       on_device.push_back(o);
     }
     if (!specs.empty()) {
-      gpu::RowChainOutput out = engine_.join_rows(left_views, left.num_rows(), right_views, right.num_rows(), specs, pairs.left_rows,
-                                                  pairs.right_rows, pairs.rows_with_left);
+      gpu::RowChainOutput out = engine_.join_rows(left_views, left.num_rows(), right_views, right.num_rows(), specs, pairs);
       for (size_t j = 0; j < on_device.size(); ++j) {
         const size_t o = on_device[j];
         columns[o] = column_from(std::move(out.columns[j]), result[o].field.type, out.columns[j].nullable, out.rows, engine_.identity());
