@@ -104,6 +104,11 @@ class DeviceEngine {
   /// list elements). Column k has a bitmap when @p nullable[k] is set or its source has one.
   RowChainOutput gather_rows(const std::vector<ColumnView>& columns, size_t rows, const std::vector<int64_t>& at,
                              const std::vector<uint8_t>& nullable);
+  /// The rows of @p first (@p first_rows), then those of @p second (@p second_rows), host or
+  /// resident columns of one type, as one column made on the device and left there (cogroup's
+  /// keys of both sides); it has a bitmap when @p nullable is set or either side has one.
+  RowChainOutput concatenate(const ColumnView& first, size_t first_rows, const ColumnView& second, size_t second_rows,
+                             bool nullable);
   /// A join's result columns @p outputs, gathered on the device from @p left (@p left_rows
   /// rows) and @p right (@p right_rows rows), host or resident columns, over @p pairs (-1 for
   /// a side a row lacks, the first rows_with_left rows with a left row), and left there as

@@ -99,6 +99,23 @@ RowChainOutput DeviceEngine::gather_rows(const std::vector<ColumnView>& host_col
   });
 }
 
+RowChainOutput DeviceEngine::concatenate(const ColumnView& first, size_t first_rows, const ColumnView& second,
+                                         size_t second_rows, bool nullable) {
+  Impl& im = *impl_;
+  return checked("cogroup's keys", im.device, im.stream, [&] {
+    DeviceArray<char> first_block, second_block;
+    const std::vector<ColumnView> a = im.upload_columns({first}, first_rows, first_block);
+    const std::vector<ColumnView> b = im.upload_columns({second}, second_rows, second_block);
+    CudaExec exec(im.pool, im.stream);
+    RowChainOutput out;
+    out.rows = first_rows + second_rows;
+    out.input_column = {-1};
+    out.columns.push_back(
+        keep_on_device(impl_, exec, concatenate_columns(exec, a[0], first_rows, b[0], second_rows, nullable), out.rows));
+    return out;
+  });
+}
+
 namespace {
 
 /// A join's pairs as DeviceEngine::join leaves them on the device (JoinPairs::on_device),

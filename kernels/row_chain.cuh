@@ -293,6 +293,29 @@ OwnedColumn<Exec> gather_join_column(Exec& exec, const ColumnView& left, size_t 
   return detail::gather_column(exec, sides, with_bitmap, rows, n);
 }
 
+/// Row o itself: JoinSides' rows in order, the left side's, then the right side's.
+struct EveryRowInOrder {
+  __host__ __device__ int64_t operator[](int64_t o) const { return o; }
+};
+
+/// The rows of @p first (@p first_rows of them), then those of @p second (@p second_rows), as
+/// one column in Exec memory (cogroup's keys of both sides), with a bitmap when @p nullable
+/// is set or either side has one.
+/// @throw sluice::Error when the types differ, or as gather_column does.
+template <class Exec>
+OwnedColumn<Exec> concatenate_columns(Exec& exec, const ColumnView& first, size_t first_rows, const ColumnView& second,
+                                      size_t second_rows, bool nullable) {
+  SLUICE_EXPECTS(first.type == second.type, "concatenating columns of types " + std::to_string(first.type) + " and " +
+                                                std::to_string(second.type));
+  JoinSides sides;
+  sides.type = first.type;
+  sides.left = first;
+  sides.right = second;
+  sides.left_rows = static_cast<int64_t>(first_rows);
+  const bool with_bitmap = nullable || (first_rows > 0 && first.validity != nullptr) || (second_rows > 0 && second.validity != nullptr);
+  return detail::gather_column(exec, sides, with_bitmap, EveryRowInOrder{}, first_rows + second_rows);
+}
+
 // ---------------------------------------------------------------- the chain
 
 template <class Exec> struct RowChainResult {

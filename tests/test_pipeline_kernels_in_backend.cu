@@ -226,12 +226,22 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     return out;
   }
 
+  /// cogroup's keys of both sides, put together by the kernels and left there.
+  Column concatenate(const Column& first, const Column& second, bool nullable) override {
+    if (first.type() == TypeId::List) return ExecutionBackend::concatenate(first, second, nullable);
+    ++concatenate_calls;
+    gpu::HostExec exec;
+    return left_in_kernels(
+        gpu::concatenate_columns(exec, kernels_view(first), first.size(), kernels_view(second), second.size(), nullable));
+  }
+
   std::atomic<int> evaluate_calls{0};
   std::atomic<int> programs_evaluated{0};
   std::atomic<int> filter_calls{0};
   std::atomic<int> split_calls{0};
   std::atomic<int> group_calls{0};
   std::atomic<int> gather_calls{0};
+  std::atomic<int> concatenate_calls{0};
   std::atomic<int> sort_calls{0};
   std::atomic<int> chain_calls{0};
   std::atomic<int> aggregate_chain_calls{0};
@@ -409,6 +419,7 @@ streams:
   EXPECT_EQ(kernels->group_calls.load(), 3 * 2);  // group_by_key and cogroup, every batch (the empty one too)
   // Per batch: group_by_key's keys and its list's elements, cogroup's two lists' elements.
   EXPECT_EQ(kernels->gather_calls.load(), 3 * 4);
+  EXPECT_EQ(kernels->concatenate_calls.load(), 3);  // cogroup's one key, both sides
 }
 
 TEST_F(PipelineKernelsTest, ConsecutiveRowOperationsRunAsOneChainInTheKernelsAndAgreeWithTheHost) {

@@ -520,6 +520,35 @@ TEST(RowChainOnHost, GatherEveryTypeAsTheHostDoes) {
   }
 }
 
+// cogroup's keys of both sides: one column, the first side's rows then the second's, as the
+// host appends them; every type, either side empty, bitmaps on one side only.
+TEST(RowChainOnHost, ConcatenatedColumnsEqualTheHostsAppend) {
+  Generator g(13);
+  const Table first = g.table(57), second = g.table(31), none = g.table(0);
+  HostExec exec;
+  for (size_t k = 0; k < first.num_columns(); ++k) {
+    const Column& a = first.column(k);
+    if (a.type() == TypeId::List) continue;
+    for (const Column* b : {&second.column(k), &none.column(k)}) {
+      for (bool nullable : {false, true}) {
+        for (bool swapped : {false, true}) {
+          const Column& x = swapped ? *b : a;
+          const Column& y = swapped ? a : *b;
+          Column want = x.gather({});
+          if (nullable || x.nullable() || y.nullable()) want.make_nullable();
+          want.append_all(x);
+          want.append_all(y);
+          const Column got = to_column(concatenate_columns(exec, host_view(x), x.size(), host_view(y), y.size(), nullable));
+          EXPECT_TRUE(same_column(want, got)) << describe(a) << (nullable ? ", nullable" : "") << (swapped ? ", swapped" : "");
+          EXPECT_EQ(got.nullable(), want.nullable()) << describe(a);
+        }
+      }
+    }
+  }
+  Column ints(TypeId::Int64), words(TypeId::String);
+  EXPECT_THROW(concatenate_columns(exec, host_view(ints), 0, host_view(words), 0, false), Error);
+}
+
 TEST(RowChainOnHost, GatherOfAllNullColumnsHoldsZerosAndNoBytes) {
   for (TypeId type : {TypeId::Bool, TypeId::Int32, TypeId::Int64, TypeId::Float32, TypeId::Float64, TypeId::String}) {
     Column c(type, true);

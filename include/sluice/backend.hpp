@@ -211,6 +211,10 @@ class ExecutionBackend {
   /// the columns are (the default gathers on the host): group_by_key's and cogroup's keys
   /// and list elements.
   virtual std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows);
+  /// The rows of @p first, then those of @p second (of one type), as one column, nullable
+  /// when @p nullable is set or either is; made where the columns are (the default appends on
+  /// the host): cogroup's keys of both sides.
+  virtual Column concatenate(const Column& first, const Column& second, bool nullable);
   /// flatMap of a string column (see split_strings, which is the default).
   virtual SplitStrings split_strings(const Column& text, std::string_view separator);
   /// Joins within a batch (see join_tables, which is the default).
@@ -254,9 +258,9 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
                   std::span<const size_t> right_keys, JoinKind kind);
 
 /// @brief cogroup: one row per key in either table: the keys, then a List field "left" of
-/// left's other fields and a List field "right" of right's other fields. Rows are grouped by
-/// @p grouping_backend's group_rows and the lists' elements gathered by its gather_columns (on
-/// the host when null).
+/// left's other fields and a List field "right" of right's other fields. Both sides' keys are
+/// put together by @p grouping_backend's concatenate, rows are grouped by its group_rows, and
+/// the lists' elements gathered by its gather_columns (all on the host when null).
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
                      std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr);
 

@@ -43,6 +43,19 @@ void check_key_pairs(std::string_view op, const Table& left, std::span<const siz
   }
 }
 
+/// The rows of @p first then those of @p second, on the host; nullable when @p nullable is
+/// set or either is.
+Column concatenated(const Column& first, const Column& second, bool nullable) {
+  SLUICE_EXPECTS(first.type() == second.type(), "concatenating a " + std::string(type_name(first.type())) + " column and a " +
+                                                    std::string(type_name(second.type())) + " column");
+  Column both = first.gather({});
+  if (nullable || first.nullable() || second.nullable()) both.make_nullable();
+  both.reserve(first.size() + second.size(), first.chars().size() + second.chars().size());
+  both.append_all(first);
+  both.append_all(second);
+  return both;
+}
+
 /// Left rows then right rows of the key columns, and their grouping: a group id names one
 /// key across both tables; groups whose first row is below left.num_rows() occur on the left.
 struct KeysOfBoth {
@@ -57,11 +70,7 @@ KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_ke
   for (size_t i = 0; i < left_keys.size(); ++i) {
     const Column& l = left.column(left_keys[i]);
     const Column& r = right.column(right_keys[i]);
-    Column both = l.gather({});
-    if (r.nullable() || l.nullable()) both.make_nullable();
-    both.reserve(l.size() + r.size(), l.chars().size() + r.chars().size());
-    both.append_all(l);
-    both.append_all(r);
+    Column both = grouping_backend ? grouping_backend->concatenate(l, r, false) : concatenated(l, r, false);
     Field field = left.schema()[left_keys[i]];
     field.nullable = field.nullable || right.schema()[right_keys[i]].nullable || both.nullable();
     fields.push_back(std::move(field));
@@ -317,6 +326,10 @@ Table group_by_key_table(const Table& input, std::span<const size_t> key_columns
   const RowsByGroup by_group = rows_by_group(g.group_of_row, 0, input.num_rows(), group_count);
   columns.push_back(list_column(fields.back(), input, values, by_group, grouping_backend));
   return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+Column ExecutionBackend::concatenate(const Column& first, const Column& second, bool nullable) {
+  return concatenated(first, second, nullable);
 }
 
 Grouping ExecutionBackend::group_rows(const Table& table, std::span<const size_t> key_columns) {

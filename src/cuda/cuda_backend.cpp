@@ -542,6 +542,15 @@ class CudaBackend final : public ExecutionBackend {
     return Grouping{std::move(groups.group_of_row), std::move(groups.first_row)};
   }
 
+  /// cogroup's keys of both sides: put together on the device when either side lives only
+  /// there (the result stays there), on the host otherwise.
+  Column concatenate(const Column& first, const Column& second, bool nullable) override {
+    if (first.type() != second.type() || first.type() == TypeId::List || (!lives_here(first) && !lives_here(second)))
+      return ExecutionBackend::concatenate(first, second, nullable);  // which names a problem
+    gpu::RowChainOutput out = engine_.concatenate(view(first), first.size(), view(second), second.size(), nullable);
+    return column_from(std::move(out.columns[0]), first.type(), out.columns[0].nullable, out.rows, engine_.identity());
+  }
+
   /// group_by_key's and cogroup's keys and list elements: a column that lives only on the
   /// device is gathered there, where the result stays, nullable where its field is (a list
   /// would otherwise make it so on the host, copying it back); the others are gathered on
