@@ -119,9 +119,10 @@ pack
 step "compute-sanitizer memcheck"
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # The edge sizes (no rows, one row: zero-size allocations), the small shapes of every key
-# kind, the hand-written parsers and the engine's own paths (prefetch, copy back).
+# kind, the hand-written parsers, float texts written into the register file, exact window
+# keys, and the engine's own paths (prefetch, copy back).
 small='*/FewInts_0_rows:*/FewInts_1_rows:*/FewInts_4097_rows:*/ManyInts_7_rows:*/Strings_1_rows:*/NullableStringAndInt_999_rows:*/Floats_5003_rows'
-engine='CudaCsvParsing.*:CudaJsonParsing.*:CudaWordCount.*:CudaSplit.*:CudaEngine.*'
+engine='CudaCsvParsing.*:CudaJsonParsing.*:CudaWordCount.*:CudaSplit.*:CudaEngine.*:CudaExpressions.*:CudaWindows.*'
 timed "$(budget 150 10)" memcheck "$sanitizer" --tool memcheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
   --gtest_filter="$small:$engine" > "$out/sanitizer-memcheck.log" 2>&1
 say "memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$out/sanitizer-memcheck.log" | tail -1); $(grep -E '^\[  (PASSED|FAILED) ' "$out/sanitizer-memcheck.log" | tr '\n' ' ')"
