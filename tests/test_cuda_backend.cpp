@@ -678,13 +678,14 @@ TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
     for (const Column& child : grouped.columns().back().children()) EXPECT_TRUE(child.host_copy_pending());
     for (size_t c = 0; c < made->num_columns(); ++c) EXPECT_TRUE(made->column(c).host_copy_pending()) << "read in place";
   }
-  // cogroup puts both sides' keys together on the host (which copies the key columns back);
-  // the lists' elements are gathered on the device.
+  // cogroup puts both sides' keys together on the device, groups them there and gathers its
+  // keys and the lists' elements there: nothing of the batch comes back.
   const Table cogrouped = cogroup_tables(*made, keys, *some, keys, gpu.get());
   if (rows > 0) {
+    for (size_t k = 0; k < keys.size(); ++k) EXPECT_TRUE(cogrouped.column(k).host_copy_pending()) << "cogroup key " << k;
     for (const Column& list : {cogrouped.column(keys.size()), cogrouped.column(keys.size() + 1)})
       for (const Column& child : list.children()) EXPECT_EQ(child.host_copy_pending(), child.size() > 0);
-    for (size_t c = keys.size(); c < made->num_columns(); ++c) EXPECT_TRUE(made->column(c).host_copy_pending()) << "read in place";
+    for (size_t c = 0; c < made->num_columns(); ++c) EXPECT_TRUE(made->column(c).host_copy_pending()) << "read in place";
   }
   // The same columns grouped on the host (which copies them back): the same tables, bit for bit.
   const Table want_grouped = group_by_key_table(*made, keys);

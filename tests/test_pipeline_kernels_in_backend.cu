@@ -417,8 +417,9 @@ streams:
   const auto [on_cpu, kernels] = run_on_both(body);
   EXPECT_NE(on_cpu.find("\"eu\""), std::string::npos) << on_cpu;
   EXPECT_EQ(kernels->group_calls.load(), 3 * 2);  // group_by_key and cogroup, every batch (the empty one too)
-  // Per batch: group_by_key's keys and its list's elements, cogroup's two lists' elements.
-  EXPECT_EQ(kernels->gather_calls.load(), 3 * 4);
+  // Per batch: group_by_key's keys and its list's elements, cogroup's keys and its two lists'
+  // elements.
+  EXPECT_EQ(kernels->gather_calls.load(), 3 * 5);
   EXPECT_EQ(kernels->concatenate_calls.load(), 3);  // cogroup's one key, both sides
 }
 

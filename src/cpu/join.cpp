@@ -298,8 +298,9 @@ Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const
   // Keys in order of first appearance, left rows first; the key comes from whichever side
   // had it first.
   std::vector<Field> fields = both.keys.schema().fields();
-  std::vector<Column> columns;
-  for (size_t k = 0; k < left_keys.size(); ++k) columns.push_back(both.keys.column(k).gather(g.first_row_of_group));
+  std::vector<size_t> key_fields(left_keys.size());
+  std::iota(key_fields.begin(), key_fields.end(), 0);
+  std::vector<Column> columns = gathered(grouping_backend, both.keys, key_fields, g.first_row_of_group);
 
   const std::vector<size_t> left_values = value_fields(left.schema(), left_keys);
   const std::vector<size_t> right_values = value_fields(right.schema(), right_keys);
