@@ -123,6 +123,8 @@ namespace {
 struct PairsOnDevice {
   std::shared_ptr<DeviceEngine::Impl> owner;  // declared first: destroyed last
   DeviceJoinPairs<CudaExec> pairs;
+  // What they pair: join_rows reads them in place only for the same.
+  size_t rows = 0, rows_with_left = 0, left_rows = 0, right_rows = 0;
 };
 
 }  // namespace
@@ -147,8 +149,9 @@ RowChainOutput DeviceEngine::join_rows(const std::vector<ColumnView>& host_left,
     // Pairs this engine found are still on its device and valid by construction; others are
     // checked here and copied in.
     const auto* found = static_cast<const PairsOnDevice*>(pairs.on_device.get());
-    const bool in_place = found != nullptr && found->owner == impl_ && found->pairs.left_at.size() >= n &&
-                          found->pairs.right_at.size() >= n;
+    const bool in_place = found != nullptr && found->owner == impl_ && found->rows == n && right_at.size() == n &&
+                          found->rows_with_left == rows_with_left && found->left_rows == left_rows &&
+                          found->right_rows == right_rows;
     DeviceArray<int64_t> uploaded_left_at, uploaded_right_at;
     const int64_t* device_left_at = in_place ? found->pairs.left_at.data() : nullptr;
     const int64_t* device_right_at = in_place ? found->pairs.right_at.data() : nullptr;
@@ -225,6 +228,10 @@ JoinPairs DeviceEngine::join(const std::vector<ColumnView>& left_keys, size_t le
     auto found = std::make_shared<PairsOnDevice>();
     found->owner = impl_;
     JoinPairs pairs = join_on_device(exec, l.keys, left_rows, r.keys, right_rows, kind, ~uint64_t{0}, &found->pairs);
+    found->rows = pairs.left_rows.size();
+    found->rows_with_left = pairs.rows_with_left;
+    found->left_rows = left_rows;
+    found->right_rows = right_rows;
     pairs.on_device = std::move(found);
     return pairs;
   });

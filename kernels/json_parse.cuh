@@ -243,7 +243,8 @@ __host__ __device__ inline int32_t json_scan_word(const char* s, int32_t n, int3
 // ---------------------------------------------------------------- records
 
 /// One field as the device sees it: its declaration and name, where pass 1 leaves its value's
-/// position and string lengths, and where pass 2 writes its values.
+/// position, its value and validity and its string lengths (one per input line), and where
+/// pass 2 writes its strings' bytes.
 struct JsonFieldSlot {
   int32_t type = kString;
   int32_t nullable = 0;

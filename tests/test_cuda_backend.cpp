@@ -687,6 +687,13 @@ TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
       for (const Column& child : list.children()) EXPECT_EQ(child.host_copy_pending(), child.size() > 0);
     for (size_t c = 0; c < made->num_columns(); ++c) EXPECT_TRUE(made->column(c).host_copy_pending()) << "read in place";
   }
+  // A key column next to an empty nullable one is nullable, as the host's append makes it.
+  const Column& key = made->column(keys[0]);
+  const Column empty_nullable(key.type(), true);
+  const Column joined = gpu->concatenate(key, empty_nullable, false);
+  EXPECT_EQ(joined.host_copy_pending(), rows > 0);
+  EXPECT_TRUE(joined.nullable());
+  EXPECT_TRUE(joined == make_backend(BackendKind::Cpu)->concatenate(key, empty_nullable, false));
   // The same columns grouped on the host (which copies them back): the same tables, bit for bit.
   const Table want_grouped = group_by_key_table(*made, keys);
   const Table want_cogrouped = cogroup_tables(*made, keys, *some, keys);

@@ -231,8 +231,9 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     if (first.type() == TypeId::List) return ExecutionBackend::concatenate(first, second, nullable);
     ++concatenate_calls;
     gpu::HostExec exec;
+    const bool any_nullable = nullable || first.nullable() || second.nullable();  // as the CUDA backend
     return left_in_kernels(
-        gpu::concatenate_columns(exec, kernels_view(first), first.size(), kernels_view(second), second.size(), nullable));
+        gpu::concatenate_columns(exec, kernels_view(first), first.size(), kernels_view(second), second.size(), any_nullable));
   }
 
   std::atomic<int> evaluate_calls{0};

@@ -538,11 +538,28 @@ TEST(RowChainOnHost, ConcatenatedColumnsEqualTheHostsAppend) {
           if (nullable || x.nullable() || y.nullable()) want.make_nullable();
           want.append_all(x);
           want.append_all(y);
-          const Column got = to_column(concatenate_columns(exec, host_view(x), x.size(), host_view(y), y.size(), nullable));
+          const bool any_nullable = nullable || x.nullable() || y.nullable();  // as the backends ask
+          const Column got = to_column(concatenate_columns(exec, host_view(x), x.size(), host_view(y), y.size(), any_nullable));
           EXPECT_TRUE(same_column(want, got)) << describe(a) << (nullable ? ", nullable" : "") << (swapped ? ", swapped" : "");
           EXPECT_EQ(got.nullable(), want.nullable()) << describe(a);
         }
       }
+    }
+  }
+  // Sides of differing nullability, with and without nulls, and empty.
+  Column plain(TypeId::Int64), with_nulls(TypeId::Int64, true), without_nulls(TypeId::Int64, true), empty_nullable(TypeId::Int64, true);
+  for (int64_t v : {4, -2, 9}) plain.append<int64_t>(v), without_nulls.append<int64_t>(v * 10);
+  with_nulls.append<int64_t>(7), with_nulls.append_null(), with_nulls.append<int64_t>(8);
+  for (const Column* x : {&plain, &with_nulls, &without_nulls, &empty_nullable}) {
+    for (const Column* y : {&plain, &with_nulls, &without_nulls, &empty_nullable}) {
+      Column want = x->gather({});
+      if (x->nullable() || y->nullable()) want.make_nullable();
+      want.append_all(*x);
+      want.append_all(*y);
+      const Column got = to_column(concatenate_columns(exec, host_view(*x), x->size(), host_view(*y), y->size(),
+                                                       x->nullable() || y->nullable()));
+      EXPECT_TRUE(same_column(want, got)) << x->size() << " rows and " << y->size() << " rows";
+      EXPECT_EQ(got.nullable(), want.nullable()) << x->size() << " rows and " << y->size() << " rows";
     }
   }
   Column ints(TypeId::Int64), words(TypeId::String);

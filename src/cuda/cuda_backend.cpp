@@ -547,7 +547,9 @@ class CudaBackend final : public ExecutionBackend {
   Column concatenate(const Column& first, const Column& second, bool nullable) override {
     if (first.type() != second.type() || first.type() == TypeId::List || (!lives_here(first) && !lives_here(second)))
       return ExecutionBackend::concatenate(first, second, nullable);  // which names a problem
-    gpu::RowChainOutput out = engine_.concatenate(view(first), first.size(), view(second), second.size(), nullable);
+    // Nullable as the host's append makes it: an empty nullable side has no bitmap to say so.
+    const bool any_nullable = nullable || first.nullable() || second.nullable();
+    gpu::RowChainOutput out = engine_.concatenate(view(first), first.size(), view(second), second.size(), any_nullable);
     return column_from(std::move(out.columns[0]), first.type(), out.columns[0].nullable, out.rows, engine_.identity());
   }
 
