@@ -156,6 +156,10 @@ void expect_same_table(const Table& cpu, const Table& gpu) {
         ASSERT_TRUE(std::isnan(x) && std::isnan(y)) << cpu.schema()[c].name << " row " << r << ": " << x << " vs " << y;
         continue;
       }
+      if (std::isinf(x) || std::isinf(y)) {  // ASSERT_NEAR's difference of two infinities is NaN
+        ASSERT_EQ(x, y) << cpu.schema()[c].name << " row " << r;
+        continue;
+      }
       ASSERT_NEAR(x, y, 1e-6 + 1e-9 * std::abs(x)) << cpu.schema()[c].name << " row " << r;
     }
   }
@@ -565,7 +569,7 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   for (size_t c = 0; c < made->num_columns(); ++c) {
     EXPECT_FALSE(made->column(c).host_copy_pending());
     EXPECT_FALSE(copy.column(c).host_copy_pending());
-    EXPECT_NE(made->column(c).replica(), nullptr) << "the device copy stays after the host's";
+    if (rows > 0) EXPECT_NE(made->column(c).replica(), nullptr) << "the device copy stays after the host's";
   }
   expect_same_table(cpu->aggregate_partials(*made, plan), partials);
   expect_same_table(made->filter(keep.evaluate_mask(*made)), *filtered);
@@ -722,8 +726,10 @@ TEST_P(CudaVersusCpu, TransformSortsAndLimitsAgree) {
   };
   for (const auto& [keys, limit] : sorts) {
     const Table got = gpu->sort_rows(t, keys, limit);
+    // A limit alone that keeps every row leaves the batch as it is, on the host.
+    const bool untouched = keys.empty() && (limit < 0 || static_cast<size_t>(limit) >= t.num_rows());
     for (size_t c = 0; c < got.num_columns(); ++c)
-      EXPECT_EQ(got.column(c).host_copy_pending(), got.num_rows() > 0) << schema[c].name << ": left on the device";
+      EXPECT_EQ(got.column(c).host_copy_pending(), got.num_rows() > 0 && !untouched) << schema[c].name << ": left on the device";
     expect_same_table(sluice::sort_rows(t, keys, limit), got);
   }
   const std::vector<SortKey> past_the_end = {{schema.size(), false}};

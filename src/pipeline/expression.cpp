@@ -102,10 +102,10 @@ std::string_view op_spelling(Op op) {
   return "?";
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string single_quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 [[noreturn]] void fail_at(std::string_view text, size_t column, const std::string& what) {
-  throw Error("expression " + quoted(text) + ": " + what + " at column " + std::to_string(column));
+  throw Error("expression " + single_quoted(text) + ": " + what + " at column " + std::to_string(column));
 }
 
 // ======================================================================= tokenizer
@@ -152,7 +152,7 @@ std::vector<Token> tokenize(std::string_view text) {
       if (i < text.size() && (is_ident_char(text[i]) || text[i] == '.')) {
         size_t end = i;
         while (end < text.size() && (is_ident_char(text[end]) || text[end] == '.')) ++end;
-        fail_at(text, start + 1, "malformed number " + quoted(text.substr(start, end - start)));
+        fail_at(text, start + 1, "malformed number " + single_quoted(text.substr(start, end - start)));
       }
       push(decimal ? Token::Kind::Decimal : Token::Kind::Integer, std::string(text.substr(start, i - start)), start);
     } else if (c == '\'' || c == '"') {
@@ -204,11 +204,11 @@ std::vector<Token> tokenize(std::string_view text) {
       } else if (c == '=') {
         fail_at(text, start + 1, "'=' is not an operator (use == to compare)");
       } else if (two == "&&" || two == "||") {
-        fail_at(text, start + 1, quoted(two) + " is not an operator (use and / or)");
+        fail_at(text, start + 1, single_quoted(two) + " is not an operator (use and / or)");
       } else if (c == '!') {
         fail_at(text, start + 1, "'!' is not an operator (use != or not)");
       } else {
-        fail_at(text, start + 1, "unexpected character " + quoted(text.substr(i, 1)));
+        fail_at(text, start + 1, "unexpected character " + single_quoted(text.substr(i, 1)));
       }
     }
   }
@@ -250,8 +250,8 @@ class Parser {
   static std::string describe(const Token& t) {
     switch (t.kind) {
       case Token::Kind::End: return "end of expression";
-      case Token::Kind::String: return "string " + quoted(t.text);
-      default: return quoted(t.text);
+      case Token::Kind::String: return "string " + single_quoted(t.text);
+      default: return single_quoted(t.text);
     }
   }
 
@@ -398,7 +398,7 @@ class Parser {
         if (equals_lowercase(t.text, "false")) return advance(), literal(false, t.column);
         if (equals_lowercase(t.text, "null")) return advance(), literal(std::monostate{}, t.column);
         if (equals_lowercase(t.text, "and") || equals_lowercase(t.text, "or") || equals_lowercase(t.text, "not"))
-          fail(t.column, "expected a value, got " + quoted(t.text));
+          fail(t.column, "expected a value, got " + single_quoted(t.text));
         advance();
         if (peek().kind == Token::Kind::LParen) return parse_call(t);
         auto node = std::make_unique<ExprNode>();
@@ -427,7 +427,7 @@ class Parser {
     if (!info) {
       std::string known;
       for (const auto& f : kFunctions) known += (known.empty() ? "" : ", ") + std::string(f.name);
-      fail(name.column, "unknown function " + quoted(name.text) + " (functions: " + known + ")");
+      fail(name.column, "unknown function " + single_quoted(name.text) + " (functions: " + known + ")");
     }
     advance();  // '('
     auto node = std::make_unique<ExprNode>();
@@ -684,7 +684,7 @@ class Evaluator {
   size_t field_index(const ExprNode& node) const {
     const int index = table_.schema().find(node.name);
     if (index < 0)
-      fail(node, "unknown field " + quoted(node.name) + " (fields: " + table_.schema().to_string() + ")");
+      fail(node, "unknown field " + single_quoted(node.name) + " (fields: " + table_.schema().to_string() + ")");
     return static_cast<size_t>(index);
   }
 
@@ -762,7 +762,7 @@ class Evaluator {
         v.chars = col.chars();
         break;
       case TypeId::List:
-        fail(node, "field " + quoted(node.name) + " is a list; expressions compute on scalar fields");
+        fail(node, "field " + single_quoted(node.name) + " is a list; expressions compute on scalar fields");
     }
     if (col.nullable()) {
       std::vector<uint8_t> valid(rows_);
@@ -1727,7 +1727,7 @@ std::vector<uint8_t> Expression::evaluate_mask(const Table& table) const {
   const size_t rows = table.num_rows();
   if (v.null_literal) return std::vector<uint8_t>(rows, 0);
   if (v.type != TypeId::Bool)
-    throw Error("expression " + quoted(text_) + " gives " + std::string(type_name(v.type)) +
+    throw Error("expression " + single_quoted(text_) + " gives " + std::string(type_name(v.type)) +
                 ", but a filter needs a bool condition");
   if (v.constant) return std::vector<uint8_t>(rows, v.valid_at(0) ? v.bools[0] : 0);
   if (!v.nullable) return {v.bools.begin(), v.bools.end()};
