@@ -128,11 +128,6 @@ class DeviceKeys {
 
   bool exact() const { return exact_; }
 
-  /// The error for an exact key field (@p name) that holds nulls.
-  static Error null_exact_key(std::string_view op, const std::string& name) {
-    return Error(std::string(op) + ": key field '" + name + "' is declared not nullable but holds nulls");
-  }
-
   /// The key columns of @p batch as @p view_of gives them (an exact key's nulls are counted
   /// on the device: BatchGroups::null_keys).
   std::vector<gpu::ColumnView> views(const Table& batch, const ViewOf& view_of) const {
@@ -258,8 +253,10 @@ class DeviceKeyedAggregation {
                             op_);
   }
 
+  /// A batch whose exact key held nulls (counted on the device, which then changed nothing).
   void check_exact_key(const gpu::BatchGroups& groups) const {
-    if (groups.null_keys > 0) throw DeviceKeys::null_exact_key(op_, input_[resolved_.keys[0]].name);
+    if (groups.null_keys > 0)
+      throw Error(std::string(op_) + ": key field '" + input_[resolved_.keys[0]].name + "' is declared not nullable but holds nulls");
   }
 
   /// Finalized results of groups that came back from the device (extra accumulators after
