@@ -7,12 +7,29 @@
 #include <thrust/system/cuda/execution_policy.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
+#include "block_kernel.cuh"
 #include "cuda_check.cuh"
 
 namespace sluice::gpu {
+
+/// Runs a block kernel (block_kernel.cuh): its phases, separated by block barriers.
+template <class Kernel> __global__ void run_block_phases(Kernel kernel) {
+  extern __shared__ __align__(16) unsigned char block_shared[];
+  BlockThread at;
+  at.block = blockIdx.x;
+  at.blocks = gridDim.x;
+  at.thread = static_cast<int32_t>(threadIdx.x);
+  at.threads = static_cast<int32_t>(blockDim.x);
+#pragma unroll
+  for (int phase = 0; phase < Kernel::kPhases; ++phase) {
+    if (phase > 0) __syncthreads();
+    kernel(phase, at, block_shared);
+  }
+}
 
 /// A memory pool of one device, used with cudaMallocFromPoolAsync. Its release threshold is
 /// unlimited: memory freed at the end of a batch stays reserved for the next one.
@@ -185,6 +202,35 @@ class CudaExec {
       SLUICE_CUDA_TRY(cudaMemcpyAsync(values, v.Current(), n * sizeof(int64_t), cudaMemcpyDeviceToDevice, stream_));
   }
 
+  /// The current device's multiprocessors, the shared memory a block may opt in to, its L2.
+  DeviceLimits device_limits() const {
+    int device = 0, multiprocessors = 0, shared = 0, l2 = 0;
+    SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+    SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
+    DeviceLimits limits;
+    limits.multiprocessors = multiprocessors;
+    limits.max_shared_bytes = static_cast<size_t>(shared);
+    limits.l2_cache_bytes = static_cast<size_t>(l2);
+    return limits;
+  }
+  /// How many blocks of @p Kernel (@p threads threads, @p shared_bytes of shared memory
+  /// each) the whole device runs at once.
+  template <class Kernel> int64_t resident_blocks(int threads, size_t shared_bytes) {
+    allow_shared_bytes<Kernel>(shared_bytes);
+    int per_multiprocessor = 0;
+    SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, threads, shared_bytes));
+    return static_cast<int64_t>(std::max(1, per_multiprocessor)) * device_limits().multiprocessors;
+  }
+  /// Launches @p blocks blocks of @p kernel on the stream.
+  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, int threads, size_t shared_bytes) {
+    if (blocks <= 0) return;
+    allow_shared_bytes<Kernel>(shared_bytes);
+    run_block_phases<Kernel><<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), shared_bytes, stream_>>>(kernel);
+    SLUICE_CUDA_TRY(cudaGetLastError());
+  }
+
   /// Copies device memory to the host and waits for it (results are small: one row per key).
   void to_host(void* dst, const void* src, size_t bytes) {
     if (bytes == 0) return;
@@ -199,6 +245,12 @@ class CudaExec {
   }
 
  private:
+  /// Above 48 KiB a kernel's dynamic shared memory must be asked for.
+  template <class Kernel> static void allow_shared_bytes(size_t bytes) {
+    if (bytes > 48 * 1024)
+      SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  }
+
   DevicePool* pool_;
   cudaStream_t stream_;
 };

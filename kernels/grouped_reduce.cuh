@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "block_kernel.cuh"
 #include "gpu_types.hpp"
 #include "sluice/error.hpp"
 
@@ -310,59 +311,227 @@ __host__ __device__ inline int sign_of(const int8_t* row_sign, int64_t row) { re
 // ---------------------------------------------------------------- hash strategy
 
 constexpr uint64_t kEmptySlot = ~uint64_t{0};
+constexpr uint64_t kNoSlot = ~uint64_t{0};
 constexpr int64_t kNoRow = std::numeric_limits<int64_t>::max();
 constexpr uint64_t kMaxProbes = 512;
 /// Slots are int32 indexes (capacity + 1 of them must fit).
 constexpr uint64_t kMaxHashCapacity = uint64_t{1} << 30;
 
-/// One pass over the rows: find or claim the key's slot, then fold every value into it. The
-/// key kEmptySlot itself lives in the extra slot at index capacity.
-struct HashInsertAndFold {
-  const uint64_t* key_of_row;
-  uint64_t* slot_keys;       // capacity + 1
-  int64_t* first_row;        // capacity + 1
-  uint64_t* accumulators;    // fold_count x (capacity + 1)
-  int32_t* slot_of_row;      // null unless keys are verified
+/// The 64-bit key of a row: the one exact integer key column read where it is, or the keys
+/// computed into an array (hashed keys, or exact keys a sort needs in an array).
+struct RowKeys {
+  const uint64_t* computed = nullptr;
+  ColumnView exact;
+  __host__ __device__ uint64_t operator()(int64_t row) const {
+    return computed ? computed[row] : static_cast<uint64_t>(integer_at(exact, row));
+  }
+};
+
+/// The device-wide open-addressing table of the hash strategy: a key per slot, the first
+/// row of each slot's key, and the accumulators (fold-major). The key kEmptySlot itself lives
+/// in the extra slot at index capacity.
+struct DeviceHashTable {
+  uint64_t* slot_keys;     // capacity + 1
+  int64_t* first_row;      // capacity + 1
+  uint64_t* accumulators;  // fold_count x (capacity + 1)
+  uint64_t mask;           // capacity - 1 (a power of two)
+  unsigned int* overflow;  // set once a probe run is too long: the table is abandoned for sorting
+
+  __host__ __device__ uint64_t slots() const { return mask + 2; }
+  __host__ __device__ bool overflowed() const { return DeviceAtomic<unsigned int>(*overflow).load(kRelaxed) != 0; }
+
+  /// The slot of @p key, claimed if it has none; kNoSlot when the table is full.
+  __host__ __device__ uint64_t slot_of(uint64_t key) const {
+    const uint64_t capacity = mask + 1;
+    if (key == kEmptySlot) return capacity;
+    uint64_t i = fmix64(key) & mask;
+    for (uint64_t probes = 0;; ++probes, i = (i + 1) & mask) {
+      // At a load of at most 1/2 probe runs are short; a long one means the table is
+      // (nearly) full, and scanning all of it per key would cost more than sorting.
+      if (probes == capacity || probes == kMaxProbes) {
+        DeviceAtomic<unsigned int>(*overflow).store(1, kRelaxed);
+        return kNoSlot;
+      }
+      DeviceAtomic<unsigned long long> cell(*reinterpret_cast<unsigned long long*>(slot_keys + i));
+      unsigned long long seen = cell.load(kRelaxed);
+      if (seen == kEmptySlot) {
+        unsigned long long expected = kEmptySlot;
+        seen = cell.compare_exchange_strong(expected, key, kRelaxed) ? key : expected;
+      }
+      if (seen == key) return i;
+    }
+  }
+  /// The slot of @p key, which the table holds (read only: after the fold).
+  __host__ __device__ uint64_t find(uint64_t key) const {
+    if (key == kEmptySlot) return mask + 1;
+    uint64_t i = fmix64(key) & mask;
+    while (slot_keys[i] != key) i = (i + 1) & mask;
+    return i;
+  }
+  __host__ __device__ void note_row(uint64_t slot, int64_t row) const {
+    DeviceAtomic<long long> first(*reinterpret_cast<long long*>(first_row + slot));
+    if (row < first.load(kRelaxed)) first.fetch_min(row, kRelaxed);
+  }
+  __host__ __device__ void fold(uint64_t slot, int32_t f, const FoldView& view, uint64_t value) const {
+    atomic_fold(accumulators + static_cast<uint64_t>(f) * slots() + slot, view, value);
+  }
+};
+
+/// Folds @p value into a block's shared accumulator at @p word (block-scope atomics).
+__host__ __device__ inline void block_fold(uint64_t* word, const FoldView& f, uint64_t value) {
+  if (f.float_acc) {
+    const double v = as_double(value);
+    if (f.op == kFoldMin || f.op == kFoldMax) {
+      uint64_t seen = block_load(word);
+      while (replaces(v, as_double(seen), f.op == kFoldMin)) {
+        const uint64_t found = block_cas(word, seen, value);
+        if (found == seen) break;
+        seen = found;
+      }
+    } else if (v != 0.0) {
+      block_add(reinterpret_cast<double*>(word), v);
+    }
+    return;
+  }
+  const int64_t v = static_cast<int64_t>(value);
+  if (f.op == kFoldMin) block_min(reinterpret_cast<int64_t*>(word), v);
+  else if (f.op == kFoldMax) block_max(reinterpret_cast<int64_t*>(word), v);
+  else if (v != 0) block_add(word, value);
+}
+
+/// The hash strategy's one pass over the rows, as a block kernel (block_kernel.cuh). Each
+/// block takes one tile of rows and folds them into a small table in its shared memory, so
+/// that the many rows of a few keys meet in shared-memory atomics rather than in a handful
+/// of device-memory words; at the end the block adds its table into the device table. A row
+/// whose key finds no room in the block's table folds straight into the device table.
+/// Phases: 0 clears the block's table, 1 folds the tile's rows, 2 flushes.
+struct BlockHashFold {
+  static constexpr int kPhases = 3;
+  /// Rows a thread loads before it folds them: loads in flight hide the memory's latency.
+  static constexpr int kRowsInFlight = 4;
+  /// A short run: a table sized for its keys has its keys within one or two slots of their
+  /// hash, and one that is full should not hold up the rows that go to the device table.
+  static constexpr uint32_t kMaxBlockProbes = 8;
+  static constexpr uint32_t kNoFirst = ~uint32_t{0};
+
+  RowKeys keys;
+  int64_t rows;
+  int64_t rows_per_block;  // < 2^32: a tile's rows are 32-bit offsets
+  DeviceHashTable table;
   const FoldView* folds;
   int32_t fold_count;
   const int8_t* row_sign;
-  uint64_t mask;
-  unsigned int* overflow;
+  /// Slots of each block's table, a power of two; 0: no block table. One more slot holds
+  /// the key kEmptySlot.
+  uint32_t block_slots;
 
-  __host__ __device__ void operator()(int64_t row) const {
-    // A table that filled up is abandoned for sorting: stop probing it at once.
-    if (DeviceAtomic<unsigned int>(*overflow).load(kRelaxed) != 0) return;
-    const uint64_t key = key_of_row[row];
-    const uint64_t capacity = mask + 1;
-    uint64_t slot = capacity;
-    if (key != kEmptySlot) {
-      uint64_t i = fmix64(key) & mask;
-      for (uint64_t probes = 0;; ++probes, i = (i + 1) & mask) {
-        // At a load of at most 1/2 probe runs are short; a long one means the table is
-        // (nearly) full, and scanning all of it per row would cost more than sorting.
-        if (probes == capacity || probes == kMaxProbes) {
-          DeviceAtomic<unsigned int>(*overflow).store(1, kRelaxed);
-          return;
+  /// Shared memory per block: per slot a key, the accumulators and a 32-bit first row.
+  static size_t shared_bytes(uint32_t block_slots, int32_t fold_count) {
+    return (static_cast<size_t>(block_slots) + 1) * (sizeof(uint64_t) * (1 + static_cast<size_t>(fold_count)) + sizeof(uint32_t));
+  }
+
+  __host__ __device__ void operator()(int phase, const BlockThread& at, unsigned char* shared) const {
+    const uint32_t slots = block_slots + 1;
+    uint64_t* slot_key = reinterpret_cast<uint64_t*>(shared);
+    uint64_t* acc = slot_key + slots;
+    uint32_t* first = reinterpret_cast<uint32_t*>(acc + static_cast<size_t>(fold_count) * slots);
+    const int64_t begin = at.block * rows_per_block;
+    const int64_t end = rows < begin + rows_per_block ? rows : begin + rows_per_block;
+    if (phase == 0) {
+      for (uint32_t s = static_cast<uint32_t>(at.thread); s < slots; s += static_cast<uint32_t>(at.threads)) {
+        slot_key[s] = kEmptySlot;
+        first[s] = kNoFirst;
+        for (int32_t f = 0; f < fold_count; ++f) acc[static_cast<size_t>(f) * slots + s] = fold_identity(folds[f]);
+      }
+    } else if (phase == 1) {
+      if (table.overflowed()) return;  // another block filled the device table: sorting takes over
+      for (int64_t base = begin + at.thread; base < end; base += static_cast<int64_t>(at.threads) * kRowsInFlight) {
+        int64_t row[kRowsInFlight];
+        uint64_t key[kRowsInFlight];
+        uint64_t slot[kRowsInFlight] = {};
+        bool in_block[kRowsInFlight] = {};
+#pragma unroll
+        for (int u = 0; u < kRowsInFlight; ++u) {
+          row[u] = base + static_cast<int64_t>(u) * at.threads;
+          key[u] = row[u] < end ? keys(row[u]) : 0;
         }
-        DeviceAtomic<unsigned long long> cell(*reinterpret_cast<unsigned long long*>(slot_keys + i));
-        unsigned long long seen = cell.load(kRelaxed);
-        if (seen == kEmptySlot) {
-          unsigned long long expected = kEmptySlot;
-          if (cell.compare_exchange_strong(expected, key, kRelaxed)) seen = key;
-          else seen = expected;
+#pragma unroll
+        for (int u = 0; u < kRowsInFlight; ++u) {
+          if (row[u] >= end) continue;
+          const uint32_t s = block_slot_of(slot_key, key[u]);
+          in_block[u] = s != kNoFirst;
+          if (in_block[u]) {
+            slot[u] = s;
+            const uint32_t offset = static_cast<uint32_t>(row[u] - begin);
+            if (offset < block_load(first + s)) block_min(first + s, offset);
+          } else {
+            slot[u] = table.slot_of(key[u]);
+            if (slot[u] == kNoSlot) return;  // the device table is full: sorting takes over
+            table.note_row(slot[u], row[u]);
+          }
         }
-        if (seen == key) {
-          slot = i;
-          break;
+        for (int32_t f = 0; f < fold_count; ++f) {
+          const FoldView fold = folds[f];
+          uint64_t value[kRowsInFlight];
+#pragma unroll
+          for (int u = 0; u < kRowsInFlight; ++u)
+            value[u] = row[u] < end ? contribution(fold, row[u], sign_of(row_sign, row[u])) : 0;
+#pragma unroll
+          for (int u = 0; u < kRowsInFlight; ++u) {
+            if (row[u] >= end) continue;
+            if (in_block[u]) block_fold(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
+            else if (slot[u] != kNoSlot) table.fold(slot[u], f, fold, value[u]);
+          }
         }
       }
+    } else {
+      if (table.overflowed()) return;
+      for (uint32_t s = static_cast<uint32_t>(at.thread); s < slots; s += static_cast<uint32_t>(at.threads)) {
+        if (first[s] == kNoFirst) continue;  // no row of the tile has this slot
+        const uint64_t target = table.slot_of(slot_key[s]);
+        if (target == kNoSlot) return;
+        table.note_row(target, begin + first[s]);
+        for (int32_t f = 0; f < fold_count; ++f) table.fold(target, f, folds[f], acc[static_cast<size_t>(f) * slots + s]);
+      }
     }
-    DeviceAtomic<long long>(*reinterpret_cast<long long*>(first_row + slot))
-        .fetch_min(row, kRelaxed);
-    if (slot_of_row) slot_of_row[row] = static_cast<int32_t>(slot);
-    const int sign = sign_of(row_sign, row);
-    for (int32_t f = 0; f < fold_count; ++f)
-      atomic_fold(accumulators + static_cast<uint64_t>(f) * (capacity + 1) + slot, folds[f], contribution(folds[f], row, sign));
+  }
+
+  /// The block slot of @p key, claimed if it has none; kNoFirst when a short probe run finds
+  /// no room (the row then goes to the device table).
+  __host__ __device__ uint32_t block_slot_of(uint64_t* slot_key, uint64_t key) const {
+    if (key == kEmptySlot) return block_slots;
+    if (block_slots == 0) return kNoFirst;
+    const uint32_t mask = block_slots - 1;
+    const uint32_t probes = block_slots < kMaxBlockProbes ? block_slots : kMaxBlockProbes;
+    uint32_t i = static_cast<uint32_t>(fmix64(key)) & mask;
+    for (uint32_t p = 0; p < probes; ++p, i = (i + 1) & mask) {
+      uint64_t seen = block_load(slot_key + i);
+      if (seen == kEmptySlot) {
+        const uint64_t found = block_cas(slot_key + i, kEmptySlot, key);
+        seen = found == kEmptySlot ? key : found;
+      }
+      if (seen == key) return i;
+    }
+    return kNoFirst;
+  }
+};
+
+/// Counts the rows whose key differs from the key of their slot's first row (hashed keys:
+/// a 64-bit collision put two keys in one slot).
+struct VerifyBySlot {
+  RowKeys keys;
+  DeviceHashTable table;
+  const ColumnView* key_columns;
+  int32_t key_count;
+  unsigned long long* mismatches;
+  __host__ __device__ void operator()(int64_t row) const {
+    const int64_t first = table.first_row[table.find(keys(row))];
+    for (int32_t k = 0; k < key_count; ++k) {
+      if (!same_value(key_columns[k], row, first)) {
+        DeviceAtomic<unsigned long long>(*mismatches).fetch_add(1, kRelaxed);
+        return;
+      }
+    }
   }
 };
 
@@ -402,10 +571,11 @@ struct MinRow {
 // ---------------------------------------------------------------- output
 
 /// Gathers group @p g's key, first row and accumulators from source index order[g] (a slot
-/// or a segment).
+/// or a segment). Source keys are the keys less @p key_offset (a sort's narrowed keys).
 struct GatherGroups {
   const int64_t* order;
   const uint64_t* key_src;
+  uint64_t key_offset;
   const int64_t* first_row_src;
   const uint64_t* acc_src;  // fold_count x source_stride
   uint64_t source_stride;
@@ -416,7 +586,7 @@ struct GatherGroups {
   uint64_t groups;
   __host__ __device__ void operator()(int64_t g) const {
     const int64_t s = order[g];
-    key_out[g] = key_src[s];
+    key_out[g] = key_src[s] + key_offset;
     first_row_out[g] = first_row_src[s];
     for (int32_t f = 0; f < fold_count; ++f)
       acc_out[static_cast<uint64_t>(f) * groups + g] = acc_src[static_cast<uint64_t>(f) * source_stride + s];
@@ -432,12 +602,6 @@ struct CastToUnsigned {
   __host__ __device__ uint64_t operator()(int64_t v) const { return static_cast<uint64_t>(v); }
 };
 
-/// Strategy for @p rows given the distinct count of a key sample: hash when keys repeat.
-inline GroupStrategy choose_strategy(size_t rows, size_t sample_size, size_t sample_distinct) {
-  if (rows <= 4096) return GroupStrategy::Hash;
-  return sample_distinct * 2 <= sample_size ? GroupStrategy::Hash : GroupStrategy::Sort;
-}
-
 /// Bits needed for values below @p bound (radix sorts skip the rest).
 inline int bit_width(uint64_t bound) {
   int bits = 1;
@@ -451,6 +615,39 @@ inline uint64_t next_pow2(uint64_t v) {
   return p;
 }
 
+/// What a sample of the keys says: how many distinct keys it holds, and how many of those it
+/// saw once and twice.
+struct KeySample {
+  size_t size = 0;
+  size_t distinct = 0;
+  size_t singletons = 0;
+  size_t doubletons = 0;
+};
+
+/// The distinct keys of @p rows rows as @p sample estimates them (Chao1, bias-corrected: the
+/// keys the sample saw, plus the unseen ones its singletons and doubletons imply).
+inline size_t estimate_distinct(const KeySample& sample, size_t rows) {
+  if (sample.size >= rows) return sample.distinct;
+  const double f1 = static_cast<double>(sample.singletons), f2 = static_cast<double>(sample.doubletons);
+  const double keys = static_cast<double>(sample.distinct) + f1 * (f1 - 1) / (2 * (f2 + 1));
+  return keys >= static_cast<double>(rows) ? rows : static_cast<size_t>(keys);
+}
+
+/// Bytes of the hash strategy's device table for @p keys keys: a key, a first row and the
+/// accumulators per slot, four slots a key.
+inline uint64_t device_table_bytes(size_t keys, size_t fold_count) {
+  return next_pow2(std::max<uint64_t>(1024, 4 * static_cast<uint64_t>(keys))) * (16 + 8 * static_cast<uint64_t>(fold_count));
+}
+
+/// Strategy for @p rows rows given a sample of their keys: hash when the keys repeat within
+/// the sample, or when they are few enough for the device table to stay in (half of) the L2
+/// cache, where its atomics cost less than radix sorting every row; sort otherwise.
+inline GroupStrategy choose_strategy(size_t rows, const KeySample& sample, size_t fold_count, size_t l2_cache_bytes) {
+  if (rows <= 4096 || sample.distinct * 2 <= sample.size) return GroupStrategy::Hash;
+  return device_table_bytes(estimate_distinct(sample, rows), fold_count) <= l2_cache_bytes / 2 ? GroupStrategy::Hash
+                                                                                                  : GroupStrategy::Sort;
+}
+
 /// The groups of a keyed reduction, left in @p Exec's memory: per group its 64-bit key, its
 /// first row and its accumulators (fold-major), in order of first row.
 template <class Exec> struct DeviceGroups {
@@ -462,14 +659,15 @@ template <class Exec> struct DeviceGroups {
   GroupStrategy strategy = GroupStrategy::Auto;
   bool hash_overflowed = false;
   size_t sampled_distinct = 0;
+  size_t estimated_keys = 0;
   unsigned long long key_collisions = 0;
 };
 
 /// Orders the used sources (slots or segments) by first row into @p out.
 template <class Exec>
 void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t groups, const uint64_t* source_key,
-                   const int64_t* source_first_row, const uint64_t* source_acc, uint64_t source_stride, int32_t fold_count,
-                   DeviceGroups<Exec>& out) {
+                   uint64_t key_offset, const int64_t* source_first_row, const uint64_t* source_acc, uint64_t source_stride,
+                   int32_t fold_count, DeviceGroups<Exec>& out) {
   out.groups = groups;
   out.fold_count = static_cast<size_t>(fold_count);
   out.key = exec.template alloc<uint64_t>(groups);
@@ -485,14 +683,28 @@ void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t group
   thrust::copy_n(policy, sources, groups, order.data());
   exec.sort_pairs(order_keys.data(), order.data(), groups, bit_width(rows));
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups),
-                     GatherGroups{order.data(), source_key, source_first_row, source_acc, source_stride, fold_count,
+                     GatherGroups{order.data(), source_key, key_offset, source_first_row, source_acc, source_stride, fold_count,
                                   out.key.data(), out.first_row.data(), out.accumulators.data(), groups});
 }
 
-/// Hash strategy; returns false when the table overflowed (@p out is then not filled).
+/// Threads of a block of the hash strategy's fold.
+constexpr int kHashFoldThreads = 512;
+
+/// Slots of each block's table for about @p expected_keys keys: four times as many (short
+/// probe runs), as many as fit in half of what a block may have (two blocks a
+/// multiprocessor), a power of two.
+inline uint32_t block_table_slots(const DeviceLimits& limits, size_t expected_keys, int32_t fold_count) {
+  const size_t budget = limits.max_shared_bytes / 2;
+  uint32_t slots = static_cast<uint32_t>(next_pow2(std::clamp<uint64_t>(4 * static_cast<uint64_t>(expected_keys), 64, uint64_t{1} << 20)));
+  while (slots > 1 && BlockHashFold::shared_bytes(slots, fold_count) > budget) slots >>= 1;
+  return slots > 1 ? slots : 0;
+}
+
+/// Hash strategy; returns false when the device table overflowed (@p out is then not filled).
+/// @p expected_keys sizes the blocks' tables, @p capacity the device table.
 template <class Exec>
-bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const uint64_t* key_of_row, const FoldView* folds,
-                            const ColumnView* keys, bool verify, uint64_t capacity, DeviceGroups<Exec>& out) {
+bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& row_keys, const FoldView* folds,
+                            const ColumnView* keys, bool verify, uint64_t capacity, size_t expected_keys, DeviceGroups<Exec>& out) {
   auto policy = exec.policy();
   const uint64_t slots = capacity + 1;
   const int32_t fold_count = static_cast<int32_t>(in.folds.size());
@@ -505,11 +717,19 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const uint64_t* 
   thrust::fill_n(policy, overflow.data(), 1, 0u);
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(slots * fold_count),
                      InitAccumulators{acc.data(), folds, slots});
-  auto slot_of_row = exec.template alloc<int32_t>(verify ? in.rows : 0);
-  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
-                     HashInsertAndFold{key_of_row, slot_keys.data(), first_row.data(), acc.data(),
-                                       verify ? slot_of_row.data() : nullptr, folds, fold_count, in.row_sign,
-                                       capacity - 1, overflow.data()});
+  const DeviceHashTable table{slot_keys.data(), first_row.data(), acc.data(), capacity - 1, overflow.data()};
+
+  // One wave of blocks, each over an equal tile (never more blocks than tiles of a few rows
+  // a thread, and tiles short enough for 32-bit row offsets).
+  const uint32_t block_slots = block_table_slots(exec.device_limits(), expected_keys, fold_count);
+  const size_t shared = BlockHashFold::shared_bytes(block_slots, fold_count);
+  const int64_t rows = static_cast<int64_t>(in.rows);
+  const int64_t rows_a_pass = int64_t{kHashFoldThreads} * BlockHashFold::kRowsInFlight;
+  int64_t blocks = std::min(exec.template resident_blocks<BlockHashFold>(kHashFoldThreads, shared), (rows + rows_a_pass - 1) / rows_a_pass);
+  blocks = std::max(blocks, (rows + 0x7FFFFFFF) / 0x80000000);
+  const int64_t rows_per_block = (rows + blocks - 1) / blocks;
+  exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots},
+                     (rows + rows_per_block - 1) / rows_per_block, kHashFoldThreads, shared);
   unsigned int overflowed = 0;
   exec.to_host(&overflowed, overflow.data(), sizeof overflowed);
   if (overflowed) return false;
@@ -521,25 +741,67 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const uint64_t* 
   if (verify) {
     auto mismatches = exec.template alloc<unsigned long long>(1);
     thrust::fill_n(policy, mismatches.data(), 1, 0ull);
-    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
-                       VerifyAgainstFirstRow{keys, static_cast<int32_t>(in.keys.size()), nullptr, slot_of_row.data(), 0,
-                                             first_row.data(), mismatches.data()});
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows,
+                       VerifyBySlot{row_keys, table, keys, static_cast<int32_t>(in.keys.size()), mismatches.data()});
     exec.to_host(&out.key_collisions, mismatches.data(), sizeof(unsigned long long));
   }
   out.strategy = GroupStrategy::Hash;
-  gather_groups(exec, in.rows, used.data(), groups, slot_keys.data(), first_row.data(), acc.data(), slots, fold_count, out);
+  gather_groups(exec, in.rows, used.data(), groups, slot_keys.data(), 0, first_row.data(), acc.data(), slots, fold_count, out);
   return true;
 }
 
+/// The least and greatest value of an exact key column.
+struct KeyRange {
+  int64_t least;
+  int64_t greatest;
+};
+struct KeyRangeOfRow {
+  ColumnView key;
+  __host__ __device__ KeyRange operator()(int64_t row) const {
+    const int64_t v = integer_at(key, row);
+    return KeyRange{v, v};
+  }
+};
+struct WidenKeyRange {
+  __host__ __device__ KeyRange operator()(const KeyRange& a, const KeyRange& b) const {
+    return KeyRange{a.least < b.least ? a.least : b.least, a.greatest > b.greatest ? a.greatest : b.greatest};
+  }
+};
+
+/// Exact keys less @p offset: their range starts at 0, so a radix sort skips the high bits.
+struct OffsetExactKeyOf {
+  ColumnView key;
+  uint64_t offset;
+  uint64_t* out;
+  __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)) - offset; }
+};
+
+/// Sort strategy. Exact keys are sorted less their least value, over as few bits as their
+/// range needs; hashed keys (@p hashed_keys, computed) over all 64.
 template <class Exec>
-void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* key_of_row, const ColumnView* keys, bool verify,
+void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys, const ColumnView* keys, bool verify,
                        DeviceGroups<Exec>& out) {
   auto policy = exec.policy();
   const int64_t rows = static_cast<int64_t>(in.rows);
   const int32_t fold_count = static_cast<int32_t>(in.folds.size());
+  typename Exec::template Array<uint64_t> narrowed;
+  uint64_t* key_of_row = hashed_keys;
+  uint64_t key_offset = 0;
+  int key_bits = 64;
+  if (!hashed_keys) {
+    const KeyRange range = thrust::transform_reduce(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(rows),
+                                                    KeyRangeOfRow{in.keys[0]}, KeyRange{std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()},
+                                                    WidenKeyRange{});
+    key_offset = static_cast<uint64_t>(range.least);
+    const uint64_t span = static_cast<uint64_t>(range.greatest) - key_offset;  // greatest - least, without overflow
+    key_bits = span == ~uint64_t{0} ? 64 : bit_width(span + 1);
+    narrowed = exec.template alloc<uint64_t>(in.rows);
+    key_of_row = narrowed.data();
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, OffsetExactKeyOf{in.keys[0], key_offset, key_of_row});
+  }
   auto row_at = exec.template alloc<int64_t>(in.rows);
   thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), rows, row_at.data());
-  exec.sort_pairs(key_of_row, row_at.data(), in.rows);  // stable: a segment's rows stay in order
+  exec.sort_pairs(key_of_row, row_at.data(), in.rows, key_bits);  // stable: a segment's rows stay in order
 
   // One segment per key: each segment's first row, then one segmented reduce per fold.
   auto segment_keys = exec.template alloc<uint64_t>(in.rows);
@@ -573,22 +835,32 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* key_of_row,
   auto sources = exec.template alloc<int64_t>(groups);
   thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups), sources.data());
   out.strategy = GroupStrategy::Sort;
-  gather_groups(exec, in.rows, sources.data(), groups, segment_keys.data(), first_row.data(), acc.data(), groups, fold_count, out);
+  gather_groups(exec, in.rows, sources.data(), groups, segment_keys.data(), key_offset, first_row.data(), acc.data(), groups, fold_count, out);
 }
 
-/// Distinct values among up to @p sample_size evenly spaced keys (copied to the host).
+/// Counts the keys of @p sample_size evenly spaced rows (copied to the host).
 template <class Exec>
-size_t sample_distinct(Exec& exec, const uint64_t* key_of_row, size_t rows, size_t sample_size) {
+KeySample sample_keys(Exec& exec, const RowKeys& row_keys, size_t rows, size_t sample_size) {
   std::vector<uint64_t> sample(sample_size);
   const size_t stride = rows / sample_size;
   auto picked = exec.template alloc<uint64_t>(sample_size);
   thrust::copy_n(exec.policy(),
-                 thrust::make_permutation_iterator(key_of_row, thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
-                                                                                               StrideIndex{static_cast<int64_t>(stride)})),
+                 thrust::make_transform_iterator(
+                     thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), StrideIndex{static_cast<int64_t>(stride)}), row_keys),
                  sample_size, picked.data());
   exec.to_host(sample.data(), picked.data(), sample_size * sizeof(uint64_t));
   std::sort(sample.begin(), sample.end());
-  return static_cast<size_t>(std::unique(sample.begin(), sample.end()) - sample.begin());
+  KeySample counts;
+  counts.size = sample_size;
+  for (size_t i = 0; i < sample_size;) {
+    size_t j = i + 1;
+    while (j < sample_size && sample[j] == sample[i]) ++j;
+    ++counts.distinct;
+    counts.singletons += j - i == 1;
+    counts.doubletons += j - i == 2;
+    i = j;
+  }
+  return counts;
 }
 
 /// Each row's 64-bit key into @p key_of_row: the value itself for one non-null integer key
@@ -623,26 +895,35 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
   exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
   exec.to_device(folds.data(), in.folds.data(), in.folds.size() * sizeof(FoldView));
 
-  auto key_of_row = exec.template alloc<uint64_t>(in.rows);
-  const bool exact = compute_row_keys(exec, in, keys.data(), key_of_row.data());
+  // Exact keys are read where they are; hashed keys are computed once, into an array.
+  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
+  auto hashed_keys = exec.template alloc<uint64_t>(exact ? 0 : in.rows);
+  RowKeys row_keys;
+  if (exact) row_keys.exact = in.keys[0];
+  else row_keys.computed = hashed_keys.data();
+  if (!exact) compute_row_keys(exec, in, keys.data(), hashed_keys.data());
   const bool verify = !exact && !in.keys.empty();
 
   GroupStrategy strategy = in.strategy;
   uint64_t capacity = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
   if (strategy == GroupStrategy::Auto) {
     const size_t sample_size = std::min<size_t>(in.rows, 4096);
-    const size_t distinct = sample_distinct(exec, key_of_row.data(), in.rows, sample_size);
-    strategy = choose_strategy(in.rows, sample_size, distinct);
-    out.sampled_distinct = distinct;
-    if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * distinct));
+    const KeySample sample = sample_keys(exec, row_keys, in.rows, sample_size);
+    const DeviceLimits limits = exec.device_limits();
+    strategy = choose_strategy(in.rows, sample, in.folds.size(), limits.l2_cache_bytes);
+    out.sampled_distinct = sample.distinct;
+    out.estimated_keys = estimate_distinct(sample, in.rows);
+    if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * out.estimated_keys));
   }
   if (strategy == GroupStrategy::Hash && capacity > kMaxHashCapacity) strategy = GroupStrategy::Sort;
   if (strategy == GroupStrategy::Hash) {
-    if (reduce_with_hash_table(exec, in, key_of_row.data(), folds.data(), keys.data(), verify, capacity, out)) return out;
+    // A batch with no sample (or a small one) may have as many keys as rows.
+    const size_t expected_keys = in.strategy == GroupStrategy::Auto && in.rows > 4096 ? out.estimated_keys : in.rows;
+    if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, out)) return out;
     // More keys than the sample suggested (or a probe run too long): sorting takes over.
     out.hash_overflowed = true;
   }
-  reduce_by_sorting(exec, in, key_of_row.data(), keys.data(), verify, out);
+  reduce_by_sorting(exec, in, exact ? nullptr : hashed_keys.data(), keys.data(), verify, out);
   return out;
 }
 
@@ -654,6 +935,7 @@ template <class Exec> GroupedResult download_groups(Exec& exec, const DeviceGrou
   out.strategy = groups.strategy;
   out.hash_overflowed = groups.hash_overflowed;
   out.sampled_distinct = groups.sampled_distinct;
+  out.estimated_keys = groups.estimated_keys;
   out.key_collisions = groups.key_collisions;
   out.first_row.resize(groups.groups);
   out.accumulators.resize(groups.groups * groups.fold_count);

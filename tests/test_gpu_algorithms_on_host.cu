@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -132,6 +133,87 @@ TEST_P(GroupedReduceOnHost, Int64KeysAllFoldsManySizesAndCardinalities) {
         if (GetParam() != GroupStrategy::Auto) EXPECT_EQ(got.strategy, GetParam());
       }
     }
+  }
+}
+
+// The hash strategy folds each block's rows into a table in the block's shared memory and
+// sends a row whose key finds no room there to the device table; whatever the size of the
+// blocks' tables and however many blocks share the rows, the groups are the same.
+TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
+  const size_t rows = 20011;
+  for (size_t shared_bytes : {size_t{0}, size_t{1024}, size_t{8192}, size_t{96 * 1024}}) {
+    for (int blocks : {1, 5}) {
+      for (int64_t keys : {int64_t{13}, int64_t{700}, int64_t{5000}}) {
+        std::mt19937_64 rng(static_cast<uint64_t>(keys) + shared_bytes + static_cast<uint64_t>(blocks));
+        std::vector<int64_t> k(rows), v(rows);
+        std::vector<double> d(rows);
+        for (size_t r = 0; r < rows; ++r) {
+          k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 3;  // -1: the empty slot's bits
+          v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+          d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
+        }
+        TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
+        for (size_t r = 0; r < rows; r += 3) set_null(value, r);
+        std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &dv, true),
+                                    fold(kFoldCountRows, nullptr, false)};
+        GroupedInput in;
+        in.rows = rows;
+        in.keys = {key.view()};
+        in.folds = folds;
+        in.strategy = GroupStrategy::Hash;
+        HostExec exec;
+        exec.limits.multiprocessors = blocks;
+        exec.limits.max_shared_bytes = shared_bytes;
+        const GroupedResult got = grouped_reduce(exec, in);
+        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " blocks " + std::to_string(blocks) + " keys " + std::to_string(keys));
+        EXPECT_EQ(got.strategy, GroupStrategy::Hash);
+        expect_matches(got, reference({&key}, {&value, &value, &dv, nullptr}, folds, rows, {}), folds);
+      }
+    }
+  }
+}
+
+// A block's table is sized from the expected keys; one much too small for them sends most
+// rows to the device table, which must still see every row's first appearance.
+TEST(BlockTablesOnHost, TableSlotsFollowTheExpectedKeysWithinHalfTheSharedMemory) {
+  DeviceLimits limits;
+  limits.max_shared_bytes = 227 * 1024;  // an H100's or H200's opt-in limit
+  const uint32_t for_1k_keys = block_table_slots(limits, 1000, 2);
+  EXPECT_EQ(for_1k_keys, 4096u);  // a quarter full, in 115 KB: two blocks a multiprocessor
+  EXPECT_LE(BlockHashFold::shared_bytes(for_1k_keys, 2), limits.max_shared_bytes / 2);
+  EXPECT_EQ(block_table_slots(limits, 4000, 2), 4096u);  // 8192 slots would need 229 KB
+  EXPECT_EQ(block_table_slots(limits, 10, 2), 64u);
+  limits.max_shared_bytes = 100;
+  EXPECT_EQ(block_table_slots(limits, 1000, 2), 0u);  // no room: every row goes to the device table
+}
+
+// Exact keys are sorted less their least value over only the bits their range needs (the
+// host sort, like CUB's, ignores the bits above): a wrong narrowing would split groups.
+TEST(ExactKeySortOnHost, KeysFarFromZeroAndKeysSpanningAllOf64BitsGroupExactly) {
+  const size_t rows = 9001;
+  std::mt19937_64 rng(7);
+  std::vector<int64_t> far(rows), spanning(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    far[r] = int64_t{1'000'000'000'000'000} + static_cast<int64_t>(rng() % 300) * 4096;
+    const int64_t extremes[] = {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), -1, 0};
+    spanning[r] = rng() % 2 ? extremes[rng() % 4] : static_cast<int64_t>(rng() % 50);
+  }
+  for (const std::vector<int64_t>* k : {&far, &spanning}) {
+    TestColumn key = int64_column(*k);
+    std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
+    GroupedInput in;
+    in.rows = rows;
+    in.keys = {key.view()};
+    in.folds = folds;
+    in.strategy = GroupStrategy::Sort;
+    HostExec exec;
+    const GroupedResult got = grouped_reduce(exec, in);
+    EXPECT_EQ(got.strategy, GroupStrategy::Sort);
+    expect_matches(got, reference({&key}, {nullptr}, folds, rows, {}), folds);
+    // The groups' keys come back whole, offset added back (a window combines by them).
+    const DeviceGroups<HostExec> groups = grouped_reduce_in_place(exec, in);
+    for (size_t g = 0; g < groups.groups; ++g)
+      EXPECT_EQ(static_cast<int64_t>(groups.key.data()[g]), (*k)[static_cast<size_t>(groups.first_row.data()[g])]) << "group " << g;
   }
 }
 
@@ -266,6 +348,7 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
   TestColumn a = int64_column(few), b = int64_column(many);
   std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
   HostExec exec;
+  exec.limits.l2_cache_bytes = 1 << 20;  // a table for 100k keys would not stay in this cache
   GroupedInput in;
   in.rows = rows;
   in.folds = folds;
@@ -277,6 +360,41 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
   got = grouped_reduce(exec, in);
   EXPECT_EQ(got.strategy, GroupStrategy::Sort);
   EXPECT_EQ(got.groups, rows);
+}
+
+// Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
+// rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
+// keys whose device table stays in half the L2 cache are hashed.
+TEST(GroupedReduceOnHostChoice, TheSampleEstimatesTheKeysAndTheL2DecidesBetweenHashAndSort) {
+  const size_t sample_size = 4096, rows = 100 * sample_size;
+  HostExec exec;
+  const size_t l2 = 60 << 20;  // an H200's 60 MiB
+  struct Case {
+    uint64_t keys;
+    double least, most;  // bounds on the estimate
+    GroupStrategy want;
+  };
+  for (const Case& c : {Case{1000, 900, 1100, GroupStrategy::Hash}, Case{49000, 30000, 80000, GroupStrategy::Hash},
+                        Case{1000000, 300000, 4000000, GroupStrategy::Sort}, Case{50000000, 2000000, 1e18, GroupStrategy::Sort}}) {
+    std::mt19937_64 rng(c.keys);
+    std::vector<uint64_t> keys(rows);
+    for (uint64_t& k : keys) k = rng() % c.keys;
+    RowKeys row_keys;
+    row_keys.computed = keys.data();
+    const KeySample sample = sample_keys(exec, row_keys, rows, sample_size);
+    SCOPED_TRACE(std::to_string(c.keys) + " keys");
+    EXPECT_EQ(sample.size, sample_size);
+    // The estimate is capped at the rows, which a sample of every 100th row cannot exceed.
+    const double estimate = static_cast<double>(estimate_distinct(sample, 1'000'000'000));
+    EXPECT_GE(estimate, c.least);
+    EXPECT_LE(estimate, c.most);
+    EXPECT_EQ(choose_strategy(1'000'000'000, sample, 2, l2), c.want);
+  }
+  KeySample all_seen;
+  all_seen.size = 5000;
+  all_seen.distinct = 70;
+  EXPECT_EQ(estimate_distinct(all_seen, 5000), 70u);  // the sample is every row
+  EXPECT_EQ(device_table_bytes(49000, 1), (uint64_t{1} << 18) * 24);
 }
 
 TEST(GroupedReduceOnHostChoice, AHashTableThatFillsUpFallsBackToSorting) {

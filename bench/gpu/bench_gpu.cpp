@@ -2,7 +2,9 @@
 //  - reduceByKey over 100M (int64 key, int64 value) pairs with 1k, 1M and 50M distinct keys,
 //    device-resident, against the device-to-device copy bandwidth;
 //  - the cost of one window slide (sum and count, 100k keys) for windows of 2 to 64 slides;
-//  - word count end to end from pinned host memory, against the pinned host-to-device rate;
+//  - word count end to end from pinned host memory, one batch alone and a stream of batches
+//    whose copies are prefetched while the batch before is counted, against the pinned
+//    host-to-device rate;
 //  - a flat_map split of the same text, the split and lower(word) as one device chain, the
 //    chain ending in count_by_value as one device reduction, and
 //    a filter and a map expression over 50M pinned (int64, float64) rows, end to end (copy
@@ -272,7 +274,9 @@ int main(int argc, char** argv) {
     json << "  ],\n";
     report.take(json);
 
-    // Word count from pinned host memory, end to end.
+    // Word count from pinned host memory, end to end: one batch alone (copy, then count), and
+    // a stream of batches the way the engine runs one, each batch's copy prefetched on the
+    // copy stream while the one before it is counted.
     {
       const size_t bytes_wanted = text_mib << 20;
       std::vector<std::string> vocabulary;
@@ -282,46 +286,88 @@ int main(int argc, char** argv) {
         for (size_t i = 3 + splitmix(state) % 8; i > 0; --i) word += static_cast<char>('a' + splitmix(state) % 26);
         vocabulary.push_back(word);
       }
-      auto chars_buf = engine.allocate_pinned(bytes_wanted + 64);
-      std::vector<int32_t> offsets_host{0};
-      char* chars = static_cast<char*>(chars_buf.get());
-      size_t at = 0;
-      while (at + 80 < bytes_wanted) {  // lines of about 8 words
-        for (int w = 0; w < 8; ++w) {
-          const std::string& word = vocabulary[splitmix(state) % vocabulary.size()];
-          std::memcpy(chars + at, word.data(), word.size());
-          at += word.size();
-          chars[at++] = ' ';
+      struct Text {
+        std::shared_ptr<void> chars, offsets;
+        size_t bytes = 0, lines = 0;
+      };
+      auto make_text = [&] {
+        Text t;
+        t.chars = engine.allocate_pinned(bytes_wanted + 64);
+        std::vector<int32_t> offsets_host{0};
+        char* chars = static_cast<char*>(t.chars.get());
+        size_t at = 0;
+        while (at + 80 < bytes_wanted) {  // lines of about 8 words
+          for (int w = 0; w < 8; ++w) {
+            const std::string& word = vocabulary[splitmix(state) % vocabulary.size()];
+            std::memcpy(chars + at, word.data(), word.size());
+            at += word.size();
+            chars[at++] = ' ';
+          }
+          offsets_host.push_back(static_cast<int32_t>(at));
         }
-        offsets_host.push_back(static_cast<int32_t>(at));
-      }
-      auto offsets_buf = engine.allocate_pinned(offsets_host.size() * sizeof(int32_t));
-      std::memcpy(offsets_buf.get(), offsets_host.data(), offsets_host.size() * sizeof(int32_t));
-      const size_t lines = offsets_host.size() - 1;
+        t.offsets = engine.allocate_pinned(offsets_host.size() * sizeof(int32_t));
+        std::memcpy(t.offsets.get(), offsets_host.data(), offsets_host.size() * sizeof(int32_t));
+        t.lines = offsets_host.size() - 1;
+        t.bytes = at + offsets_host.size() * sizeof(int32_t);
+        return t;
+      };
+      const Text texts[2] = {make_text(), make_text()};
+      const Text& first_text = texts[0];
+      const char* chars = static_cast<const char*>(first_text.chars.get());
+      const size_t lines = first_text.lines, at = first_text.bytes - (lines + 1) * sizeof(int32_t);
       std::vector<double> runs;
       size_t distinct = 0;
+      sluice::gpu::GroupStrategy strategy = sluice::gpu::GroupStrategy::Auto;
       for (int r = 0; r < 6; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        const auto counts = engine.count_words(chars, static_cast<const int32_t*>(offsets_buf.get()), lines);
+        const auto counts = engine.count_words(chars, static_cast<const int32_t*>(first_text.offsets.get()), lines);
         if (r > 0) runs.push_back(seconds_since(t0));
         distinct = counts.counts.size();
+        strategy = counts.strategy;
       }
       std::sort(runs.begin(), runs.end());
-      const double bytes = static_cast<double>(at + offsets_host.size() * sizeof(int32_t));
+      const double bytes = static_cast<double>(first_text.bytes);
       const double rate = bytes / runs.front();
-      std::printf("word count, %.0f MiB of text from pinned memory, %zu distinct words: best %.1f ms, %.1f GB/s = %.2f of "
-                  "pinned H2D bound\n",
-                  static_cast<double>(at) / (1 << 20), distinct, runs.front() * 1e3, rate / 1e9, rate / h2d);
+      std::printf("word count, %.0f MiB of text from pinned memory, %zu distinct words (%s): one batch, best %.1f ms, %.1f GB/s = "
+                  "%.2f of pinned H2D bound\n",
+                  static_cast<double>(at) / (1 << 20), distinct, strategy_name(strategy), runs.front() * 1e3, rate / 1e9, rate / h2d);
+
+      // The stream: batch i + 1's text is prefetched before batch i is counted.
+      constexpr int kStreamBatches = 8;
+      auto buffers_of = [&](int64_t batch) {
+        const Text& t = texts[batch % 2];
+        return std::vector<std::pair<const void*, size_t>>{{t.chars.get(), t.bytes - (t.lines + 1) * sizeof(int32_t)},
+                                                           {t.offsets.get(), (t.lines + 1) * sizeof(int32_t)}};
+      };
+      double stream_bytes = 0;
+      engine.prefetch(0, buffers_of(0));
+      const auto stream_start = std::chrono::steady_clock::now();
+      for (int64_t batch = 0; batch < kStreamBatches; ++batch) {
+        if (batch + 1 < kStreamBatches) engine.prefetch(batch + 1, buffers_of(batch + 1));
+        const Text& t = texts[batch % 2];
+        const auto counts = engine.count_words(static_cast<const char*>(t.chars.get()), static_cast<const int32_t*>(t.offsets.get()), t.lines);
+        if (counts.counts.size() != distinct) std::fprintf(stderr, "word count: batch %lld found %zu words, not %zu\n",
+                                                           static_cast<long long>(batch), counts.counts.size(), distinct);
+        engine.retire_prefetched(batch);
+        stream_bytes += static_cast<double>(t.bytes);
+      }
+      const double stream_seconds = seconds_since(stream_start);
+      const double stream_rate = stream_bytes / stream_seconds;
+      std::printf("word count, a stream of %d such batches, each copied while the one before is counted: %.1f ms a batch, "
+                  "%.1f GB/s = %.2f of pinned H2D bound\n",
+                  kStreamBatches, stream_seconds / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
       json << "  \"word_count\": {\"text_bytes\": " << at << ", \"lines\": " << lines << ", \"distinct_words\": " << distinct
-           << ", \"best_seconds\": " << runs.front() << ", \"bytes_per_s\": " << rate
-           << ", \"fraction_of_host_to_device_bound\": " << rate / h2d << "},\n";
+           << ", \"strategy\": \"" << strategy_name(strategy) << "\", \"best_seconds\": " << runs.front()
+           << ", \"bytes_per_s\": " << rate << ", \"fraction_of_host_to_device_bound\": " << rate / h2d
+           << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"seconds_per_batch\": " << stream_seconds / kStreamBatches
+           << ", \"bytes_per_s\": " << stream_rate << ", \"fraction_of_host_to_device_bound\": " << stream_rate / h2d << "}},\n";
       report.take(json);
 
       // flat_map split of the same lines: tokens counted, scanned and scattered on the
       // device, one string column and the tokens' rows back.
       ColumnView text;
       text.type = sluice::gpu::kString;
-      text.offsets = static_cast<const int32_t*>(offsets_buf.get());
+      text.offsets = static_cast<const int32_t*>(first_text.offsets.get());
       text.chars = chars;
       size_t tokens = 0;
       const double split_s = best_seconds(3, [&] { tokens = engine.split_strings(text, lines, "").source_rows.size(); });
