@@ -37,9 +37,6 @@ struct DeviceLimits {
 // inline assembly addresses memory generically) let the compiler see the shared address
 // space and emit shared-memory atomics.
 
-__host__ __device__ inline uint64_t block_load(const uint64_t* word) { return *static_cast<const volatile uint64_t*>(word); }
-__host__ __device__ inline uint32_t block_load(const uint32_t* word) { return *static_cast<const volatile uint32_t*>(word); }
-
 /// Compare-and-swap; returns the value found.
 __host__ __device__ inline uint64_t block_cas(uint64_t* word, uint64_t expected, uint64_t desired) {
 #ifdef __CUDA_ARCH__

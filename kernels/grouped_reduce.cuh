@@ -377,12 +377,13 @@ struct DeviceHashTable {
   }
 };
 
-/// Folds @p value into a block's shared accumulator at @p word (block-scope atomics).
+/// Folds @p value into a block's shared accumulator at @p word. Every access a thread makes
+/// to a table other threads change is atomic (racecheck sees no hazard).
 __host__ __device__ inline void block_fold(uint64_t* word, const FoldView& f, uint64_t value) {
   if (f.float_acc) {
     const double v = as_double(value);
     if (f.op == kFoldMin || f.op == kFoldMax) {
-      uint64_t seen = block_load(word);
+      uint64_t seen = block_cas(word, value, value);  // an atomic read: it only swaps a value for itself
       while (replaces(v, as_double(seen), f.op == kFoldMin)) {
         const uint64_t found = block_cas(word, seen, value);
         if (found == seen) break;
@@ -462,8 +463,7 @@ struct BlockHashFold {
           in_block[u] = s != kNoFirst;
           if (in_block[u]) {
             slot[u] = s;
-            const uint32_t offset = static_cast<uint32_t>(row[u] - begin);
-            if (offset < block_load(first + s)) block_min(first + s, offset);
+            block_min(first + s, static_cast<uint32_t>(row[u] - begin));
           } else {
             slot[u] = table.slot_of(key[u]);
             if (slot[u] == kNoSlot) return;  // the device table is full: sorting takes over
@@ -505,12 +505,8 @@ struct BlockHashFold {
     const uint32_t probes = block_slots < kMaxBlockProbes ? block_slots : kMaxBlockProbes;
     uint32_t i = static_cast<uint32_t>(fmix64(key)) & mask;
     for (uint32_t p = 0; p < probes; ++p, i = (i + 1) & mask) {
-      uint64_t seen = block_load(slot_key + i);
-      if (seen == kEmptySlot) {
-        const uint64_t found = block_cas(slot_key + i, kEmptySlot, key);
-        seen = found == kEmptySlot ? key : found;
-      }
-      if (seen == key) return i;
+      const uint64_t seen = block_cas(slot_key + i, kEmptySlot, key);  // claims an empty slot, reads a taken one
+      if (seen == kEmptySlot || seen == key) return i;
     }
     return kNoFirst;
   }
