@@ -38,12 +38,19 @@ struct ByteIsWordStart {
   }
 };
 
-struct ByteIsWordEnd {  // one past a word's last byte
+/// One past word @p w's last byte: the first space, line start or end of the text after its
+/// start (words are short: a scan from each start costs less than a second pass over every
+/// byte).
+struct WordEnd {
   const char* chars;
   const uint8_t* line_start;
   int64_t bytes;
-  __host__ __device__ bool operator()(int64_t i) const {  // i in [1, bytes]
-    return !is_space_byte(chars[i - 1]) && (i == bytes || line_start[i] || is_space_byte(chars[i]));
+  const int32_t* starts;
+  int32_t* ends;
+  __host__ __device__ void operator()(int64_t w) const {
+    int64_t i = starts[w] + 1;
+    while (i < bytes && !line_start[i] && !is_space_byte(chars[i])) ++i;
+    ends[w] = static_cast<int32_t>(i);
   }
 };
 
@@ -84,15 +91,15 @@ WordCounts count_words(Exec& exec, const char* chars, const int32_t* line_offset
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(lines),
                      MarkLineStarts{line_offsets, line_start.data()});
   auto starts = exec.template alloc<int32_t>(bytes);
-  auto ends = exec.template alloc<int32_t>(bytes);
   const auto starts_end = thrust::copy_if(policy, thrust::counting_iterator<int32_t>(0),
                                           thrust::counting_iterator<int32_t>(static_cast<int32_t>(bytes)), starts.data(),
                                           ByteIsWordStart{chars, line_start.data()});
   const size_t words = static_cast<size_t>(starts_end - starts.data());
-  thrust::copy_if(policy, thrust::counting_iterator<int32_t>(1), thrust::counting_iterator<int32_t>(static_cast<int32_t>(bytes) + 1),
-                  ends.data(), ByteIsWordEnd{chars, line_start.data(), static_cast<int64_t>(bytes)});
   out.words = words;
   if (words == 0) return out;
+  auto ends = exec.template alloc<int32_t>(words);
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(words),
+                     WordEnd{chars, line_start.data(), static_cast<int64_t>(bytes), starts.data(), ends.data()});
 
   ColumnView word_column;
   word_column.type = kString;
