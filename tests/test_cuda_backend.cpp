@@ -544,6 +544,12 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   const RowChainStep filter{RowChainStep::Kind::Filter, {keep.compile(made->schema()).value()}, {}, 0, {}, made->schema()};
   const std::optional<Table> filtered = gpu->run_row_chain(*made, {&filter, 1});
   ASSERT_TRUE(filtered);
+  // The backend's own filter (YSB's) gathers the kept rows of device columns on the device.
+  const RowProgram keep_program = keep.compile(made->schema()).value();
+  const std::optional<Table> kept = gpu->filter(*made, keep_program);
+  ASSERT_TRUE(kept);
+  for (size_t c = 0; c < kept->num_columns(); ++c)
+    EXPECT_EQ(kept->column(c).host_copy_pending(), kept->num_rows() > 0) << kept->schema()[c].name << ": filtered on the device";
   auto window = gpu->make_window_aggregation(plan, made->schema(), 2);
   window->add_batch(*made);
   const Table slid = window->slide();
@@ -573,6 +579,7 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   }
   expect_same_table(cpu->aggregate_partials(*made, plan), partials);
   expect_same_table(made->filter(keep.evaluate_mask(*made)), *filtered);
+  expect_same_table(made->filter(keep.evaluate_mask(*made)), *kept);
   auto on_cpu = cpu->make_window_aggregation(plan, made->schema(), 2);
   on_cpu->add_batch(*made);
   expect_same_table(on_cpu->slide(), slid);

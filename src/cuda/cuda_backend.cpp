@@ -6,6 +6,7 @@
 // the next operator reads them in place, and the host copies one back only when it reads it.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <unordered_map>
 
 #include "aggregate_plan.hpp"
@@ -454,12 +455,17 @@ class CudaBackend final : public ExecutionBackend {
     return out;
   }
 
-  /// The predicate and the compaction of the kept rows' indexes run fused on the device; the
-  /// kept rows are gathered on the host, where the batch is.
+  /// The predicate and the compaction of the kept rows' indexes run fused on the device; each
+  /// column's kept rows are gathered where the column is (gather_columns): a batch parsed on
+  /// the device stays there, where a host gather would copy every column back whole.
   std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
     if (table.num_rows() == 0) return table;
     const RowProgram* programs[] = {&predicate};
-    return table.gather(engine_.select_rows(predicate, views_read(table, programs), table.num_rows()));
+    const std::vector<int64_t> kept = engine_.select_rows(predicate, views_read(table, programs), table.num_rows());
+    if (kept.size() == table.num_rows()) return table;
+    std::vector<size_t> fields(table.num_columns());
+    std::iota(fields.begin(), fields.end(), size_t{0});
+    return Table(table.schema(), gather_columns(table, fields, kept));
   }
 
   /// The batch is copied to the device once; every step makes device columns from device
