@@ -5,15 +5,17 @@
 //
 //   struct K {
 //     static constexpr int kPhases = 2;
+//     static constexpr int kThreads = 512;          // a block's threads (the launch bound)
+//     static constexpr int kBlocksPerMultiprocessor = 2;  // at least, for the compiler's registers
 //     __host__ __device__ void operator()(int phase, const BlockThread& at, unsigned char* shared) const;
 //   };
 //
 // On the GPU (CudaExec::launch_blocks) a phase boundary is __syncthreads(). On the CPU
 // (HostExec::launch_blocks) a block's threads run one after another through each phase, a
-// legal schedule of the same kernel, so the host tests check the algorithm; the block-scope
-// atomics below are then plain read-modify-writes.
+// legal schedule of the same kernel, so the host tests check the algorithm.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace sluice::gpu {
 
@@ -29,22 +31,31 @@ struct BlockThread {
 /// table that should stay in cache by its L2.
 struct DeviceLimits {
   int multiprocessors = 1;
-  size_t max_shared_bytes = 48 * 1024;  ///< dynamic shared memory one block may ask for
+  size_t max_shared_bytes = 48 * 1024;                   ///< dynamic shared memory one block may ask for
+  size_t shared_bytes_per_multiprocessor = 96 * 1024;    ///< what a multiprocessor's blocks share
+  size_t reserved_shared_bytes_per_block = 0;            ///< what the system keeps of it per block
   size_t l2_cache_bytes = 0;
 };
 
-// Block-scope atomics on shared memory. The CUDA builtins (not libcu++'s atomic_ref, whose
-// inline assembly addresses memory generically) let the compiler see the shared address
-// space and emit shared-memory atomics.
+/// Shared memory a block may use so that two blocks fit on a multiprocessor.
+inline size_t shared_bytes_for_two_blocks(const DeviceLimits& limits) {
+  const size_t half = limits.shared_bytes_per_multiprocessor / 2;
+  const size_t usable = half > limits.reserved_shared_bytes_per_block ? half - limits.reserved_shared_bytes_per_block : 0;
+  return usable < limits.max_shared_bytes ? usable : limits.max_shared_bytes;
+}
+
+// Block-scope atomics on shared memory. On the GPU the CUDA builtins (not libcu++'s
+// atomic_ref, whose inline assembly addresses memory generically) let the compiler see the
+// shared address space and emit shared-memory atomics. On the host they are the compiler's
+// atomics, so a host executor may run a block's threads at once (the tests do).
 
 /// Compare-and-swap; returns the value found.
 __host__ __device__ inline uint64_t block_cas(uint64_t* word, uint64_t expected, uint64_t desired) {
 #ifdef __CUDA_ARCH__
   return atomicCAS_block(reinterpret_cast<unsigned long long*>(word), expected, desired);
 #else
-  const uint64_t seen = *word;
-  if (seen == expected) *word = desired;
-  return seen;
+  __atomic_compare_exchange_n(word, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  return expected;
 #endif
 }
 
@@ -52,7 +63,9 @@ __host__ __device__ inline void block_min(uint32_t* word, uint32_t value) {
 #ifdef __CUDA_ARCH__
   atomicMin_block(word, value);
 #else
-  if (value < *word) *word = value;
+  uint32_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while (value < seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
 #endif
 }
 
@@ -60,7 +73,7 @@ __host__ __device__ inline void block_add(uint64_t* word, uint64_t value) {
 #ifdef __CUDA_ARCH__
   atomicAdd_block(reinterpret_cast<unsigned long long*>(word), static_cast<unsigned long long>(value));
 #else
-  *word += value;
+  __atomic_fetch_add(word, value, __ATOMIC_RELAXED);
 #endif
 }
 
@@ -68,7 +81,16 @@ __host__ __device__ inline void block_add(double* word, double value) {
 #ifdef __CUDA_ARCH__
   atomicAdd_block(word, value);
 #else
-  *word += value;
+  uint64_t* bits = reinterpret_cast<uint64_t*>(word);
+  uint64_t seen = __atomic_load_n(bits, __ATOMIC_RELAXED);
+  for (;;) {
+    double sum;
+    std::memcpy(&sum, &seen, sizeof sum);
+    sum += value;
+    uint64_t sum_bits;
+    std::memcpy(&sum_bits, &sum, sizeof sum);
+    if (__atomic_compare_exchange_n(bits, &seen, sum_bits, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
+  }
 #endif
 }
 
@@ -76,7 +98,9 @@ __host__ __device__ inline void block_min(int64_t* word, int64_t value) {
 #ifdef __CUDA_ARCH__
   atomicMin_block(reinterpret_cast<long long*>(word), static_cast<long long>(value));
 #else
-  if (value < *word) *word = value;
+  int64_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while (value < seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
 #endif
 }
 
@@ -84,7 +108,9 @@ __host__ __device__ inline void block_max(int64_t* word, int64_t value) {
 #ifdef __CUDA_ARCH__
   atomicMax_block(reinterpret_cast<long long*>(word), static_cast<long long>(value));
 #else
-  if (value > *word) *word = value;
+  int64_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while (value > seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
 #endif
 }
 

@@ -17,7 +17,8 @@
 namespace sluice::gpu {
 
 /// Runs a block kernel (block_kernel.cuh): its phases, separated by block barriers.
-template <class Kernel> __global__ void run_block_phases(Kernel kernel) {
+template <class Kernel> __global__ void __launch_bounds__(Kernel::kThreads, Kernel::kBlocksPerMultiprocessor)
+    run_block_phases(Kernel kernel) {
   extern __shared__ __align__(16) unsigned char block_shared[];
   BlockThread at;
   at.block = blockIdx.x;
@@ -202,32 +203,44 @@ class CudaExec {
       SLUICE_CUDA_TRY(cudaMemcpyAsync(values, v.Current(), n * sizeof(int64_t), cudaMemcpyDeviceToDevice, stream_));
   }
 
-  /// The current device's multiprocessors, the shared memory a block may opt in to, its L2.
+  /// The current device's multiprocessors, shared memory (a block's opt-in limit, a
+  /// multiprocessor's, the per-block reservation) and L2.
   DeviceLimits device_limits() const {
-    int device = 0, multiprocessors = 0, shared = 0, l2 = 0;
+    int device = 0, multiprocessors = 0, shared = 0, per_multiprocessor = 0, reserved = 0, l2 = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&per_multiprocessor, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+    SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
     DeviceLimits limits;
     limits.multiprocessors = multiprocessors;
     limits.max_shared_bytes = static_cast<size_t>(shared);
+    limits.shared_bytes_per_multiprocessor = static_cast<size_t>(per_multiprocessor);
+    limits.reserved_shared_bytes_per_block = static_cast<size_t>(reserved);
     limits.l2_cache_bytes = static_cast<size_t>(l2);
     return limits;
   }
-  /// How many blocks of @p Kernel (@p threads threads, @p shared_bytes of shared memory
-  /// each) the whole device runs at once.
-  template <class Kernel> int64_t resident_blocks(int threads, size_t shared_bytes) {
-    allow_shared_bytes<Kernel>(shared_bytes);
+  /// How many blocks of @p Kernel (Kernel::kThreads threads, @p shared_bytes of shared
+  /// memory each) the whole device runs at once.
+  /// @throw DeviceError when not even one fits on a multiprocessor.
+  template <class Kernel> int64_t resident_blocks(size_t shared_bytes) {
+    const DeviceLimits limits = device_limits();
+    allow_shared_bytes<Kernel>(limits, shared_bytes);
     int per_multiprocessor = 0;
-    SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, threads, shared_bytes));
-    return static_cast<int64_t>(std::max(1, per_multiprocessor)) * device_limits().multiprocessors;
+    SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, Kernel::kThreads,
+                                                                  shared_bytes));
+    if (per_multiprocessor == 0)
+      throw DeviceError("a block kernel of " + std::to_string(Kernel::kThreads) + " threads and " + std::to_string(shared_bytes) +
+                            " bytes of shared memory fits on no multiprocessor of this device",
+                        cudaErrorInvalidConfiguration);
+    return static_cast<int64_t>(per_multiprocessor) * limits.multiprocessors;
   }
-  /// Launches @p blocks blocks of @p kernel on the stream.
-  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, int threads, size_t shared_bytes) {
+  /// Launches @p blocks blocks of @p kernel (Kernel::kThreads threads each) on the stream.
+  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
     if (blocks <= 0) return;
-    allow_shared_bytes<Kernel>(shared_bytes);
-    run_block_phases<Kernel><<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), shared_bytes, stream_>>>(kernel);
+    allow_shared_bytes<Kernel>(device_limits(), shared_bytes);
+    run_block_phases<Kernel><<<static_cast<unsigned>(blocks), static_cast<unsigned>(Kernel::kThreads), shared_bytes, stream_>>>(kernel);
     SLUICE_CUDA_TRY(cudaGetLastError());
   }
 
@@ -245,10 +258,13 @@ class CudaExec {
   }
 
  private:
-  /// Above 48 KiB a kernel's dynamic shared memory must be asked for.
-  template <class Kernel> static void allow_shared_bytes(size_t bytes) {
+  /// Above 48 KiB a kernel's dynamic shared memory must be asked for. The setting is the
+  /// kernel's, shared by every caller on the device: it is always raised to the device's
+  /// limit, never to one launch's size, which another thread's launch could then exceed.
+  template <class Kernel> static void allow_shared_bytes(const DeviceLimits& limits, size_t bytes) {
     if (bytes > 48 * 1024)
-      SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+      SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(limits.max_shared_bytes)));
   }
 
   DevicePool* pool_;

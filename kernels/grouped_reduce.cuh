@@ -408,6 +408,8 @@ __host__ __device__ inline void block_fold(uint64_t* word, const FoldView& f, ui
 /// Phases: 0 clears the block's table, 1 folds the tile's rows, 2 flushes.
 struct BlockHashFold {
   static constexpr int kPhases = 3;
+  static constexpr int kThreads = 512;
+  static constexpr int kBlocksPerMultiprocessor = 2;
   /// Rows a thread loads before it folds them: loads in flight hide the memory's latency.
   static constexpr int kRowsInFlight = 4;
   /// A short run: a table sized for its keys has its keys within one or two slots of their
@@ -635,11 +637,13 @@ inline uint64_t device_table_bytes(size_t keys, size_t fold_count) {
   return next_pow2(std::max<uint64_t>(1024, 4 * static_cast<uint64_t>(keys))) * (16 + 8 * static_cast<uint64_t>(fold_count));
 }
 
-/// Strategy for @p rows rows given a sample of their keys: hash when the keys repeat within
-/// the sample, or when they are few enough for the device table to stay in (half of) the L2
-/// cache, where its atomics cost less than radix sorting every row; sort otherwise.
+/// Strategy for @p rows rows given a sample of their keys: hash when the keys are few
+/// enough for the device table to stay in (half of) the L2 cache, where its atomics cost
+/// less than radix sorting every row; sort otherwise. Keys that repeat in the sample but
+/// whose singletons promise many more (a few hot keys and a long tail) are sorted: a table
+/// sized for the tail would not stay in cache, one sized for the hot keys would overflow.
 inline GroupStrategy choose_strategy(size_t rows, const KeySample& sample, size_t fold_count, size_t l2_cache_bytes) {
-  if (rows <= 4096 || sample.distinct * 2 <= sample.size) return GroupStrategy::Hash;
+  if (rows <= 4096) return GroupStrategy::Hash;
   return device_table_bytes(estimate_distinct(sample, rows), fold_count) <= l2_cache_bytes / 2 ? GroupStrategy::Hash
                                                                                                   : GroupStrategy::Sort;
 }
@@ -683,14 +687,10 @@ void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t group
                                   out.key.data(), out.first_row.data(), out.accumulators.data(), groups});
 }
 
-/// Threads of a block of the hash strategy's fold.
-constexpr int kHashFoldThreads = 512;
-
 /// Slots of each block's table for about @p expected_keys keys: four times as many (short
-/// probe runs), as many as fit in half of what a block may have (two blocks a
-/// multiprocessor), a power of two.
+/// probe runs), as many as leave room for two blocks a multiprocessor, a power of two.
 inline uint32_t block_table_slots(const DeviceLimits& limits, size_t expected_keys, int32_t fold_count) {
-  const size_t budget = limits.max_shared_bytes / 2;
+  const size_t budget = shared_bytes_for_two_blocks(limits);
   uint32_t slots = static_cast<uint32_t>(next_pow2(std::clamp<uint64_t>(4 * static_cast<uint64_t>(expected_keys), 64, uint64_t{1} << 20)));
   while (slots > 1 && BlockHashFold::shared_bytes(slots, fold_count) > budget) slots >>= 1;
   return slots > 1 ? slots : 0;
@@ -720,12 +720,12 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
   const uint32_t block_slots = block_table_slots(exec.device_limits(), expected_keys, fold_count);
   const size_t shared = BlockHashFold::shared_bytes(block_slots, fold_count);
   const int64_t rows = static_cast<int64_t>(in.rows);
-  const int64_t rows_a_pass = int64_t{kHashFoldThreads} * BlockHashFold::kRowsInFlight;
-  int64_t blocks = std::min(exec.template resident_blocks<BlockHashFold>(kHashFoldThreads, shared), (rows + rows_a_pass - 1) / rows_a_pass);
+  const int64_t rows_a_pass = int64_t{BlockHashFold::kThreads} * BlockHashFold::kRowsInFlight;
+  int64_t blocks = std::min(exec.template resident_blocks<BlockHashFold>(shared), (rows + rows_a_pass - 1) / rows_a_pass);
   blocks = std::max(blocks, (rows + 0x7FFFFFFF) / 0x80000000);
   const int64_t rows_per_block = (rows + blocks - 1) / blocks;
   exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots},
-                     (rows + rows_per_block - 1) / rows_per_block, kHashFoldThreads, shared);
+                     (rows + rows_per_block - 1) / rows_per_block, shared);
   unsigned int overflowed = 0;
   exec.to_host(&overflowed, overflow.data(), sizeof overflowed);
   if (overflowed) return false;

@@ -48,12 +48,13 @@ class HostExec {
   }
   /// What block kernels see of this "device"; tests shrink it to reach the paths a small
   /// shared memory takes.
-  DeviceLimits limits{3, 96 * 1024, 50 << 20};
+  DeviceLimits limits{3, 96 * 1024, 192 * 1024, 0, 50 << 20};
   DeviceLimits device_limits() const { return limits; }
-  template <class Kernel> int64_t resident_blocks(int, size_t) { return limits.multiprocessors; }
+  template <class Kernel> int64_t resident_blocks(size_t) { return limits.multiprocessors; }
   /// Runs @p kernel's blocks one after another, each block's threads one after another
   /// through each phase. Shared memory starts as garbage, as on a GPU.
-  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, int threads, size_t shared_bytes) {
+  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
+    const int32_t threads = Kernel::kThreads;
     std::vector<uint64_t> shared(shared_bytes / sizeof(uint64_t) + 2);
     for (int64_t b = 0; b < blocks; ++b) {
       std::memset(shared.data(), 0xA5, shared.size() * sizeof(uint64_t));

@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <limits>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda_check.cuh"
@@ -173,17 +177,107 @@ TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
   }
 }
 
-// A block's table is sized from the expected keys; one much too small for them sends most
-// rows to the device table, which must still see every row's first appearance.
+/// HostExec, except that block kernels run as on a GPU: every block at once, every thread of
+/// a block its own thread, a barrier between phases. It reaches what the sequential
+/// schedule cannot: two threads claiming one slot, a block flushing while others probe.
+class ConcurrentHostExec : public HostExec {
+ public:
+  template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
+    std::vector<std::thread> threads;
+    std::vector<std::unique_ptr<BlockBarrier>> barriers;
+    std::vector<std::vector<uint64_t>> shared(static_cast<size_t>(blocks), std::vector<uint64_t>(shared_bytes / 8 + 2, 0xA5A5A5A5A5A5A5A5ULL));
+    for (int64_t b = 0; b < blocks; ++b) barriers.push_back(std::make_unique<BlockBarrier>(Kernel::kThreads));
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int32_t t = 0; t < Kernel::kThreads; ++t) {
+        threads.emplace_back([&, b, t] {
+          BlockThread at;
+          at.block = b;
+          at.blocks = blocks;
+          at.thread = t;
+          at.threads = Kernel::kThreads;
+          for (int phase = 0; phase < Kernel::kPhases; ++phase) {
+            if (phase > 0) barriers[static_cast<size_t>(b)]->arrive_and_wait();
+            kernel(phase, at, reinterpret_cast<unsigned char*>(shared[static_cast<size_t>(b)].data()));
+          }
+        });
+      }
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+
+ private:
+  class BlockBarrier {
+   public:
+    explicit BlockBarrier(int count) : count_(count) {}
+    void arrive_and_wait() {
+      std::unique_lock lock(mutex_);
+      const int generation = generation_;
+      if (++arrived_ == count_) {
+        arrived_ = 0;
+        ++generation_;
+        released_.notify_all();
+        return;
+      }
+      released_.wait(lock, [&] { return generation_ != generation; });
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable released_;
+    const int count_;
+    int arrived_ = 0;
+    int generation_ = 0;
+  };
+};
+
+TEST(BlockTablesOnHost, BlocksAndThreadsRunningAtOnceGiveTheSameGroups) {
+  const size_t rows = 30011;
+  for (size_t shared_bytes : {size_t{0}, size_t{2048}, size_t{96 * 1024}}) {
+    for (int64_t keys : {int64_t{3}, int64_t{700}, int64_t{5000}}) {
+      for (bool hashed : {false, true}) {
+        std::mt19937_64 rng(static_cast<uint64_t>(keys) * 31 + shared_bytes);
+        std::vector<int64_t> k(rows), v(rows);
+        std::vector<double> d(rows);
+        for (size_t r = 0; r < rows; ++r) {
+          k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 2;  // -1: the empty slot's bits
+          v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+          d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
+        }
+        TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
+        std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMax, &value, false), fold(kFoldMin, &dv, true),
+                                    fold(kFoldMax, &dv, true), fold(kFoldCountRows, nullptr, false)};
+        GroupedInput in;
+        in.rows = rows;
+        in.keys = {key.view()};
+        in.folds = folds;
+        in.strategy = GroupStrategy::Hash;
+        in.force_hashed_keys = hashed;
+        ConcurrentHostExec exec;
+        exec.limits.multiprocessors = 4;
+        exec.limits.max_shared_bytes = shared_bytes;
+        const GroupedResult got = grouped_reduce(exec, in);
+        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " keys " + std::to_string(keys) + (hashed ? " hashed" : " exact"));
+        EXPECT_EQ(got.strategy, GroupStrategy::Hash);
+        expect_matches(got, reference({&key}, {&value, &value, &dv, &dv, nullptr}, folds, rows, {}), folds);
+      }
+    }
+  }
+}
+
+// A block's table is sized from the expected keys, within what leaves room for two blocks on
+// a multiprocessor.
 TEST(BlockTablesOnHost, TableSlotsFollowTheExpectedKeysWithinHalfTheSharedMemory) {
-  DeviceLimits limits;
-  limits.max_shared_bytes = 227 * 1024;  // an H100's or H200's opt-in limit
+  DeviceLimits limits;  // an H100's or H200's
+  limits.max_shared_bytes = 227 * 1024;
+  limits.shared_bytes_per_multiprocessor = 228 * 1024;
+  limits.reserved_shared_bytes_per_block = 1024;
+  EXPECT_EQ(shared_bytes_for_two_blocks(limits), 113u * 1024);
   const uint32_t for_1k_keys = block_table_slots(limits, 1000, 2);
   EXPECT_EQ(for_1k_keys, 4096u);  // a quarter full, in 115 KB: two blocks a multiprocessor
-  EXPECT_LE(BlockHashFold::shared_bytes(for_1k_keys, 2), limits.max_shared_bytes / 2);
+  EXPECT_LE(BlockHashFold::shared_bytes(for_1k_keys, 2), shared_bytes_for_two_blocks(limits));
   EXPECT_EQ(block_table_slots(limits, 4000, 2), 4096u);  // 8192 slots would need 229 KB
   EXPECT_EQ(block_table_slots(limits, 10, 2), 64u);
-  limits.max_shared_bytes = 100;
+  limits.max_shared_bytes = 50;  // not even two slots (84 bytes with two folds)
   EXPECT_EQ(block_table_slots(limits, 1000, 2), 0u);  // no room: every row goes to the device table
 }
 
@@ -389,6 +483,18 @@ TEST(GroupedReduceOnHostChoice, TheSampleEstimatesTheKeysAndTheL2DecidesBetweenH
     EXPECT_GE(estimate, c.least);
     EXPECT_LE(estimate, c.most);
     EXPECT_EQ(choose_strategy(1'000'000'000, sample, 2, l2), c.want);
+  }
+  // One hot key in 60% of the rows and a tail of distinct keys: the sample repeats the hot
+  // key, and its singletons promise a tail too large for a cached table.
+  {
+    std::mt19937_64 rng(5);
+    std::vector<uint64_t> keys(rows);
+    for (uint64_t& k : keys) k = rng() % 5 < 3 ? 7 : rng();
+    RowKeys row_keys;
+    row_keys.computed = keys.data();
+    const KeySample sample = sample_keys(exec, row_keys, rows, sample_size);
+    EXPECT_LE(sample.distinct * 2, sample.size);
+    EXPECT_EQ(choose_strategy(1'000'000'000, sample, 2, l2), GroupStrategy::Sort);
   }
   KeySample all_seen;
   all_seen.size = 5000;
