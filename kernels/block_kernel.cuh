@@ -49,6 +49,15 @@ inline size_t shared_bytes_for_two_blocks(const DeviceLimits& limits) {
 // shared address space and emit shared-memory atomics. On the host they are the compiler's
 // atomics, so a host executor may run a block's threads at once (the tests do).
 
+#ifndef __CUDA_ARCH__
+/// Host: replaces *word by @p value for as long as @p better(value, *word), atomically.
+template <class T, class Better> inline void replace_while_better(T* word, T value, Better better) {
+  T seen = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while (better(value, seen) && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+#endif
+
 /// Compare-and-swap; returns the value found.
 __host__ __device__ inline uint64_t block_cas(uint64_t* word, uint64_t expected, uint64_t desired) {
 #ifdef __CUDA_ARCH__
@@ -63,9 +72,7 @@ __host__ __device__ inline void block_min(uint32_t* word, uint32_t value) {
 #ifdef __CUDA_ARCH__
   atomicMin_block(word, value);
 #else
-  uint32_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
-  while (value < seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  replace_while_better(word, value, [](uint32_t v, uint32_t seen) { return v < seen; });
 #endif
 }
 
@@ -98,9 +105,7 @@ __host__ __device__ inline void block_min(int64_t* word, int64_t value) {
 #ifdef __CUDA_ARCH__
   atomicMin_block(reinterpret_cast<long long*>(word), static_cast<long long>(value));
 #else
-  int64_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
-  while (value < seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  replace_while_better(word, value, [](int64_t v, int64_t seen) { return v < seen; });
 #endif
 }
 
@@ -108,9 +113,7 @@ __host__ __device__ inline void block_max(int64_t* word, int64_t value) {
 #ifdef __CUDA_ARCH__
   atomicMax_block(reinterpret_cast<long long*>(word), static_cast<long long>(value));
 #else
-  int64_t seen = __atomic_load_n(word, __ATOMIC_RELAXED);
-  while (value > seen && !__atomic_compare_exchange_n(word, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  replace_while_better(word, value, [](int64_t v, int64_t seen) { return v > seen; });
 #endif
 }
 

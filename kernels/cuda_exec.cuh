@@ -6,9 +6,12 @@
 #include <cuda_runtime.h>
 #include <thrust/system/cuda/execution_policy.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
 #include <utility>
 
 #include "block_kernel.cuh"
@@ -204,10 +207,16 @@ class CudaExec {
   }
 
   /// The current device's multiprocessors, shared memory (a block's opt-in limit, a
-  /// multiprocessor's, the per-block reservation) and L2.
+  /// multiprocessor's, the per-block reservation) and L2, asked once per device.
   DeviceLimits device_limits() const {
-    int device = 0, multiprocessors = 0, shared = 0, per_multiprocessor = 0, reserved = 0, l2 = 0;
+    int device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    static std::mutex mutex;
+    static std::map<int, DeviceLimits> known;
+    std::lock_guard lock(mutex);
+    auto it = known.find(device);
+    if (it != known.end()) return it->second;
+    int multiprocessors = 0, shared = 0, per_multiprocessor = 0, reserved = 0, l2 = 0;
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     SLUICE_CUDA_TRY(cudaDeviceGetAttribute(&per_multiprocessor, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
@@ -219,22 +228,31 @@ class CudaExec {
     limits.shared_bytes_per_multiprocessor = static_cast<size_t>(per_multiprocessor);
     limits.reserved_shared_bytes_per_block = static_cast<size_t>(reserved);
     limits.l2_cache_bytes = static_cast<size_t>(l2);
-    return limits;
+    return known.emplace(device, limits).first->second;
   }
   /// How many blocks of @p Kernel (Kernel::kThreads threads, @p shared_bytes of shared
-  /// memory each) the whole device runs at once.
+  /// memory each) the whole device runs at once; asked once per device and size.
   /// @throw DeviceError when not even one fits on a multiprocessor.
   template <class Kernel> int64_t resident_blocks(size_t shared_bytes) {
     const DeviceLimits limits = device_limits();
-    allow_shared_bytes<Kernel>(limits, shared_bytes);
-    int per_multiprocessor = 0;
-    SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, Kernel::kThreads,
-                                                                  shared_bytes));
-    if (per_multiprocessor == 0)
-      throw DeviceError("a block kernel of " + std::to_string(Kernel::kThreads) + " threads and " + std::to_string(shared_bytes) +
-                            " bytes of shared memory fits on no multiprocessor of this device",
-                        cudaErrorInvalidConfiguration);
-    return static_cast<int64_t>(per_multiprocessor) * limits.multiprocessors;
+    int device = 0;
+    SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    static std::mutex mutex;
+    static std::map<std::pair<int, size_t>, int> known;  // (device, shared bytes): blocks a multiprocessor
+    std::lock_guard lock(mutex);
+    auto it = known.find({device, shared_bytes});
+    if (it == known.end()) {
+      allow_shared_bytes<Kernel>(limits, shared_bytes);
+      int per_multiprocessor = 0;
+      SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, Kernel::kThreads,
+                                                                    shared_bytes));
+      if (per_multiprocessor == 0)
+        throw DeviceError("a block kernel of " + std::to_string(Kernel::kThreads) + " threads and " + std::to_string(shared_bytes) +
+                              " bytes of shared memory fits on no multiprocessor of this device",
+                          cudaErrorInvalidConfiguration);
+      it = known.emplace(std::pair{device, shared_bytes}, per_multiprocessor).first;
+    }
+    return static_cast<int64_t>(it->second) * limits.multiprocessors;
   }
   /// Launches @p blocks blocks of @p kernel (Kernel::kThreads threads each) on the stream.
   template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
@@ -262,9 +280,16 @@ class CudaExec {
   /// kernel's, shared by every caller on the device: it is always raised to the device's
   /// limit, never to one launch's size, which another thread's launch could then exceed.
   template <class Kernel> static void allow_shared_bytes(const DeviceLimits& limits, size_t bytes) {
-    if (bytes > 48 * 1024)
-      SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(limits.max_shared_bytes)));
+    if (bytes <= 48 * 1024) return;
+    int device = 0;
+    SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    static std::mutex mutex;
+    static std::set<int> raised;  // devices whose attribute is at their limit
+    std::lock_guard lock(mutex);
+    if (raised.count(device)) return;
+    SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(limits.max_shared_bytes)));
+    raised.insert(device);
   }
 
   DevicePool* pool_;

@@ -91,6 +91,7 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
       if (i > 0) runs.push_back(s);
       t.groups = groups.groups;
       t.strategy = groups.strategy;
+      t.estimated_keys = groups.estimated_keys;
     }
     std::sort(runs.begin(), runs.end());
     t.best_seconds = runs.front();

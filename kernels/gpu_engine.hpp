@@ -199,6 +199,7 @@ class DeviceEngine {
     double median_seconds = 0;
     size_t groups = 0;
     GroupStrategy strategy = GroupStrategy::Auto;
+    size_t estimated_keys = 0;  ///< the keys Auto's sample estimated
   };
   ReduceTiming time_reduce(const GroupedInput& host_input, int repetitions);
 

@@ -140,38 +140,46 @@ TEST_P(GroupedReduceOnHost, Int64KeysAllFoldsManySizesAndCardinalities) {
   }
 }
 
+/// Reduces random rows (keys in [-3, keys - 3), -1 among them: the empty slot's bits; every
+/// third value null) by the hash strategy through @p exec, and checks every kind of aggregate
+/// against the reference.
+template <class Exec> void expect_hash_strategy_matches(Exec& exec, size_t rows, int64_t keys, uint64_t seed, bool hashed_keys) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> k(rows), v(rows);
+  std::vector<double> d(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 3;
+    v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+    d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
+  }
+  TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
+  for (size_t r = 0; r < rows; r += 3) set_null(value, r);
+  std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
+                              fold(kFoldSum, &dv, true),     fold(kFoldMin, &dv, true),     fold(kFoldMax, &dv, true),
+                              fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = {key.view()};
+  in.folds = folds;
+  in.strategy = GroupStrategy::Hash;
+  in.force_hashed_keys = hashed_keys;
+  const GroupedResult got = grouped_reduce(exec, in);
+  EXPECT_EQ(got.strategy, GroupStrategy::Hash);
+  expect_matches(got, reference({&key}, {&value, &value, &value, &dv, &dv, &dv, nullptr}, folds, rows, {}), folds);
+}
+
 // The hash strategy folds each block's rows into a table in the block's shared memory and
 // sends a row whose key finds no room there to the device table; whatever the size of the
 // blocks' tables and however many blocks share the rows, the groups are the same.
 TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
-  const size_t rows = 20011;
   for (size_t shared_bytes : {size_t{0}, size_t{1024}, size_t{8192}, size_t{96 * 1024}}) {
     for (int blocks : {1, 5}) {
       for (int64_t keys : {int64_t{13}, int64_t{700}, int64_t{5000}}) {
-        std::mt19937_64 rng(static_cast<uint64_t>(keys) + shared_bytes + static_cast<uint64_t>(blocks));
-        std::vector<int64_t> k(rows), v(rows);
-        std::vector<double> d(rows);
-        for (size_t r = 0; r < rows; ++r) {
-          k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 3;  // -1: the empty slot's bits
-          v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
-          d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
-        }
-        TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
-        for (size_t r = 0; r < rows; r += 3) set_null(value, r);
-        std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &dv, true),
-                                    fold(kFoldCountRows, nullptr, false)};
-        GroupedInput in;
-        in.rows = rows;
-        in.keys = {key.view()};
-        in.folds = folds;
-        in.strategy = GroupStrategy::Hash;
+        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " blocks " + std::to_string(blocks) + " keys " + std::to_string(keys));
         HostExec exec;
         exec.limits.multiprocessors = blocks;
         exec.limits.max_shared_bytes = shared_bytes;
-        const GroupedResult got = grouped_reduce(exec, in);
-        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " blocks " + std::to_string(blocks) + " keys " + std::to_string(keys));
-        EXPECT_EQ(got.strategy, GroupStrategy::Hash);
-        expect_matches(got, reference({&key}, {&value, &value, &dv, nullptr}, folds, rows, {}), folds);
+        expect_hash_strategy_matches(exec, 20011, keys, static_cast<uint64_t>(keys) + shared_bytes + static_cast<uint64_t>(blocks), false);
       }
     }
   }
@@ -231,34 +239,14 @@ class ConcurrentHostExec : public HostExec {
 };
 
 TEST(BlockTablesOnHost, BlocksAndThreadsRunningAtOnceGiveTheSameGroups) {
-  const size_t rows = 30011;
   for (size_t shared_bytes : {size_t{0}, size_t{2048}, size_t{96 * 1024}}) {
     for (int64_t keys : {int64_t{3}, int64_t{700}, int64_t{5000}}) {
       for (bool hashed : {false, true}) {
-        std::mt19937_64 rng(static_cast<uint64_t>(keys) * 31 + shared_bytes);
-        std::vector<int64_t> k(rows), v(rows);
-        std::vector<double> d(rows);
-        for (size_t r = 0; r < rows; ++r) {
-          k[r] = static_cast<int64_t>(rng() % static_cast<uint64_t>(keys)) - 2;  // -1: the empty slot's bits
-          v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
-          d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
-        }
-        TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
-        std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMax, &value, false), fold(kFoldMin, &dv, true),
-                                    fold(kFoldMax, &dv, true), fold(kFoldCountRows, nullptr, false)};
-        GroupedInput in;
-        in.rows = rows;
-        in.keys = {key.view()};
-        in.folds = folds;
-        in.strategy = GroupStrategy::Hash;
-        in.force_hashed_keys = hashed;
+        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " keys " + std::to_string(keys) + (hashed ? " hashed" : " exact"));
         ConcurrentHostExec exec;
         exec.limits.multiprocessors = 4;
         exec.limits.max_shared_bytes = shared_bytes;
-        const GroupedResult got = grouped_reduce(exec, in);
-        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " keys " + std::to_string(keys) + (hashed ? " hashed" : " exact"));
-        EXPECT_EQ(got.strategy, GroupStrategy::Hash);
-        expect_matches(got, reference({&key}, {&value, &value, &dv, &dv, nullptr}, folds, rows, {}), folds);
+        expect_hash_strategy_matches(exec, 30011, keys, static_cast<uint64_t>(keys) * 31 + shared_bytes, hashed);
       }
     }
   }
