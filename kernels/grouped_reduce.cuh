@@ -2,10 +2,12 @@
 // Keyed reduction (reduceByKey) written once against an execution context, so the same code
 // runs on the GPU (CudaExec: CUB radix sort, Thrust on a stream, a stream-ordered pool) and,
 // in the host tests, on the CPU (HostExec). Two strategies:
-//  - hash: one pass that inserts every row's key into an open-addressing device table and
-//    folds its values into the slot with atomics; for low key cardinality.
-//  - sort: radix sort of (key, row) pairs, then one segmented reduce per fold; for high
-//    cardinality, where a hash table would thrash.
+//  - hash: one pass in which each block of threads folds its rows into a small table in its
+//    shared memory, then adds that table into an open-addressing device table (a key with no
+//    room in its block's table goes there directly); for keys whose device table stays in
+//    the L2 cache.
+//  - sort: radix sort of (key, row) pairs, over only the bits an exact key's range needs,
+//    then one segmented reduce per fold; for more keys, where a hash table would thrash.
 // Keys are reduced to 64 bits first: exactly for one non-null integer column, otherwise as a
 // hash of all key fields. Hashed keys are verified afterwards (every row against its group's
 // first row), so a 64-bit collision is detected and reported, never merged silently.
@@ -318,7 +320,7 @@ constexpr uint64_t kMaxProbes = 512;
 constexpr uint64_t kMaxHashCapacity = uint64_t{1} << 30;
 
 /// The 64-bit key of a row: the one exact integer key column read where it is, or the keys
-/// computed into an array (hashed keys, or exact keys a sort needs in an array).
+/// computed into an array (hashed keys).
 struct RowKeys {
   const uint64_t* computed = nullptr;
   ColumnView exact;
