@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "block_kernel.cuh"
@@ -231,16 +232,19 @@ class CudaExec {
     return known.emplace(device, limits).first->second;
   }
   /// How many blocks of @p Kernel (Kernel::kThreads threads, @p shared_bytes of shared
-  /// memory each) the whole device runs at once; asked once per device and size.
+  /// memory each) the whole device runs at once; asked once per device, kernel and size.
   /// @throw DeviceError when not even one fits on a multiprocessor.
   template <class Kernel> int64_t resident_blocks(size_t shared_bytes) {
     const DeviceLimits limits = device_limits();
     int device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    // Keyed by the kernel's address too: nvcc gives each translation unit its own copy of a
+    // template kernel, while these statics are one for the program.
+    const void* kernel = reinterpret_cast<const void*>(run_block_phases<Kernel>);
     static std::mutex mutex;
-    static std::map<std::pair<int, size_t>, int> known;  // (device, shared bytes): blocks a multiprocessor
+    static std::map<std::tuple<int, const void*, size_t>, int> known;  // blocks a multiprocessor
     std::lock_guard lock(mutex);
-    auto it = known.find({device, shared_bytes});
+    auto it = known.find({device, kernel, shared_bytes});
     if (it == known.end()) {
       allow_shared_bytes<Kernel>(limits, shared_bytes);
       int per_multiprocessor = 0;
@@ -250,7 +254,7 @@ class CudaExec {
         throw DeviceError("a block kernel of " + std::to_string(Kernel::kThreads) + " threads and " + std::to_string(shared_bytes) +
                               " bytes of shared memory fits on no multiprocessor of this device",
                           cudaErrorInvalidConfiguration);
-      it = known.emplace(std::pair{device, shared_bytes}, per_multiprocessor).first;
+      it = known.emplace(std::tuple{device, kernel, shared_bytes}, per_multiprocessor).first;
     }
     return static_cast<int64_t>(it->second) * limits.multiprocessors;
   }
@@ -283,13 +287,14 @@ class CudaExec {
     if (bytes <= 48 * 1024) return;
     int device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
+    const void* kernel = reinterpret_cast<const void*>(run_block_phases<Kernel>);  // this unit's copy
     static std::mutex mutex;
-    static std::set<int> raised;  // devices whose attribute is at their limit
+    static std::set<std::pair<int, const void*>> raised;  // kernels on devices, at the device's limit
     std::lock_guard lock(mutex);
-    if (raised.count(device)) return;
+    if (raised.count({device, kernel})) return;
     SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(limits.max_shared_bytes)));
-    raised.insert(device);
+    raised.insert({device, kernel});
   }
 
   DevicePool* pool_;

@@ -548,8 +548,10 @@ TEST_P(CudaVersusCpu, ColumnsMadeOnTheDeviceComeBackOnlyWhenTheHostReadsThem) {
   const RowProgram keep_program = keep.compile(made->schema()).value();
   const std::optional<Table> kept = gpu->filter(*made, keep_program);
   ASSERT_TRUE(kept);
-  for (size_t c = 0; c < kept->num_columns(); ++c)
+  for (size_t c = 0; c < kept->num_columns(); ++c) {
     EXPECT_EQ(kept->column(c).host_copy_pending(), kept->num_rows() > 0) << kept->schema()[c].name << ": filtered on the device";
+    EXPECT_EQ(kept->column(c).nullable(), made->column(c).nullable()) << kept->schema()[c].name << ": nullable as Column::gather keeps it";
+  }
   auto window = gpu->make_window_aggregation(plan, made->schema(), 2);
   window->add_batch(*made);
   const Table slid = window->slide();

@@ -188,27 +188,38 @@ TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
 /// HostExec, except that block kernels run as on a GPU: every block at once, every thread of
 /// a block its own thread, a barrier between phases. It reaches what the sequential
 /// schedule cannot: two threads claiming one slot, a block flushing while others probe.
+/// Blocks have 256 threads, not the GPU's Kernel::kThreads (a kernel strides by the threads
+/// it is given): enough for a plain load-and-store compare-and-swap to fail the test on two
+/// cores, half the threads a launch would start otherwise.
 class ConcurrentHostExec : public HostExec {
  public:
+  static constexpr int32_t kThreadsPerBlock = 256;
+
   template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
-    std::vector<std::thread> threads;
-    std::vector<std::unique_ptr<BlockBarrier>> barriers;
     std::vector<std::vector<uint64_t>> shared(static_cast<size_t>(blocks), std::vector<uint64_t>(shared_bytes / 8 + 2, 0xA5A5A5A5A5A5A5A5ULL));
-    for (int64_t b = 0; b < blocks; ++b) barriers.push_back(std::make_unique<BlockBarrier>(Kernel::kThreads));
-    for (int64_t b = 0; b < blocks; ++b) {
-      for (int32_t t = 0; t < Kernel::kThreads; ++t) {
-        threads.emplace_back([&, b, t] {
-          BlockThread at;
-          at.block = b;
-          at.blocks = blocks;
-          at.thread = t;
-          at.threads = Kernel::kThreads;
-          for (int phase = 0; phase < Kernel::kPhases; ++phase) {
-            if (phase > 0) barriers[static_cast<size_t>(b)]->arrive_and_wait();
-            kernel(phase, at, reinterpret_cast<unsigned char*>(shared[static_cast<size_t>(b)].data()));
-          }
-        });
+    std::vector<std::unique_ptr<BlockBarrier>> barriers;
+    for (int64_t b = 0; b < blocks; ++b) barriers.push_back(std::make_unique<BlockBarrier>(kThreadsPerBlock));
+    std::vector<std::thread> threads;
+    try {
+      for (int64_t b = 0; b < blocks; ++b) {
+        for (int32_t t = 0; t < kThreadsPerBlock; ++t) {
+          threads.emplace_back([&, b, t] {
+            BlockThread at;
+            at.block = b;
+            at.blocks = blocks;
+            at.thread = t;
+            at.threads = kThreadsPerBlock;
+            for (int phase = 0; phase < Kernel::kPhases; ++phase) {
+              if (phase > 0 && !barriers[static_cast<size_t>(b)]->arrive_and_wait()) return;
+              kernel(phase, at, reinterpret_cast<unsigned char*>(shared[static_cast<size_t>(b)].data()));
+            }
+          });
+        }
       }
+    } catch (...) {  // no thread could be started: release the ones waiting, then report
+      for (auto& barrier : barriers) barrier->abandon();
+      for (std::thread& thread : threads) thread.join();
+      throw;
     }
     for (std::thread& thread : threads) thread.join();
   }
@@ -217,16 +228,23 @@ class ConcurrentHostExec : public HostExec {
   class BlockBarrier {
    public:
     explicit BlockBarrier(int count) : count_(count) {}
-    void arrive_and_wait() {
+    /// Waits for the block's other threads; false when the launch was abandoned.
+    bool arrive_and_wait() {
       std::unique_lock lock(mutex_);
       const int generation = generation_;
       if (++arrived_ == count_) {
         arrived_ = 0;
         ++generation_;
         released_.notify_all();
-        return;
+        return true;
       }
-      released_.wait(lock, [&] { return generation_ != generation; });
+      released_.wait(lock, [&] { return generation_ != generation || abandoned_; });
+      return !abandoned_;
+    }
+    void abandon() {
+      std::lock_guard lock(mutex_);
+      abandoned_ = true;
+      released_.notify_all();
     }
 
    private:
@@ -235,6 +253,7 @@ class ConcurrentHostExec : public HostExec {
     const int count_;
     int arrived_ = 0;
     int generation_ = 0;
+    bool abandoned_ = false;
   };
 };
 

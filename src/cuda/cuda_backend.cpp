@@ -465,7 +465,7 @@ class CudaBackend final : public ExecutionBackend {
     if (kept.size() == table.num_rows()) return table;
     std::vector<size_t> fields(table.num_columns());
     std::iota(fields.begin(), fields.end(), size_t{0});
-    return Table(table.schema(), gather_columns(table, fields, kept));
+    return Table(table.schema(), gather_where_columns_are(table, fields, kept, Nullability::AsTheColumn));
   }
 
   /// The batch is copied to the device once; every step makes device columns from device
@@ -561,6 +561,17 @@ class CudaBackend final : public ExecutionBackend {
   /// would otherwise make it so on the host, copying it back); the others are gathered on
   /// the host.
   std::vector<Column> gather_columns(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows) override {
+    return gather_where_columns_are(table, fields, rows, Nullability::AsTheField);
+  }
+
+  /// Whether a column gathered on the device has a bitmap where its field is nullable (a
+  /// list's elements) or where the column itself is (a filter's rows, as Column::gather).
+  enum class Nullability { AsTheField, AsTheColumn };
+
+  /// Rows @p rows of @p fields: columns that live only on the device gathered there, where
+  /// the result stays; the others gathered on the host.
+  std::vector<Column> gather_where_columns_are(const Table& table, std::span<const size_t> fields, std::span<const int64_t> rows,
+                                               Nullability nullability) {
     std::vector<Column> out(fields.size());
     std::vector<gpu::ColumnView> views;
     std::vector<uint8_t> nullable;
@@ -572,7 +583,7 @@ class CudaBackend final : public ExecutionBackend {
         continue;
       }
       views.push_back(view(c));
-      nullable.push_back(table.schema()[fields[k]].nullable ? 1 : 0);
+      nullable.push_back((nullability == Nullability::AsTheField ? table.schema()[fields[k]].nullable : c.nullable()) ? 1 : 0);
       on_device.push_back(k);
     }
     if (views.empty()) return out;
