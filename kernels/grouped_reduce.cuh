@@ -164,6 +164,9 @@ inline bool exact_integer_key(const std::vector<ColumnView>& keys) {
          (keys[0].type == kBool || keys[0].type == kInt32 || keys[0].type == kInt64);
 }
 
+/// Whether @p in's rows are keyed by their key's value (else by a hash of every key field).
+inline bool keyed_exactly(const GroupedInput& in) { return !in.force_hashed_keys && exact_integer_key(in.keys); }
+
 struct KeyIsNull {
   ColumnView key;
   __host__ __device__ bool operator()(int64_t row) const { return !valid_at(key, row); }
@@ -186,10 +189,13 @@ template <class Exec> size_t take_exact_key(Exec& exec, GroupedInput& in) {
   return nulls;
 }
 
+/// Each row's exact key less @p offset (a sort's keys start at 0 so that it skips the high
+/// bits; 0 elsewhere).
 struct ExactKeyOf {
   ColumnView key;
   uint64_t* out;
-  __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)); }
+  uint64_t offset = 0;
+  __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)) - offset; }
 };
 
 struct HashedKeyOf {
@@ -203,6 +209,17 @@ struct HashedKeyOf {
   }
 };
 
+/// Counts row @p row in @p mismatches when its key differs from row @p first's.
+__host__ __device__ inline void count_if_keys_differ(const ColumnView* keys, int32_t key_count, int64_t row, int64_t first,
+                                                     unsigned long long* mismatches) {
+  for (int32_t k = 0; k < key_count; ++k) {
+    if (!same_value(keys[k], row, first)) {
+      DeviceAtomic<unsigned long long>(*mismatches).fetch_add(1, kRelaxed);
+      return;
+    }
+  }
+}
+
 /// Counts the rows whose key differs from the key of their group's first row.
 struct VerifyAgainstFirstRow {
   const ColumnView* keys;
@@ -213,14 +230,7 @@ struct VerifyAgainstFirstRow {
   const int64_t* first_row_of;    // first row of a group
   unsigned long long* mismatches;
   __host__ __device__ void operator()(int64_t i) const {
-    const int64_t row = row_at ? row_at[i] : i;
-    const int64_t first = first_row_of[group_at[i] - group_base];
-    for (int32_t k = 0; k < key_count; ++k) {
-      if (!same_value(keys[k], row, first)) {
-        DeviceAtomic<unsigned long long>(*mismatches).fetch_add(1, kRelaxed);
-        return;
-      }
-    }
+    count_if_keys_differ(keys, key_count, row_at ? row_at[i] : i, first_row_of[group_at[i] - group_base], mismatches);
   }
 };
 
@@ -286,26 +296,64 @@ struct CombineFold {
   }
 };
 
-/// Folds @p value into the accumulator at @p word with an atomic of the fold's kind.
-__host__ __device__ inline void atomic_fold(uint64_t* word, const FoldView& f, uint64_t value) {
+/// Atomics on device memory (the device table), at device scope.
+struct DeviceScopeAtomics {
+  __host__ __device__ static uint64_t load(uint64_t* word) {
+    return DeviceAtomic<unsigned long long>(*reinterpret_cast<unsigned long long*>(word)).load(kRelaxed);
+  }
+  /// Compare-and-swap; returns the value found.
+  __host__ __device__ static uint64_t cas(uint64_t* word, uint64_t expected, uint64_t desired) {
+    unsigned long long found = expected;
+    DeviceAtomic<unsigned long long>(*reinterpret_cast<unsigned long long*>(word)).compare_exchange_strong(found, desired, kRelaxed);
+    return found;
+  }
+  __host__ __device__ static void add(double* word, double v) { DeviceAtomic<double>(*word).fetch_add(v, kRelaxed); }
+  __host__ __device__ static void add(uint64_t* word, uint64_t v) {
+    DeviceAtomic<unsigned long long>(*reinterpret_cast<unsigned long long*>(word)).fetch_add(v, kRelaxed);
+  }
+  __host__ __device__ static void min(int64_t* word, int64_t v) {
+    DeviceAtomic<long long>(*reinterpret_cast<long long*>(word)).fetch_min(v, kRelaxed);
+  }
+  __host__ __device__ static void max(int64_t* word, int64_t v) {
+    DeviceAtomic<long long>(*reinterpret_cast<long long*>(word)).fetch_max(v, kRelaxed);
+  }
+};
+
+/// Atomics on a block's shared memory (block_kernel.cuh). Every access a thread makes to a
+/// table other threads change is one of them, reads too (racecheck sees no hazard).
+struct BlockScopeAtomics {
+  /// An atomic read: a compare-and-swap that can only put back the value it finds.
+  __host__ __device__ static uint64_t load(uint64_t* word) { return block_cas(word, 0, 0); }
+  __host__ __device__ static uint64_t cas(uint64_t* word, uint64_t expected, uint64_t desired) {
+    return block_cas(word, expected, desired);
+  }
+  __host__ __device__ static void add(double* word, double v) { block_add(word, v); }
+  __host__ __device__ static void add(uint64_t* word, uint64_t v) { block_add(word, v); }
+  __host__ __device__ static void min(int64_t* word, int64_t v) { block_min(word, v); }
+  __host__ __device__ static void max(int64_t* word, int64_t v) { block_max(word, v); }
+};
+
+/// Folds @p value into the accumulator at @p word with @p Atomics (DeviceScopeAtomics or
+/// BlockScopeAtomics), an atomic of the fold's kind.
+template <class Atomics> __host__ __device__ inline void fold_atomically(uint64_t* word, const FoldView& f, uint64_t value) {
   if (f.float_acc) {
-    DeviceAtomic<double> acc(*reinterpret_cast<double*>(word));
     const double v = as_double(value);
     if (f.op == kFoldMin || f.op == kFoldMax) {
-      double seen = acc.load(kRelaxed);
-      while (replaces(v, seen, f.op == kFoldMin) &&
-             !acc.compare_exchange_weak(seen, v, kRelaxed)) {
+      uint64_t seen = Atomics::load(word);
+      while (replaces(v, as_double(seen), f.op == kFoldMin)) {
+        const uint64_t found = Atomics::cas(word, seen, value);
+        if (found == seen) break;
+        seen = found;
       }
     } else if (v != 0.0) {
-      acc.fetch_add(v, kRelaxed);
+      Atomics::add(reinterpret_cast<double*>(word), v);
     }
     return;
   }
-  DeviceAtomic<long long> acc(*reinterpret_cast<long long*>(word));
-  const long long v = static_cast<long long>(value);
-  if (f.op == kFoldMin) acc.fetch_min(v, kRelaxed);
-  else if (f.op == kFoldMax) acc.fetch_max(v, kRelaxed);
-  else if (v != 0) acc.fetch_add(v, kRelaxed);
+  const int64_t v = static_cast<int64_t>(value);
+  if (f.op == kFoldMin) Atomics::min(reinterpret_cast<int64_t*>(word), v);
+  else if (f.op == kFoldMax) Atomics::max(reinterpret_cast<int64_t*>(word), v);
+  else if (v != 0) Atomics::add(word, value);
 }
 
 __host__ __device__ inline int sign_of(const int8_t* row_sign, int64_t row) { return row_sign ? row_sign[row] : 1; }
@@ -375,32 +423,9 @@ struct DeviceHashTable {
     if (row < first.load(kRelaxed)) first.fetch_min(row, kRelaxed);
   }
   __host__ __device__ void fold(uint64_t slot, int32_t f, const FoldView& view, uint64_t value) const {
-    atomic_fold(accumulators + static_cast<uint64_t>(f) * slots() + slot, view, value);
+    fold_atomically<DeviceScopeAtomics>(accumulators + static_cast<uint64_t>(f) * slots() + slot, view, value);
   }
 };
-
-/// Folds @p value into a block's shared accumulator at @p word. Every access a thread makes
-/// to a table other threads change is atomic (racecheck sees no hazard).
-__host__ __device__ inline void block_fold(uint64_t* word, const FoldView& f, uint64_t value) {
-  if (f.float_acc) {
-    const double v = as_double(value);
-    if (f.op == kFoldMin || f.op == kFoldMax) {
-      uint64_t seen = block_cas(word, value, value);  // an atomic read: it only swaps a value for itself
-      while (replaces(v, as_double(seen), f.op == kFoldMin)) {
-        const uint64_t found = block_cas(word, seen, value);
-        if (found == seen) break;
-        seen = found;
-      }
-    } else if (v != 0.0) {
-      block_add(reinterpret_cast<double*>(word), v);
-    }
-    return;
-  }
-  const int64_t v = static_cast<int64_t>(value);
-  if (f.op == kFoldMin) block_min(reinterpret_cast<int64_t*>(word), v);
-  else if (f.op == kFoldMax) block_max(reinterpret_cast<int64_t*>(word), v);
-  else if (v != 0) block_add(word, value);
-}
 
 /// The hash strategy's one pass over the rows, as a block kernel (block_kernel.cuh). Each
 /// block takes one tile of rows and folds them into a small table in its shared memory, so
@@ -483,7 +508,7 @@ struct BlockHashFold {
 #pragma unroll
           for (int u = 0; u < kRowsInFlight; ++u) {
             if (row[u] >= end) continue;
-            if (in_block[u]) block_fold(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
+            if (in_block[u]) fold_atomically<BlockScopeAtomics>(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
             else if (slot[u] != kNoSlot) table.fold(slot[u], f, fold, value[u]);
           }
         }
@@ -525,13 +550,7 @@ struct VerifyBySlot {
   int32_t key_count;
   unsigned long long* mismatches;
   __host__ __device__ void operator()(int64_t row) const {
-    const int64_t first = table.first_row[table.find(keys(row))];
-    for (int32_t k = 0; k < key_count; ++k) {
-      if (!same_value(key_columns[k], row, first)) {
-        DeviceAtomic<unsigned long long>(*mismatches).fetch_add(1, kRelaxed);
-        return;
-      }
-    }
+    count_if_keys_differ(key_columns, key_count, row, table.first_row[table.find(keys(row))], mismatches);
   }
 };
 
@@ -766,14 +785,6 @@ struct WidenKeyRange {
   }
 };
 
-/// Exact keys less @p offset: their range starts at 0, so a radix sort skips the high bits.
-struct OffsetExactKeyOf {
-  ColumnView key;
-  uint64_t offset;
-  uint64_t* out;
-  __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)) - offset; }
-};
-
 /// Sort strategy. Exact keys are sorted less their least value, over as few bits as their
 /// range needs; hashed keys (@p hashed_keys, computed) over all 64.
 template <class Exec>
@@ -795,7 +806,7 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys
     key_bits = span == ~uint64_t{0} ? 64 : bit_width(span + 1);
     narrowed = exec.template alloc<uint64_t>(in.rows);
     key_of_row = narrowed.data();
-    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, OffsetExactKeyOf{in.keys[0], key_offset, key_of_row});
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, ExactKeyOf{in.keys[0], key_of_row, key_offset});
   }
   auto row_at = exec.template alloc<int64_t>(in.rows);
   thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), rows, row_at.data());
@@ -866,7 +877,7 @@ KeySample sample_keys(Exec& exec, const RowKeys& row_keys, size_t rows, size_t s
 /// in.keys in @p exec's memory). Returns whether the keys are exact.
 template <class Exec>
 bool compute_row_keys(Exec& exec, const GroupedInput& in, const ColumnView* device_keys, uint64_t* key_of_row) {
-  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
+  const bool exact = keyed_exactly(in);
   if (exact) {
     thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
                        ExactKeyOf{in.keys[0], key_of_row});
@@ -894,7 +905,7 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
   exec.to_device(folds.data(), in.folds.data(), in.folds.size() * sizeof(FoldView));
 
   // Exact keys are read where they are; hashed keys are computed once, into an array.
-  const bool exact = !in.force_hashed_keys && exact_integer_key(in.keys);
+  const bool exact = keyed_exactly(in);
   auto hashed_keys = exec.template alloc<uint64_t>(exact ? 0 : in.rows);
   RowKeys row_keys;
   if (exact) row_keys.exact = in.keys[0];
