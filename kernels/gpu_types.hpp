@@ -248,7 +248,10 @@ struct ChainGroupsOnHost {
 struct ParsedRecords {
   size_t rows = 0;
   std::vector<HostColumnBuffers> columns;
+  /// Each row's line; left empty when rows_are_lines (row r is line r), the common case,
+  /// which then copies nothing back per row.
   std::vector<int64_t> row_index;
+  bool rows_are_lines = false;
   std::vector<int64_t> malformed;
   std::vector<int64_t> needs_host;
   size_t blank = 0;

@@ -125,6 +125,49 @@ TEST(ParseJson, ABackendsRowsAndTheHostsMergeInInputOrder) {
   EXPECT_FALSE(host.malformed.empty());
 }
 
+/// A backend that parses every line itself and, as the CUDA backend does when every line is a
+/// row, says so instead of listing the rows' lines; with @p leave_first_line it also (against
+/// the contract) leaves line 0 to the host.
+class EveryLineBackend final : public ExecutionBackend {
+ public:
+  explicit EveryLineBackend(bool leave_first_line = false) : leave_first_line_(leave_first_line) {}
+  BackendKind kind() const override { return BackendKind::Cpu; }
+  std::string_view name() const override { return "every line"; }
+  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
+  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
+    return cpu_->combine_partials(t, s, p);
+  }
+  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
+  std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat&) override {
+    ParseResult parsed = parse_csv(lines, schema, CsvOptions{});
+    EXPECT_EQ(parsed.table.num_rows(), lines.size()) << "the test's lines must all be rows";
+    std::vector<int64_t> host;
+    if (leave_first_line_) host.push_back(0);
+    return ParsedLines{std::move(parsed.table), {}, std::move(host), true};
+  }
+
+ private:
+  bool leave_first_line_;
+  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
+};
+
+TEST(ParseCsv, ABackendThatParsedEveryLineListsNoRows) {
+  const Schema schema{{"name", TypeId::String}, {"n", TypeId::Int64}};
+  const Column lines = lines_of({"a,1", "b,2", "c,3"});
+  EveryLineBackend backend;
+  const ParseResult parsed = parse_csv(lines, schema, CsvOptions{}, backend);
+  const ParseResult host = parse_csv(lines, schema, CsvOptions{});
+  EXPECT_TRUE(parsed.rows_are_lines);
+  EXPECT_TRUE(parsed.rows.empty());
+  EXPECT_FALSE(host.rows_are_lines);
+  EXPECT_EQ(parsed.line_of_each_row(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(parsed.line_of_each_row(), host.line_of_each_row());
+  EXPECT_EQ(rows_of(parsed.table), rows_of(host.table));
+
+  EveryLineBackend contradicting(/*leave_first_line=*/true);
+  EXPECT_THROW(parse_csv(lines, schema, CsvOptions{}, contradicting), Error);
+}
+
 TEST(ParseCsv, EveryScalarType) {
   const ParseResult r = parse_csv(lines_of({
                                       "true,1,9000000000,1.5,2.25,hello",

@@ -5,13 +5,16 @@
 //  - word count end to end from pinned host memory, one batch alone and a stream of batches
 //    whose copies are prefetched while the batch before is counted, against the pinned
 //    host-to-device rate;
+//  - the Yahoo Streaming Benchmark's query (parse JSON or CSV events, filter views, count per
+//    ad, join the counts with the campaign table) end to end from pinned host memory, one
+//    batch alone and a prefetched stream, against the same;
 //  - a flat_map split of the same text, the split and lower(word) as one device chain, the
 //    chain ending in count_by_value as one device reduction, and
 //    a filter and a map expression over 50M pinned (int64, float64) rows, end to end (copy
 //    in, kernels, results out), against the same;
 //  - small batches (10k records, the 1 ms interval case) end to end, per batch, with the
 //    kernel launches of one batch counted through CUPTI.
-// Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M] [--expression-rows N]
+// Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M] [--expression-rows N] [--ysb-mib M]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +22,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <atomic>
@@ -81,7 +86,6 @@ class Report {
   void finish() { write(true, ""); }
   void fail(const std::string& error) { write(false, error); }
 
- private:
   static std::string quoted(const std::string& text) {
     std::string out = "\"";
     for (char c : text) {
@@ -90,6 +94,7 @@ class Report {
     }
     return out + "\"";
   }
+ private:
   void write(bool complete, const std::string& error) const {
     std::ofstream out(path_);
     out << "{\n  \"device\": " << quoted(device_) << ",\n" << body_ << "  \"complete\": " << (complete ? "true" : "false");
@@ -186,6 +191,233 @@ GroupedInput sum_and_count_by_key(const Pairs& p, size_t rows) {
   return in;
 }
 
+
+/// Lines of text in pinned memory as the engine's sources hand them over: the bytes, and
+/// lines + 1 int32 offsets into them.
+struct PinnedLines {
+  std::shared_ptr<void> chars, offsets;
+  size_t lines = 0;
+  size_t text_bytes = 0;
+  const char* text() const { return static_cast<const char*>(chars.get()); }
+  const int32_t* line_offsets() const { return static_cast<const int32_t*>(offsets.get()); }
+  size_t bytes() const { return text_bytes + (lines + 1) * sizeof(int32_t); }  ///< what crosses to the device
+  std::vector<std::pair<const void*, size_t>> buffers() const {
+    return {{chars.get(), text_bytes}, {offsets.get(), (lines + 1) * sizeof(int32_t)}};
+  }
+};
+
+/// Lines from @p next_line (which appends one line, without its end, and returns false when
+/// the text is full) copied into pinned memory.
+template <class NextLine> PinnedLines pin_lines(DeviceEngine& engine, size_t bytes_wanted, NextLine&& next_line) {
+  std::string text;
+  text.reserve(bytes_wanted + 4096);
+  std::vector<int32_t> offsets{0};
+  while (text.size() < bytes_wanted && next_line(text)) offsets.push_back(static_cast<int32_t>(text.size()));
+  PinnedLines p;
+  p.lines = offsets.size() - 1;
+  p.text_bytes = text.size();
+  p.chars = engine.allocate_pinned(text.size());
+  std::memcpy(p.chars.get(), text.data(), text.size());
+  p.offsets = engine.allocate_pinned(offsets.size() * sizeof(int32_t));
+  std::memcpy(p.offsets.get(), offsets.data(), offsets.size() * sizeof(int32_t));
+  return p;
+}
+
+/// The Yahoo Streaming Benchmark's events, as its generator makes them (uniform ad, ad type
+/// and event type; user and page ids from pools of 100; 100 campaigns of 10 ads), in CSV or
+/// in JSON (the original's format), and the views per campaign each batch holds.
+class YsbBatches {
+ public:
+  static constexpr int kCampaigns = 100, kAdsPerCampaign = 10;
+
+  YsbBatches() {
+    for (int i = 0; i < 100; ++i) users_.push_back(uuid());
+    for (int i = 0; i < 100; ++i) pages_.push_back(uuid());
+    for (int c = 0; c < kCampaigns * kAdsPerCampaign; ++c) {
+      ads_.push_back(uuid());
+      campaign_of_ad_.emplace(ads_.back(), c / kAdsPerCampaign);
+    }
+  }
+
+  /// A batch of about @p bytes of events; @p views_per_campaign gets its expected counts.
+  PinnedLines make_batch(DeviceEngine& engine, size_t bytes, bool json, std::vector<int64_t>& views_per_campaign) {
+    static const char* const kAdTypes[] = {"banner", "modal", "sponsored-search", "mail", "mobile"};
+    static const char* const kEventTypes[] = {"view", "click", "purchase"};
+    views_per_campaign.assign(kCampaigns, 0);
+    return pin_lines(engine, bytes, [&](std::string& out) {
+      const std::string& user = users_[splitmix(state_) % users_.size()];
+      const std::string& page = pages_[splitmix(state_) % pages_.size()];
+      const size_t ad = splitmix(state_) % ads_.size();
+      const char* ad_type = kAdTypes[splitmix(state_) % 5];
+      const size_t event_type = splitmix(state_) % 3;
+      const std::string time = std::to_string(time_ms_++);
+      if (event_type == 0) ++views_per_campaign[ad / kAdsPerCampaign];
+      const char* const* pieces;
+      const std::string* values[] = {&user, &page, &ads_[ad]};
+      if (json) {
+        static const char* const kJson[] = {"{\"user_id\":\"", "\",\"page_id\":\"", "\",\"ad_id\":\"", "\",\"ad_type\":\"",
+                                            "\",\"event_type\":\"", "\",\"event_time\":", ",\"ip_address\":\"1.2.3.4\"}"};
+        pieces = kJson;
+      } else {
+        static const char* const kCsv[] = {"", ",", ",", ",", ",", ",", ",1.2.3.4"};
+        pieces = kCsv;
+      }
+      for (int k = 0; k < 3; ++k) (out += pieces[k]) += *values[k];
+      (out += pieces[3]) += ad_type;
+      (out += pieces[4]) += kEventTypes[event_type];
+      (out += pieces[5]) += time;
+      out += pieces[6];
+      return true;
+    });
+  }
+
+  /// The campaign of @p ad (an ad of the campaign table), or -1.
+  int campaign_of(const std::string& ad) const {
+    const auto it = campaign_of_ad_.find(ad);
+    return it == campaign_of_ad_.end() ? -1 : it->second;
+  }
+
+ private:
+  std::string uuid() {
+    static const char* const kHex = "0123456789abcdef";
+    std::string id;
+    for (int i = 0; i < 32; ++i) {
+      if (i == 8 || i == 12 || i == 16 || i == 20) id += '-';
+      id += kHex[splitmix(state_) % 16];
+    }
+    return id;
+  }
+  uint64_t state_ = 11;
+  int64_t time_ms_ = 1'700'000'000'000;
+  std::vector<std::string> users_, pages_, ads_;
+  std::unordered_map<std::string, int> campaign_of_ad_;
+};
+
+/// The YSB query on one batch, on the device the way the CUDA backend runs a pipeline: the
+/// records are parsed there (the columns stay), then filter(event_type == 'view') and
+/// select(ad_id) run as one row chain that ends in a count per ad, and only the (at most 1000)
+/// ads and their counts come back. The join with the static campaign table is many-to-one,
+/// so it is applied to the per-ad counts on the host: summing the ads of each campaign gives
+/// the query's views per campaign. Throws when a record fails to parse on the device.
+class YsbQuery {
+ public:
+  explicit YsbQuery(bool json) : json_(json) {
+    const sluice::Schema schema{{"user_id", sluice::TypeId::String},    {"page_id", sluice::TypeId::String},
+                                {"ad_id", sluice::TypeId::String},      {"ad_type", sluice::TypeId::String},
+                                {"event_type", sluice::TypeId::String}, {"event_time", sluice::TypeId::Int64},
+                                {"ip_address", sluice::TypeId::String}};
+    for (const sluice::Field& f : schema) {
+      fields_.push_back(sluice::gpu::CsvFieldSpec{static_cast<int32_t>(f.type), 0});
+      names_.push_back(f.name);
+    }
+    is_view_ = sluice::pipeline::Expression::parse("event_type == 'view'").compile(schema).value();
+    steps_.resize(2);
+    steps_[0].kind = sluice::gpu::RowChainStep::kFilter;
+    steps_[0].programs = {&is_view_};
+    steps_[1].kind = sluice::gpu::RowChainStep::kMap;
+    steps_[1].sources = {static_cast<int32_t>(schema.index_of("ad_id"))};
+    count_by_ad_.key_columns = {0};
+    count_by_ad_.folds = {FoldView{}};  // count of rows
+    count_by_ad_.fold_columns = {-1};
+  }
+
+  sluice::gpu::ParsedRecords parse(DeviceEngine& engine, const PinnedLines& batch) const {
+    sluice::gpu::ParsedRecords parsed =
+        json_ ? engine.parse_json(batch.text(), batch.line_offsets(), nullptr, batch.lines, fields_, names_)
+              : engine.parse_csv(batch.text(), batch.line_offsets(), nullptr, batch.lines, fields_, ',', '"');
+    if (parsed.rows != batch.lines || !parsed.malformed.empty() || !parsed.needs_host.empty())
+      throw sluice::Error(std::string("ysb: the device parsed ") + std::to_string(parsed.rows) + " of " + std::to_string(batch.lines) +
+                          (json_ ? " JSON" : " CSV") + " events (" + std::to_string(parsed.malformed.size()) + " malformed, " +
+                          std::to_string(parsed.needs_host.size()) + " left to the host)");
+    return parsed;
+  }
+
+  /// The views per ad of @p parsed's records, as (ad, count).
+  std::vector<std::pair<std::string, int64_t>> count_views(DeviceEngine& engine, const sluice::gpu::ParsedRecords& parsed) const {
+    std::vector<ColumnView> columns;
+    for (const sluice::gpu::HostColumnBuffers& c : parsed.columns) columns.push_back(c.resident_view);
+    const sluice::gpu::ChainGroupsOnHost counted = engine.reduce_row_chain(columns, parsed.rows, steps_, count_by_ad_);
+    std::vector<std::pair<std::string, int64_t>> out;
+    const sluice::gpu::HostColumnBuffers& ads = counted.keys.at(0);
+    for (size_t g = 0; g < counted.groups.groups; ++g)
+      out.emplace_back(std::string(ads.chars.data() + ads.offsets[g], ads.chars.data() + ads.offsets[g + 1]),
+                       static_cast<int64_t>(counted.groups.accumulators[g]));
+    return out;
+  }
+
+  /// The whole query on @p batch: views per campaign.
+  std::vector<int64_t> run(DeviceEngine& engine, const PinnedLines& batch, const YsbBatches& table) const {
+    std::vector<int64_t> views(YsbBatches::kCampaigns, 0);
+    for (const auto& [ad, count] : count_views(engine, parse(engine, batch))) {
+      const int campaign = table.campaign_of(ad);
+      if (campaign < 0) throw sluice::Error("ysb: the device counted views of an ad that no event has: '" + ad + "'");
+      views[static_cast<size_t>(campaign)] += count;
+    }
+    return views;
+  }
+
+ private:
+  bool json_;
+  std::vector<sluice::gpu::CsvFieldSpec> fields_;
+  std::vector<std::string> names_;
+  sluice::RowProgram is_view_;
+  std::vector<sluice::gpu::RowChainStep> steps_;
+  sluice::gpu::ChainReduction count_by_ad_;
+};
+
+/// The YSB query from pinned memory, end to end, in @p json or CSV events of about @p bytes a
+/// batch: one batch alone, the parse and the query's chain each alone, and a stream of
+/// batches each copied while the one before is processed. Every result is checked against
+/// the generator's counts. Appends the section to @p out.
+void bench_ysb(DeviceEngine& engine, YsbBatches& events, bool json, size_t bytes, double h2d, std::ostringstream& out) {
+  const char* format = json ? "JSON" : "CSV";
+  std::vector<int64_t> expected[2];
+  const PinnedLines batches[2] = {events.make_batch(engine, bytes, json, expected[0]), events.make_batch(engine, bytes, json, expected[1])};
+  const YsbQuery query(json);
+  auto check = [&](const std::vector<int64_t>& views, int which, const char* what) {
+    if (views != expected[which]) throw sluice::Error(std::string("ysb ") + format + ", " + what + ": views per campaign differ from the generator's");
+  };
+  const PinnedLines& first = batches[0];
+  check(query.run(engine, first, events), 0, "one batch");
+  const double one_s = best_seconds(5, [&] { check(query.run(engine, first, events), 0, "one batch"); });
+  const double parse_s = best_seconds(5, [&] { query.parse(engine, first); });
+  const sluice::gpu::ParsedRecords parsed = query.parse(engine, first);
+  size_t ads = 0;
+  const double chain_s = best_seconds(5, [&] { ads = query.count_views(engine, parsed).size(); });
+
+  constexpr int kStreamBatches = 8;
+  const uint64_t prefetched_before = engine.memory().bytes_from_prefetch;
+  double stream_bytes = 0;
+  const auto stream_start = std::chrono::steady_clock::now();
+  engine.prefetch(0, batches[0].buffers());
+  for (int64_t b = 0; b < kStreamBatches; ++b) {
+    if (b + 1 < kStreamBatches) engine.prefetch(b + 1, batches[(b + 1) % 2].buffers());
+    check(query.run(engine, batches[b % 2], events), static_cast<int>(b % 2), "stream");
+    engine.retire_prefetched(b);
+    stream_bytes += static_cast<double>(batches[b % 2].bytes());
+  }
+  const double stream_s = seconds_since(stream_start);
+  const uint64_t from_prefetch = engine.memory().bytes_from_prefetch - prefetched_before;
+  if (static_cast<double>(from_prefetch) != stream_bytes)
+    std::fprintf(stderr, "ysb %s: %.0f of the stream's %.0f bytes came from prefetched copies\n", format,
+                 static_cast<double>(from_prefetch), stream_bytes);
+
+  const double in = static_cast<double>(first.bytes()), events_in = static_cast<double>(first.lines);
+  const double one_rate = in / one_s, stream_rate = stream_bytes / stream_s;
+  std::printf("ysb, %s events from pinned memory: %zu events (%.0f MiB) a batch, %zu ads viewed; one batch best %.1f ms (parse %.1f ms, "
+              "filter+select+count %.2f ms), %.1f M events/s, %.1f GB/s = %.2f of pinned H2D bound; a stream of %d batches: %.1f ms a "
+              "batch, %.1f GB/s = %.2f of pinned H2D bound\n",
+              format, first.lines, in / (1 << 20), ads, one_s * 1e3, parse_s * 1e3, chain_s * 1e3, events_in / one_s / 1e6, one_rate / 1e9,
+              one_rate / h2d, kStreamBatches, stream_s / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
+  out << "    \"" << (json ? "json" : "csv") << "\": {\"events\": " << first.lines << ", \"input_bytes\": " << first.bytes()
+      << ", \"ads_viewed\": " << ads << ", \"best_seconds\": " << one_s << ", \"parse_best_seconds\": " << parse_s
+      << ", \"filter_select_count_best_seconds\": " << chain_s << ", \"events_per_s\": " << events_in / one_s
+      << ", \"bytes_per_s\": " << one_rate << ", \"fraction_of_host_to_device_bound\": " << one_rate / h2d
+      << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"bytes_from_prefetch\": " << from_prefetch
+      << ", \"seconds_per_batch\": " << stream_s / kStreamBatches << ", \"bytes_per_s\": " << stream_rate
+      << ", \"fraction_of_host_to_device_bound\": " << stream_rate / h2d << "}}";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,14 +425,17 @@ int main(int argc, char** argv) {
   size_t pairs = 100'000'000;
   size_t text_mib = 512;
   size_t expression_rows = 50'000'000;
+  size_t ysb_mib = 256;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--out") out_path = argv[i + 1];
     else if (flag == "--pairs") pairs = std::stoull(argv[i + 1]);
     else if (flag == "--text-mib") text_mib = std::stoull(argv[i + 1]);
     else if (flag == "--expression-rows") expression_rows = std::stoull(argv[i + 1]);
+    else if (flag == "--ysb-mib") ysb_mib = std::stoull(argv[i + 1]);
     else {
-      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib, --expression-rows)\n", flag.c_str());
+      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib, --expression-rows, --ysb-mib)\n",
+                   flag.c_str());
       return 2;
     }
   }
@@ -424,6 +659,27 @@ int main(int argc, char** argv) {
                   fused_distinct, fused_s * 1e3, fused_rate / 1e9, fused_rate / h2d);
       json << "  \"split_lower_count_fused\": {\"distinct_words\": " << fused_distinct << ", \"best_seconds\": " << fused_s
            << ", \"bytes_per_s\": " << fused_rate << ", \"fraction_of_host_to_device_bound\": " << fused_rate / h2d << "},\n";
+      report.take(json);
+    }
+
+    // The Yahoo Streaming Benchmark's query from pinned memory, end to end, on its events in
+    // JSON (the original's format) and in CSV.
+    // A failure here (a result that differs from the generator's) is reported, and the
+    // sections after it still run.
+    {
+      std::ostringstream ysb;
+      try {
+        YsbBatches events;
+        ysb << "  \"ysb\": {\n";
+        bench_ysb(engine, events, true, ysb_mib << 20, h2d, ysb);
+        ysb << ",\n";
+        bench_ysb(engine, events, false, ysb_mib << 20, h2d, ysb);
+        ysb << "\n  },\n";
+        json << ysb.str();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_gpu: ysb: %s\n", e.what());
+        json << "  \"ysb\": {\"error\": " << Report::quoted(e.what()) << "},\n";
+      }
       report.take(json);
     }
 

@@ -115,6 +115,7 @@ struct ParsedLines {
   /// Lines the caller parses itself, ascending: malformed ones (so that their reasons are
   /// the host parser's) and any the backend leaves to the host.
   std::vector<int64_t> host_lines;
+  bool rows_are_lines = false;  ///< every line is a row: row r is line r, and rows is empty
 };
 
 /// @brief Rows grouped by key fields: a dense group id per row (in order of first appearance)

@@ -432,7 +432,7 @@ class CudaBackend final : public ExecutionBackend {
     for (size_t f = 0; f < schema.size(); ++f)
       columns.push_back(
           column_from(std::move(parsed.columns[f]), schema[f].type, schema[f].nullable, parsed.rows, engine_.identity()));
-    ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}};
+    ParsedLines out{Table(schema, std::move(columns)), std::move(parsed.row_index), {}, parsed.rows_are_lines};
     out.host_lines.reserve(parsed.malformed.size() + parsed.needs_host.size());
     std::merge(parsed.malformed.begin(), parsed.malformed.end(), parsed.needs_host.begin(), parsed.needs_host.end(),
                std::back_inserter(out.host_lines));

@@ -360,7 +360,8 @@ class PipelineBuilder {
                                                                       : parse_json(lines, parsed_schema, *ctx.backend);
                             for (const auto& m : result.malformed) ctx.report_malformed(what, m.record, m.reason);
                             std::vector<Column> cols = result.table.release_columns();
-                            for (size_t k : kept) cols.push_back(t[0]->column(k).gather(result.rows));
+                            for (size_t k : kept)
+                              cols.push_back(result.rows_are_lines ? t[0]->column(k) : t[0]->column(k).gather(result.rows));
                             return Table(out_schema, std::move(cols));
                           });
     }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <optional>
 #include <thread>
 
@@ -406,6 +407,13 @@ constexpr size_t kParallelParseLines = size_t{1} << 15;
 
 }  // namespace
 
+std::vector<int64_t> ParseResult::line_of_each_row() const {
+  if (!rows_are_lines) return rows;
+  std::vector<int64_t> lines(table.num_rows());
+  std::iota(lines.begin(), lines.end(), int64_t{0});
+  return lines;
+}
+
 ParseResult parse_csv(const Column& lines, const Schema& schema, const CsvOptions& options) {
   check_lines_column(lines, "parse_csv");
   for (const Field& f : schema)
@@ -470,7 +478,8 @@ namespace {
 /// the backend left to it, in input order.
 template <class ParseOnHost>
 ParseResult merge_with_host(const Column& lines, ParsedLines&& parsed, ParseOnHost&& parse_on_host) {
-  if (parsed.host_lines.empty()) return ParseResult{std::move(parsed.table), std::move(parsed.rows), {}};
+  if (parsed.host_lines.empty()) return ParseResult{std::move(parsed.table), std::move(parsed.rows), {}, parsed.rows_are_lines};
+  SLUICE_EXPECTS(!parsed.rows_are_lines, "a backend's parse of every line left lines to the host");
   const std::vector<int64_t>& host_lines = parsed.host_lines;
   ParseResult host = parse_on_host(lines.gather(host_lines));
   for (int64_t& r : host.rows) r = host_lines[static_cast<size_t>(r)];

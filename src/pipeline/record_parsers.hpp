@@ -41,9 +41,14 @@ struct MalformedRecord {
 /// @brief The rows that parsed, in input order, and the records that did not.
 struct ParseResult {
   Table table;
-  /// For each row of table, the index of the line it was parsed from.
+  /// For each row of table, the index of the line it was parsed from; empty when
+  /// rows_are_lines (a backend that parsed every line says so instead of listing them).
   std::vector<int64_t> rows;
   std::vector<MalformedRecord> malformed;
+  bool rows_are_lines = false;  ///< row r was parsed from line r, for every row
+
+  /// For each row of table, the index of its line, whichever way it is kept.
+  std::vector<int64_t> line_of_each_row() const;
 };
 
 struct CsvOptions {
