@@ -128,8 +128,9 @@ timed "$(budget 150 10)" memcheck "$sanitizer" --tool memcheck --error-exitcode 
 say "memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$out/sanitizer-memcheck.log" | tail -1); $(grep -E '^\[  (PASSED|FAILED) ' "$out/sanitizer-memcheck.log" | tr '\n' ' ')"
 
 step "compute-sanitizer racecheck"
-# The kernels use no shared memory of their own (only CUB's and Thrust's): two shapes. On
-# the H200 the first run's 60 s did not finish them; the whole script had taken 378 s then.
+# Shared memory of the kernels' own is the hash strategy's per-block tables (BlockHashFold),
+# which few keys choose, besides CUB's and Thrust's: two shapes of few keys. On the H200 the
+# first run's 60 s did not finish them; the whole script had taken 378 s then.
 timed "$(budget 200 0)" racecheck "$sanitizer" --tool racecheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
   --gtest_filter='*/FewInts_4097_rows:*/Floats_5003_rows' > "$logs/sanitizer-racecheck.log" 2>&1
 say "racecheck exit $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$logs/sanitizer-racecheck.log" | tail -1)"

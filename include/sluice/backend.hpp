@@ -111,7 +111,7 @@ struct TextRecordFormat {
 /// @brief Text records parsed by a backend (see ExecutionBackend::parse_records).
 struct ParsedLines {
   Table table;                      ///< the good records, in input order
-  std::vector<int64_t> rows;        ///< per row of table, the index of its line
+  std::vector<int64_t> rows;        ///< per row of table, the index of its line (empty when rows_are_lines)
   /// Lines the caller parses itself, ascending: malformed ones (so that their reasons are
   /// the host parser's) and any the backend leaves to the host.
   std::vector<int64_t> host_lines;
