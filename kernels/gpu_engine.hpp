@@ -91,8 +91,8 @@ class DeviceEngine {
   /// programs. The results are left on the device (HostColumnBuffers::resident).
   std::vector<HostColumnBuffers> evaluate(const std::vector<const RowProgram*>& programs, const std::vector<ColumnView>& host_columns,
                                           size_t rows);
-  /// A filter: the rows where the bool @p predicate is true, ascending (the predicate runs
-  /// inside the stream compaction on the device).
+  /// A filter: the rows where the bool @p predicate is true, ascending (the predicate writes a
+  /// byte mask on the device, which the stream compaction there reads).
   std::vector<int64_t> select_rows(const RowProgram& predicate, const std::vector<ColumnView>& host_columns, size_t rows);
 
   /// Runs @p steps (row operations) over @p rows rows of @p host_columns (the batch's

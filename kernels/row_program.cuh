@@ -633,18 +633,23 @@ struct RowStringCopy {
   }
 };
 
-/// A filter's predicate: the result is valid and true.
-struct RowProgramPredicate {
+/// A filter's predicate, one byte per row: 1 where the result is valid and true.
+struct RowProgramKeep {
   RowProgramView program;
   const ColumnView* inputs;
+  uint8_t* keep;
   uint8_t* too_long;
-  __host__ __device__ bool operator()(int64_t row) const {
+  __host__ __device__ void operator()(int64_t row) const {
     RowRegisters reg;
     uint8_t long_string = 0;
     const RowValue& v = run_row_program(program, inputs, row, reg, long_string);
     row_report_too_long(long_string, too_long);
-    return v.valid && v.i != 0;
+    keep[row] = v.valid && v.i != 0;
   }
+};
+
+struct ByteIsSet {
+  __host__ __device__ bool operator()(uint8_t b) const { return b != 0; }
 };
 
 // ---------------------------------------------------------------- upload and kernels
@@ -917,16 +922,21 @@ StringRows<Exec> evaluate_string_rows(Exec& exec, const UploadedRowProgram<Exec>
 }
 
 /// A filter: the indexes of the rows where the bool @p program is true (not false, not null),
-/// ascending, into @p out_rows (room for @p rows); returns how many. The predicate runs inside
-/// the stream compaction, so no mask is materialized.
+/// ascending, into @p out_rows (room for @p rows); returns how many. The predicate runs as a
+/// map does, one row per thread into a byte mask, and the compaction reads the mask: run
+/// inside the compaction (several rows a thread, each with its own register file), the
+/// interpreter ran at a fifth of a map's rate on the H200.
 template <class Exec>
 size_t select_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, int64_t* out_rows) {
   SLUICE_EXPECTS(program.result_type() == kBool, "row program: select_rows needs a bool program");
   if (rows == 0) return 0;
   const TooLongStrings<Exec> too_long(exec, program);
-  int64_t* const end = thrust::copy_if(exec.policy(), thrust::counting_iterator<int64_t>(0),
-                                       thrust::counting_iterator<int64_t>(static_cast<int64_t>(rows)), out_rows,
-                                       RowProgramPredicate{program.view(), inputs, too_long.flag()});
+  auto keep = exec.template alloc<uint8_t>(rows);
+  const auto all_rows = thrust::counting_iterator<int64_t>(0);
+  thrust::for_each_n(exec.policy(), all_rows, static_cast<int64_t>(rows),
+                     RowProgramKeep{program.view(), inputs, keep.data(), too_long.flag()});
+  int64_t* const end =
+      thrust::copy_if(exec.policy(), all_rows, all_rows + static_cast<int64_t>(rows), keep.data(), out_rows, ByteIsSet{});
   too_long.check(exec);
   return static_cast<size_t>(end - out_rows);
 }

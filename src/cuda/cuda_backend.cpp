@@ -455,9 +455,10 @@ class CudaBackend final : public ExecutionBackend {
     return out;
   }
 
-  /// The predicate and the compaction of the kept rows' indexes run fused on the device; each
-  /// column's kept rows are gathered where the column is (gather_columns): a batch parsed on
-  /// the device stays there, where a host gather would copy every column back whole.
+  /// The predicate (into a byte mask) and the compaction of the kept rows' indexes run on the
+  /// device; each column's kept rows are gathered where the column is (gather_columns): a
+  /// batch parsed on the device stays there, where a host gather would copy every column back
+  /// whole.
   std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
     if (table.num_rows() == 0) return table;
     const RowProgram* programs[] = {&predicate};
