@@ -32,6 +32,7 @@
 #include <cupti.h>
 #endif
 
+#include "cuda/prune_row_chain.hpp"
 #include "device_runtime.hpp"
 #include "gpu_engine.hpp"
 #include "pipeline/expression.hpp"
@@ -295,8 +296,8 @@ class YsbBatches {
 
 /// The YSB query on one batch, on the device the way the CUDA backend runs a pipeline: the
 /// records are parsed there (the columns stay), then filter(event_type == 'view') and
-/// select(ad_id) run as one row chain that ends in a count per ad, and only the (at most 1000)
-/// ads and their counts come back. The join with the static campaign table is many-to-one,
+/// select(ad_id) run as one row chain, cut down to the columns it reads as the backend cuts
+/// it, that ends in a count per ad, and only the (at most 1000) ads and their counts come back. The join with the static campaign table is many-to-one,
 /// so it is applied to the per-ad counts on the host: summing the ads of each campaign gives
 /// the query's views per campaign. Throws when a record fails to parse on the device.
 class YsbQuery {
@@ -310,12 +311,13 @@ class YsbQuery {
       fields_.push_back(sluice::gpu::CsvFieldSpec{static_cast<int32_t>(f.type), 0});
       names_.push_back(f.name);
     }
-    is_view_ = sluice::pipeline::Expression::parse("event_type == 'view'").compile(schema).value();
-    steps_.resize(2);
-    steps_[0].kind = sluice::gpu::RowChainStep::kFilter;
-    steps_[0].programs = {&is_view_};
-    steps_[1].kind = sluice::gpu::RowChainStep::kMap;
-    steps_[1].sources = {static_cast<int32_t>(schema.index_of("ad_id"))};
+    const sluice::RowProgram is_view = sluice::pipeline::Expression::parse("event_type == 'view'").compile(schema).value();
+    std::vector<sluice::gpu::RowChainStep> steps(2);
+    steps[0].kind = sluice::gpu::RowChainStep::kFilter;
+    steps[0].programs = {&is_view};
+    steps[1].kind = sluice::gpu::RowChainStep::kMap;
+    steps[1].sources = {static_cast<int32_t>(schema.index_of("ad_id"))};
+    chain_ = sluice::prune_row_chain(schema.size(), steps, {true});
     count_by_ad_.key_columns = {0};
     count_by_ad_.folds = {FoldView{}};  // count of rows
     count_by_ad_.fold_columns = {-1};
@@ -335,8 +337,8 @@ class YsbQuery {
   /// The views per ad of @p parsed's records, as (ad, count).
   std::vector<std::pair<std::string, int64_t>> count_views(DeviceEngine& engine, const sluice::gpu::ParsedRecords& parsed) const {
     std::vector<ColumnView> columns;
-    for (const sluice::gpu::HostColumnBuffers& c : parsed.columns) columns.push_back(c.resident_view);
-    const sluice::gpu::ChainGroupsOnHost counted = engine.reduce_row_chain(columns, parsed.rows, steps_, count_by_ad_);
+    for (size_t c : chain_.inputs) columns.push_back(parsed.columns[c].resident_view);
+    const sluice::gpu::ChainGroupsOnHost counted = engine.reduce_row_chain(columns, parsed.rows, chain_.steps, count_by_ad_);
     std::vector<std::pair<std::string, int64_t>> out;
     const sluice::gpu::HostColumnBuffers& ads = counted.keys.at(0);
     for (size_t g = 0; g < counted.groups.groups; ++g)
@@ -360,8 +362,7 @@ class YsbQuery {
   bool json_;
   std::vector<sluice::gpu::CsvFieldSpec> fields_;
   std::vector<std::string> names_;
-  sluice::RowProgram is_view_;
-  std::vector<sluice::gpu::RowChainStep> steps_;
+  sluice::PrunedRowChain chain_;  ///< event_type and ad_id in, ad_id out
   sluice::gpu::ChainReduction count_by_ad_;
 };
 
