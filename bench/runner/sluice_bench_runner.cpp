@@ -73,10 +73,21 @@ Schema event_schema(const std::string& kind) {
                 {"state", S}, {"category", I},   {"seller", I},   {"reserve", I},  {"expires", I}};
 }
 
-/// @p lines parsed as CSV events of @p schema; an event that does not parse is a broken
+Table make_table(Schema schema, std::vector<Column> columns) { return Table(std::move(schema), std::move(columns)); }
+
+/// A one-column table of strings named @p name.
+Table string_table(const std::string& name, Column values) {
+  std::vector<Column> cols;
+  cols.push_back(std::move(values));
+  return make_table(Schema{{name, TypeId::String}}, std::move(cols));
+}
+
+/// @p lines parsed as CSV events of @p schema, by @p backend when given (the CUDA backend
+/// parses on the device) and on the host otherwise; an event that does not parse is a broken
 /// data set, named with @p origin and the record.
-Table parse_events(const Column& lines, const Schema& schema, const std::string& origin) {
-  pipeline::ParseResult parsed = pipeline::parse_csv(lines, schema);
+Table parse_events(const Column& lines, const Schema& schema, const std::string& origin, ExecutionBackend* backend = nullptr) {
+  pipeline::ParseResult parsed =
+      backend ? pipeline::parse_csv(lines, schema, pipeline::CsvOptions{}, *backend) : pipeline::parse_csv(lines, schema);
   if (!parsed.malformed.empty())
     throw Error("sluice-bench-runner: " + origin + ": " + parsed.malformed.front().reason + " in '" +
                 parsed.malformed.front().record + "'");
@@ -84,18 +95,21 @@ Table parse_events(const Column& lines, const Schema& schema, const std::string&
 }
 
 /// The event files, read into memory before the timed region; each batch is split into
-/// lines and parsed as CSV inside it, as the peers parse theirs.
+/// lines and parsed as CSV inside it, as the peers parse theirs. With @p lines_only the
+/// batches are the lines (one string field, "line"), for the graph to parse.
 class PreloadedCsvFiles final : public Source {
  public:
-  PreloadedCsvFiles(std::vector<std::string> files, Schema schema)
-      : files_(std::move(files)), schema_(std::move(schema)), parse_ms_(files_.size(), 0.0) {}
+  PreloadedCsvFiles(std::vector<std::string> files, Schema schema, bool lines_only)
+      : files_(std::move(files)), schema_(lines_only ? Schema{{"line", TypeId::String}} : std::move(schema)),
+        lines_only_(lines_only), parse_ms_(files_.size(), 0.0) {}
   std::string name() const override { return "preloaded event files"; }
   const Schema& schema() const override { return schema_; }
   Table next_batch(Time) override {
     const size_t i = next_.load();
     if (i >= files_.size()) return Table::empty(schema_);
     const auto t0 = Clock::now();
-    Table table = parse_events(split_lines(files_[i]), schema_, "event file " + std::to_string(i));
+    Table table = lines_only_ ? string_table("line", split_lines(files_[i]))
+                              : parse_events(split_lines(files_[i]), schema_, "event file " + std::to_string(i));
     parse_ms_[i] = ms_since(t0);
     next_.store(i + 1);
     return table;
@@ -106,6 +120,7 @@ class PreloadedCsvFiles final : public Source {
  private:
   std::vector<std::string> files_;
   Schema schema_;
+  bool lines_only_;
   std::vector<double> parse_ms_;
   std::atomic<size_t> next_{0};
 };
@@ -138,14 +153,6 @@ void append_number(std::string& out, double v) {
   out.append(buf, end);
 }
 
-Table make_table(Schema schema, std::vector<Column> columns) { return Table(std::move(schema), std::move(columns)); }
-
-/// A one-column table of strings named @p name.
-Table string_table(const std::string& name, Column values) {
-  std::vector<Column> cols;
-  cols.push_back(std::move(values));
-  return make_table(Schema{{name, TypeId::String}}, std::move(cols));
-}
 
 /// An output for a windowed stream: the window at batch time T holds the files with event
 /// time in [T - window, T), and @p write_rows appends its rows to @p result given that start.
@@ -402,7 +409,7 @@ void produce_events(const std::string& brokers, const std::string& topic, int pa
                 std::to_string(rd_kafka_outq_len(rk)) + " still queued)");
 }
 
-int run(const std::string& workload, const std::string& engine, const std::string& source_kind,
+int run(const std::string& workload, const std::string& engine, const std::string& source_kind, bool parse_in_graph,
         const fs::path& data, const fs::path& out) {
   const nlohmann::json meta = nlohmann::json::parse(read_file(data / "meta.json"));
   const std::string kind = bench::data_kind(workload);
@@ -439,10 +446,20 @@ int run(const std::string& workload, const std::string& engine, const std::strin
   const int64_t total_events = meta.at("events").get<int64_t>();
   double produce_ms = 0;
   int partitions = 0;
+  // With parse_in_graph (sluice-gpu's default) the graph parses each batch's lines through
+  // the backend, on the device for the CUDA backend (which starts copying a batch's lines
+  // while the batch before is processed); otherwise (sluice-cpu's) the batch cutter parses
+  // them on the host, on its own thread, while the batch before is processed.
+  auto parse_in = [schema](const std::string& field, const std::string& origin) {
+    return [schema, field, origin](std::span<const Table* const> in, StepContext& ctx) {
+      return parse_events(in[0]->column(field), schema, origin, ctx.backend);
+    };
+  };
   if (source_kind == "files") {
-    auto source = std::make_unique<PreloadedCsvFiles>(std::move(files), schema);
+    auto source = std::make_unique<PreloadedCsvFiles>(std::move(files), schema, parse_in_graph);
     files_source = source.get();
     events = ctx.add_source(std::move(source));
+    if (parse_in_graph) events = events.transform("parse_csv", schema, parse_in("line", "event file"));
   } else if (source_kind == "kafka") {
     // The events go to a topic on librdkafka's mock cluster (in this process, before the
     // timed region); the Kafka source reads them and the graph parses each value as CSV.
@@ -464,9 +481,7 @@ int run(const std::string& workload, const std::string& engine, const std::strin
     auto source = make_kafka_source(options);
     kafka_source = source.get();
     TableStream records = ctx.add_source(std::move(source));
-    events = records.transform("parse_csv", schema, [schema](std::span<const Table* const> in, StepContext&) {
-      return parse_events(in[0]->column("value"), schema, "event from Kafka");
-    });
+    events = records.transform("parse_csv", schema, parse_in("value", "event from Kafka"));
   } else {
     throw Error("sluice-bench-runner: unknown source '" + source_kind + "' (files, kafka)");
   }
@@ -527,14 +542,18 @@ int run(const std::string& workload, const std::string& engine, const std::strin
            ? "wall time from the context's start: fetching every event from the Kafka topic into the source's "
              "buffer, then all batches (each parses its records' values as CSV in the graph); per batch: graph "
              "processing time"
-           : "wall time of the whole backlog (all files, preloaded in memory, each split into lines and parsed as "
-             "CSV on the batch cutter while the previous batch is processed); per batch: parse + graph processing "
-             "time"},
+           : parse_in_graph
+               ? "wall time of the whole backlog (all files, preloaded in memory, each split into lines on the batch "
+                 "cutter while the previous batch is processed, and parsed as CSV in the graph, through the backend: on "
+                 "the device for sluice-gpu); per batch: split + graph processing time"
+               : "wall time of the whole backlog (all files, preloaded in memory, each split into lines and parsed as "
+                 "CSV on the batch cutter while the previous batch is processed); per batch: parse + graph processing "
+                 "time"},
       {"notes", nlohmann::json::array({"backend " + std::string(backend_name(backend)) +
                                        ", one cutter thread and one processing thread"})}};
   metrics["notes"].push_back(kafka_source ? "summed over batches: graph (CSV parsing included) " +
                                                 std::to_string(graph_total / 1000) + " s"
-                                          : "summed over batches: split + CSV parse " +
+                                          : std::string(parse_in_graph ? "summed over batches: split " : "summed over batches: split + CSV parse ") +
                                                 std::to_string(parse_total / 1000) + " s, graph " +
                                                 std::to_string(graph_total / 1000) + " s");
   if (kafka_source) {
@@ -604,7 +623,9 @@ int usage(std::ostream& os, int code) {
         "  sluice-bench-runner generate --workload W --out DIR [--batches N] [--events-per-batch M] [--seed S]\n"
         "                               [--keys K] [--window-ms MS] [--slide-ms MS] [--corpus FILE]...\n"
         "  sluice-bench-runner run --workload W --data DIR --out DIR [--engine sluice-cpu|sluice-gpu]\n"
-        "                          [--source files|kafka]\n"
+        "                          [--source files|kafka] [--parse graph|cutter]\n"
+        "    --parse: where the files' CSV lines are parsed: in the graph, through the backend (on\n"
+        "    the device for sluice-gpu; its default), or on the batch cutter (sluice-cpu's default)\n"
         "  sluice-bench-runner bound\n"
         "workloads: ysb wordcount windowed nexmark-q1 nexmark-q2 nexmark-q5 nexmark-q7 (bench/WORKLOADS.md)\n";
   return code;
@@ -668,8 +689,11 @@ int main(int argc, char** argv) {
       const fs::path out = take("--out");
       const std::string engine = take("--engine", "sluice-cpu");
       const std::string source = take("--source", "files");
+      const std::string parse = take("--parse", engine == "sluice-gpu" ? "graph" : "cutter");
+      if (parse != "graph" && parse != "cutter")
+        throw Error("sluice-bench-runner run: --parse expects graph or cutter, got '" + parse + "'");
       if (!flags.empty()) throw Error("sluice-bench-runner run: unknown option " + flags.begin()->first);
-      rc = run(workload, engine, source, data, out);
+      rc = run(workload, engine, source, parse == "graph", data, out);
     } else if (command == "bound") {
       std::cout << bound().dump() << '\n';
     } else {
