@@ -207,18 +207,21 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
     table_columns.push_back(std::move(campaigns));
     const Table campaign_table =
         make_table(Schema{{"ad_id", TypeId::String}, {"campaign_id", TypeId::String}}, std::move(table_columns));
+    // The device filters (event_type, ad_id) only: the batch's other columns are not gathered.
+    const Schema type_and_ad{{"event_type", TypeId::String}, {"ad_id", TypeId::String}};
     const pipeline::Expression is_view = pipeline::Expression::parse("event_type == 'view'");
-    const RowProgram is_view_program = is_view.compile(events.schema()).value();
-    const size_t ad_field = events.schema().index_of("ad_id");
+    const RowProgram is_view_program = is_view.compile(type_and_ad).value();
     TableStream views = events.transform(
         "ysb_filter_join", Schema{{"campaign_id", TypeId::String}},
-        [campaign_of = std::move(campaign_of), campaign_table, is_view, is_view_program, ad_field](
+        [campaign_of = std::move(campaign_of), campaign_table, is_view, is_view_program, type_and_ad](
             std::span<const Table* const> in, StepContext& ctx) {
           const Table& t = *in[0];
           if (ctx.backend->kind() == BackendKind::Cuda) {
-            std::optional<Table> viewed = ctx.backend->filter(t, is_view_program);
-            if (!viewed) viewed = t.filter(is_view.evaluate_mask(t));
-            const size_t ad_key[] = {ad_field}, campaign_key[] = {0};
+            std::vector<Column> narrow_columns{t.column("event_type"), t.column("ad_id")};
+            const Table narrow = make_table(type_and_ad, std::move(narrow_columns));
+            std::optional<Table> viewed = ctx.backend->filter(narrow, is_view_program);
+            if (!viewed) viewed = narrow.filter(is_view.evaluate_mask(narrow));
+            const size_t ad_key[] = {1}, campaign_key[] = {0};
             Table joined = ctx.backend->join(*viewed, ad_key, campaign_table, campaign_key, JoinKind::Inner);
             return string_table("campaign_id", joined.column("campaign_id"));
           }
