@@ -82,25 +82,29 @@ class DevicePool {
   }
   /// Returns what the pool keeps for reuse to the device, now and on every later free (for
   /// an engine that is going away while some of its allocations live on).
+  /// Its calls' failures are cleared, not left for a later check to blame on its own call.
   void release_unused(cudaStream_t stream) noexcept {
-    (void)cudaStreamSynchronize(stream);
     uint64_t threshold = 0;
-    (void)cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold);
-    (void)cudaMemPoolTrimTo(pool_, 0);
+    bool failed = cudaStreamSynchronize(stream) != cudaSuccess;
+    failed |= cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold) != cudaSuccess;
+    failed |= cudaMemPoolTrimTo(pool_, 0) != cudaSuccess;
+    if (failed) (void)cudaGetLastError();
   }
-  /// Bytes the pool holds from the device (in use or kept for reuse).
-  uint64_t reserved_bytes() const {
+  /// Bytes the pool holds from the device (in use or kept for reuse); 0 when the pool cannot
+  /// say (statistics only: the failure is cleared, not left to a later check).
+  uint64_t reserved_bytes() const { return pool_attribute(cudaMemPoolAttrReservedMemCurrent); }
+  uint64_t used_bytes() const { return pool_attribute(cudaMemPoolAttrUsedMemCurrent); }
+
+ private:
+  uint64_t pool_attribute(cudaMemPoolAttr attribute) const {
     uint64_t v = 0;
-    (void)cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
-    return v;
-  }
-  uint64_t used_bytes() const {
-    uint64_t v = 0;
-    (void)cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &v);
+    if (cudaMemPoolGetAttribute(pool_, attribute, &v) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
     return v;
   }
 
- private:
   int device_;
   cudaMemPool_t pool_ = nullptr;
 };
@@ -238,18 +242,19 @@ class CudaExec {
     const DeviceLimits limits = device_limits();
     int device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
-    // Keyed by the kernel's address too: nvcc gives each translation unit its own copy of a
-    // template kernel, while these statics are one for the program.
-    const void* kernel = reinterpret_cast<const void*>(run_block_phases<Kernel>);
+    // nvcc gives each translation unit its own copy of a template kernel, each with its own
+    // attributes, and the linker keeps one unit's copy of this function: the copy named here
+    // is the one raised and asked, and it keys the cache, whose statics are one for the program.
+    void (*const copy)(Kernel) = run_block_phases<Kernel>;
+    const void* kernel = reinterpret_cast<const void*>(copy);
     static std::mutex mutex;
     static std::map<std::tuple<int, const void*, size_t>, int> known;  // blocks a multiprocessor
     std::lock_guard lock(mutex);
     auto it = known.find({device, kernel, shared_bytes});
     if (it == known.end()) {
-      allow_shared_bytes<Kernel>(limits, shared_bytes);
+      allow_shared_bytes(kernel, limits, shared_bytes);
       int per_multiprocessor = 0;
-      SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, run_block_phases<Kernel>, Kernel::kThreads,
-                                                                    shared_bytes));
+      SLUICE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, copy, Kernel::kThreads, shared_bytes));
       if (per_multiprocessor == 0)
         throw DeviceError("a block kernel of " + std::to_string(Kernel::kThreads) + " threads and " + std::to_string(shared_bytes) +
                               " bytes of shared memory fits on no multiprocessor of this device",
@@ -261,8 +266,9 @@ class CudaExec {
   /// Launches @p blocks blocks of @p kernel (Kernel::kThreads threads each) on the stream.
   template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
     if (blocks <= 0) return;
-    allow_shared_bytes<Kernel>(device_limits(), shared_bytes);
-    run_block_phases<Kernel><<<static_cast<unsigned>(blocks), static_cast<unsigned>(Kernel::kThreads), shared_bytes, stream_>>>(kernel);
+    void (*const copy)(Kernel) = run_block_phases<Kernel>;  // the copy raised is the copy launched (resident_blocks)
+    allow_shared_bytes(reinterpret_cast<const void*>(copy), device_limits(), shared_bytes);
+    copy<<<static_cast<unsigned>(blocks), static_cast<unsigned>(Kernel::kThreads), shared_bytes, stream_>>>(kernel);
     SLUICE_CUDA_TRY(cudaGetLastError());
   }
 
@@ -283,17 +289,17 @@ class CudaExec {
   /// Above 48 KiB a kernel's dynamic shared memory must be asked for. The setting is the
   /// kernel's, shared by every caller on the device: it is always raised to the device's
   /// limit, never to one launch's size, which another thread's launch could then exceed.
-  template <class Kernel> static void allow_shared_bytes(const DeviceLimits& limits, size_t bytes) {
+  /// @p kernel is the very copy of the kernel its caller launches or asks about (a template
+  /// kernel has one per translation unit, and this function would otherwise name its own).
+  static void allow_shared_bytes(const void* kernel, const DeviceLimits& limits, size_t bytes) {
     if (bytes <= 48 * 1024) return;
     int device = 0;
     SLUICE_CUDA_TRY(cudaGetDevice(&device));
-    const void* kernel = reinterpret_cast<const void*>(run_block_phases<Kernel>);  // this unit's copy
     static std::mutex mutex;
     static std::set<std::pair<int, const void*>> raised;  // kernels on devices, at the device's limit
     std::lock_guard lock(mutex);
     if (raised.count({device, kernel})) return;
-    SLUICE_CUDA_TRY(cudaFuncSetAttribute(run_block_phases<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(limits.max_shared_bytes)));
+    SLUICE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limits.max_shared_bytes)));
     raised.insert({device, kernel});
   }
 
