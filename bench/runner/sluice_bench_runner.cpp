@@ -217,7 +217,10 @@ void build_query(const std::string& workload, const nlohmann::json& meta, const 
             std::span<const Table* const> in, StepContext& ctx) {
           const Table& t = *in[0];
           if (ctx.backend->kind() == BackendKind::Cuda) {
-            std::vector<Column> narrow_columns{t.column("event_type"), t.column("ad_id")};
+            std::vector<Column> narrow_columns;  // copied once each (an initializer list would copy twice)
+            narrow_columns.reserve(2);
+            narrow_columns.push_back(t.column("event_type"));
+            narrow_columns.push_back(t.column("ad_id"));
             const Table narrow = make_table(type_and_ad, std::move(narrow_columns));
             std::optional<Table> viewed = ctx.backend->filter(narrow, is_view_program);
             if (!viewed) viewed = narrow.filter(is_view.evaluate_mask(narrow));
