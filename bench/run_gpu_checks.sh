@@ -6,7 +6,10 @@
 #
 # The steps run in the order of what matters most, each under its own time limit inside a
 # total deadline (SLUICE_GPU_CHECK_SECONDS, default 540 s), so that a run cut short still
-# leaves the results of every step before. $OUT (default gpu-checks/) gets at most 8 files,
+# leaves the results of every step before. SLUICE_GPU_CHECK_ONLY (a comma list of tests,
+# bench, sluice-bench, memcheck, racecheck; default all) runs some of them, e.g. a second
+# call on the still warm machine, whose build-gpu/ is kept and rebuilds in seconds, with
+# SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500. $OUT (default gpu-checks/) gets at most 8 files,
 # the device tool's limit, each rewritten as soon as its step ends:
 #   summary.txt             one or more lines per step (read this first)
 #   ctest-gpu.log           the GPU tests
@@ -30,6 +33,8 @@ summary="$out/summary.txt"
 deadline=$((SECONDS + ${SLUICE_GPU_CHECK_SECONDS:-540}))
 
 say() { echo "$*" | tee -a "$summary"; }
+# Whether step $1 is to run (SLUICE_GPU_CHECK_ONLY).
+wanted() { [ -z "${SLUICE_GPU_CHECK_ONLY:-}" ] || [[ ",$SLUICE_GPU_CHECK_ONLY," == *",$1,"* ]]; }
 # Seconds a step may take: at most $1, and no later than $2 seconds before the deadline.
 budget() {
   local room=$((deadline - SECONDS - ${2:-0}))
@@ -91,18 +96,25 @@ if build-gpu/tests/test_backend_choice --gtest_filter='BackendChoice.CudaOnAGpu*
   exit 1
 fi
 
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+
+if wanted tests; then
 step "GPU tests"
 (cd build-gpu && timed "$(budget 200 100)" "GPU tests" ctest -j8 --timeout 120 --output-on-failure \
    -R 'Cuda|cuda/|BackendChoice|DeviceFunctors' > "$out/ctest-gpu.log" 2>&1)
 say "ctest exit $?: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log")"
 say "skipped: $(grep -c '(Skipped)' "$out/ctest-gpu.log")"
 grep -E '\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception|Not Run)\)' "$out/ctest-gpu.log" | head -40 | tee -a "$summary"
+fi
 
+if wanted bench; then
 step "bench_gpu"
 timed "$(budget 150 50)" bench_gpu build-gpu/bench/bench_gpu --out "$out/bench_gpu.json" > "$out/bench_gpu.txt" 2>&1
 say "bench_gpu exit $?"
 cat "$out/bench_gpu.txt" >> "$summary"
+fi
 
+if wanted sluice-bench; then
 step "sluice-bench: YSB and word count end to end, sluice-gpu against sluice-cpu"
 timed "$(budget 120 40)" sluice-bench python3 bench/sluice-bench --mode quick --workload ysb,wordcount \
   --engines sluice-cpu,sluice-gpu --latency-fraction 0 --timeout 120 --strict \
@@ -115,9 +127,10 @@ else
   tail -12 "$logs/sluice-bench.log" | tee -a "$summary"
 fi
 pack
+fi
 
+if wanted memcheck; then
 step "compute-sanitizer memcheck"
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # The edge sizes (no rows, one row: zero-size allocations), the small shapes of every key
 # kind, the hand-written parsers, float texts written into the register file, exact window
 # keys, and the engine's own paths (prefetch, copy back).
@@ -126,14 +139,17 @@ engine='CudaCsvParsing.*:CudaJsonParsing.*:CudaWordCount.*:CudaSplit.*:CudaEngin
 timed "$(budget 150 10)" memcheck "$sanitizer" --tool memcheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
   --gtest_filter="$small:$engine" > "$out/sanitizer-memcheck.log" 2>&1
 say "memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$out/sanitizer-memcheck.log" | tail -1); $(grep -E '^\[  (PASSED|FAILED) ' "$out/sanitizer-memcheck.log" | tr '\n' ' ')"
+fi
 
+if wanted racecheck; then
 step "compute-sanitizer racecheck"
 # Shared memory of the kernels' own is the hash strategy's per-block tables (BlockHashFold),
 # which few keys choose, besides CUB's and Thrust's: two shapes of few keys. On the H200 the
 # first run's 60 s did not finish them; the whole script had taken 378 s then.
-timed "$(budget 200 0)" racecheck "$sanitizer" --tool racecheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
+timed "$(budget "${SLUICE_GPU_RACECHECK_SECONDS:-200}" 0)" racecheck "$sanitizer" --tool racecheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
   --gtest_filter='*/FewInts_4097_rows:*/Floats_5003_rows' > "$logs/sanitizer-racecheck.log" 2>&1
 say "racecheck exit $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$logs/sanitizer-racecheck.log" | tail -1)"
+fi
 
 say "done at $(date +%T), $SECONDS s in all"
 pack
