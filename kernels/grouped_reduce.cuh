@@ -237,9 +237,12 @@ struct VerifyAgainstFirstRow {
 // ---------------------------------------------------------------- folds
 
 /// The identity of a fold, as raw 64 bits of an int64 or a double.
+/// The one NaN a float min or max gives, whatever NaNs its rows hold (as the CPU backend).
+constexpr uint64_t kCanonicalNaNBits = 0x7FF8000000000000ULL;
+
 __host__ __device__ inline uint64_t fold_identity(const FoldView& f) {
   // NaN orders above every number (as in Spark and the CPU backend): it is min's identity.
-  constexpr uint64_t kNaN = 0x7FF8000000000000ULL, kMinusInfinity = 0xFFF0000000000000ULL;
+  constexpr uint64_t kNaN = kCanonicalNaNBits, kMinusInfinity = 0xFFF0000000000000ULL;
   constexpr uint64_t kInt64Max = 0x7FFFFFFFFFFFFFFFULL, kInt64Min = 0x8000000000000000ULL;
   if (f.op == kFoldMin) return f.float_acc ? kNaN : kInt64Max;
   if (f.op == kFoldMax) return f.float_acc ? kMinusInfinity : kInt64Min;
@@ -267,14 +270,24 @@ __host__ __device__ inline uint64_t contribution(const FoldView& f, int64_t row,
     case kFoldSum:
       if (f.float_acc) return double_bits(sign * double_at(f.input, row));
       return static_cast<uint64_t>(sign * integer_at(f.input, row));
-    default:  // min, max: never signed (only invertible folds are subtracted)
-      if (f.float_acc) return double_bits(double_at(f.input, row));
+    default: {  // min, max: never signed (only invertible folds are subtracted)
+      if (f.float_acc) {
+        const double v = double_at(f.input, row);
+        return v != v ? kCanonicalNaNBits : double_bits(v);
+      }
       return static_cast<uint64_t>(integer_at(f.input, row));
+    }
   }
 }
 
-/// Whether @p v replaces @p current as the min (or max); NaN orders above every number.
+/// Whether @p v replaces @p current as the min (or max); NaN orders above every number and
+/// -0.0 below 0.0, so that no result depends on which row (on the GPU, which thread's atomic)
+/// comes first, as in the CPU backend.
 __host__ __device__ inline bool replaces(double v, double current, bool is_min) {
+  if (v == current) {  // equal values differ only as zeros of opposite signs
+    const bool v_negative = (double_bits(v) >> 63) != 0, current_negative = (double_bits(current) >> 63) != 0;
+    return is_min ? v_negative && !current_negative : !v_negative && current_negative;
+  }
   if (is_min) return v < current || (current != current && v == v);
   return v > current || (v != v && current == current);
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -343,6 +344,43 @@ TEST(Aggregate, NaNIsAboveEveryNumberInMinAndMax) {
   EXPECT_TRUE(std::isnan(hi[1]));
   EXPECT_EQ(lo[2], 2.0);
   EXPECT_EQ(hi[2], 2.0);
+}
+
+/// The bits of a double, to tell -0.0 from 0.0 and one NaN from another.
+uint64_t bits_of(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+// Min and max do not depend on the order of rows: -0.0 is below 0.0, and every NaN comes out
+// as the one quiet NaN, whatever its sign and payload (the GPU's atomics see rows in any order).
+TEST(Aggregate, SignedZerosAndNaNPayloadsGiveTheSameMinAndMaxInAnyRowOrder) {
+  auto backend = make_cpu_backend();
+  double negative_nan, payload_nan;
+  const uint64_t negative_nan_bits = 0xFFF8000000000001ULL, payload_nan_bits = 0x7FF00000DEADBEEFULL;
+  std::memcpy(&negative_nan, &negative_nan_bits, sizeof negative_nan);
+  std::memcpy(&payload_nan, &payload_nan_bits, sizeof payload_nan);
+  const Schema input{field("k", TypeId::Int64), field("f", TypeId::Float64)};
+  const KeyedAggregation plan{{"k"}, {agg(AggregateKind::Min, "f", "lo"), agg(AggregateKind::Max, "f", "hi")}};
+  const std::vector<std::vector<double>> groups{{0.0, -0.0, 0.0}, {negative_nan, 1.0}, {payload_nan, negative_nan}};
+  for (const bool reversed : {false, true}) {
+    std::vector<std::vector<Value>> rows;
+    for (size_t g = 0; g < groups.size(); ++g)
+      for (double v : groups[g]) rows.push_back({i(static_cast<int64_t>(g)), d(v)});
+    if (reversed) std::reverse(rows.begin(), rows.end());
+    const Table out = backend->finalize(backend->aggregate_partials(make_table(input, rows), plan), plan);
+    ASSERT_EQ(out.num_rows(), 3u);
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> got;  // key -> (min bits, max bits)
+    for (size_t r = 0; r < out.num_rows(); ++r)
+      got[out.column("k").values<int64_t>()[r]] = {bits_of(out.column("lo").values<double>()[r]),
+                                                    bits_of(out.column("hi").values<double>()[r])};
+    const uint64_t minus_zero = 0x8000000000000000ULL, quiet_nan = 0x7FF8000000000000ULL;
+    SCOPED_TRACE(reversed ? "rows reversed" : "rows in order");
+    EXPECT_EQ(got[0], std::make_pair(minus_zero, uint64_t{0}));
+    EXPECT_EQ(got[1], std::make_pair(bits_of(1.0), quiet_nan));
+    EXPECT_EQ(got[2], std::make_pair(quiet_nan, quiet_nan));
+  }
 }
 
 TEST(Aggregate, EmptyInputGivesEmptyPartialsWithTheSchema) {

@@ -4,6 +4,7 @@
 // They run on every machine; the GPU runs of the same code are in test_cuda_backend.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <limits>
@@ -269,6 +270,56 @@ TEST(BlockTablesOnHost, BlocksAndThreadsRunningAtOnceGiveTheSameGroups) {
       }
     }
   }
+}
+
+/// Float min and max of three groups whose values tie as numbers but not as bits (0.0 and
+/// -0.0; NaNs of either sign and any payload), @p copies rows of each value in the order
+/// given or reversed, through @p exec with @p strategy: -0.0 is below 0.0 and every NaN comes
+/// out as the one quiet NaN, as in the CPU backend, whichever row or thread comes first.
+template <class Exec> void expect_order_free_float_extremes(Exec& exec, GroupStrategy strategy, size_t copies) {
+  const uint64_t negative_nan = 0xFFF8000000000001ULL, payload_nan = 0x7FF00000DEADBEEFULL;
+  const std::vector<std::vector<uint64_t>> groups{{double_bits(0.0), double_bits(-0.0), double_bits(0.0)},
+                                                  {negative_nan, double_bits(1.0)},
+                                                  {payload_nan, negative_nan}};
+  for (const bool reversed : {false, true}) {
+    std::vector<int64_t> k;
+    std::vector<double> v;
+    for (size_t c = 0; c < copies; ++c)
+      for (size_t g = 0; g < groups.size(); ++g)
+        for (uint64_t bits : groups[g]) {
+          k.push_back(static_cast<int64_t>(g));
+          v.push_back(as_double(bits));
+        }
+    if (reversed) {
+      std::reverse(k.begin(), k.end());
+      std::reverse(v.begin(), v.end());
+    }
+    TestColumn key = int64_column(k), value = float64_column(v);
+    GroupedInput in;
+    in.rows = k.size();
+    in.keys = {key.view()};
+    in.folds = {fold(kFoldMin, &value, true), fold(kFoldMax, &value, true)};
+    in.strategy = strategy;
+    const GroupedResult got = grouped_reduce(exec, in);
+    ASSERT_EQ(got.groups, 3u);
+    std::map<int64_t, std::pair<uint64_t, uint64_t>> extremes;  // key -> (min bits, max bits)
+    for (size_t g = 0; g < 3; ++g)
+      extremes[k[static_cast<size_t>(got.first_row[g])]] = {got.accumulators[g], got.accumulators[3 + g]};
+    SCOPED_TRACE(std::string(reversed ? "rows reversed" : "rows in order") + ", " + std::to_string(copies) + " copies");
+    EXPECT_EQ(extremes[0], std::make_pair(double_bits(-0.0), double_bits(0.0)));
+    EXPECT_EQ(extremes[1], std::make_pair(double_bits(1.0), kCanonicalNaNBits));
+    EXPECT_EQ(extremes[2], std::make_pair(kCanonicalNaNBits, kCanonicalNaNBits));
+  }
+}
+
+TEST(FloatExtremesOnHost, SignedZerosAndNaNPayloadsGiveOneResultInAnyOrder) {
+  for (GroupStrategy strategy : {GroupStrategy::Hash, GroupStrategy::Sort}) {
+    HostExec exec;
+    expect_order_free_float_extremes(exec, strategy, 1);
+  }
+  ConcurrentHostExec exec;  // threads of several blocks folding into the tables at once
+  exec.limits.multiprocessors = 4;
+  expect_order_free_float_extremes(exec, GroupStrategy::Hash, 3000);
 }
 
 // A block's table is sized from the expected keys, within what leaves room for two blocks on

@@ -422,15 +422,22 @@ template <class T, bool kMax> struct Extreme {
       return kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::quiet_NaN();
     else return kMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
   }
-  /// Whether @p v replaces @p current; NaN orders above every number, so results do not
-  /// depend on the order of rows.
+  /// Whether @p v replaces @p current; NaN orders above every number and -0.0 below 0.0, so
+  /// results do not depend on the order of rows (nor, on the GPU, of threads).
   static bool better(T v, T current) {
     if constexpr (std::is_floating_point_v<T>) {
+      if (v == current) return kMax ? !std::signbit(v) && std::signbit(current) : std::signbit(v) && !std::signbit(current);
       if constexpr (kMax) return v > current || (std::isnan(v) && !std::isnan(current));
       else return v < current || (std::isnan(current) && !std::isnan(v));
     } else {
       return kMax ? v > current : v < current;
     }
+  }
+  /// What is kept of a value that replaced the state: every NaN is the one quiet NaN, whatever
+  /// its sign and payload.
+  static T kept(T v) {
+    if constexpr (std::is_floating_point_v<T>) return std::isnan(v) ? std::numeric_limits<T>::quiet_NaN() : v;
+    else return v;
   }
 };
 
@@ -537,7 +544,7 @@ void fold_rows(const Accumulator& a, const Table& table, size_t begin, size_t en
           for_each_value<T>(column, begin, end, [&](size_t r, T v) {
             std::byte* p = state_of(r);
             const T current = load<T>(p);
-            store<T>(p, Extreme<T, kMax>::better(v, current) ? v : current);
+            if (Extreme<T, kMax>::better(v, current)) store<T>(p, Extreme<T, kMax>::kept(v));
             p[a.seen_offset - a.offset] = std::byte{1};
           });
         };
