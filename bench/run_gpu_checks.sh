@@ -9,8 +9,9 @@
 # leaves the results of every step before. SLUICE_GPU_CHECK_ONLY (a comma list of tests,
 # bench, sluice-bench, memcheck, racecheck; default all) runs some of them, e.g. a second
 # call on the still warm machine, whose build-gpu/ is kept and rebuilds in seconds, with
-# SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500. $OUT (default gpu-checks/) gets at most 8 files,
-# the device tool's limit, each rewritten as soon as its step ends:
+# SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500. $OUT (default
+# gpu-checks/) gets at most 8 files, the device tool's limit, each rewritten as soon as its
+# step ends:
 #   summary.txt             one or more lines per step (read this first)
 #   ctest-gpu.log           the GPU tests
 #   bench_gpu.json/.txt     the benchmarks against their bounds (the JSON is written per section)

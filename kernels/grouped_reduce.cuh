@@ -236,10 +236,10 @@ struct VerifyAgainstFirstRow {
 
 // ---------------------------------------------------------------- folds
 
-/// The identity of a fold, as raw 64 bits of an int64 or a double.
 /// The one NaN a float min or max gives, whatever NaNs its rows hold (as the CPU backend).
 constexpr uint64_t kCanonicalNaNBits = 0x7FF8000000000000ULL;
 
+/// The identity of a fold, as raw 64 bits of an int64 or a double.
 __host__ __device__ inline uint64_t fold_identity(const FoldView& f) {
   // NaN orders above every number (as in Spark and the CPU backend): it is min's identity.
   constexpr uint64_t kNaN = kCanonicalNaNBits, kMinusInfinity = 0xFFF0000000000000ULL;

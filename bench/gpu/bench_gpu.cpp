@@ -5,12 +5,12 @@
 //  - word count end to end from pinned host memory, one batch alone and a stream of batches
 //    whose copies are prefetched while the batch before is counted, against the pinned
 //    host-to-device rate;
+//  - a flat_map split of the same text, the split and lower(word) as one device chain, and the
+//    chain ending in count_by_value as one device reduction, against the same;
 //  - the Yahoo Streaming Benchmark's query (parse JSON or CSV events, filter views, count per
 //    ad, join the counts with the campaign table) end to end from pinned host memory, one
 //    batch alone and a prefetched stream, against the same;
-//  - a flat_map split of the same text, the split and lower(word) as one device chain, the
-//    chain ending in count_by_value as one device reduction, and
-//    a filter and a map expression over 50M pinned (int64, float64) rows, end to end (copy
+//  - a filter and a map expression over 50M pinned (int64, float64) rows, end to end (copy
 //    in, kernels, results out), against the same;
 //  - small batches (10k records, the 1 ms interval case) end to end, per batch, with the
 //    kernel launches of one batch counted through CUPTI.
@@ -192,7 +192,6 @@ GroupedInput sum_and_count_by_key(const Pairs& p, size_t rows) {
   return in;
 }
 
-
 /// Lines of text in pinned memory as the engine's sources hand them over: the bytes, and
 /// lines + 1 int32 offsets into them.
 struct PinnedLines {
@@ -302,9 +301,10 @@ class YsbBatches {
 /// The YSB query on one batch, on the device the way the CUDA backend runs a pipeline: the
 /// records are parsed there (the columns stay), then filter(event_type == 'view') and
 /// select(ad_id) run as one row chain, cut down to the columns it reads as the backend cuts
-/// it, that ends in a count per ad, and only the (at most 1000) ads and their counts come back. The join with the static campaign table is many-to-one,
-/// so it is applied to the per-ad counts on the host: summing the ads of each campaign gives
-/// the query's views per campaign. Throws when a record fails to parse on the device.
+/// it, that ends in a count per ad, and only the (at most 1000) ads and their counts come
+/// back. The join with the static campaign table is many-to-one, so it is applied to the
+/// per-ad counts on the host: summing the ads of each campaign gives the query's views per
+/// campaign. Throws when a record fails to parse on the device.
 class YsbQuery {
  public:
   explicit YsbQuery(bool json) : json_(json) {
@@ -394,7 +394,8 @@ void bench_ysb(DeviceEngine& engine, YsbBatches& events, bool json, size_t bytes
   const PinnedLines batches[2] = {events.make_batch(engine, bytes, json, expected[0]), events.make_batch(engine, bytes, json, expected[1])};
   const YsbQuery query(json);
   auto check = [&](const std::vector<int64_t>& views, int which, const char* what) {
-    if (views != expected[which]) throw sluice::Error(std::string("ysb ") + format + ", " + what + ": views per campaign differ from the generator's");
+    if (views != expected[which])
+      throw sluice::Error(std::string("ysb ") + format + ", " + what + ": views per campaign differ from the generator's");
   };
   const PinnedLines& first = batches[0];
   check(query.run(engine, first, events), 0, "one batch");

@@ -153,7 +153,6 @@ void append_number(std::string& out, double v) {
   out.append(buf, end);
 }
 
-
 /// An output for a windowed stream: the window at batch time T holds the files with event
 /// time in [T - window, T), and @p write_rows appends its rows to @p result given that start.
 template <class WriteRows>
