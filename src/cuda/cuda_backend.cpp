@@ -456,11 +456,20 @@ class CudaBackend final : public ExecutionBackend {
   }
 
   /// The predicate (into a byte mask) and the compaction of the kept rows' indexes run on the
-  /// device; each column's kept rows are gathered where the column is (gather_columns): a
-  /// batch parsed on the device stays there, where a host gather would copy every column back
-  /// whole.
+  /// device. A batch that lives only on the device (parsed there, or made by device steps) is
+  /// filtered as a one-step row chain, so the kept rows' indexes never leave the device;
+  /// otherwise the indexes come back and each column's kept rows are gathered where the
+  /// column is (gather_columns): a host gather would copy a device column back whole.
   std::optional<Table> filter(const Table& table, const RowProgram& predicate) override {
     if (table.num_rows() == 0) return table;
+    const auto& columns = table.columns();
+    if (std::all_of(columns.begin(), columns.end(), [this](const Column& c) { return lives_here(c); })) {
+      RowChainStep step;
+      step.kind = RowChainStep::Kind::Filter;
+      step.programs = {predicate};
+      step.output = table.schema();
+      return run_row_chain(table, std::span<const RowChainStep>(&step, 1));
+    }
     const RowProgram* programs[] = {&predicate};
     const std::vector<int64_t> kept = engine_.select_rows(predicate, views_read(table, programs), table.num_rows());
     if (kept.size() == table.num_rows()) return table;
