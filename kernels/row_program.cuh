@@ -925,7 +925,7 @@ StringRows<Exec> evaluate_string_rows(Exec& exec, const UploadedRowProgram<Exec>
 /// ascending, into @p out_rows (room for @p rows); returns how many. The predicate runs as a
 /// map does, one row per thread into a byte mask, and the compaction reads the mask: run
 /// inside the compaction (several rows a thread under CUB's register cap) the interpreter
-/// spilled, and a filter ran at a fifth of a map's rate on an H200.
+/// spilled.
 template <class Exec>
 size_t select_rows(Exec& exec, const UploadedRowProgram<Exec>& program, const ColumnView* inputs, size_t rows, int64_t* out_rows) {
   SLUICE_EXPECTS(program.result_type() == kBool, "row program: select_rows needs a bool program");
