@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_delegating_backend.hpp"
 #include "sluice/sluice.hpp"
 
 using namespace sluice;
@@ -525,15 +526,9 @@ namespace {
 
 /// A CPU backend that records the prefetch hooks and checks the buffers it was shown are the
 /// ones the operators get.
-class PrefetchRecorder final : public ExecutionBackend {
+class PrefetchRecorder final : public CpuDelegatingBackend {
  public:
-  BackendKind kind() const override { return BackendKind::Cpu; }
   std::string_view name() const override { return "prefetch-recorder"; }
-  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
-  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
-    return cpu_->combine_partials(t, s, p);
-  }
-  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
   void prefetch(Time batch, const Table& source_batch) override {
     std::lock_guard lock(mutex);
     events.push_back("prefetch " + std::to_string(batch.ms) + " rows " + std::to_string(source_batch.num_rows()));
@@ -546,9 +541,6 @@ class PrefetchRecorder final : public ExecutionBackend {
   std::mutex mutex;
   std::vector<std::string> events;
   std::map<int64_t, const void*> buffer_of;
-
- private:
-  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "aggregate_plan.hpp"
 #include "column_buffers_of.hpp"
+#include "cpu_delegating_backend.hpp"
 #include "cuda/device_folds.hpp"
 #include "cuda/kernel_inputs.hpp"
 #include "grouped_reduce.cuh"
@@ -86,15 +87,9 @@ class ChainTakingState final : public StateAggregation {
 };
 
 /// The CPU backend, except that expressions and splits run through the device kernels.
-class KernelsOnHostBackend final : public ExecutionBackend {
+class KernelsOnHostBackend final : public CpuDelegatingBackend {
  public:
-  BackendKind kind() const override { return BackendKind::Cpu; }
   std::string_view name() const override { return "kernels-on-host"; }
-  Table aggregate_partials(const Table& input, const KeyedAggregation& plan) override { return cpu_->aggregate_partials(input, plan); }
-  Table combine_partials(std::span<const Table* const> partials, std::span<const int> signs, const KeyedAggregation& plan) override {
-    return cpu_->combine_partials(partials, signs, plan);
-  }
-  Table finalize(const Table& partials, const KeyedAggregation& plan) override { return cpu_->finalize(partials, plan); }
   std::unique_ptr<WindowAggregation> make_window_aggregation(const KeyedAggregation& plan, const Schema& input, size_t panes) override {
     return std::make_unique<ChainTakingWindow>(cpu_->make_window_aggregation(plan, input, panes), window_chain_calls);
   }
@@ -260,8 +255,6 @@ class KernelsOnHostBackend final : public ExecutionBackend {
     const bool nullable = c.nullable;
     return Column::on_replica(type, rows, nullable, std::make_shared<KernelsReplica>(std::move(c), made_columns));
   }
-
-  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 
 bool ChainTakingWindow::add_row_chain(const Table& batch, std::span<const RowChainStep> steps) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pipeline/record_parsers.hpp"
+#include "cpu_delegating_backend.hpp"
 #include "sluice/column.hpp"
 
 namespace sluice::pipeline {
@@ -57,15 +58,9 @@ Schema every_scalar_type() {
 
 /// A backend that parses delimited lines itself, as the CUDA backend does on the device, but
 /// leaves every third line to the host: checks how parse_csv merges the two in input order.
-class SplittingBackend final : public ExecutionBackend {
+class SplittingBackend final : public CpuDelegatingBackend {
  public:
-  BackendKind kind() const override { return BackendKind::Cpu; }
   std::string_view name() const override { return "splitting"; }
-  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
-  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
-    return cpu_->combine_partials(t, s, p);
-  }
-  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
 
   std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat& format) override {
     ++calls;
@@ -84,9 +79,6 @@ class SplittingBackend final : public ExecutionBackend {
     return ParsedLines{std::move(parsed.table), std::move(parsed.rows), std::move(host)};
   }
   int calls = 0;
-
- private:
-  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 
 TEST(ParseCsv, ABackendsRowsAndTheHostsMergeInInputOrder) {
@@ -128,16 +120,10 @@ TEST(ParseJson, ABackendsRowsAndTheHostsMergeInInputOrder) {
 /// A backend that parses every line itself and, as the CUDA backend does when every line is a
 /// row, says so instead of listing the rows' lines; with @p leave_first_line it also (against
 /// the contract) leaves line 0 to the host.
-class EveryLineBackend final : public ExecutionBackend {
+class EveryLineBackend final : public CpuDelegatingBackend {
  public:
   explicit EveryLineBackend(bool leave_first_line = false) : leave_first_line_(leave_first_line) {}
-  BackendKind kind() const override { return BackendKind::Cpu; }
   std::string_view name() const override { return "every line"; }
-  Table aggregate_partials(const Table& t, const KeyedAggregation& p) override { return cpu_->aggregate_partials(t, p); }
-  Table combine_partials(std::span<const Table* const> t, std::span<const int> s, const KeyedAggregation& p) override {
-    return cpu_->combine_partials(t, s, p);
-  }
-  Table finalize(const Table& t, const KeyedAggregation& p) override { return cpu_->finalize(t, p); }
   std::optional<ParsedLines> parse_records(const Column& lines, const Schema& schema, const TextRecordFormat&) override {
     ParseResult parsed = parse_csv(lines, schema, CsvOptions{});
     EXPECT_EQ(parsed.table.num_rows(), lines.size()) << "the test's lines must all be rows";
@@ -148,7 +134,6 @@ class EveryLineBackend final : public ExecutionBackend {
 
  private:
   bool leave_first_line_;
-  std::unique_ptr<ExecutionBackend> cpu_ = make_cpu_backend();
 };
 
 TEST(ParseCsv, ABackendThatParsedEveryLineListsNoRows) {
