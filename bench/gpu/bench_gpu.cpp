@@ -228,6 +228,44 @@ template <class NextLine> PinnedLines pin_lines(DeviceEngine& engine, size_t byt
   return p;
 }
 
+struct StreamTiming {
+  double seconds = 0;
+  double bytes = 0;
+  uint64_t bytes_from_prefetch = 0;
+};
+
+/// A stream of @p batches batches the way the engine runs one: batch b is @p texts[b % 2],
+/// and each batch's copy is prefetched on the copy stream while @p process(b, text) works on
+/// the batch before. The clock starts before the first prefetch. Every byte must come from a
+/// prefetched copy, or the stream measured plain copies: a shortfall is reported on stderr,
+/// named by @p what. A stream stopped by an error still drops its prefetched copies, which
+/// are keyed by the addresses of pinned buffers that may be freed next.
+template <class Process>
+StreamTiming time_prefetched_stream(DeviceEngine& engine, const PinnedLines (&texts)[2], int batches, const char* what,
+                                    Process&& process) {
+  struct RetireAll {
+    DeviceEngine& engine;
+    int64_t through;
+    ~RetireAll() { engine.retire_prefetched(through); }
+  } retire_all{engine, batches};
+  StreamTiming t;
+  const uint64_t prefetched_before = engine.memory().bytes_from_prefetch;
+  const auto start = std::chrono::steady_clock::now();
+  engine.prefetch(0, texts[0].buffers());
+  for (int64_t b = 0; b < batches; ++b) {
+    if (b + 1 < batches) engine.prefetch(b + 1, texts[(b + 1) % 2].buffers());
+    process(b, texts[b % 2]);
+    engine.retire_prefetched(b);
+    t.bytes += static_cast<double>(texts[b % 2].bytes());
+  }
+  t.seconds = seconds_since(start);
+  t.bytes_from_prefetch = engine.memory().bytes_from_prefetch - prefetched_before;
+  if (static_cast<double>(t.bytes_from_prefetch) != t.bytes)
+    std::fprintf(stderr, "%s: %.0f of the stream's %.0f bytes came from prefetched copies\n", what,
+                 static_cast<double>(t.bytes_from_prefetch), t.bytes);
+  return t;
+}
+
 /// The Yahoo Streaming Benchmark's events, as its generator makes them (uniform ad, ad type
 /// and event type; user and page ids from pools of 100; 100 campaigns of 10 ads), in CSV or
 /// in JSON (the original's format), and the views per campaign each batch holds.
@@ -406,41 +444,25 @@ void bench_ysb(DeviceEngine& engine, YsbBatches& events, bool json, size_t bytes
   const double chain_s = best_seconds(5, [&] { ads = query.count_views(engine, parsed).size(); });
 
   constexpr int kStreamBatches = 8;
-  const uint64_t prefetched_before = engine.memory().bytes_from_prefetch;
-  double stream_bytes = 0;
-  // A stream cut short by an error still drops its prefetched copies: they are keyed by the
-  // addresses of pinned buffers freed when this returns.
-  struct RetireAll {
-    DeviceEngine& engine;
-    ~RetireAll() { engine.retire_prefetched(kStreamBatches); }
-  } retire_all{engine};
-  const auto stream_start = std::chrono::steady_clock::now();
-  engine.prefetch(0, batches[0].buffers());
-  for (int64_t b = 0; b < kStreamBatches; ++b) {
-    if (b + 1 < kStreamBatches) engine.prefetch(b + 1, batches[(b + 1) % 2].buffers());
-    check(query.run(engine, batches[b % 2], events), static_cast<int>(b % 2), "stream");
-    engine.retire_prefetched(b);
-    stream_bytes += static_cast<double>(batches[b % 2].bytes());
-  }
-  const double stream_s = seconds_since(stream_start);
-  const uint64_t from_prefetch = engine.memory().bytes_from_prefetch - prefetched_before;
-  if (static_cast<double>(from_prefetch) != stream_bytes)
-    std::fprintf(stderr, "ysb %s: %.0f of the stream's %.0f bytes came from prefetched copies\n", format,
-                 static_cast<double>(from_prefetch), stream_bytes);
+  const std::string what = std::string("ysb ") + format;
+  const StreamTiming stream =
+      time_prefetched_stream(engine, batches, kStreamBatches, what.c_str(), [&](int64_t b, const PinnedLines& batch) {
+        check(query.run(engine, batch, events), static_cast<int>(b % 2), "stream");
+      });
 
   const double in = static_cast<double>(first.bytes()), events_in = static_cast<double>(first.lines);
-  const double one_rate = in / one_s, stream_rate = stream_bytes / stream_s;
+  const double one_rate = in / one_s, stream_rate = stream.bytes / stream.seconds;
   std::printf("ysb, %s events from pinned memory: %zu events (%.0f MiB) a batch, %zu ads viewed; one batch best %.1f ms (parse %.1f ms, "
               "filter+select+count %.2f ms), %.1f M events/s, %.1f GB/s = %.2f of pinned H2D bound; a stream of %d batches: %.1f ms a "
               "batch, %.1f GB/s = %.2f of pinned H2D bound\n",
               format, first.lines, in / (1 << 20), ads, one_s * 1e3, parse_s * 1e3, chain_s * 1e3, events_in / one_s / 1e6, one_rate / 1e9,
-              one_rate / h2d, kStreamBatches, stream_s / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
+              one_rate / h2d, kStreamBatches, stream.seconds / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
   out << "    \"" << (json ? "json" : "csv") << "\": {\"events\": " << first.lines << ", \"input_bytes\": " << first.bytes()
       << ", \"ads_viewed\": " << ads << ", \"best_seconds\": " << one_s << ", \"parse_best_seconds\": " << parse_s
       << ", \"filter_select_count_best_seconds\": " << chain_s << ", \"events_per_s\": " << events_in / one_s
       << ", \"bytes_per_s\": " << one_rate << ", \"fraction_of_host_to_device_bound\": " << one_rate / h2d
-      << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"bytes_from_prefetch\": " << from_prefetch
-      << ", \"seconds_per_batch\": " << stream_s / kStreamBatches << ", \"bytes_per_s\": " << stream_rate
+      << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"bytes_from_prefetch\": " << stream.bytes_from_prefetch
+      << ", \"seconds_per_batch\": " << stream.seconds / kStreamBatches << ", \"bytes_per_s\": " << stream_rate
       << ", \"fraction_of_host_to_device_bound\": " << stream_rate / h2d << "}}";
 }
 
@@ -548,47 +570,29 @@ int main(int argc, char** argv) {
         for (size_t i = 3 + splitmix(state) % 8; i > 0; --i) word += static_cast<char>('a' + splitmix(state) % 26);
         vocabulary.push_back(word);
       }
-      struct Text {
-        std::shared_ptr<void> chars, offsets;
-        size_t bytes = 0, lines = 0;
-      };
       auto make_text = [&] {
-        Text t;
-        t.chars = engine.allocate_pinned(bytes_wanted + 64);
-        std::vector<int32_t> offsets_host{0};
-        char* chars = static_cast<char*>(t.chars.get());
-        size_t at = 0;
-        while (at + 80 < bytes_wanted) {  // lines of about 8 words
-          for (int w = 0; w < 8; ++w) {
-            const std::string& word = vocabulary[splitmix(state) % vocabulary.size()];
-            std::memcpy(chars + at, word.data(), word.size());
-            at += word.size();
-            chars[at++] = ' ';
-          }
-          offsets_host.push_back(static_cast<int32_t>(at));
-        }
-        t.offsets = engine.allocate_pinned(offsets_host.size() * sizeof(int32_t));
-        std::memcpy(t.offsets.get(), offsets_host.data(), offsets_host.size() * sizeof(int32_t));
-        t.lines = offsets_host.size() - 1;
-        t.bytes = at + offsets_host.size() * sizeof(int32_t);
-        return t;
+        return pin_lines(engine, bytes_wanted, [&](std::string& out) {
+          if (out.size() + 80 >= bytes_wanted) return false;
+          for (int w = 0; w < 8; ++w) (out += vocabulary[splitmix(state) % vocabulary.size()]) += ' ';  // lines of about 8 words
+          return true;
+        });
       };
-      const Text texts[2] = {make_text(), make_text()};
-      const Text& first_text = texts[0];
-      const char* chars = static_cast<const char*>(first_text.chars.get());
-      const size_t lines = first_text.lines, at = first_text.bytes - (lines + 1) * sizeof(int32_t);
+      const PinnedLines texts[2] = {make_text(), make_text()};
+      const PinnedLines& first_text = texts[0];
+      const char* chars = first_text.text();
+      const size_t lines = first_text.lines, at = first_text.text_bytes;
       std::vector<double> runs;
       size_t distinct = 0;
       sluice::gpu::GroupStrategy strategy = sluice::gpu::GroupStrategy::Auto;
       for (int r = 0; r < 6; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        const auto counts = engine.count_words(chars, static_cast<const int32_t*>(first_text.offsets.get()), lines);
+        const auto counts = engine.count_words(chars, first_text.line_offsets(), lines);
         if (r > 0) runs.push_back(seconds_since(t0));
         distinct = counts.counts.size();
         strategy = counts.strategy;
       }
       std::sort(runs.begin(), runs.end());
-      const double bytes = static_cast<double>(first_text.bytes);
+      const double bytes = static_cast<double>(first_text.bytes());
       const double rate = bytes / runs.front();
       std::printf("word count, %.0f MiB of text from pinned memory, %zu distinct words (%s): one batch, best %.1f ms, %.1f GB/s = "
                   "%.2f of pinned H2D bound\n",
@@ -596,45 +600,24 @@ int main(int argc, char** argv) {
 
       // The stream: batch i + 1's text is prefetched before batch i is counted.
       constexpr int kStreamBatches = 8;
-      auto buffers_of = [&](int64_t batch) {
-        const Text& t = texts[batch % 2];
-        return std::vector<std::pair<const void*, size_t>>{{t.chars.get(), t.bytes - (t.lines + 1) * sizeof(int32_t)},
-                                                           {t.offsets.get(), (t.lines + 1) * sizeof(int32_t)}};
-      };
       size_t distinct_in[2] = {distinct, 0};  // each text's words, as one batch alone counts them
-      distinct_in[1] = engine.count_words(static_cast<const char*>(texts[1].chars.get()), static_cast<const int32_t*>(texts[1].offsets.get()),
-                                          texts[1].lines)
-                           .counts.size();
-      double stream_bytes = 0;
-      const uint64_t prefetched_before = engine.memory().bytes_from_prefetch;
-      const auto stream_start = std::chrono::steady_clock::now();
-      engine.prefetch(0, buffers_of(0));
-      for (int64_t batch = 0; batch < kStreamBatches; ++batch) {
-        if (batch + 1 < kStreamBatches) engine.prefetch(batch + 1, buffers_of(batch + 1));
-        const Text& t = texts[batch % 2];
-        const auto counts = engine.count_words(static_cast<const char*>(t.chars.get()), static_cast<const int32_t*>(t.offsets.get()), t.lines);
-        if (counts.counts.size() != distinct_in[batch % 2])
-          std::fprintf(stderr, "word count: batch %lld found %zu words, not %zu\n", static_cast<long long>(batch), counts.counts.size(),
-                       distinct_in[batch % 2]);
-        engine.retire_prefetched(batch);
-        stream_bytes += static_cast<double>(t.bytes);
-      }
-      const double stream_seconds = seconds_since(stream_start);
-      // Every batch's text must have come from its prefetched copy, or the stream measured
-      // plain copies.
-      const uint64_t from_prefetch = engine.memory().bytes_from_prefetch - prefetched_before;
-      if (static_cast<double>(from_prefetch) != stream_bytes)
-        std::fprintf(stderr, "word count: %.0f of the stream's %.0f bytes came from prefetched copies\n",
-                     static_cast<double>(from_prefetch), stream_bytes);
-      const double stream_rate = stream_bytes / stream_seconds;
+      distinct_in[1] = engine.count_words(texts[1].text(), texts[1].line_offsets(), texts[1].lines).counts.size();
+      const StreamTiming stream =
+          time_prefetched_stream(engine, texts, kStreamBatches, "word count", [&](int64_t batch, const PinnedLines& t) {
+            const auto counts = engine.count_words(t.text(), t.line_offsets(), t.lines);
+            if (counts.counts.size() != distinct_in[batch % 2])
+              std::fprintf(stderr, "word count: batch %lld found %zu words, not %zu\n", static_cast<long long>(batch),
+                           counts.counts.size(), distinct_in[batch % 2]);
+          });
+      const double stream_rate = stream.bytes / stream.seconds;
       std::printf("word count, a stream of %d such batches, each copied while the one before is counted: %.1f ms a batch, "
                   "%.1f GB/s = %.2f of pinned H2D bound\n",
-                  kStreamBatches, stream_seconds / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
+                  kStreamBatches, stream.seconds / kStreamBatches * 1e3, stream_rate / 1e9, stream_rate / h2d);
       json << "  \"word_count\": {\"text_bytes\": " << at << ", \"lines\": " << lines << ", \"distinct_words\": " << distinct
            << ", \"strategy\": \"" << strategy_name(strategy) << "\", \"best_seconds\": " << runs.front()
            << ", \"bytes_per_s\": " << rate << ", \"fraction_of_host_to_device_bound\": " << rate / h2d
-           << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"bytes_from_prefetch\": " << from_prefetch
-           << ", \"seconds_per_batch\": " << stream_seconds / kStreamBatches
+           << ", \"stream\": {\"batches\": " << kStreamBatches << ", \"bytes_from_prefetch\": " << stream.bytes_from_prefetch
+           << ", \"seconds_per_batch\": " << stream.seconds / kStreamBatches
            << ", \"bytes_per_s\": " << stream_rate << ", \"fraction_of_host_to_device_bound\": " << stream_rate / h2d << "}},\n";
       report.take(json);
 
@@ -642,7 +625,7 @@ int main(int argc, char** argv) {
       // device, one string column and the tokens' rows back.
       ColumnView text;
       text.type = sluice::gpu::kString;
-      text.offsets = static_cast<const int32_t*>(first_text.offsets.get());
+      text.offsets = first_text.line_offsets();
       text.chars = chars;
       size_t tokens = 0;
       const double split_s = best_seconds(3, [&] { tokens = engine.split_strings(text, lines, "").source_rows.size(); });
