@@ -76,12 +76,30 @@ __host__ __device__ inline void block_min(uint32_t* word, uint32_t value) {
 #endif
 }
 
-__host__ __device__ inline void block_add(uint64_t* word, uint64_t value) {
+__host__ __device__ inline uint32_t block_add(uint32_t* word, uint32_t value) {
 #ifdef __CUDA_ARCH__
-  atomicAdd_block(reinterpret_cast<unsigned long long*>(word), static_cast<unsigned long long>(value));
+  return atomicAdd_block(word, value);
 #else
-  __atomic_fetch_add(word, value, __ATOMIC_RELAXED);
+  return __atomic_fetch_add(word, value, __ATOMIC_RELAXED);
 #endif
+}
+
+/// Adds @p value, modulo 2^64, to the integer held in two 32-bit words, @p words[0] its low
+/// half and @p words[1] its high half. Shared memory has no 64-bit integer add: for
+/// atomicAdd on a 64-bit shared word the compiler emits a load and compare-and-store loop
+/// (ATOMS.CAST.SPIN.64 in sm_90's code, as nvdisasm shows), where a 32-bit add is one
+/// instruction (ATOMS.ADD). Here the low half's 32-bit add returns what it found, which
+/// gives its carry, and the high half takes the value's high half plus that carry: 0, and no
+/// second atomic, for most small values of either sign. Once every add is done the two
+/// words hold the exact 64-bit sum.
+__host__ __device__ inline void block_add_split(uint32_t* words, uint64_t value) {
+  const uint32_t low = static_cast<uint32_t>(value);
+  uint32_t high = static_cast<uint32_t>(value >> 32);
+  if (low != 0) {
+    const uint32_t before = block_add(words, low);
+    if (static_cast<uint32_t>(before + low) < before) ++high;  // the low half carried out
+  }
+  if (high != 0) block_add(words + 1, high);
 }
 
 __host__ __device__ inline void block_add(double* word, double value) {

@@ -269,7 +269,8 @@ __host__ __device__ inline uint64_t contribution(const FoldView& f, int64_t row,
     case kFoldCountValid: return static_cast<uint64_t>(static_cast<int64_t>(sign));
     case kFoldSum:
       if (f.float_acc) return double_bits(sign * double_at(f.input, row));
-      return static_cast<uint64_t>(sign * integer_at(f.input, row));
+      // In uint64: -1 times the least int64 wraps, as the sums do.
+      return static_cast<uint64_t>(integer_at(f.input, row)) * static_cast<uint64_t>(static_cast<int64_t>(sign));
     default: {  // min, max: never signed (only invertible folds are subtracted)
       if (f.float_acc) {
         const double v = double_at(f.input, row);
@@ -332,6 +333,13 @@ struct DeviceScopeAtomics {
   }
 };
 
+/// Whether fold @p f adds integers (a count, an integer sum). A block table holds such a
+/// fold's accumulator as two 32-bit words, the low half first, and adds to it with 32-bit
+/// atomics (block_add_split); it writes and reads it only as those two words.
+__host__ __device__ inline bool adds_integers(const FoldView& f) {
+  return f.op == kFoldCountRows || f.op == kFoldCountValid || (f.op == kFoldSum && !f.float_acc);
+}
+
 /// Atomics on a block's shared memory (block_kernel.cuh). Every access a thread makes to a
 /// table other threads change is one of them, reads too (racecheck sees no hazard).
 struct BlockScopeAtomics {
@@ -341,7 +349,8 @@ struct BlockScopeAtomics {
     return block_cas(word, expected, desired);
   }
   __host__ __device__ static void add(double* word, double v) { block_add(word, v); }
-  __host__ __device__ static void add(uint64_t* word, uint64_t v) { block_add(word, v); }
+  /// An integer add to an accumulator kept as two 32-bit words (adds_integers).
+  __host__ __device__ static void add(uint64_t* word, uint64_t v) { block_add_split(reinterpret_cast<uint32_t*>(word), v); }
   __host__ __device__ static void min(int64_t* word, int64_t v) { block_min(word, v); }
   __host__ __device__ static void max(int64_t* word, int64_t v) { block_max(word, v); }
 };
@@ -452,10 +461,16 @@ struct BlockHashFold {
   static constexpr int kBlocksPerMultiprocessor = 2;
   /// Rows a thread loads before it folds them: loads in flight hide the memory's latency.
   static constexpr int kRowsInFlight = 4;
+  /// Folds whose values load together with the keys (sum and count, say).
+  static constexpr int kEarlyFolds = 1;
   /// A short run: a table sized for its keys has its keys within one or two slots of their
   /// hash, and one that is full should not hold up the rows that go to the device table.
   static constexpr uint32_t kMaxBlockProbes = 8;
   static constexpr uint32_t kNoFirst = ~uint32_t{0};
+  /// Marks a row's slot as the device table's (whose slots, at most kMaxHashCapacity + 1,
+  /// need 31 bits).
+  static constexpr uint32_t kInDeviceTable = uint32_t{1} << 31;
+  static_assert(kMaxHashCapacity + 1 <= kInDeviceTable, "a device slot and the mark share 32 bits");
 
   RowKeys keys;
   int64_t rows;
@@ -484,46 +499,47 @@ struct BlockHashFold {
       for (uint32_t s = static_cast<uint32_t>(at.thread); s < slots; s += static_cast<uint32_t>(at.threads)) {
         slot_key[s] = kEmptySlot;
         first[s] = kNoFirst;
-        for (int32_t f = 0; f < fold_count; ++f) acc[static_cast<size_t>(f) * slots + s] = fold_identity(folds[f]);
+        for (int32_t f = 0; f < fold_count; ++f) set_accumulator(acc + static_cast<size_t>(f) * slots + s, folds[f], fold_identity(folds[f]));
       }
     } else if (phase == 1) {
       if (table.overflowed()) return;  // another block filled the device table: sorting takes over
-      for (int64_t base = begin + at.thread; base < end; base += static_cast<int64_t>(at.threads) * kRowsInFlight) {
-        int64_t row[kRowsInFlight];
+      const int64_t stride = at.threads;
+      for (int64_t base = begin + at.thread; base < end; base += stride * kRowsInFlight) {
         uint64_t key[kRowsInFlight];
-        uint64_t slot[kRowsInFlight] = {};
-        bool in_block[kRowsInFlight] = {};
+        // Where each row folds: a slot of the block's table, or one of the device table
+        // marked kInDeviceTable.
+        uint32_t slot[kRowsInFlight] = {};
+        // The first folds' values load with the keys, before the slots' atomics, so that a
+        // warp waits on memory once a pass rather than once a fold.
+        uint64_t early_value[kEarlyFolds][kRowsInFlight];
 #pragma unroll
-        for (int u = 0; u < kRowsInFlight; ++u) {
-          row[u] = base + static_cast<int64_t>(u) * at.threads;
-          key[u] = row[u] < end ? keys(row[u]) : 0;
+        for (int u = 0; u < kRowsInFlight; ++u) key[u] = base + u * stride < end ? keys(base + u * stride) : 0;
+#pragma unroll
+        for (int e = 0; e < kEarlyFolds; ++e) {
+          if (e < fold_count) load_values(folds[e], base, stride, end, early_value[e]);
         }
 #pragma unroll
         for (int u = 0; u < kRowsInFlight; ++u) {
-          if (row[u] >= end) continue;
-          const uint32_t s = block_slot_of(slot_key, key[u]);
-          in_block[u] = s != kNoFirst;
-          if (in_block[u]) {
-            slot[u] = s;
-            block_min(first + s, static_cast<uint32_t>(row[u] - begin));
+          const int64_t row = base + u * stride;
+          if (row >= end) continue;
+          slot[u] = block_slot_of(slot_key, key[u]);
+          if (slot[u] != kNoFirst) {
+            block_min(first + slot[u], static_cast<uint32_t>(row - begin));
           } else {
-            slot[u] = table.slot_of(key[u]);
-            if (slot[u] == kNoSlot) return;  // the device table is full: sorting takes over
-            table.note_row(slot[u], row[u]);
+            const uint64_t in_device = table.slot_of(key[u]);
+            if (in_device == kNoSlot) return;  // the device table is full: sorting takes over
+            table.note_row(in_device, row);
+            slot[u] = static_cast<uint32_t>(in_device) | kInDeviceTable;
           }
         }
-        for (int32_t f = 0; f < fold_count; ++f) {
-          const FoldView fold = folds[f];
+#pragma unroll
+        for (int e = 0; e < kEarlyFolds; ++e) {
+          if (e < fold_count) fold_values(e, base, stride, end, slot, early_value[e], acc, slots);
+        }
+        for (int32_t f = kEarlyFolds; f < fold_count; ++f) {
           uint64_t value[kRowsInFlight];
-#pragma unroll
-          for (int u = 0; u < kRowsInFlight; ++u)
-            value[u] = row[u] < end ? contribution(fold, row[u], sign_of(row_sign, row[u])) : 0;
-#pragma unroll
-          for (int u = 0; u < kRowsInFlight; ++u) {
-            if (row[u] >= end) continue;
-            if (in_block[u]) fold_atomically<BlockScopeAtomics>(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
-            else if (slot[u] != kNoSlot) table.fold(slot[u], f, fold, value[u]);
-          }
+          load_values(folds[f], base, stride, end, value);
+          fold_values(f, base, stride, end, slot, value, acc, slots);
         }
       }
     } else {
@@ -533,9 +549,49 @@ struct BlockHashFold {
         const uint64_t target = table.slot_of(slot_key[s]);
         if (target == kNoSlot) return;
         table.note_row(target, begin + first[s]);
-        for (int32_t f = 0; f < fold_count; ++f) table.fold(target, f, folds[f], acc[static_cast<size_t>(f) * slots + s]);
+        for (int32_t f = 0; f < fold_count; ++f)
+          table.fold(target, f, folds[f], accumulator(acc + static_cast<size_t>(f) * slots + s, folds[f]));
       }
     }
+  }
+
+  /// What the pass's rows (base + u * stride, those before @p end) contribute to @p fold.
+  __host__ __device__ void load_values(const FoldView& fold, int64_t base, int64_t stride, int64_t end,
+                                       uint64_t (&value)[kRowsInFlight]) const {
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) {
+      const int64_t row = base + u * stride;
+      value[u] = row < end ? contribution(fold, row, sign_of(row_sign, row)) : 0;
+    }
+  }
+
+  /// Folds @p value, fold @p f's values of the pass's rows, into the rows' slots.
+  __host__ __device__ void fold_values(int32_t f, int64_t base, int64_t stride, int64_t end, const uint32_t (&slot)[kRowsInFlight],
+                                       const uint64_t (&value)[kRowsInFlight], uint64_t* acc, uint32_t slots) const {
+    const FoldView fold = folds[f];
+#pragma unroll
+    for (int u = 0; u < kRowsInFlight; ++u) {
+      if (base + u * stride >= end) continue;
+      if (slot[u] & kInDeviceTable) table.fold(slot[u] & ~kInDeviceTable, f, fold, value[u]);
+      else fold_atomically<BlockScopeAtomics>(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
+    }
+  }
+
+  /// A block-table accumulator is two 32-bit words for a fold that adds integers (see
+  /// adds_integers), one 64-bit word otherwise; these write and read it as such.
+  __host__ __device__ static void set_accumulator(uint64_t* cell, const FoldView& fold, uint64_t value) {
+    if (adds_integers(fold)) {
+      uint32_t* words = reinterpret_cast<uint32_t*>(cell);
+      words[0] = static_cast<uint32_t>(value);
+      words[1] = static_cast<uint32_t>(value >> 32);
+    } else {
+      *cell = value;
+    }
+  }
+  __host__ __device__ static uint64_t accumulator(const uint64_t* cell, const FoldView& fold) {
+    if (!adds_integers(fold)) return *cell;
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(cell);
+    return static_cast<uint64_t>(words[1]) << 32 | words[0];
   }
 
   /// The block slot of @p key, claimed if it has none; kNoFirst when a short probe run finds

@@ -272,6 +272,78 @@ TEST(BlockTablesOnHost, BlocksAndThreadsRunningAtOnceGiveTheSameGroups) {
   }
 }
 
+// A block table adds integers to two 32-bit words, the low half's carry going to the high
+// half (block_add_split): values of every size and sign, from threads adding at once, give
+// the 64-bit sum exactly, wrapping as int64 addition does on the CPU.
+TEST(BlockTablesOnHost, SplitWordAddsCarryAndWrapExactlyFromThreadsAtOnce) {
+  constexpr int kThreads = 8;
+  constexpr int kAddsEach = 20000;
+  std::vector<std::vector<uint64_t>> values(kThreads);
+  uint64_t want = 0xFFFFFFFF00000005ULL;  // a start whose low half is about to carry
+  for (int t = 0; t < kThreads; ++t) {
+    std::mt19937_64 rng(static_cast<uint64_t>(t) + 11);
+    for (int i = 0; i < kAddsEach; ++i) {
+      const uint64_t r = rng();
+      // Small of either sign, low halves near a carry, and anything at all.
+      const uint64_t v = i % 3 == 0 ? static_cast<uint64_t>(static_cast<int64_t>(r % 2001) - 1000) : i % 3 == 1 ? (r | 0xFFFFFF00ULL) & 0xFFFFFFFFULL : r;
+      values[static_cast<size_t>(t)].push_back(v);
+      want += v;
+    }
+  }
+  uint32_t words[2] = {0x00000005u, 0xFFFFFFFFu};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (uint64_t v : values[static_cast<size_t>(t)]) block_add_split(words, v);
+    });
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(static_cast<uint64_t>(words[1]) << 32 | words[0], want);
+}
+
+// Integer sums and counts of the hash strategy, through block tables and the device table,
+// with values anywhere in int64 and rows that subtract: exact, as the CPU's wrapping sums.
+TEST(BlockTablesOnHost, IntegerSumsAndCountsAreExactOverAllOf64Bits) {
+  const size_t rows = 30011;
+  const int64_t keys = 7;
+  std::mt19937_64 rng(5);
+  std::vector<int64_t> k(rows), v(rows);
+  std::vector<int8_t> signs(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    k[r] = static_cast<int64_t>(rng() % keys);
+    v[r] = r % 4 == 0 ? std::numeric_limits<int64_t>::min() + static_cast<int64_t>(rng() % 3) : static_cast<int64_t>(rng());
+    signs[r] = rng() % 3 == 0 ? -1 : 1;
+  }
+  std::map<int64_t, std::pair<uint64_t, uint64_t>> want;  // key -> (sum, count), wrapping
+  for (size_t r = 0; r < rows; ++r) {
+    want[k[r]].first += static_cast<uint64_t>(signs[r]) * static_cast<uint64_t>(v[r]);
+    want[k[r]].second += static_cast<uint64_t>(static_cast<int64_t>(signs[r]));
+  }
+  TestColumn key = int64_column(k), value = int64_column(v);
+  for (size_t shared_bytes : {size_t{0}, size_t{96 * 1024}}) {
+    for (bool concurrent : {false, true}) {
+      SCOPED_TRACE("shared " + std::to_string(shared_bytes) + (concurrent ? ", threads at once" : ", threads in turn"));
+      GroupedInput in;
+      in.rows = rows;
+      in.keys = {key.view()};
+      in.folds = {fold(kFoldSum, &value, false), fold(kFoldCountRows, nullptr, false)};
+      in.row_sign = signs.data();
+      in.strategy = GroupStrategy::Hash;
+      ConcurrentHostExec concurrent_exec;
+      HostExec sequential_exec;
+      HostExec& exec = concurrent ? concurrent_exec : sequential_exec;
+      exec.limits.multiprocessors = 4;
+      exec.limits.max_shared_bytes = shared_bytes;
+      const GroupedResult got = concurrent ? grouped_reduce(concurrent_exec, in) : grouped_reduce(sequential_exec, in);
+      ASSERT_EQ(got.groups, want.size());
+      for (size_t g = 0; g < got.groups; ++g) {
+        const int64_t group_key = k[static_cast<size_t>(got.first_row[g])];
+        EXPECT_EQ(got.accumulators[g], want[group_key].first) << "key " << group_key;
+        EXPECT_EQ(got.accumulators[got.groups + g], want[group_key].second) << "key " << group_key;
+      }
+    }
+  }
+}
+
 /// Float min and max of three groups whose values tie as numbers but not as bits (0.0 and
 /// -0.0; NaNs of either sign and any payload), @p copies rows of each value in the order
 /// given or reversed, through @p exec with @p strategy: -0.0 is below 0.0 and every NaN comes
