@@ -7,9 +7,10 @@
 # The steps run in the order of what matters most, each under its own time limit inside a
 # total deadline (SLUICE_GPU_CHECK_SECONDS, default 540 s), so that a run cut short still
 # leaves the results of every step before. SLUICE_GPU_CHECK_ONLY (a comma list of tests,
-# bench, sluice-bench, memcheck, racecheck; default all) runs some of them, e.g. a second
-# call on the still warm machine, whose build-gpu/ is kept and rebuilds in seconds, with
-# SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500. $OUT (default
+# bench, sluice-bench, memcheck, racecheck, profile; default all but profile) runs some of
+# them, e.g. a second call on the still warm machine, whose build-gpu/ is kept and rebuilds
+# in seconds, with SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500 or
+# SLUICE_GPU_CHECK_ONLY=profile (ncu on the hash strategy's block kernel). $OUT (default
 # gpu-checks/) gets at most 8 files, the device tool's limit, each rewritten as soon as its
 # step ends:
 #   summary.txt             one or more lines per step (read this first)
@@ -36,6 +37,8 @@ deadline=$((SECONDS + ${SLUICE_GPU_CHECK_SECONDS:-540}))
 say() { echo "$*" | tee -a "$summary"; }
 # Whether step $1 is to run (SLUICE_GPU_CHECK_ONLY).
 wanted() { [ -z "${SLUICE_GPU_CHECK_ONLY:-}" ] || [[ ",$SLUICE_GPU_CHECK_ONLY," == *",$1,"* ]]; }
+# Whether step $1, which runs only when asked for, is named in SLUICE_GPU_CHECK_ONLY.
+asked_for() { [[ ",${SLUICE_GPU_CHECK_ONLY:-}," == *",$1,"* ]]; }
 # Seconds a step may take: at most $1, and no later than $2 seconds before the deadline.
 budget() {
   local room=$((deadline - SECONDS - ${2:-0}))
@@ -150,6 +153,20 @@ step "compute-sanitizer racecheck"
 timed "$(budget "${SLUICE_GPU_RACECHECK_SECONDS:-200}" 0)" racecheck "$sanitizer" --tool racecheck --error-exitcode 99 build-gpu/tests/test_cuda_backend \
   --gtest_filter='*/FewInts_4097_rows:*/Floats_5003_rows' > "$logs/sanitizer-racecheck.log" 2>&1
 say "racecheck exit $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$logs/sanitizer-racecheck.log" | tail -1)"
+fi
+
+if asked_for profile; then
+step "ncu: the hash strategy's block kernel at 1k keys"
+# The first block-kernel launch of bench_gpu is reduceByKey's over 1k keys; ncu profiles
+# that one launch (its replays take most of the time) and lets the rest run.
+ncu_bin=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+timed "$(budget 300 0)" profile "$ncu_bin" -k regex:run_block_phases -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+  --section WarpStateStats --section SourceCounters --section LaunchStats --section Occupancy \
+  build-gpu/bench/bench_gpu --text-mib 64 --expression-rows 1000000 --ysb-mib 16 --out "$logs/bench-under-ncu.json" \
+  > "$logs/ncu-block-kernel.txt" 2>&1
+say "ncu exit $?"
+grep -E '^ +(Duration|DRAM Throughput|Memory Throughput|Compute \(SM\) Throughput|Registers Per Thread|Achieved Occupancy|Avg\. Active Threads Per Warp|Avg\. Not Predicated Off Threads Per Warp|Warp Cycles Per Issued Instruction|Executed Instructions) ' \
+  "$logs/ncu-block-kernel.txt" | tee -a "$summary"
 fi
 
 say "done at $(date +%T), $SECONDS s in all"

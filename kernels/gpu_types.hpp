@@ -68,6 +68,10 @@ struct GroupedInput {
   /// The one key column is its own 64-bit key (an integer declared not nullable), bitmap or
   /// not: its nulls are counted and a batch with any is reduced no further (take_exact_key).
   bool exact_key = false;
+  /// Each row's hashed key as HashedKeyOf computes it from the key columns, already in the
+  /// executor's memory (word count computes them as it finds its words); null: computed
+  /// here. Ignored for exact keys. Rows are still verified against their group's first row.
+  const uint64_t* row_hashes = nullptr;
 };
 
 /// Groups in order of their first row; accumulators fold-major (fold f of group g at

@@ -198,13 +198,18 @@ struct ExactKeyOf {
   __host__ __device__ void operator()(int64_t row) const { out[row] = static_cast<uint64_t>(integer_at(key, row)) - offset; }
 };
 
+/// The hashed key of a row from its key fields' value_hash, one field at a time from kKeySeed.
+__host__ __device__ inline uint64_t add_field_to_key_hash(uint64_t h, uint64_t field_hash) {
+  return fmix64(rotl64(h, 27) * kHashMul1 ^ field_hash);
+}
+
 struct HashedKeyOf {
   const ColumnView* keys;
   int32_t key_count;
   uint64_t* out;
   __host__ __device__ void operator()(int64_t row) const {
     uint64_t h = kKeySeed;
-    for (int32_t k = 0; k < key_count; ++k) h = fmix64(rotl64(h, 27) * kHashMul1 ^ value_hash(keys[k], row));
+    for (int32_t k = 0; k < key_count; ++k) h = add_field_to_key_hash(h, value_hash(keys[k], row));
     out[row] = h;
   }
 };
@@ -973,13 +978,15 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
   exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
   exec.to_device(folds.data(), in.folds.data(), in.folds.size() * sizeof(FoldView));
 
-  // Exact keys are read where they are; hashed keys are computed once, into an array.
+  // Exact keys are read where they are; hashed keys are computed once, into an array,
+  // unless the caller has (in.row_hashes).
   const bool exact = keyed_exactly(in);
-  auto hashed_keys = exec.template alloc<uint64_t>(exact ? 0 : in.rows);
+  const bool hashes_given = !exact && in.row_hashes != nullptr;
+  auto hashed_keys = exec.template alloc<uint64_t>(exact || hashes_given ? 0 : in.rows);
   RowKeys row_keys;
   if (exact) row_keys.exact = in.keys[0];
-  else row_keys.computed = hashed_keys.data();
-  if (!exact) compute_row_keys(exec, in, keys.data(), hashed_keys.data());
+  else row_keys.computed = hashes_given ? in.row_hashes : hashed_keys.data();
+  if (!exact && !hashes_given) compute_row_keys(exec, in, keys.data(), hashed_keys.data());
   const bool verify = !exact && !in.keys.empty();
 
   GroupStrategy strategy = in.strategy;
@@ -1000,6 +1007,11 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
     if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, out)) return out;
     // More keys than the sample suggested (or a probe run too long): sorting takes over.
     out.hash_overflowed = true;
+  }
+  // The sort orders the hashed keys in place: given ones are the caller's, so a copy.
+  if (hashes_given) {
+    hashed_keys = exec.template alloc<uint64_t>(in.rows);
+    thrust::copy_n(exec.policy(), in.row_hashes, in.rows, hashed_keys.data());
   }
   reduce_by_sorting(exec, in, exact ? nullptr : hashed_keys.data(), keys.data(), verify, out);
   return out;

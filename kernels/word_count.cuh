@@ -40,17 +40,21 @@ struct ByteIsWordStart {
 
 /// One past word @p w's last byte: the first space, line start or end of the text after its
 /// start (words are short: a scan from each start costs less than a second pass over every
-/// byte).
-struct WordEnd {
+/// byte). Also the word's hashed key, as the keyed reduction would compute it from the word
+/// column (HashedKeyOf), while its bytes are at hand.
+struct WordEndAndKey {
   const char* chars;
   const uint8_t* line_start;
   int64_t bytes;
   const int32_t* starts;
   int32_t* ends;
+  uint64_t* key_hashes;
   __host__ __device__ void operator()(int64_t w) const {
-    int64_t i = starts[w] + 1;
+    const int32_t start = starts[w];
+    int64_t i = start + 1;
     while (i < bytes && !line_start[i] && !is_space_byte(chars[i])) ++i;
     ends[w] = static_cast<int32_t>(i);
+    key_hashes[w] = add_field_to_key_hash(kKeySeed, hash_bytes(chars + start, i - start));
   }
 };
 
@@ -98,8 +102,9 @@ WordCounts count_words(Exec& exec, const char* chars, const int32_t* line_offset
   out.words = words;
   if (words == 0) return out;
   auto ends = exec.template alloc<int32_t>(words);
+  auto key_hashes = exec.template alloc<uint64_t>(words);
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(words),
-                     WordEnd{chars, line_start.data(), static_cast<int64_t>(bytes), starts.data(), ends.data()});
+                     WordEndAndKey{chars, line_start.data(), static_cast<int64_t>(bytes), starts.data(), ends.data(), key_hashes.data()});
 
   ColumnView word_column;
   word_column.type = kString;
@@ -113,6 +118,7 @@ WordCounts count_words(Exec& exec, const char* chars, const int32_t* line_offset
   count.op = kFoldCountRows;
   in.folds = {count};
   in.strategy = strategy;
+  in.row_hashes = key_hashes.data();
   const GroupedResult groups = grouped_reduce(exec, in);
   out.strategy = groups.strategy;
   out.key_collisions = groups.key_collisions;

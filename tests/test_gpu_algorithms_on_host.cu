@@ -790,6 +790,60 @@ TEST_P(WordCountOnHost, NoLinesOrOnlySpacesGiveNoWords) {
   EXPECT_TRUE(none.counts.empty());
 }
 
+// Word count hashes each word as it finds its end; the hash is the one the keyed reduction
+// computes from the word column (GroupedInput::row_hashes promises that).
+TEST(WordCountOnHostKeys, AWordsHashIsTheReductionsHashOfTheWordColumn) {
+  const std::string text = "alpha be\tgamma  a\nfourteen-bytes exactly8 x";
+  std::vector<int32_t> starts;
+  for (size_t i = 0; i < text.size(); ++i)
+    if (!is_space_byte(text[i]) && (i == 0 || is_space_byte(text[i - 1]))) starts.push_back(static_cast<int32_t>(i));
+  const std::vector<uint8_t> line_start(text.size() + 1, 0);
+  std::vector<int32_t> ends(starts.size());
+  std::vector<uint64_t> fused(starts.size()), separate(starts.size());
+  for (size_t w = 0; w < starts.size(); ++w)
+    WordEndAndKey{text.data(), line_start.data(), static_cast<int64_t>(text.size()), starts.data(), ends.data(), fused.data()}(
+        static_cast<int64_t>(w));
+  ColumnView words;
+  words.type = kString;
+  words.chars = text.data();
+  words.offsets = starts.data();
+  words.ends = ends.data();
+  for (size_t w = 0; w < starts.size(); ++w) HashedKeyOf{&words, 1, separate.data()}(static_cast<int64_t>(w));
+  ASSERT_EQ(starts.size(), 7u);
+  EXPECT_EQ(text.substr(static_cast<size_t>(starts[4]), static_cast<size_t>(ends[4] - starts[4])), "fourteen-bytes");
+  EXPECT_EQ(fused, separate);
+}
+
+// Hashes the caller gives (GroupedInput::row_hashes) group as computed ones do, by either
+// strategy, and stay as they were: the sort strategy orders a copy.
+TEST(GroupedReduceOnHostHashes, GivenRowHashesGroupAsComputedOnesAndStayUnchanged) {
+  std::mt19937_64 rng(3);
+  std::vector<std::string> keys(5000);
+  for (std::string& k : keys) k = "k" + std::to_string(rng() % 300);
+  TestColumn key = string_column(keys);
+  const ColumnView view = key.view();
+  std::vector<uint64_t> hashes(keys.size());
+  for (size_t r = 0; r < keys.size(); ++r) HashedKeyOf{&view, 1, hashes.data()}(static_cast<int64_t>(r));
+  const std::vector<uint64_t> before = hashes;
+  for (GroupStrategy strategy : {GroupStrategy::Hash, GroupStrategy::Sort}) {
+    GroupedInput in;
+    in.rows = keys.size();
+    in.keys = {view};
+    in.folds = {fold(kFoldCountRows, nullptr, false)};
+    in.strategy = strategy;
+    HostExec exec;
+    const GroupedResult computed = grouped_reduce(exec, in);
+    in.row_hashes = hashes.data();
+    const GroupedResult given = grouped_reduce(exec, in);
+    SCOPED_TRACE(strategy == GroupStrategy::Hash ? "hash" : "sort");
+    EXPECT_EQ(given.strategy, strategy);
+    EXPECT_EQ(given.first_row, computed.first_row);
+    EXPECT_EQ(given.accumulators, computed.accumulators);
+    EXPECT_EQ(given.groups, 300u);
+    EXPECT_EQ(hashes, before);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Strategies, WordCountOnHost, ::testing::Values(GroupStrategy::Hash, GroupStrategy::Sort),
                          [](const auto& info) { return info.param == GroupStrategy::Hash ? std::string("Hash") : std::string("Sort"); });
 
