@@ -338,11 +338,17 @@ struct DeviceScopeAtomics {
   }
 };
 
-/// Whether fold @p f adds integers (a count, an integer sum). A block table holds such a
-/// fold's accumulator as two 32-bit words, the low half first, and adds to it with 32-bit
-/// atomics (block_add_split); it writes and reads it only as those two words.
-__host__ __device__ inline bool adds_integers(const FoldView& f) {
-  return f.op == kFoldCountRows || f.op == kFoldCountValid || (f.op == kFoldSum && !f.float_acc);
+/// How a block table keeps fold @p f's accumulator in its 8 bytes a slot. Shared memory's
+/// 32-bit atomic add is one instruction where a 64-bit one is a loop (block_add_split), so:
+///  - Count32: a count, as a signed 32-bit count in the first word (a tile has fewer than
+///    2^31 rows, and a row adds +1 or -1);
+///  - SplitSum: an integer sum, as two 32-bit words (block_add_split);
+///  - Word64: anything else (float sums, min, max), one 64-bit word.
+/// The table writes and reads each cell only as its kind says.
+enum class BlockCell { Count32, SplitSum, Word64 };
+__host__ __device__ inline BlockCell block_cell_of(const FoldView& f) {
+  if (f.op == kFoldCountRows || f.op == kFoldCountValid) return BlockCell::Count32;
+  return f.op == kFoldSum && !f.float_acc ? BlockCell::SplitSum : BlockCell::Word64;
 }
 
 /// Atomics on a block's shared memory (block_kernel.cuh). Every access a thread makes to a
@@ -354,7 +360,9 @@ struct BlockScopeAtomics {
     return block_cas(word, expected, desired);
   }
   __host__ __device__ static void add(double* word, double v) { block_add(word, v); }
-  /// An integer add to an accumulator kept as two 32-bit words (adds_integers).
+  /// An integer add to an accumulator kept as two 32-bit words (BlockCell::SplitSum). No
+  /// block-table cell reaches it (BlockHashFold::fold_into_block_table adds integers itself);
+  /// fold_atomically's integer branch needs it to compile.
   __host__ __device__ static void add(uint64_t* word, uint64_t v) { block_add_split(reinterpret_cast<uint32_t*>(word), v); }
   __host__ __device__ static void min(int64_t* word, int64_t v) { block_min(word, v); }
   __host__ __device__ static void max(int64_t* word, int64_t v) { block_max(word, v); }
@@ -479,7 +487,7 @@ struct BlockHashFold {
 
   RowKeys keys;
   int64_t rows;
-  int64_t rows_per_block;  // < 2^32: a tile's rows are 32-bit offsets
+  int64_t rows_per_block;  // < 2^31: a tile's rows are 32-bit offsets, its counts 32-bit signed
   DeviceHashTable table;
   const FoldView* folds;
   int32_t fold_count;
@@ -578,25 +586,40 @@ struct BlockHashFold {
     for (int u = 0; u < kRowsInFlight; ++u) {
       if (base + u * stride >= end) continue;
       if (slot[u] & kInDeviceTable) table.fold(slot[u] & ~kInDeviceTable, f, fold, value[u]);
-      else fold_atomically<BlockScopeAtomics>(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
+      else fold_into_block_table(acc + static_cast<size_t>(f) * slots + slot[u], fold, value[u]);
     }
   }
 
-  /// A block-table accumulator is two 32-bit words for a fold that adds integers (see
-  /// adds_integers), one 64-bit word otherwise; these write and read it as such.
+  /// Folds @p value into a block table's accumulator @p cell, as its kind (BlockCell) says.
+  __host__ __device__ static void fold_into_block_table(uint64_t* cell, const FoldView& fold, uint64_t value) {
+    switch (block_cell_of(fold)) {
+      case BlockCell::Count32:  // +1 or -1, in 32-bit two's complement
+        if (value != 0) block_add(reinterpret_cast<uint32_t*>(cell), static_cast<uint32_t>(value));
+        return;
+      case BlockCell::SplitSum: block_add_split(reinterpret_cast<uint32_t*>(cell), value); return;
+      default: fold_atomically<BlockScopeAtomics>(cell, fold, value);
+    }
+  }
+
+  /// Writes and reads a block table's accumulator as its kind (BlockCell) says.
   __host__ __device__ static void set_accumulator(uint64_t* cell, const FoldView& fold, uint64_t value) {
-    if (adds_integers(fold)) {
-      uint32_t* words = reinterpret_cast<uint32_t*>(cell);
-      words[0] = static_cast<uint32_t>(value);
-      words[1] = static_cast<uint32_t>(value >> 32);
-    } else {
-      *cell = value;
+    uint32_t* words = reinterpret_cast<uint32_t*>(cell);
+    switch (block_cell_of(fold)) {
+      case BlockCell::Count32: words[0] = static_cast<uint32_t>(value); return;
+      case BlockCell::SplitSum:
+        words[0] = static_cast<uint32_t>(value);
+        words[1] = static_cast<uint32_t>(value >> 32);
+        return;
+      default: *cell = value;
     }
   }
   __host__ __device__ static uint64_t accumulator(const uint64_t* cell, const FoldView& fold) {
-    if (!adds_integers(fold)) return *cell;
     const uint32_t* words = reinterpret_cast<const uint32_t*>(cell);
-    return static_cast<uint64_t>(words[1]) << 32 | words[0];
+    switch (block_cell_of(fold)) {
+      case BlockCell::Count32: return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(words[0])));
+      case BlockCell::SplitSum: return static_cast<uint64_t>(words[1]) << 32 | words[0];
+      default: return *cell;
+    }
   }
 
   /// The block slot of @p key, claimed if it has none; kNoFirst when a short probe run finds
@@ -817,7 +840,7 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
   const int64_t rows = static_cast<int64_t>(in.rows);
   const int64_t rows_a_pass = int64_t{BlockHashFold::kThreads} * BlockHashFold::kRowsInFlight;
   int64_t blocks = std::min(exec.template resident_blocks<BlockHashFold>(shared), (rows + rows_a_pass - 1) / rows_a_pass);
-  blocks = std::max(blocks, (rows + 0x7FFFFFFF) / 0x80000000);
+  blocks = std::max(blocks, (rows + 0x7FFFFFFE) / 0x7FFFFFFF);  // tiles of at most 2^31 - 1 rows
   const int64_t rows_per_block = (rows + blocks - 1) / blocks;
   exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots},
                      (rows + rows_per_block - 1) / rows_per_block, shared);

@@ -55,9 +55,11 @@ class HostExec {
   /// through each phase. Shared memory starts as garbage, as on a GPU.
   template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
     const int32_t threads = Kernel::kThreads;
-    std::vector<uint64_t> shared(shared_bytes / sizeof(uint64_t) + 2);
+    // Bytes (operator new aligns them for any word), which a kernel may use as words of
+    // any width.
+    std::vector<unsigned char> shared(shared_bytes + 16);
     for (int64_t b = 0; b < blocks; ++b) {
-      std::memset(shared.data(), 0xA5, shared.size() * sizeof(uint64_t));
+      std::memset(shared.data(), 0xA5, shared.size());
       for (int phase = 0; phase < Kernel::kPhases; ++phase) {
         for (int32_t t = 0; t < threads; ++t) {
           BlockThread at;
@@ -65,7 +67,7 @@ class HostExec {
           at.blocks = blocks;
           at.thread = t;
           at.threads = threads;
-          kernel(phase, at, reinterpret_cast<unsigned char*>(shared.data()));
+          kernel(phase, at, shared.data());
         }
       }
     }

@@ -197,7 +197,7 @@ class ConcurrentHostExec : public HostExec {
   static constexpr int32_t kThreadsPerBlock = 256;
 
   template <class Kernel> void launch_blocks(const Kernel& kernel, int64_t blocks, size_t shared_bytes) {
-    std::vector<std::vector<uint64_t>> shared(static_cast<size_t>(blocks), std::vector<uint64_t>(shared_bytes / 8 + 2, 0xA5A5A5A5A5A5A5A5ULL));
+    std::vector<std::vector<unsigned char>> shared(static_cast<size_t>(blocks), std::vector<unsigned char>(shared_bytes + 16, 0xA5));
     std::vector<std::unique_ptr<BlockBarrier>> barriers;
     for (int64_t b = 0; b < blocks; ++b) barriers.push_back(std::make_unique<BlockBarrier>(kThreadsPerBlock));
     std::vector<std::thread> threads;
@@ -212,7 +212,7 @@ class ConcurrentHostExec : public HostExec {
             at.threads = kThreadsPerBlock;
             for (int phase = 0; phase < Kernel::kPhases; ++phase) {
               if (phase > 0 && !barriers[static_cast<size_t>(b)]->arrive_and_wait()) return;
-              kernel(phase, at, reinterpret_cast<unsigned char*>(shared[static_cast<size_t>(b)].data()));
+              kernel(phase, at, shared[static_cast<size_t>(b)].data());
             }
           });
         }
@@ -301,7 +301,8 @@ TEST(BlockTablesOnHost, SplitWordAddsCarryAndWrapExactlyFromThreadsAtOnce) {
 }
 
 // Integer sums and counts of the hash strategy, through block tables and the device table,
-// with values anywhere in int64 and rows that subtract: exact, as the CPU's wrapping sums.
+// with values anywhere in int64 and rows that subtract (one key's only): exact, as the CPU's
+// wrapping sums.
 TEST(BlockTablesOnHost, IntegerSumsAndCountsAreExactOverAllOf64Bits) {
   const size_t rows = 30011;
   const int64_t keys = 7;
@@ -311,7 +312,7 @@ TEST(BlockTablesOnHost, IntegerSumsAndCountsAreExactOverAllOf64Bits) {
   for (size_t r = 0; r < rows; ++r) {
     k[r] = static_cast<int64_t>(rng() % keys);
     v[r] = r % 4 == 0 ? std::numeric_limits<int64_t>::min() + static_cast<int64_t>(rng() % 3) : static_cast<int64_t>(rng());
-    signs[r] = rng() % 3 == 0 ? -1 : 1;
+    signs[r] = k[r] == 0 || rng() % 3 == 0 ? -1 : 1;  // key 0's counts go below zero in every tile
   }
   std::map<int64_t, std::pair<uint64_t, uint64_t>> want;  // key -> (sum, count), wrapping
   for (size_t r = 0; r < rows; ++r) {
@@ -841,7 +842,43 @@ TEST(GroupedReduceOnHostHashes, GivenRowHashesGroupAsComputedOnesAndStayUnchange
     EXPECT_EQ(given.accumulators, computed.accumulators);
     EXPECT_EQ(given.groups, 300u);
     EXPECT_EQ(hashes, before);
+
+    // Given hashes are what groups the rows: one hash for every row makes one group, and
+    // the verification against its first row counts every other key's rows.
+    std::vector<uint64_t> one_hash(keys.size(), 42);
+    in.row_hashes = one_hash.data();
+    const GroupedResult merged = grouped_reduce(exec, in);
+    EXPECT_EQ(merged.groups, 1u);
+    EXPECT_EQ(merged.key_collisions,
+              static_cast<unsigned long long>(std::count_if(keys.begin(), keys.end(), [&](const std::string& k) { return k != keys[0]; })));
   }
+}
+
+// A hash table sized from a sample that fills up falls back to sorting, which orders a copy
+// of hashes the caller gave.
+TEST(GroupedReduceOnHostHashes, GivenRowHashesSurviveTheFallBackToSorting) {
+  const size_t rows = 65536;  // as in AHashTableThatFillsUpFallsBackToSorting
+  std::vector<int64_t> k(rows);
+  for (size_t r = 0; r < rows; ++r) k[r] = (r % 16 == 0) ? static_cast<int64_t>((r / 16) % 8) : static_cast<int64_t>(r % 16);
+  for (size_t r = 1; r < rows; r += 16) k[r] = static_cast<int64_t>(1000 + r);
+  TestColumn key = int64_column(k);
+  const ColumnView view = key.view();
+  std::vector<uint64_t> hashes(rows);
+  for (size_t r = 0; r < rows; ++r) HashedKeyOf{&view, 1, hashes.data()}(static_cast<int64_t>(r));
+  const std::vector<uint64_t> before = hashes;
+  std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = {view};
+  in.folds = folds;
+  in.force_hashed_keys = true;  // an integer key is otherwise its own key, and given hashes are ignored
+  in.row_hashes = hashes.data();
+  HostExec exec;
+  const GroupedResult got = grouped_reduce(exec, in);
+  EXPECT_TRUE(got.hash_overflowed);
+  EXPECT_EQ(got.strategy, GroupStrategy::Sort);
+  expect_matches(got, reference({&key}, {nullptr}, folds, rows, {}), folds);
+  EXPECT_EQ(hashes, before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, WordCountOnHost, ::testing::Values(GroupStrategy::Hash, GroupStrategy::Sort),
