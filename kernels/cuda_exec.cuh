@@ -195,20 +195,20 @@ class CudaExec {
 
   /// Sorts (key, value) pairs by key with CUB's LSD radix sort (stable), over the low
   /// @p key_bits bits of the keys.
-  void sort_pairs(uint64_t* keys, int64_t* values, size_t n, int key_bits = 64) {
+  template <class Key, class Value> void sort_pairs(Key* keys, Value* values, size_t n, int key_bits = 8 * sizeof(Key)) {
     if (n < 2) return;
-    auto keys_alt = alloc<uint64_t>(n);
-    auto values_alt = alloc<int64_t>(n);
-    cub::DoubleBuffer<uint64_t> k(keys, keys_alt.data());
-    cub::DoubleBuffer<int64_t> v(values, values_alt.data());
+    auto keys_alt = alloc<Key>(n);
+    auto values_alt = alloc<Value>(n);
+    cub::DoubleBuffer<Key> k(keys, keys_alt.data());
+    cub::DoubleBuffer<Value> v(values, values_alt.data());
     size_t temp_bytes = 0;
     SLUICE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, k, v, static_cast<int64_t>(n), 0, key_bits, stream_));
     auto temp = alloc<char>(temp_bytes);
     SLUICE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, k, v, static_cast<int64_t>(n), 0, key_bits, stream_));
     if (k.Current() != keys)
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(keys, k.Current(), n * sizeof(uint64_t), cudaMemcpyDeviceToDevice, stream_));
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(keys, k.Current(), n * sizeof(Key), cudaMemcpyDeviceToDevice, stream_));
     if (v.Current() != values)
-      SLUICE_CUDA_TRY(cudaMemcpyAsync(values, v.Current(), n * sizeof(int64_t), cudaMemcpyDeviceToDevice, stream_));
+      SLUICE_CUDA_TRY(cudaMemcpyAsync(values, v.Current(), n * sizeof(Value), cudaMemcpyDeviceToDevice, stream_));
   }
 
   /// The current device's multiprocessors, shared memory (a block's opt-in limit, a

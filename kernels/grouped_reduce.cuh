@@ -882,8 +882,34 @@ struct WidenKeyRange {
   }
 };
 
+/// Row @p row's exact key less @p offset, and the row, as 32-bit words (the keys' range
+/// needs at most 32 bits).
+struct NarrowKeyAndRow {
+  ColumnView key;
+  uint64_t offset;
+  uint32_t* key_out;
+  uint32_t* row_out;
+  __host__ __device__ void operator()(int64_t row) const {
+    key_out[row] = static_cast<uint32_t>(static_cast<uint64_t>(integer_at(key, row)) - offset);
+    row_out[row] = static_cast<uint32_t>(row);
+  }
+};
+
+/// Sorted 32-bit keys and rows as the 64-bit arrays the segmented passes read.
+struct WidenSorted {
+  const uint32_t* keys;
+  const uint32_t* rows;
+  uint64_t* key_out;
+  int64_t* row_out;
+  __host__ __device__ void operator()(int64_t i) const {
+    key_out[i] = keys[i];
+    row_out[i] = rows[i];
+  }
+};
+
 /// Sort strategy. Exact keys are sorted less their least value, over as few bits as their
-/// range needs; hashed keys (@p hashed_keys, computed) over all 64.
+/// range needs (as 32-bit keys and rows where those fit); hashed keys (@p hashed_keys,
+/// computed) over all 64.
 template <class Exec>
 void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys, const ColumnView* keys, bool verify,
                        DeviceGroups<Exec>& out) {
@@ -903,11 +929,22 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys
     key_bits = span == ~uint64_t{0} ? 64 : bit_width(span + 1);
     narrowed = exec.template alloc<uint64_t>(in.rows);
     key_of_row = narrowed.data();
-    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, ExactKeyOf{in.keys[0], key_of_row, key_offset});
   }
   auto row_at = exec.template alloc<int64_t>(in.rows);
-  thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), rows, row_at.data());
-  exec.sort_pairs(key_of_row, row_at.data(), in.rows, key_bits);  // stable: a segment's rows stay in order
+  if (!hashed_keys && key_bits <= 32 && in.rows <= std::numeric_limits<uint32_t>::max()) {
+    // Keys and rows that fit 32 bits are sorted as such, half the bytes a radix pass moves
+    // of 64-bit ones, then widened for the segmented passes.
+    auto narrow_keys = exec.template alloc<uint32_t>(in.rows);
+    auto narrow_rows = exec.template alloc<uint32_t>(in.rows);
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, NarrowKeyAndRow{in.keys[0], key_offset, narrow_keys.data(), narrow_rows.data()});
+    exec.sort_pairs(narrow_keys.data(), narrow_rows.data(), in.rows, key_bits);  // stable: a segment's rows stay in order
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, WidenSorted{narrow_keys.data(), narrow_rows.data(), key_of_row, row_at.data()});
+  } else {
+    if (!hashed_keys)
+      thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), rows, ExactKeyOf{in.keys[0], key_of_row, key_offset});
+    thrust::copy_n(policy, thrust::counting_iterator<int64_t>(0), rows, row_at.data());
+    exec.sort_pairs(key_of_row, row_at.data(), in.rows, key_bits);  // stable: a segment's rows stay in order
+  }
 
   // One segment per key: each segment's first row, then one segmented reduce per fold.
   auto segment_keys = exec.template alloc<uint64_t>(in.rows);

@@ -32,13 +32,13 @@ class HostExec {
   auto policy() { return thrust::cpp::par; }
   /// Stable sort by the low @p key_bits bits only, as CUB's radix sort over those bits: a
   /// caller that narrows keys wrongly sees its groups split here too.
-  void sort_pairs(uint64_t* keys, int64_t* values, size_t n, int key_bits = 64) {
+  template <class Key, class Value> void sort_pairs(Key* keys, Value* values, size_t n, int key_bits = 8 * sizeof(Key)) {
     const uint64_t mask = key_bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << key_bits) - 1;
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return (keys[a] & mask) < (keys[b] & mask); });
-    std::vector<uint64_t> sorted_keys(n);
-    std::vector<int64_t> sorted_values(n);
+    std::vector<Key> sorted_keys(n);
+    std::vector<Value> sorted_values(n);
     for (size_t i = 0; i < n; ++i) {
       sorted_keys[i] = keys[order[i]];
       sorted_values[i] = values[order[i]];

@@ -413,17 +413,25 @@ TEST(BlockTablesOnHost, TableSlotsFollowTheExpectedKeysWithinHalfTheSharedMemory
 }
 
 // Exact keys are sorted less their least value over only the bits their range needs (the
-// host sort, like CUB's, ignores the bits above): a wrong narrowing would split groups.
+// host sort, like CUB's, ignores the bits above), as 32-bit keys where the range fits 32
+// bits: a wrong narrowing would split or merge groups.
 TEST(ExactKeySortOnHost, KeysFarFromZeroAndKeysSpanningAllOf64BitsGroupExactly) {
   const size_t rows = 9001;
   std::mt19937_64 rng(7);
-  std::vector<int64_t> far(rows), spanning(rows);
+  std::vector<int64_t> far(rows), spanning(rows), span_of_32_bits(rows), span_of_33_bits(rows);
+  const int64_t least = -(int64_t{1} << 40);
   for (size_t r = 0; r < rows; ++r) {
     far[r] = int64_t{1'000'000'000'000'000} + static_cast<int64_t>(rng() % 300) * 4096;
     const int64_t extremes[] = {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), -1, 0};
     spanning[r] = rng() % 2 ? extremes[rng() % 4] : static_cast<int64_t>(rng() % 50);
+    // The widest range sorted as 32-bit keys, and one bit more (keys 2^32 apart would meet
+    // in 32 bits).
+    const int64_t offsets_32[] = {0, 1, int64_t{1} << 31, (int64_t{1} << 32) - 1};
+    const int64_t offsets_33[] = {0, 1, int64_t{1} << 32, (int64_t{1} << 32) + 1};
+    span_of_32_bits[r] = least + offsets_32[rng() % 4];
+    span_of_33_bits[r] = least + offsets_33[rng() % 4];
   }
-  for (const std::vector<int64_t>* k : {&far, &spanning}) {
+  for (const std::vector<int64_t>* k : {&far, &spanning, &span_of_32_bits, &span_of_33_bits}) {
     TestColumn key = int64_column(*k);
     std::vector<FoldView> folds{fold(kFoldCountRows, nullptr, false)};
     GroupedInput in;
@@ -435,6 +443,7 @@ TEST(ExactKeySortOnHost, KeysFarFromZeroAndKeysSpanningAllOf64BitsGroupExactly) 
     const GroupedResult got = grouped_reduce(exec, in);
     EXPECT_EQ(got.strategy, GroupStrategy::Sort);
     expect_matches(got, reference({&key}, {nullptr}, folds, rows, {}), folds);
+    if (k == &span_of_32_bits || k == &span_of_33_bits) EXPECT_EQ(got.groups, 4u);
     // The groups' keys come back whole, offset added back (a window combines by them).
     const DeviceGroups<HostExec> groups = grouped_reduce_in_place(exec, in);
     for (size_t g = 0; g < groups.groups; ++g)
