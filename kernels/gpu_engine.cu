@@ -47,6 +47,38 @@ RowGroups DeviceEngine::group_rows(const std::vector<ColumnView>& host_keys, siz
   });
 }
 
+RowLists DeviceEngine::group_lists(const std::vector<ColumnView>& host_keys, size_t rows, const std::vector<ListSource>& sides) {
+  Impl& im = *impl_;
+  return checked("group_by_key", im.device, im.stream, [&] {
+    for (const ListSource& side : sides)
+      SLUICE_EXPECTS(side.row_begin <= side.row_end && side.row_end <= rows && side.nullable.size() == side.columns.size(),
+                     "grouped lists: a side's rows [" + std::to_string(side.row_begin) + ", " + std::to_string(side.row_end) +
+                         ") of " + std::to_string(rows) + " grouped rows, with " + std::to_string(side.nullable.size()) +
+                         " nullable flags for " + std::to_string(side.columns.size()) + " columns");
+    DeviceArray<char> block;
+    GroupedInput in;
+    in.rows = rows;
+    in.keys = im.upload_columns(host_keys, rows, block);
+    CudaExec exec(im.pool, im.stream);
+    const DeviceGroupIds<CudaExec> ids = group_ids(exec, in);
+    RowLists out;
+    out.key_collisions = ids.key_collisions;
+    if (out.key_collisions != 0) return out;
+    out.first_row.resize(ids.groups);
+    exec.to_host(out.first_row.data(), ids.first_row.data(), ids.groups * sizeof(int64_t));
+    for (const ListSource& side : sides) {
+      const size_t n = side.row_end - side.row_begin;
+      const DeviceRowsByGroup<CudaExec> by_group = order_rows_by_group(exec, ids.group_of_row.data(), side.row_begin, side.row_end, ids.groups);
+      std::vector<int32_t>& offsets = out.list_offsets.emplace_back(ids.groups + 1);
+      exec.to_host(offsets.data(), by_group.start.data(), offsets.size() * sizeof(int32_t));
+      DeviceArray<char> side_block;
+      const std::vector<ColumnView> columns = im.upload_columns(side.columns, n, side_block);
+      out.elements.push_back(gathered_on_device(impl_, exec, columns, by_group.rows.data(), n, side.nullable));
+    }
+    return out;
+  });
+}
+
 WordCounts DeviceEngine::count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy) {
   Impl& im = *impl_;
   return checked("word count", im.device, im.stream, [&] {

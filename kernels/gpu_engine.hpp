@@ -76,6 +76,12 @@ class DeviceEngine {
   /// Groups @p rows rows by @p host_keys (host memory): group_by_key and cogroup.
   RowGroups group_rows(const std::vector<ColumnView>& host_keys, size_t rows);
 
+  /// Groups @p rows rows by @p host_keys and makes each side's lists on the device: the
+  /// rows are ordered by group there and the sides' columns gathered there, where they stay;
+  /// only the groups' first rows and the lists' offsets come back (group_by_key, cogroup).
+  /// Columns are host or device views, as upload_columns takes them.
+  RowLists group_lists(const std::vector<ColumnView>& host_keys, size_t rows, const std::vector<ListSource>& sides);
+
   /// Word count of @p lines Arrow strings (host memory): the bytes go to the device, only the
   /// distinct words and their counts come back.
   WordCounts count_words(const char* chars, const int32_t* offsets, size_t lines, GroupStrategy strategy = GroupStrategy::Auto);

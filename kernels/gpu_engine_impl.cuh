@@ -500,5 +500,21 @@ HostColumnBuffers keep_on_device(const std::shared_ptr<DeviceEngine::Impl>& owne
   return h;
 }
 
+/// Rows @p order[0, n) (device memory) of each of @p columns (device views), gathered and kept
+/// on the device as run_row_chain's outputs are (none is an input column passed on). Column k
+/// has a bitmap when @p nullable[k] is set or its source has one.
+inline RowChainOutput gathered_on_device(const std::shared_ptr<DeviceEngine::Impl>& owner, CudaExec& exec,
+                                         const std::vector<ColumnView>& columns, const int64_t* order, size_t n,
+                                         const std::vector<uint8_t>& nullable) {
+  RowChainOutput out;
+  out.rows = n;
+  out.input_column.assign(columns.size(), -1);
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const bool with_bitmap = nullable[k] != 0 || columns[k].validity != nullptr;
+    out.columns.push_back(keep_on_device(owner, exec, detail::gather_column(exec, columns[k], with_bitmap, order, n), n));
+  }
+  return out;
+}
+
 }  // namespace engine_detail
 }  // namespace sluice::gpu

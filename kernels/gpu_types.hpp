@@ -221,6 +221,27 @@ struct RowChainOutput {
   std::vector<HostColumnBuffers> columns;
 };
 
+/// One side of group_by_key's or cogroup's lists (DeviceEngine::group_lists): rows
+/// [row_begin, row_end) of the grouped keys, whose list elements are @p columns' rows (from
+/// 0), each with a bitmap where @p nullable says or its source has one.
+struct ListSource {
+  size_t row_begin = 0;
+  size_t row_end = 0;
+  std::vector<ColumnView> columns;
+  std::vector<uint8_t> nullable;
+};
+
+/// Rows grouped by key, groups in order of first row, with each side's lists made on the
+/// device: per group its first row, and per side the lists' offsets (groups + 1, on the
+/// host) and their elements (each group's rows in row order), left on the device. Not made
+/// when key_collisions is not 0.
+struct RowLists {
+  std::vector<int64_t> first_row;
+  std::vector<std::vector<int32_t>> list_offsets;
+  std::vector<RowChainOutput> elements;
+  unsigned long long key_collisions = 0;
+};
+
 /// A key of a sort: a column (by index among the sorted columns) and its order.
 struct SortKeySpec {
   int32_t column = 0;

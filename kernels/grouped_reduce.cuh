@@ -14,6 +14,7 @@
 // Groups come out in order of their first row, as on the CPU backend.
 //
 // C++17: nvcc here has no C++20 dialect through CMake; this file includes no engine header.
+#include <thrust/binary_search.h>
 #include <thrust/copy.h>
 #include <thrust/count.h>
 #include <thrust/fill.h>
@@ -1156,6 +1157,57 @@ template <class Exec> DeviceGroupIds<Exec> group_ids(Exec& exec, const GroupedIn
   thrust::for_each_n(exec.policy(), thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(in.rows),
                      GroupOfRow{key_of_row.data(), sorted_keys.data(), group_of_sorted.data(), static_cast<int64_t>(out.groups),
                                 out.group_of_row.data()});
+  return out;
+}
+
+/// Row @p i of a range: its group and its index within the range, as 32-bit words.
+struct GroupAndRowOfRange {
+  const int32_t* group_of_row;  // the range's first row's group
+  uint32_t* group_out;
+  uint32_t* row_out;
+  __host__ __device__ void operator()(int64_t i) const {
+    group_out[i] = static_cast<uint32_t>(group_of_row[i]);
+    row_out[i] = static_cast<uint32_t>(i);
+  }
+};
+
+struct WidenRow {
+  const uint32_t* rows;
+  int64_t* out;
+  __host__ __device__ void operator()(int64_t i) const { out[i] = rows[i]; }
+};
+
+/// Rows of a range ordered by group, in @p Exec's memory: group_by_key's and cogroup's lists.
+template <class Exec> struct DeviceRowsByGroup {
+  typename Exec::template Array<int64_t> rows;   ///< the range's rows (from 0), by group, in row order within one
+  typename Exec::template Array<int32_t> start;  ///< groups + 1: where each group's rows start in rows
+};
+
+/// Rows [begin, end) of @p group_of_row (dense ids below @p groups) ordered by their group,
+/// keeping row order within a group (a stable radix sort of (group, row) over the bits the
+/// ids need), numbered from begin, and where each group's rows start.
+/// @throw sluice::Error when the range has 2^31 rows or more (list offsets are 32-bit).
+template <class Exec>
+DeviceRowsByGroup<Exec> order_rows_by_group(Exec& exec, const int32_t* group_of_row, size_t begin, size_t end, size_t groups) {
+  SLUICE_EXPECTS(begin <= end, "grouped lists: a range of rows that ends before it begins");
+  const size_t n = end - begin;
+  SLUICE_EXPECTS(n <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
+  auto policy = exec.policy();
+  DeviceRowsByGroup<Exec> out;
+  out.rows = exec.template alloc<int64_t>(n);
+  out.start = exec.template alloc<int32_t>(groups + 1);
+  if (n == 0) {
+    thrust::fill_n(policy, out.start.data(), groups + 1, int32_t{0});
+    return out;
+  }
+  auto group = exec.template alloc<uint32_t>(n);
+  auto row = exec.template alloc<uint32_t>(n);
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n),
+                     GroupAndRowOfRange{group_of_row + begin, group.data(), row.data()});
+  exec.sort_pairs(group.data(), row.data(), n, bit_width(groups));  // stable: rows stay in order within a group
+  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n), WidenRow{row.data(), out.rows.data()});
+  thrust::lower_bound(policy, group.data(), group.data() + n, thrust::counting_iterator<uint32_t>(0),
+                      thrust::counting_iterator<uint32_t>(static_cast<uint32_t>(groups + 1)), out.start.data());
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "column_buffers_of.hpp"
+#include "cpu_delegating_backend.hpp"
 #include "sluice/backend.hpp"
 
 using namespace sluice;
@@ -766,6 +767,56 @@ TEST(GroupByKey, AKeysOnlyTableHasEmptyListsThatStayEmpty) {
   EXPECT_EQ(rows_of(out.gather(std::vector<int64_t>{1, 0})), (std::vector<std::string>{R"(["b",[]])", R"(["a",[]])"}));
   EXPECT_EQ(rows_of(cogroup_tables(t, std::vector<size_t>{0}, t, std::vector<size_t>{0})),
             (std::vector<std::string>{R"(["a",[],[]])", R"(["b",[],[]])"}));
+}
+
+/// A CPU backend that makes group_by_key's and cogroup's lists itself (group_lists), the way
+/// the CUDA backend does for device batches, and counts how the grouping was asked for.
+class ListsMakingBackend : public CpuDelegatingBackend {
+ public:
+  int group_lists_calls = 0;
+  int group_rows_calls = 0;
+
+  std::string_view name() const override { return "lists-making"; }
+
+  std::optional<GroupedLists> group_lists(const Table& keys, std::span<const size_t> key_columns,
+                                          std::span<const ListSide> sides) override {
+    ++group_lists_calls;
+    const Grouping g = sluice::group_rows(keys, key_columns);
+    GroupedLists out;
+    out.first_row_of_group = g.first_row_of_group;
+    const size_t groups = g.first_row_of_group.size();
+    for (const ListSide& side : sides) {
+      std::vector<int64_t> rows;  // the side's rows, group by group, in row order within one
+      std::vector<int32_t>& offsets = out.list_offsets.emplace_back(1, 0);
+      for (size_t group = 0; group < groups; ++group) {
+        for (size_t r = 0; r < side.table->num_rows(); ++r)
+          if (static_cast<size_t>(g.group_of_row[side.first_row + r]) == group) rows.push_back(static_cast<int64_t>(r));
+        offsets.push_back(static_cast<int32_t>(rows.size()));
+      }
+      std::vector<Column>& elements = out.elements.emplace_back();
+      for (size_t f : side.fields) elements.push_back(side.table->column(f).gather(rows));
+    }
+    return out;
+  }
+  Grouping group_rows(const Table& table, std::span<const size_t> key_columns) override {
+    ++group_rows_calls;
+    return sluice::group_rows(table, key_columns);
+  }
+};
+
+// A backend that makes the lists itself (group_lists) gives the tables the host makes from
+// group_rows, bit for bit: keys by first appearance, lists in row order, nullable fields.
+TEST(GroupByKey, ABackendsOwnListsGiveTheSameTables) {
+  const Schema schema{field("v", TypeId::Int64), field("k", TypeId::String), field("w", TypeId::String, true)};
+  const Table t = make_table(schema, {{i(1), s("a"), s("p")}, {i(2), s("b"), null}, {i(3), s("a"), s("q")}, {i(4), s("c"), s("r")}});
+  ListsMakingBackend backend;
+  EXPECT_EQ(group_by_key_table(t, std::vector<size_t>{1}, &backend), group_by_key_table(t, std::vector<size_t>{1}));
+  EXPECT_EQ(cogroup_tables(left_table(), std::vector<size_t>{0}, right_table(), std::vector<size_t>{0}, &backend),
+            cogroup_tables(left_table(), std::vector<size_t>{0}, right_table(), std::vector<size_t>{0}));
+  EXPECT_EQ(rows_of(cogroup_tables(left_table(), std::vector<size_t>{0}, right_table(), std::vector<size_t>{0}, &backend)),
+            (std::vector<std::string>{R"(["a",[1,3],["x","z"]])", R"(["b",[2],["w"]])", R"(["d",[4],[]])", R"(["c",[],["y"]])"}));
+  EXPECT_EQ(backend.group_lists_calls, 3);
+  EXPECT_EQ(backend.group_rows_calls, 0);  // the lists came from group_lists alone
 }
 
 TEST(GroupByKey, MultiColumnAndNullKeys) {

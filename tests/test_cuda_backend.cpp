@@ -673,8 +673,9 @@ TEST_P(CudaVersusCpu, JoinsOfDeviceBatchesAgreeAndStayOnTheDevice) {
   }
 }
 
-// group_by_key and cogroup of batches made on the device: the rows are grouped there, and
-// the keys and the lists' elements are gathered there and stay there until read.
+// group_by_key and cogroup of batches made on the device: the rows are grouped and ordered by
+// group there (group_lists), and the keys and the lists' elements are gathered there and stay
+// there until read.
 TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
   SKIP_WITHOUT_GPU();
   auto gpu = make_backend(BackendKind::Cuda);

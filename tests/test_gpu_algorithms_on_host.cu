@@ -800,6 +800,32 @@ TEST_P(WordCountOnHost, NoLinesOrOnlySpacesGiveNoWords) {
   EXPECT_TRUE(none.counts.empty());
 }
 
+// group_by_key's and cogroup's lists on the device: a range of rows ordered by group, row
+// order kept within a group, numbered from the range's start, with each group's start; as
+// the host's counting sort orders them.
+TEST(RowsByGroupOnHost, ARangeOrdersByGroupKeepingRowOrder) {
+  std::mt19937_64 rng(9);
+  for (size_t groups : {size_t{1}, size_t{5}, size_t{300}}) {
+    const size_t rows = 4001;
+    std::vector<int32_t> group_of_row(rows);
+    for (size_t r = 0; r < rows; ++r) group_of_row[r] = static_cast<int32_t>(rng() % groups);
+    for (const auto& [begin, end] : {std::pair<size_t, size_t>{0, rows}, {1000, rows}, {17, 17}, {0, 1}}) {
+      SCOPED_TRACE(std::to_string(groups) + " groups, rows [" + std::to_string(begin) + ", " + std::to_string(end) + ")");
+      HostExec exec;
+      const DeviceRowsByGroup<HostExec> got = order_rows_by_group(exec, group_of_row.data(), begin, end, groups);
+      std::vector<int32_t> want_start(groups + 1, 0);
+      std::vector<int64_t> want_rows;
+      for (size_t g = 0; g < groups; ++g) {
+        for (size_t r = begin; r < end; ++r)
+          if (static_cast<size_t>(group_of_row[r]) == g) want_rows.push_back(static_cast<int64_t>(r - begin));
+        want_start[g + 1] = static_cast<int32_t>(want_rows.size());
+      }
+      EXPECT_EQ(std::vector<int64_t>(got.rows.data(), got.rows.data() + (end - begin)), want_rows);
+      EXPECT_EQ(std::vector<int32_t>(got.start.data(), got.start.data() + groups + 1), want_start);
+    }
+  }
+}
+
 // Word count hashes each word as it finds its end; the hash is the one the keyed reduction
 // computes from the word column (GroupedInput::row_hashes promises that).
 TEST(WordCountOnHostKeys, AWordsHashIsTheReductionsHashOfTheWordColumn) {

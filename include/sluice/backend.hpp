@@ -125,6 +125,25 @@ struct Grouping {
   std::vector<int64_t> first_row_of_group;
 };
 
+/// @brief One side of group_by_key's or cogroup's lists (ExecutionBackend::group_lists):
+/// fields of @p table, whose rows are rows [first_row, first_row + table->num_rows()) of the
+/// grouped keys.
+struct ListSide {
+  const Table* table = nullptr;
+  size_t first_row = 0;
+  std::vector<size_t> fields;
+};
+
+/// @brief Rows grouped by key with each side's lists made (ExecutionBackend::group_lists):
+/// per group (in order of first appearance) its first row of the grouped keys, and per side
+/// its lists' offsets (groups + 1) and elements, one column per field, each group's rows in
+/// row order.
+struct GroupedLists {
+  std::vector<int64_t> first_row_of_group;
+  std::vector<std::vector<int32_t>> list_offsets;
+  std::vector<std::vector<Column>> elements;
+};
+
 /// @brief A string column split into tokens (flatMap): the tokens, never null, and per token
 /// the input row it came from, in input order.
 struct SplitStrings {
@@ -208,6 +227,12 @@ class ExecutionBackend {
                                                    const KeyedAggregation& plan);
   /// Groups rows by key for group_by_key and cogroup (see group_rows, which is the default).
   virtual Grouping group_rows(const Table& table, std::span<const size_t> key_columns);
+  /// group_by_key's and cogroup's grouping and lists at once: @p keys grouped by
+  /// @p key_columns, and each side's lists made where the backend keeps the rows, so that no
+  /// row's group need come to the host; or nullopt, which leaves them to group_rows and
+  /// gather_columns (the default).
+  virtual std::optional<GroupedLists> group_lists(const Table& keys, std::span<const size_t> key_columns,
+                                                  std::span<const ListSide> sides);
   /// Rows @p rows of the fields @p fields of @p table, one column per field, gathered where
   /// the columns are (the default gathers on the host): group_by_key's and cogroup's keys
   /// and list elements.
@@ -260,14 +285,16 @@ Table join_tables(const Table& left, std::span<const size_t> left_keys, const Ta
 
 /// @brief cogroup: one row per key in either table: the keys, then a List field "left" of
 /// left's other fields and a List field "right" of right's other fields. Both sides' keys are
-/// put together by @p grouping_backend's concatenate, rows are grouped by its group_rows, and
-/// the lists' elements gathered by its gather_columns (all on the host when null).
+/// put together by @p grouping_backend's concatenate; rows are grouped and the lists made by
+/// its group_lists, or where it declines, grouped by its group_rows and the lists' elements
+/// gathered by its gather_columns (all on the host when null).
 Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const Table& right,
                      std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr);
 
 /// @brief group_by_key: one row per key: the keys, then a List field "values" of the other
-/// fields. Rows are grouped by @p grouping_backend's group_rows, and the keys and the lists'
-/// elements gathered by its gather_columns (on the host when null).
+/// fields. Rows are grouped and the lists made by @p grouping_backend's group_lists, or
+/// where it declines, grouped by its group_rows and the keys and the lists' elements
+/// gathered by its gather_columns (on the host when null).
 Table group_by_key_table(const Table& input, std::span<const size_t> key_columns, ExecutionBackend* grouping_backend = nullptr);
 
 }  // namespace sluice

@@ -56,15 +56,9 @@ Column concatenated(const Column& first, const Column& second, bool nullable) {
   return both;
 }
 
-/// Left rows then right rows of the key columns, and their grouping: a group id names one
-/// key across both tables; groups whose first row is below left.num_rows() occur on the left.
-struct KeysOfBoth {
-  Table keys;
-  Grouping grouping;
-};
-
-KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_keys, const Table& right,
-                              std::span<const size_t> right_keys, ExecutionBackend* grouping_backend = nullptr) {
+/// Both sides' keys, one table (left rows first), put together by @p grouping_backend.
+Table keys_of_both(const Table& left, std::span<const size_t> left_keys, const Table& right, std::span<const size_t> right_keys,
+                   ExecutionBackend* grouping_backend) {
   std::vector<Field> fields;
   std::vector<Column> columns;
   for (size_t i = 0; i < left_keys.size(); ++i) {
@@ -76,10 +70,22 @@ KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_ke
     fields.push_back(std::move(field));
     columns.push_back(std::move(both));
   }
-  KeysOfBoth out{Table(Schema(std::move(fields)), std::move(columns)), {}};
+  return Table(Schema(std::move(fields)), std::move(columns));
+}
+
+/// Left rows then right rows of the key columns, and their grouping: a group id names one
+/// key across both tables; groups whose first row is below left.num_rows() occur on the left.
+struct KeysOfBoth {
+  Table keys;
+  Grouping grouping;
+};
+
+KeysOfBoth group_keys_of_both(const Table& left, std::span<const size_t> left_keys, const Table& right,
+                              std::span<const size_t> right_keys) {
+  KeysOfBoth out{keys_of_both(left, left_keys, right, right_keys, nullptr), {}};
   std::vector<size_t> all(left_keys.size());
   std::iota(all.begin(), all.end(), 0);
-  out.grouping = grouping_backend ? grouping_backend->group_rows(out.keys, all) : group_rows(out.keys, all);
+  out.grouping = group_rows(out.keys, all);
   return out;
 }
 
@@ -144,15 +150,22 @@ std::vector<Column> gathered(ExecutionBackend* backend, const Table& table, std:
 
 /// One list per group: the rows of @p table in that group (@p rows, groups in order), as
 /// structs of @p fields; the elements are gathered by @p backend (see gathered).
+/// List field @p field's column of lists @p offsets (groups + 1) over @p children, one per
+/// field, nullable where the field is.
+Column list_column_of(const Field& field, std::vector<int32_t> offsets, std::vector<Column> children) {
+  // A list of no fields holds no elements (as append_list_end makes it, and append_from copies it).
+  if (children.empty()) return Column::list_from(std::vector<int32_t>(offsets.size(), 0), {});
+  for (size_t c = 0; c < children.size(); ++c)
+    if (field.children[c].nullable && !children[c].nullable()) children[c].make_nullable();
+  return Column::list_from(std::move(offsets), std::move(children));
+}
+
 Column list_column(const Field& field, const Table& table, std::span<const size_t> fields, const RowsByGroup& rows,
                    ExecutionBackend* backend) {
   SLUICE_EXPECTS(rows.rows.size() <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
-  // A list of no fields holds no elements (as append_list_end makes it, and append_from copies it).
-  if (fields.empty()) return Column::list_from(std::vector<int32_t>(rows.start.size(), 0), {});
-  std::vector<Column> children = gathered(backend, table, fields, rows.rows);
-  for (size_t c = 0; c < children.size(); ++c)
-    if (field.children[c].nullable && !children[c].nullable()) children[c].make_nullable();
-  return Column::list_from(std::vector<int32_t>(rows.start.begin(), rows.start.end()), std::move(children));
+  std::vector<Column> children;
+  if (!fields.empty()) children = gathered(backend, table, fields, rows.rows);
+  return list_column_of(field, std::vector<int32_t>(rows.start.begin(), rows.start.end()), std::move(children));
 }
 
 /// @p name, or when an earlier field already has it, @p name + "_right" (repeated until unique),
@@ -291,21 +304,30 @@ Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const
                      std::span<const size_t> right_keys, ExecutionBackend* grouping_backend) {
   check_key_pairs("cogroup", left, left_keys, right, right_keys);
   const size_t left_rows = left.num_rows();
-  const KeysOfBoth both = group_keys_of_both(left, left_keys, right, right_keys, grouping_backend);
-  const Grouping& g = both.grouping;
-  const size_t group_count = g.first_row_of_group.size();
-
-  // Keys in order of first appearance, left rows first; the key comes from whichever side
-  // had it first.
-  std::vector<Field> fields = both.keys.schema().fields();
+  const Table keys = keys_of_both(left, left_keys, right, right_keys, grouping_backend);
   std::vector<size_t> key_fields(left_keys.size());
   std::iota(key_fields.begin(), key_fields.end(), 0);
-  std::vector<Column> columns = gathered(grouping_backend, both.keys, key_fields, g.first_row_of_group);
-
   const std::vector<size_t> left_values = value_fields(left.schema(), left_keys);
   const std::vector<size_t> right_values = value_fields(right.schema(), right_keys);
+  // Keys in order of first appearance, left rows first; the key comes from whichever side
+  // had it first.
+  std::vector<Field> fields = keys.schema().fields();
   fields.push_back(list_field("left", left, left_values));
   fields.push_back(list_field("right", right, right_values));
+
+  if (grouping_backend) {
+    const ListSide sides[] = {{&left, 0, left_values}, {&right, left_rows, right_values}};
+    if (std::optional<GroupedLists> lists = grouping_backend->group_lists(keys, key_fields, sides)) {
+      std::vector<Column> columns = gathered(grouping_backend, keys, key_fields, lists->first_row_of_group);
+      for (size_t side = 0; side < 2; ++side)
+        columns.push_back(list_column_of(fields[key_fields.size() + side], std::move(lists->list_offsets[side]),
+                                         std::move(lists->elements[side])));
+      return Table(Schema(std::move(fields)), std::move(columns));
+    }
+  }
+  const Grouping g = grouping_backend ? grouping_backend->group_rows(keys, key_fields) : group_rows(keys, key_fields);
+  const size_t group_count = g.first_row_of_group.size();
+  std::vector<Column> columns = gathered(grouping_backend, keys, key_fields, g.first_row_of_group);
   const RowsByGroup left_by_group = rows_by_group(g.group_of_row, 0, left_rows, group_count);
   const RowsByGroup right_by_group =
       rows_by_group(g.group_of_row, left_rows, left_rows + right.num_rows(), group_count);
@@ -316,14 +338,22 @@ Table cogroup_tables(const Table& left, std::span<const size_t> left_keys, const
 
 Table group_by_key_table(const Table& input, std::span<const size_t> key_columns, ExecutionBackend* grouping_backend) {
   check_key_indexes("group_by_key", "input", input, key_columns);
-  const Grouping g = grouping_backend ? grouping_backend->group_rows(input, key_columns) : group_rows(input, key_columns);
-  const size_t group_count = g.first_row_of_group.size();
-
   std::vector<Field> fields;
   for (size_t k : key_columns) fields.push_back(input.schema()[k]);
-  std::vector<Column> columns = gathered(grouping_backend, input, key_columns, g.first_row_of_group);
   const std::vector<size_t> values = value_fields(input.schema(), key_columns);
   fields.push_back(list_field("values", input, values));
+
+  if (grouping_backend) {
+    const ListSide side{&input, 0, values};
+    if (std::optional<GroupedLists> lists = grouping_backend->group_lists(input, key_columns, std::span<const ListSide>(&side, 1))) {
+      std::vector<Column> columns = gathered(grouping_backend, input, key_columns, lists->first_row_of_group);
+      columns.push_back(list_column_of(fields.back(), std::move(lists->list_offsets[0]), std::move(lists->elements[0])));
+      return Table(Schema(std::move(fields)), std::move(columns));
+    }
+  }
+  const Grouping g = grouping_backend ? grouping_backend->group_rows(input, key_columns) : group_rows(input, key_columns);
+  const size_t group_count = g.first_row_of_group.size();
+  std::vector<Column> columns = gathered(grouping_backend, input, key_columns, g.first_row_of_group);
   const RowsByGroup by_group = rows_by_group(g.group_of_row, 0, input.num_rows(), group_count);
   columns.push_back(list_column(fields.back(), input, values, by_group, grouping_backend));
   return Table(Schema(std::move(fields)), std::move(columns));
@@ -335,6 +365,10 @@ Column ExecutionBackend::concatenate(const Column& first, const Column& second, 
 
 Grouping ExecutionBackend::group_rows(const Table& table, std::span<const size_t> key_columns) {
   return sluice::group_rows(table, key_columns);
+}
+
+std::optional<GroupedLists> ExecutionBackend::group_lists(const Table&, std::span<const size_t>, std::span<const ListSide>) {
+  return std::nullopt;
 }
 
 std::vector<Column> ExecutionBackend::gather_columns(const Table& table, std::span<const size_t> fields,

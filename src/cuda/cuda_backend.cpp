@@ -555,6 +555,50 @@ class CudaBackend final : public ExecutionBackend {
     return Grouping{std::move(groups.group_of_row), std::move(groups.first_row)};
   }
 
+  /// When every list element's column lives only on the device (a batch parsed there or
+  /// made by device steps), the rows are grouped and ordered by group on the device and the
+  /// lists' elements gathered there, so no row's group comes to the host; only the groups'
+  /// first rows and the lists' offsets do. Other batches are grouped by group_rows, whose
+  /// rows the host orders, and gathered where their columns are.
+  std::optional<GroupedLists> group_lists(const Table& keys, std::span<const size_t> key_columns,
+                                          std::span<const ListSide> sides) override {
+    const size_t rows = keys.num_rows();
+    if (rows == 0 || key_columns.empty()) return std::nullopt;
+    std::vector<gpu::ColumnView> key_views;
+    for (size_t k : key_columns) {
+      if (k >= keys.num_columns() || keys.column(k).type() == TypeId::List) return std::nullopt;  // group_rows names the problem
+      key_views.push_back(view(keys.column(k)));
+    }
+    std::vector<gpu::ListSource> sources;
+    for (const ListSide& side : sides) {
+      const Table& t = *side.table;
+      // Lists of no field, or of columns on the host, gain nothing from the device.
+      if (t.num_rows() == 0 || side.fields.empty() || side.first_row + t.num_rows() > rows) return std::nullopt;
+      gpu::ListSource source;
+      source.row_begin = side.first_row;
+      source.row_end = side.first_row + t.num_rows();
+      for (size_t f : side.fields) {
+        if (f >= t.num_columns() || !lives_here(t.column(f))) return std::nullopt;
+        source.columns.push_back(view(t.column(f)));
+        source.nullable.push_back(t.schema()[f].nullable ? 1 : 0);
+      }
+      sources.push_back(std::move(source));
+    }
+    gpu::RowLists made = engine_.group_lists(key_views, rows, sources);
+    if (made.key_collisions != 0) return std::nullopt;  // group_rows meets the collision too, says so, and groups on the CPU
+    GroupedLists out;
+    out.first_row_of_group = std::move(made.first_row);
+    out.list_offsets = std::move(made.list_offsets);
+    for (size_t s = 0; s < sides.size(); ++s) {
+      std::vector<Column>& elements = out.elements.emplace_back();
+      gpu::RowChainOutput& gathered = made.elements[s];
+      for (size_t j = 0; j < gathered.columns.size(); ++j)
+        elements.push_back(column_from(std::move(gathered.columns[j]), sides[s].table->column(sides[s].fields[j]).type(),
+                                       gathered.columns[j].nullable, gathered.rows, engine_.identity()));
+    }
+    return out;
+  }
+
   /// cogroup's keys of both sides: put together on the device when either side lives only
   /// there (the result stays there), on the host otherwise.
   Column concatenate(const Column& first, const Column& second, bool nullable) override {
