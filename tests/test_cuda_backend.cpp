@@ -686,6 +686,21 @@ TEST_P(CudaVersusCpu, GroupByKeyAndCogroupOfDeviceBatchesGatherOnTheDevice) {
   const std::optional<Table>& some = batches.some;
   ASSERT_TRUE(made && some);
   const std::vector<size_t>& keys = batches.keys;
+  if (rows > 0) {
+    // The backend makes the lists itself (group_lists) rather than declining to group_rows,
+    // whose groups come to the host; one list per group, every row in one.
+    std::vector<size_t> values;
+    for (size_t c = 0; c < made->num_columns(); ++c)
+      if (std::find(keys.begin(), keys.end(), c) == keys.end()) values.push_back(c);
+    ASSERT_FALSE(values.empty());
+    const ListSide side{&*made, 0, values};
+    const std::optional<GroupedLists> lists = gpu->group_lists(*made, keys, std::span<const ListSide>(&side, 1));
+    ASSERT_TRUE(lists.has_value());
+    ASSERT_EQ(lists->list_offsets.size(), 1u);
+    EXPECT_EQ(lists->list_offsets[0].size(), lists->first_row_of_group.size() + 1);
+    EXPECT_EQ(static_cast<size_t>(lists->list_offsets[0].back()), rows);
+    for (const Column& element : lists->elements[0]) EXPECT_TRUE(element.host_copy_pending());
+  }
   const Table grouped = group_by_key_table(*made, keys, gpu.get());
   if (rows > 0) {
     for (size_t k = 0; k < keys.size(); ++k) EXPECT_TRUE(grouped.column(k).host_copy_pending()) << "key " << k;
