@@ -148,8 +148,6 @@ std::vector<Column> gathered(ExecutionBackend* backend, const Table& table, std:
   return out;
 }
 
-/// One list per group: the rows of @p table in that group (@p rows, groups in order), as
-/// structs of @p fields; the elements are gathered by @p backend (see gathered).
 /// List field @p field's column of lists @p offsets (groups + 1) over @p children, one per
 /// field, nullable where the field is.
 Column list_column_of(const Field& field, std::vector<int32_t> offsets, std::vector<Column> children) {
@@ -160,6 +158,8 @@ Column list_column_of(const Field& field, std::vector<int32_t> offsets, std::vec
   return Column::list_from(std::move(offsets), std::move(children));
 }
 
+/// One list per group: the rows of @p table in that group (@p rows, groups in order), as
+/// structs of @p fields; the elements are gathered by @p backend (see gathered).
 Column list_column(const Field& field, const Table& table, std::span<const size_t> fields, const RowsByGroup& rows,
                    ExecutionBackend* backend) {
   SLUICE_EXPECTS(rows.rows.size() <= static_cast<size_t>(INT32_MAX), "list column exceeds 2^31 elements in one batch");
