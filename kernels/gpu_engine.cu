@@ -27,15 +27,26 @@ GroupedResult DeviceEngine::reduce(const GroupedInput& host_input) {
   });
 }
 
+namespace {
+
+/// The group ids of @p rows rows by @p host_keys (host or device views), their copies on the
+/// device in @p block.
+DeviceGroupIds<CudaExec> group_ids_of(DeviceEngine::Impl& im, CudaExec& exec, const std::vector<ColumnView>& host_keys, size_t rows,
+                                      DeviceArray<char>& block) {
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = im.upload_columns(host_keys, rows, block);
+  return group_ids(exec, in);
+}
+
+}  // namespace
+
 RowGroups DeviceEngine::group_rows(const std::vector<ColumnView>& host_keys, size_t rows) {
   Impl& im = *impl_;
   return checked("group_by_key", im.device, im.stream, [&] {
     DeviceArray<char> block;
-    GroupedInput in;
-    in.rows = rows;
-    in.keys = im.upload_columns(host_keys, rows, block);
     CudaExec exec(im.pool, im.stream);
-    const DeviceGroupIds<CudaExec> ids = group_ids(exec, in);
+    const DeviceGroupIds<CudaExec> ids = group_ids_of(im, exec, host_keys, rows, block);
     RowGroups out;
     out.key_collisions = ids.key_collisions;
     if (out.key_collisions != 0) return out;
@@ -56,11 +67,8 @@ RowLists DeviceEngine::group_lists(const std::vector<ColumnView>& host_keys, siz
                          ") of " + std::to_string(rows) + " grouped rows, with " + std::to_string(side.nullable.size()) +
                          " nullable flags for " + std::to_string(side.columns.size()) + " columns");
     DeviceArray<char> block;
-    GroupedInput in;
-    in.rows = rows;
-    in.keys = im.upload_columns(host_keys, rows, block);
     CudaExec exec(im.pool, im.stream);
-    const DeviceGroupIds<CudaExec> ids = group_ids(exec, in);
+    const DeviceGroupIds<CudaExec> ids = group_ids_of(im, exec, host_keys, rows, block);
     RowLists out;
     out.key_collisions = ids.key_collisions;
     if (out.key_collisions != 0) return out;
