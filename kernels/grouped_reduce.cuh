@@ -1137,6 +1137,15 @@ template <class Exec> DeviceGroupIds<Exec> group_ids(Exec& exec, const GroupedIn
   FoldView count_rows;
   count_rows.op = kFoldCountRows;
   in.folds = {count_rows};
+  // Each row's 64-bit key, computed once: the reduction takes hashed ones as given (exact
+  // ones it reads where they are), and the rows find their groups by them below.
+  auto key_of_row = exec.template alloc<uint64_t>(in.rows);
+  if (in.rows > 0) {
+    auto keys = exec.template alloc<ColumnView>(in.keys.size());
+    exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
+    compute_row_keys(exec, in, keys.data(), key_of_row.data());
+    in.row_hashes = key_of_row.data();
+  }
   DeviceGroups<Exec> groups = grouped_reduce_in_place(exec, in);
   DeviceGroupIds<Exec> out;
   out.groups = groups.groups;
@@ -1145,10 +1154,6 @@ template <class Exec> DeviceGroupIds<Exec> group_ids(Exec& exec, const GroupedIn
   out.group_of_row = exec.template alloc<int32_t>(in.rows);
   if (in.rows == 0 || out.key_collisions != 0) return out;
 
-  auto keys = exec.template alloc<ColumnView>(in.keys.size());
-  exec.to_device(keys.data(), in.keys.data(), in.keys.size() * sizeof(ColumnView));
-  auto key_of_row = exec.template alloc<uint64_t>(in.rows);
-  compute_row_keys(exec, in, keys.data(), key_of_row.data());
   auto sorted_keys = exec.template alloc<uint64_t>(out.groups);
   auto group_of_sorted = exec.template alloc<int64_t>(out.groups);
   thrust::copy_n(exec.policy(), groups.key.data(), out.groups, sorted_keys.data());
