@@ -252,6 +252,9 @@ struct DeviceEngine::Impl {
     for (FoldView& f : out.folds)
       if (f.op != kFoldCountRows) f.input = device_column(f.input);
     out.row_sign = static_cast<const int8_t*>(moved(host.row_sign));
+    // Given hashes are the executor's memory (GroupedInput::row_hashes); a host caller's
+    // could not be read on the device, so the device computes its own.
+    out.row_hashes = nullptr;
     return out;
   }
 

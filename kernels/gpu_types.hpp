@@ -71,6 +71,7 @@ struct GroupedInput {
   /// Each row's hashed key as HashedKeyOf computes it from the key columns, already in the
   /// executor's memory (word count computes them as it finds its words); null: computed
   /// here. Ignored for exact keys. Rows are still verified against their group's first row.
+  /// The engine's calls that take host inputs drop it (DeviceEngine::Impl::upload).
   const uint64_t* row_hashes = nullptr;
 };
 
