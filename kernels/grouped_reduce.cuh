@@ -1176,12 +1176,6 @@ struct GroupAndRowOfRange {
   }
 };
 
-struct WidenRow {
-  const uint32_t* rows;
-  int64_t* out;
-  __host__ __device__ void operator()(int64_t i) const { out[i] = rows[i]; }
-};
-
 /// Rows of a range ordered by group, in @p Exec's memory: group_by_key's and cogroup's lists.
 template <class Exec> struct DeviceRowsByGroup {
   typename Exec::template Array<int64_t> rows;   ///< the range's rows (from 0), by group, in row order within one
@@ -1210,7 +1204,7 @@ DeviceRowsByGroup<Exec> order_rows_by_group(Exec& exec, const int32_t* group_of_
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n),
                      GroupAndRowOfRange{group_of_row + begin, group.data(), row.data()});
   exec.sort_pairs(group.data(), row.data(), n, bit_width(groups));  // stable: rows stay in order within a group
-  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(n), WidenRow{row.data(), out.rows.data()});
+  thrust::copy_n(policy, row.data(), n, out.rows.data());  // widened for the gather
   thrust::lower_bound(policy, group.data(), group.data() + n, thrust::counting_iterator<uint32_t>(0),
                       thrust::counting_iterator<uint32_t>(static_cast<uint32_t>(groups + 1)), out.start.data());
   return out;
