@@ -10,7 +10,8 @@
 # bench, sluice-bench, memcheck, racecheck, profile; default all but profile) runs some of
 # them, e.g. a second call on the still warm machine, whose build-gpu/ is kept and rebuilds
 # in seconds, with SLUICE_GPU_CHECK_ONLY=racecheck SLUICE_GPU_RACECHECK_SECONDS=500 or
-# SLUICE_GPU_CHECK_ONLY=profile (ncu on the hash strategy's block kernel). $OUT (default
+# SLUICE_GPU_CHECK_ONLY=profile (ncu on the hash strategy's block kernel, and the kernel times
+# of word count and of reduceByKey at 1k keys). $OUT (default
 # gpu-checks/) gets at most 8 files, the device tool's limit, each rewritten as soon as its
 # step ends:
 #   summary.txt             one or more lines per step (read this first)
@@ -158,15 +159,26 @@ fi
 if asked_for profile; then
 step "ncu: the hash strategy's block kernel at 1k keys"
 # The first block-kernel launch of bench_gpu is reduceByKey's over 1k keys; ncu profiles
-# that one launch (its replays take most of the time) and lets the rest run.
+# that one launch (its replays take most of the time) and lets the rest of the section run.
 ncu_bin=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
 timed "$(budget 300 0)" profile "$ncu_bin" -k regex:run_block_phases -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
   --section WarpStateStats --section SourceCounters --section LaunchStats --section Occupancy \
-  build-gpu/bench/bench_gpu --text-mib 64 --expression-rows 1000000 --ysb-mib 16 --out "$logs/bench-under-ncu.json" \
+  build-gpu/bench/bench_gpu --only reduce --out "$logs/bench-under-ncu.json" \
   > "$logs/ncu-block-kernel.txt" 2>&1
 say "ncu exit $?"
 grep -E '^ +(Duration|DRAM Throughput|Memory Throughput|Compute \(SM\) Throughput|Registers Per Thread|Achieved Occupancy|Avg\. Active Threads Per Warp|Avg\. Not Predicated Off Threads Per Warp|Warp Cycles Per Issued Instruction|Executed Instructions) ' \
   "$logs/ncu-block-kernel.txt" | tee -a "$summary"
+
+# Where the time of word count and of reduceByKey at 1k keys goes, kernel by kernel: ncu
+# measures each launch alone (one metric, one pass), bench/kernel_times.py sums them by kernel.
+for workload in "wordcount 150" "reduce 90"; do
+  set -- $workload
+  step "ncu: kernel times of bench_gpu --only $1 (its first $2 launches)"
+  timed "$(budget 150 0)" "profile $1" "$ncu_bin" --metrics gpu__time_duration.sum --csv --page raw --print-units base \
+    --launch-count "$2" build-gpu/bench/bench_gpu --only "$1" --out "$logs/bench-$1-under-ncu.json" > "$logs/ncu-$1.csv" 2>&1
+  say "ncu exit $?"
+  python3 bench/kernel_times.py "$logs/ncu-$1.csv" --top 12 2>&1 | tee -a "$summary"
+done
 fi
 
 say "done at $(date +%T), $SECONDS s in all"

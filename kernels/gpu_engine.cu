@@ -132,6 +132,7 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
       t.groups = groups.groups;
       t.strategy = groups.strategy;
       t.estimated_keys = groups.estimated_keys;
+      t.direct_block_tables = groups.direct_block_tables;
     }
     std::sort(runs.begin(), runs.end());
     t.best_seconds = runs.front();

@@ -206,6 +206,7 @@ class DeviceEngine {
     size_t groups = 0;
     GroupStrategy strategy = GroupStrategy::Auto;
     size_t estimated_keys = 0;  ///< the keys Auto's sample estimated
+    bool direct_block_tables = false;  ///< exact keys went straight to their block-table slots
   };
   ReduceTiming time_reduce(const GroupedInput& host_input, int repetitions);
 

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <cuda/atomic>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -468,6 +469,9 @@ struct DeviceHashTable {
 /// that the many rows of a few keys meet in shared-memory atomics rather than in a handful
 /// of device-memory words; at the end the block adds its table into the device table. A row
 /// whose key finds no room in the block's table folds straight into the device table.
+/// Exact keys whose sampled range fits the table are placed directly: key k in slot
+/// k - direct_base, no probe and no compare-and-swap of the key (a key outside the window
+/// goes to the device table).
 /// Phases: 0 clears the block's table, 1 folds the tile's rows, 2 flushes.
 struct BlockHashFold {
   static constexpr int kPhases = 3;
@@ -496,6 +500,10 @@ struct BlockHashFold {
   /// Slots of each block's table, a power of two; 0: no block table. One more slot holds
   /// the key kEmptySlot.
   uint32_t block_slots;
+  /// Direct tables: slot s holds key direct_base + s (mod 2^64), and the key array is not
+  /// used. Exact keys only.
+  bool direct = false;
+  uint64_t direct_base = 0;
 
   /// Shared memory per block: per slot a key, the accumulators and a 32-bit first row.
   static size_t shared_bytes(uint32_t block_slots, int32_t fold_count) {
@@ -560,7 +568,7 @@ struct BlockHashFold {
       if (table.overflowed()) return;
       for (uint32_t s = static_cast<uint32_t>(at.thread); s < slots; s += static_cast<uint32_t>(at.threads)) {
         if (first[s] == kNoFirst) continue;  // no row of the tile has this slot
-        const uint64_t target = table.slot_of(slot_key[s]);
+        const uint64_t target = table.slot_of(direct ? direct_base + s : slot_key[s]);
         if (target == kNoSlot) return;
         table.note_row(target, begin + first[s]);
         for (int32_t f = 0; f < fold_count; ++f)
@@ -624,8 +632,12 @@ struct BlockHashFold {
   }
 
   /// The block slot of @p key, claimed if it has none; kNoFirst when a short probe run finds
-  /// no room (the row then goes to the device table).
+  /// no room, or a direct table has no slot for it (the row then goes to the device table).
   __host__ __device__ uint32_t block_slot_of(uint64_t* slot_key, uint64_t key) const {
+    if (direct) {  // before kEmptySlot's own slot: here key ~0 (-1) is an ordinary key
+      const uint64_t offset = key - direct_base;
+      return offset < block_slots ? static_cast<uint32_t>(offset) : kNoFirst;
+    }
     if (key == kEmptySlot) return block_slots;
     if (block_slots == 0) return kNoFirst;
     const uint32_t mask = block_slots - 1;
@@ -732,13 +744,15 @@ inline uint64_t next_pow2(uint64_t v) {
   return p;
 }
 
-/// What a sample of the keys says: how many distinct keys it holds, and how many of those it
-/// saw once and twice.
+/// What a sample of the keys says: how many distinct keys it holds, how many of those it saw
+/// once and twice, and its least and greatest key read as int64 (an exact key's value).
 struct KeySample {
   size_t size = 0;
   size_t distinct = 0;
   size_t singletons = 0;
   size_t doubletons = 0;
+  int64_t least = 0;
+  int64_t greatest = 0;
 };
 
 /// The distinct keys of @p rows rows as @p sample estimates them (Chao1, bias-corrected: the
@@ -777,6 +791,7 @@ template <class Exec> struct DeviceGroups {
   typename Exec::template Array<uint64_t> accumulators;
   GroupStrategy strategy = GroupStrategy::Auto;
   bool hash_overflowed = false;
+  bool direct_block_tables = false;
   size_t sampled_distinct = 0;
   size_t estimated_keys = 0;
   unsigned long long key_collisions = 0;
@@ -815,11 +830,29 @@ inline uint32_t block_table_slots(const DeviceLimits& limits, size_t expected_ke
   return slots > 1 ? slots : 0;
 }
 
+/// The least and greatest value of an exact key column (or of a sample of it).
+struct KeyRange {
+  int64_t least;
+  int64_t greatest;
+};
+
+/// Where a direct block table of @p block_slots slots starts for exact keys whose sample
+/// spans [least, greatest]: centred on the sample, so that keys a little beyond it still
+/// have a slot; nullopt when the sampled range does not fit the table.
+inline std::optional<uint64_t> direct_table_base(const KeyRange& sampled, uint32_t block_slots) {
+  const uint64_t span = static_cast<uint64_t>(sampled.greatest) - static_cast<uint64_t>(sampled.least);  // no overflow
+  if (block_slots == 0 || span >= block_slots) return std::nullopt;
+  return static_cast<uint64_t>(sampled.least) - (block_slots - 1 - span) / 2;  // wraps as the slots' keys do
+}
+
 /// Hash strategy; returns false when the device table overflowed (@p out is then not filled).
-/// @p expected_keys sizes the blocks' tables, @p capacity the device table.
+/// @p expected_keys sizes the blocks' tables, @p capacity the device table. Exact keys with
+/// @p sampled_range (their sample's least and greatest) go into direct block tables when that
+/// range fits one.
 template <class Exec>
 bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& row_keys, const FoldView* folds,
-                            const ColumnView* keys, bool verify, uint64_t capacity, size_t expected_keys, DeviceGroups<Exec>& out) {
+                            const ColumnView* keys, bool verify, uint64_t capacity, size_t expected_keys,
+                            const std::optional<KeyRange>& sampled_range, DeviceGroups<Exec>& out) {
   auto policy = exec.policy();
   const uint64_t slots = capacity + 1;
   const int32_t fold_count = static_cast<int32_t>(in.folds.size());
@@ -837,13 +870,16 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
   // One wave of blocks, each over an equal tile (never more blocks than tiles of a few rows
   // a thread, and tiles short enough for 32-bit row offsets).
   const uint32_t block_slots = block_table_slots(exec.device_limits(), expected_keys, fold_count);
+  const std::optional<uint64_t> direct_base =
+      sampled_range && !row_keys.computed ? direct_table_base(*sampled_range, block_slots) : std::nullopt;
   const size_t shared = BlockHashFold::shared_bytes(block_slots, fold_count);
   const int64_t rows = static_cast<int64_t>(in.rows);
   const int64_t rows_a_pass = int64_t{BlockHashFold::kThreads} * BlockHashFold::kRowsInFlight;
   int64_t blocks = std::min(exec.template resident_blocks<BlockHashFold>(shared), (rows + rows_a_pass - 1) / rows_a_pass);
   blocks = std::max(blocks, (rows + 0x7FFFFFFE) / 0x7FFFFFFF);  // tiles of at most 2^31 - 1 rows
   const int64_t rows_per_block = (rows + blocks - 1) / blocks;
-  exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots},
+  exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots,
+                                   direct_base.has_value(), direct_base.value_or(0)},
                      (rows + rows_per_block - 1) / rows_per_block, shared);
   unsigned int overflowed = 0;
   exec.to_host(&overflowed, overflow.data(), sizeof overflowed);
@@ -861,15 +897,11 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
     exec.to_host(&out.key_collisions, mismatches.data(), sizeof(unsigned long long));
   }
   out.strategy = GroupStrategy::Hash;
+  out.direct_block_tables = direct_base.has_value();
   gather_groups(exec, in.rows, used.data(), groups, slot_keys.data(), 0, first_row.data(), acc.data(), slots, fold_count, out);
   return true;
 }
 
-/// The least and greatest value of an exact key column.
-struct KeyRange {
-  int64_t least;
-  int64_t greatest;
-};
 struct KeyRangeOfRow {
   ColumnView key;
   __host__ __device__ KeyRange operator()(int64_t row) const {
@@ -996,6 +1028,11 @@ KeySample sample_keys(Exec& exec, const RowKeys& row_keys, size_t rows, size_t s
   std::sort(sample.begin(), sample.end());
   KeySample counts;
   counts.size = sample_size;
+  if (sample_size > 0) counts.least = counts.greatest = static_cast<int64_t>(sample[0]);
+  for (uint64_t key : sample) {  // sorted as uint64, where negative values come last
+    counts.least = std::min(counts.least, static_cast<int64_t>(key));
+    counts.greatest = std::max(counts.greatest, static_cast<int64_t>(key));
+  }
   for (size_t i = 0; i < sample_size;) {
     size_t j = i + 1;
     while (j < sample_size && sample[j] == sample[i]) ++j;
@@ -1052,20 +1089,29 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
 
   GroupStrategy strategy = in.strategy;
   uint64_t capacity = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
+  const size_t sample_size = std::min<size_t>(in.rows, 4096);
+  std::optional<KeySample> sample;
   if (strategy == GroupStrategy::Auto) {
-    const size_t sample_size = std::min<size_t>(in.rows, 4096);
-    const KeySample sample = sample_keys(exec, row_keys, in.rows, sample_size);
+    sample = sample_keys(exec, row_keys, in.rows, sample_size);
     const DeviceLimits limits = exec.device_limits();
-    strategy = choose_strategy(in.rows, sample, in.folds.size(), limits.l2_cache_bytes);
-    out.sampled_distinct = sample.distinct;
-    out.estimated_keys = estimate_distinct(sample, in.rows);
+    strategy = choose_strategy(in.rows, *sample, in.folds.size(), limits.l2_cache_bytes);
+    out.sampled_distinct = sample->distinct;
+    out.estimated_keys = estimate_distinct(*sample, in.rows);
     if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * out.estimated_keys));
   }
   if (strategy == GroupStrategy::Hash && capacity > kMaxHashCapacity) strategy = GroupStrategy::Sort;
   if (strategy == GroupStrategy::Hash) {
     // A batch with no sample (or a small one) may have as many keys as rows.
     const size_t expected_keys = in.strategy == GroupStrategy::Auto && in.rows > 4096 ? out.estimated_keys : in.rows;
-    if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, out)) return out;
+    // Exact keys within a small range go straight to their slots: the sample says where
+    // (a chosen hash strategy has none yet).
+    std::optional<KeyRange> sampled_range;
+    if (exact) {
+      if (!sample) sample = sample_keys(exec, row_keys, in.rows, sample_size);
+      sampled_range = KeyRange{sample->least, sample->greatest};
+    }
+    if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, sampled_range, out))
+      return out;
     // More keys than the sample suggested (or a probe run too long): sorting takes over.
     out.hash_overflowed = true;
   }
@@ -1085,6 +1131,7 @@ template <class Exec> GroupedResult download_groups(Exec& exec, const DeviceGrou
   out.fold_count = groups.fold_count;
   out.strategy = groups.strategy;
   out.hash_overflowed = groups.hash_overflowed;
+  out.direct_block_tables = groups.direct_block_tables;
   out.sampled_distinct = groups.sampled_distinct;
   out.estimated_keys = groups.estimated_keys;
   out.key_collisions = groups.key_collisions;

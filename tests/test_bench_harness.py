@@ -183,6 +183,59 @@ class Agreement(unittest.TestCase):
                 harness.load_rows(path, "ysb", (10_000, 10_000, 20_000))
 
 
+def load_kernel_times():
+    loader = importlib.machinery.SourceFileLoader("kernel_times", os.path.join(ROOT, "bench", "kernel_times.py"))
+    spec = importlib.util.spec_from_loader("kernel_times", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+class KernelTimes(unittest.TestCase):
+    """bench/kernel_times.py, which sums an ncu CSV of launch durations by kernel."""
+
+    CSV = "\n".join([
+        "device: NVIDIA H200",  # the profiled program's own output comes first
+        "==PROF== Disconnected from process 1",
+        '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","gpu__time_duration.sum"',
+        '"","","","","","","","ns"',
+        '"0","1","bench_gpu","h","void cub::DeviceScanKernel<Policy, int*, (int)1>(int*, int)","1","7","1,500"',
+        '"1","1","bench_gpu","h","void run_block_phases<BlockHashFold>(BlockHashFold, long)","1","7","6000"',
+        '"2","1","bench_gpu","h","void cub::DeviceScanKernel<Policy, int*, (int)1>(int*, int)","1","7","2500"',
+        '"3","1","bench_gpu","h","void run_block_phases<BlockHashFold>(BlockHashFold, long)","1","7","n/a"',
+    ]) + "\n"
+
+    def run_on(self, text, *extra):
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+            f.write(text)
+        try:
+            return subprocess.run([sys.executable, os.path.join(ROOT, "bench", "kernel_times.py"), f.name, *extra],
+                                  capture_output=True, text=True)
+        finally:
+            os.unlink(f.name)
+
+    def test_launches_sum_by_kernel_heaviest_first(self):
+        proc = self.run_on(self.CSV)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lines = proc.stdout.splitlines()
+        self.assertEqual(lines[0], "3 launches of 2 kernels, 0.01 ms of kernel time in all")
+        self.assertIn("run_block_phases<BlockHashFold>", lines[1])
+        self.assertIn("60.0%", lines[1])
+        self.assertIn("cub::DeviceScanKernel<Policy, int*, (int)1>", lines[2])
+        self.assertIn(" 2x ", lines[2])
+        self.assertNotIn("(int*, int)", proc.stdout)
+
+    def test_names_keep_template_arguments_and_lose_parameters(self):
+        key = load_kernel_times().kernel_key
+        self.assertEqual(key("void f<(int)2>(g<h>(int), long)", 100), "f<(int)2>")
+        self.assertEqual(key("void " + "k" * 50 + "(int)", 20), "k" * 17 + "...")
+
+    def test_a_file_without_ncu_columns_is_a_clear_error(self):
+        proc = self.run_on("bench output only\n")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("no header row with a 'Kernel Name' column", proc.stderr)
+
+
 class WholeRun(unittest.TestCase):
     def test_sluice_agrees_with_the_reference_on_every_workload(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -412,6 +412,88 @@ TEST(BlockTablesOnHost, TableSlotsFollowTheExpectedKeysWithinHalfTheSharedMemory
   EXPECT_EQ(block_table_slots(limits, 1000, 2), 0u);  // no room: every row goes to the device table
 }
 
+// A direct block table starts so that the sampled keys sit in its middle, wrapping as the
+// keys' uint64 bits do; a sampled range wider than the table gets no direct table.
+TEST(DirectBlockTablesOnHost, TheTableIsCentredOnTheSampledRangeAndWraps) {
+  EXPECT_EQ(direct_table_base(KeyRange{0, 999}, 4096), static_cast<uint64_t>(int64_t{-1548}));  // 0..999 in slots 1548..2547
+  EXPECT_EQ(direct_table_base(KeyRange{7, 7}, 64), uint64_t{7} - 31);
+  EXPECT_EQ(direct_table_base(KeyRange{0, 4095}, 4096), uint64_t{0});  // exactly full
+  EXPECT_FALSE(direct_table_base(KeyRange{0, 4096}, 4096).has_value());
+  EXPECT_FALSE(direct_table_base(KeyRange{5, 5}, 0).has_value());  // no block table at all
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(direct_table_base(KeyRange{lowest, lowest + 9}, 64), static_cast<uint64_t>(lowest) - 27);  // below INT64_MIN: wraps
+  EXPECT_FALSE(direct_table_base(KeyRange{lowest, std::numeric_limits<int64_t>::max()}, 1u << 20).has_value());
+}
+
+// Exact keys within a range that fits a block table fold into direct tables (no key probe),
+// with every kind of aggregate equal to the reference: ranges around 0 (with -1, the empty
+// slot's bits, an ordinary key there), at both ends of int64 (the table's start wraps), and
+// rows whose keys the sample never saw, inside the table's margin or far outside (those fold
+// into the device table). A range wider than the table is hashed as before.
+TEST(DirectBlockTablesOnHost, ExactKeysInASmallRangeFoldWhereverTheyFall) {
+  const size_t rows = 20011;  // sampled every 4th row
+  const int64_t lowest = std::numeric_limits<int64_t>::min(), highest = std::numeric_limits<int64_t>::max();
+  struct Case {
+    const char* name;
+    int64_t first_key;
+    int64_t keys;
+    bool unsampled_outliers;
+    bool direct;
+  };
+  for (const Case& c : {Case{"around zero", -3, 1000, false, true}, Case{"at INT64_MIN", lowest, 600, false, true},
+                        Case{"at INT64_MAX", highest - 599, 600, false, true}, Case{"with keys the sample missed", -3, 900, true, true},
+                        Case{"wider than the table", 0, 20000, false, false}}) {
+    std::mt19937_64 rng(static_cast<uint64_t>(c.keys));
+    std::vector<int64_t> k(rows), v(rows);
+    std::vector<double> d(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      k[r] = static_cast<int64_t>(static_cast<uint64_t>(c.first_key) + rng() % static_cast<uint64_t>(c.keys));
+      if (c.unsampled_outliers && r % 4 == 1) {  // never among the sampled rows
+        const uint64_t pick = rng() % 4;
+        // Beyond the table's margin, within it, far away, and at the far end of int64.
+        k[r] = pick == 0 ? c.first_key - 100 : pick == 1 ? c.first_key + c.keys + 5 : pick == 2 ? int64_t{1} << 40 : lowest;
+      }
+      v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+      d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
+    }
+    TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
+    for (size_t r = 0; r < rows; r += 3) set_null(value, r);
+    std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
+                                fold(kFoldSum, &dv, true), fold(kFoldCountValid, &value, false), fold(kFoldCountRows, nullptr, false)};
+    const auto want = reference({&key}, {&value, &value, &value, &dv, &value, nullptr}, folds, rows, {});
+    for (GroupStrategy strategy : {GroupStrategy::Auto, GroupStrategy::Hash}) {
+      for (bool concurrent : {false, true}) {
+        SCOPED_TRACE(std::string(c.name) + (strategy == GroupStrategy::Auto ? ", auto" : ", hash") +
+                     (concurrent ? ", threads at once" : ", threads in turn"));
+        GroupedInput in;
+        in.rows = rows;
+        in.keys = {key.view()};
+        in.folds = folds;
+        in.strategy = strategy;
+        ConcurrentHostExec concurrent_exec;
+        HostExec sequential_exec;
+        for (HostExec* exec : {static_cast<HostExec*>(&concurrent_exec), &sequential_exec}) {
+          exec->limits.multiprocessors = 4;
+          exec->limits.max_shared_bytes = 96 * 1024;  // 1024 slots of six folds (60 B each)
+        }
+        // The groups' keys too: a window or a running state merges batches by them.
+        std::vector<uint64_t> group_keys;
+        const auto reduce = [&](auto& exec) {
+          const auto groups = grouped_reduce_in_place(exec, in);
+          group_keys.assign(groups.key.data(), groups.key.data() + groups.groups);
+          return download_groups(exec, groups);
+        };
+        const GroupedResult got = concurrent ? reduce(concurrent_exec) : reduce(sequential_exec);
+        if (strategy == GroupStrategy::Hash || c.direct) ASSERT_EQ(got.strategy, GroupStrategy::Hash);
+        EXPECT_EQ(got.direct_block_tables, c.direct);
+        expect_matches(got, want, folds);
+        for (size_t g = 0; g < got.groups; ++g)
+          ASSERT_EQ(static_cast<int64_t>(group_keys[g]), k[static_cast<size_t>(got.first_row[g])]) << "group " << g;
+      }
+    }
+  }
+}
+
 // Exact keys are sorted less their least value over only the bits their range needs (the
 // host sort, like CUB's, ignores the bits above), as 32-bit keys where the range fits 32
 // bits: a wrong narrowing would split or merge groups.

@@ -15,6 +15,9 @@
 //  - small batches (10k records, the 1 ms interval case) end to end, per batch, with the
 //    kernel launches of one batch counted through CUPTI.
 // Usage: bench_gpu [--out results.json] [--pairs N] [--text-mib M] [--expression-rows N] [--ysb-mib M]
+//                  [--only reduce,window,wordcount,ysb,expressions,small]
+// --only runs the named sections alone (a profiler's run of one workload); the bounds are
+// always measured.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -474,6 +477,7 @@ int main(int argc, char** argv) {
   size_t text_mib = 512;
   size_t expression_rows = 50'000'000;
   size_t ysb_mib = 256;
+  std::string only;  // the sections to run, comma-separated; empty: all
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--out") out_path = argv[i + 1];
@@ -481,12 +485,25 @@ int main(int argc, char** argv) {
     else if (flag == "--text-mib") text_mib = std::stoull(argv[i + 1]);
     else if (flag == "--expression-rows") expression_rows = std::stoull(argv[i + 1]);
     else if (flag == "--ysb-mib") ysb_mib = std::stoull(argv[i + 1]);
+    else if (flag == "--only") only = argv[i + 1];
     else {
-      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib, --expression-rows, --ysb-mib)\n",
+      std::fprintf(stderr, "bench_gpu: unknown flag %s (use --out, --pairs, --text-mib, --expression-rows, --ysb-mib, --only)\n",
                    flag.c_str());
       return 2;
     }
   }
+  const std::vector<std::string> sections = {"reduce", "window", "wordcount", "ysb", "expressions", "small"};
+  for (size_t from = 0; !only.empty() && from <= only.size();) {
+    const size_t comma = std::min(only.find(',', from), only.size());
+    const std::string name = only.substr(from, comma - from);
+    if (std::find(sections.begin(), sections.end(), name) == sections.end()) {
+      std::fprintf(stderr, "bench_gpu: --only names an unknown section \"%s\" (sections: reduce, window, wordcount, ysb, expressions, small)\n",
+                   name.c_str());
+      return 2;
+    }
+    from = comma + 1;
+  }
+  const auto wanted = [&only](const char* section) { return only.empty() || ("," + only + ",").find("," + std::string(section) + ",") != std::string::npos; };
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a log even when the run is cut short
   Report report(out_path);
   try {
@@ -508,60 +525,66 @@ int main(int argc, char** argv) {
     report.take(json);
 
     // reduceByKey, device-resident.
-    json << "  \"reduce_by_key\": [\n";
-    const uint64_t key_counts[] = {1'000, 1'000'000, 50'000'000};
-    for (size_t i = 0; i < 3; ++i) {
-      const Pairs p = make_pairs(engine, pairs, key_counts[i], 42 + i);
-      const auto t = engine.time_reduce(sum_and_count_by_key(p, pairs), 5);
-      const double bytes_per_s = 16.0 * static_cast<double>(pairs) / t.best_seconds;
-      std::printf("reduce_by_key %zu pairs, %llu keys (%s, %zu estimated): best %.2f ms, median %.2f ms, %.2f G pairs/s, %.1f GB/s = "
-                  "%.2f of device memory bound; copy in %.1f ms (%.2f of H2D bound)\n",
-                  pairs, static_cast<unsigned long long>(key_counts[i]), strategy_name(t.strategy), t.estimated_keys, t.best_seconds * 1e3,
-                  t.median_seconds * 1e3, static_cast<double>(pairs) / t.best_seconds / 1e9, bytes_per_s / 1e9, bytes_per_s / d2d,
-                  t.copy_seconds * 1e3, 16.0 * static_cast<double>(pairs) / t.copy_seconds / h2d);
-      json << "    {\"pairs\": " << pairs << ", \"distinct_keys\": " << key_counts[i] << ", \"groups\": " << t.groups
-           << ", \"strategy\": \"" << strategy_name(t.strategy) << "\", \"estimated_keys\": " << t.estimated_keys
-           << ", \"best_seconds\": " << t.best_seconds
-           << ", \"median_seconds\": " << t.median_seconds << ", \"bytes_per_s\": " << bytes_per_s
-           << ", \"fraction_of_device_memory_bound\": " << bytes_per_s / d2d << ", \"copy_seconds\": " << t.copy_seconds << "}"
-           << (i < 2 ? ",\n" : "\n");
+    if (wanted("reduce")) {
+      json << "  \"reduce_by_key\": [\n";
+      const uint64_t key_counts[] = {1'000, 1'000'000, 50'000'000};
+      for (size_t i = 0; i < 3; ++i) {
+        const Pairs p = make_pairs(engine, pairs, key_counts[i], 42 + i);
+        const auto t = engine.time_reduce(sum_and_count_by_key(p, pairs), 5);
+        const double bytes_per_s = 16.0 * static_cast<double>(pairs) / t.best_seconds;
+        std::printf("reduce_by_key %zu pairs, %llu keys (%s%s, %zu estimated): best %.2f ms, median %.2f ms, %.2f G pairs/s, %.1f GB/s = "
+                    "%.2f of device memory bound; copy in %.1f ms (%.2f of H2D bound)\n",
+                    pairs, static_cast<unsigned long long>(key_counts[i]), strategy_name(t.strategy),
+                    t.direct_block_tables ? ", direct block tables" : "", t.estimated_keys, t.best_seconds * 1e3,
+                    t.median_seconds * 1e3, static_cast<double>(pairs) / t.best_seconds / 1e9, bytes_per_s / 1e9, bytes_per_s / d2d,
+                    t.copy_seconds * 1e3, 16.0 * static_cast<double>(pairs) / t.copy_seconds / h2d);
+        json << "    {\"pairs\": " << pairs << ", \"distinct_keys\": " << key_counts[i] << ", \"groups\": " << t.groups
+             << ", \"strategy\": \"" << strategy_name(t.strategy) << "\", \"direct_block_tables\": "
+             << (t.direct_block_tables ? "true" : "false") << ", \"estimated_keys\": " << t.estimated_keys
+             << ", \"best_seconds\": " << t.best_seconds
+             << ", \"median_seconds\": " << t.median_seconds << ", \"bytes_per_s\": " << bytes_per_s
+             << ", \"fraction_of_device_memory_bound\": " << bytes_per_s / d2d << ", \"copy_seconds\": " << t.copy_seconds << "}"
+             << (i < 2 ? ",\n" : "\n");
+      }
+      json << "  ],\n";
+      report.take(json);
     }
-    json << "  ],\n";
-    report.take(json);
 
     // Window slide cost against window length.
-    json << "  \"window_slide\": [\n";
-    const size_t pane_rows = 1'000'000;
-    const Pairs pane_data = make_pairs(engine, pane_rows * 4, 100'000, 7);
-    const size_t lengths[] = {2, 4, 8, 16, 32, 64};
-    for (size_t li = 0; li < 6; ++li) {
-      const size_t panes = lengths[li];
-      GroupedInput batch = sum_and_count_by_key(pane_data, pane_rows);
-      auto window = engine.make_window(batch.folds, 1, panes, true);
-      std::vector<double> slide_seconds;
-      for (size_t s = 0; s < panes + 10; ++s) {
-        GroupedInput b = batch;
-        const size_t offset = (s % 4) * pane_rows;
-        b.keys[0].values = static_cast<const int64_t*>(pane_data.keys.get()) + offset;
-        b.folds[0].input.values = static_cast<const int64_t*>(pane_data.values.get()) + offset;
-        window->add_batch(b, false);
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto result = window->slide();
-        if (s >= panes) slide_seconds.push_back(seconds_since(t0));  // a full window: steady state
+    if (wanted("window")) {
+      json << "  \"window_slide\": [\n";
+      const size_t pane_rows = 1'000'000;
+      const Pairs pane_data = make_pairs(engine, pane_rows * 4, 100'000, 7);
+      const size_t lengths[] = {2, 4, 8, 16, 32, 64};
+      for (size_t li = 0; li < 6; ++li) {
+        const size_t panes = lengths[li];
+        GroupedInput batch = sum_and_count_by_key(pane_data, pane_rows);
+        auto window = engine.make_window(batch.folds, 1, panes, true);
+        std::vector<double> slide_seconds;
+        for (size_t s = 0; s < panes + 10; ++s) {
+          GroupedInput b = batch;
+          const size_t offset = (s % 4) * pane_rows;
+          b.keys[0].values = static_cast<const int64_t*>(pane_data.keys.get()) + offset;
+          b.folds[0].input.values = static_cast<const int64_t*>(pane_data.values.get()) + offset;
+          window->add_batch(b, false);
+          const auto t0 = std::chrono::steady_clock::now();
+          const auto result = window->slide();
+          if (s >= panes) slide_seconds.push_back(seconds_since(t0));  // a full window: steady state
+        }
+        std::sort(slide_seconds.begin(), slide_seconds.end());
+        const double median = slide_seconds[slide_seconds.size() / 2];
+        std::printf("window slide, sum+count, 100k keys, 1M records per pane, %zu slides per window: median %.3f ms\n", panes,
+                    median * 1e3);
+        json << "    {\"slides_per_window\": " << panes << ", \"median_slide_seconds\": " << median << "}" << (li < 5 ? ",\n" : "\n");
       }
-      std::sort(slide_seconds.begin(), slide_seconds.end());
-      const double median = slide_seconds[slide_seconds.size() / 2];
-      std::printf("window slide, sum+count, 100k keys, 1M records per pane, %zu slides per window: median %.3f ms\n", panes,
-                  median * 1e3);
-      json << "    {\"slides_per_window\": " << panes << ", \"median_slide_seconds\": " << median << "}" << (li < 5 ? ",\n" : "\n");
+      json << "  ],\n";
+      report.take(json);
     }
-    json << "  ],\n";
-    report.take(json);
 
     // Word count from pinned host memory, end to end: one batch alone (copy, then count), and
     // a stream of batches the way the engine runs one, each batch's copy prefetched on the
     // copy stream while the one before it is counted.
-    {
+    if (wanted("wordcount")) {
       const size_t bytes_wanted = text_mib << 20;
       std::vector<std::string> vocabulary;
       uint64_t state = 3;
@@ -675,7 +698,7 @@ int main(int argc, char** argv) {
     // JSON (the original's format) and in CSV.
     // A failure of one format (a result that differs from the generator's) is reported in
     // its place, and what follows still runs.
-    {
+    if (wanted("ysb")) {
       YsbBatches events;
       json << "  \"ysb\": {\n";
       for (const bool in_json : {true, false}) {
@@ -696,7 +719,7 @@ int main(int argc, char** argv) {
     // Pipeline expressions from pinned memory, end to end: a filter (predicate into a byte
     // mask, compacted into the kept rows' indexes, which come back) and a map (its float64
     // column left on the device).
-    {
+    if (wanted("expressions")) {
       const size_t rows = expression_rows;
       auto qty_buf = engine.allocate_pinned(rows * sizeof(int64_t));
       auto price_buf = engine.allocate_pinned(rows * sizeof(double));
@@ -752,7 +775,7 @@ int main(int argc, char** argv) {
     }
 
     // Small batches: 10k records end to end (copy in, reduce, results out), per batch.
-    {
+    if (wanted("small")) {
       const Pairs small = make_pairs(engine, 10'000, 1'000, 5);
       const GroupedInput in = sum_and_count_by_key(small, 10'000);
       std::vector<double> runs;
