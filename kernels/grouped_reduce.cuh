@@ -484,6 +484,10 @@ struct BlockHashFold {
   /// A short run: a table sized for its keys has its keys within one or two slots of their
   /// hash, and one that is full should not hold up the rows that go to the device table.
   static constexpr uint32_t kMaxBlockProbes = 8;
+  /// The run when more keys are expected than half the table holds: the table keeps the keys
+  /// that come first (a skewed key's hot ones), and every other row, most rows when keys are
+  /// many and even, goes on to the device table after two probes rather than eight.
+  static constexpr uint32_t kOverloadedBlockProbes = 2;
   static constexpr uint32_t kNoFirst = ~uint32_t{0};
   /// Marks a row's slot as the device table's (whose slots, at most kMaxHashCapacity + 1,
   /// need 31 bits).
@@ -504,6 +508,8 @@ struct BlockHashFold {
   /// used. Exact keys only.
   bool direct = false;
   uint64_t direct_base = 0;
+  /// Slots a key probes in a hashed block table (block_probe_limit).
+  uint32_t max_block_probes = kMaxBlockProbes;
 
   /// Shared memory per block: per slot a key, the accumulators and a 32-bit first row.
   static size_t shared_bytes(uint32_t block_slots, int32_t fold_count) {
@@ -641,7 +647,7 @@ struct BlockHashFold {
     if (key == kEmptySlot) return block_slots;
     if (block_slots == 0) return kNoFirst;
     const uint32_t mask = block_slots - 1;
-    const uint32_t probes = block_slots < kMaxBlockProbes ? block_slots : kMaxBlockProbes;
+    const uint32_t probes = block_slots < max_block_probes ? block_slots : max_block_probes;
     uint32_t i = static_cast<uint32_t>(fmix64(key)) & mask;
     for (uint32_t p = 0; p < probes; ++p, i = (i + 1) & mask) {
       const uint64_t seen = block_cas(slot_key + i, kEmptySlot, key);  // claims an empty slot, reads a taken one
@@ -830,6 +836,13 @@ inline uint32_t block_table_slots(const DeviceLimits& limits, size_t expected_ke
   return slots > 1 ? slots : 0;
 }
 
+/// Slots a key probes in a hashed block table of @p block_slots slots for about
+/// @p expected_keys keys: a full run where they fit at half load, a short one where they do
+/// not (BlockHashFold::kOverloadedBlockProbes).
+inline uint32_t block_probe_limit(size_t expected_keys, uint32_t block_slots) {
+  return expected_keys <= block_slots / 2 ? BlockHashFold::kMaxBlockProbes : BlockHashFold::kOverloadedBlockProbes;
+}
+
 /// The least and greatest value of an exact key column (or of a sample of it).
 struct KeyRange {
   int64_t least;
@@ -879,7 +892,7 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
   blocks = std::max(blocks, (rows + 0x7FFFFFFE) / 0x7FFFFFFF);  // tiles of at most 2^31 - 1 rows
   const int64_t rows_per_block = (rows + blocks - 1) / blocks;
   exec.launch_blocks(BlockHashFold{row_keys, rows, rows_per_block, table, folds, fold_count, in.row_sign, block_slots,
-                                   direct_base.has_value(), direct_base.value_or(0)},
+                                   direct_base.has_value(), direct_base.value_or(0), block_probe_limit(expected_keys, block_slots)},
                      (rows + rows_per_block - 1) / rows_per_block, shared);
   unsigned int overflowed = 0;
   exec.to_host(&overflowed, overflow.data(), sizeof overflowed);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
@@ -144,7 +145,9 @@ TEST_P(GroupedReduceOnHost, Int64KeysAllFoldsManySizesAndCardinalities) {
 /// Reduces random rows (keys in [-3, keys - 3), -1 among them: the empty slot's bits; every
 /// third value null) by the hash strategy through @p exec, and checks every kind of aggregate
 /// against the reference.
-template <class Exec> void expect_hash_strategy_matches(Exec& exec, size_t rows, int64_t keys, uint64_t seed, bool hashed_keys) {
+template <class Exec>
+void expect_hash_strategy_matches(Exec& exec, size_t rows, int64_t keys, uint64_t seed, bool hashed_keys,
+                                  GroupStrategy strategy = GroupStrategy::Hash) {
   std::mt19937_64 rng(seed);
   std::vector<int64_t> k(rows), v(rows);
   std::vector<double> d(rows);
@@ -162,7 +165,7 @@ template <class Exec> void expect_hash_strategy_matches(Exec& exec, size_t rows,
   in.rows = rows;
   in.keys = {key.view()};
   in.folds = folds;
-  in.strategy = GroupStrategy::Hash;
+  in.strategy = strategy;
   in.force_hashed_keys = hashed_keys;
   const GroupedResult got = grouped_reduce(exec, in);
   EXPECT_EQ(got.strategy, GroupStrategy::Hash);
@@ -171,19 +174,39 @@ template <class Exec> void expect_hash_strategy_matches(Exec& exec, size_t rows,
 
 // The hash strategy folds each block's rows into a table in the block's shared memory and
 // sends a row whose key finds no room there to the device table; whatever the size of the
-// blocks' tables and however many blocks share the rows, the groups are the same.
+// blocks' tables, their probe runs (long for a chosen strategy's tables, which expect as
+// many keys as rows; long or short for sampled ones) and however many blocks share the rows,
+// the groups are the same, for hashed keys and for exact ones (in direct tables where their
+// range fits).
 TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
   for (size_t shared_bytes : {size_t{0}, size_t{1024}, size_t{8192}, size_t{96 * 1024}}) {
     for (int blocks : {1, 5}) {
       for (int64_t keys : {int64_t{13}, int64_t{700}, int64_t{5000}}) {
-        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " blocks " + std::to_string(blocks) + " keys " + std::to_string(keys));
-        HostExec exec;
-        exec.limits.multiprocessors = blocks;
-        exec.limits.max_shared_bytes = shared_bytes;
-        expect_hash_strategy_matches(exec, 20011, keys, static_cast<uint64_t>(keys) + shared_bytes + static_cast<uint64_t>(blocks), false);
+        for (GroupStrategy strategy : {GroupStrategy::Hash, GroupStrategy::Auto}) {
+          for (bool hashed : {true, false}) {
+            SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " blocks " + std::to_string(blocks) + " keys " +
+                         std::to_string(keys) + (strategy == GroupStrategy::Auto ? " sampled" : " chosen") +
+                         (hashed ? " hashed" : " exact"));
+            HostExec exec;
+            exec.limits.multiprocessors = blocks;
+            exec.limits.max_shared_bytes = shared_bytes;
+            expect_hash_strategy_matches(exec, 20011, keys, static_cast<uint64_t>(keys) + shared_bytes + static_cast<uint64_t>(blocks),
+                                         hashed, strategy);
+          }
+        }
       }
     }
   }
+}
+
+// A hashed block table probes eight slots where the expected keys fit at half load, two
+// where they do not: then most rows find no slot, and each probe is a 64-bit compare-and-swap.
+TEST(BlockTablesOnHost, KeysBeyondHalfTheTableProbeTwoSlotsNotEight) {
+  EXPECT_EQ(block_probe_limit(1000, 4096), 8u);
+  EXPECT_EQ(block_probe_limit(2048, 4096), 8u);
+  EXPECT_EQ(block_probe_limit(2049, 4096), 2u);
+  EXPECT_EQ(block_probe_limit(49000, 4096), 2u);  // word count's 50k even words
+  EXPECT_EQ(block_probe_limit(1, 0), 2u);        // no table: no probe is made at all
 }
 
 /// HostExec, except that block kernels run as on a GPU: every block at once, every thread of
@@ -908,28 +931,84 @@ TEST(RowsByGroupOnHost, ARangeOrdersByGroupKeepingRowOrder) {
   }
 }
 
+/// Words of @p text (lines at @p line_offsets) as word count's chunk passes find them.
+struct FoundWords {
+  std::vector<int32_t> starts, ends;
+  std::vector<uint64_t> hashes;
+};
+FoundWords find_words(const char* text, size_t bytes, const std::vector<int32_t>& line_offsets) {
+  std::vector<uint32_t> line_bits(bytes / 32 + 1, 0);
+  for (size_t l = 0; l + 1 < line_offsets.size(); ++l) MarkLineStartBits{line_offsets.data(), line_bits.data()}(static_cast<int64_t>(l));
+  const TextChunks chunks{text, static_cast<int64_t>(bytes), line_bits.data(), reinterpret_cast<uintptr_t>(text) % 16 == 0};
+  const int64_t chunk_count = (static_cast<int64_t>(bytes) + kWordChunkBytes - 1) / kWordChunkBytes;
+  std::vector<int32_t> first_word(static_cast<size_t>(chunk_count) + 1, 0);
+  for (int64_t c = 0; c < chunk_count; ++c) first_word[static_cast<size_t>(c) + 1] = first_word[static_cast<size_t>(c)] + WordsInChunk{chunks}(c);
+  FoundWords out;
+  const size_t words = static_cast<size_t>(first_word.back());
+  out.starts.resize(words);
+  out.ends.resize(words);
+  out.hashes.resize(words);
+  for (int64_t c = 0; c < chunk_count; ++c)
+    WriteWordsOfChunk{chunks, first_word.data(), out.starts.data(), out.ends.data(), out.hashes.data()}(c);
+  return out;
+}
+
 // Word count hashes each word as it finds its end; the hash is the one the keyed reduction
 // computes from the word column (GroupedInput::row_hashes promises that).
 TEST(WordCountOnHostKeys, AWordsHashIsTheReductionsHashOfTheWordColumn) {
-  const std::string text = "alpha be\tgamma  a\nfourteen-bytes exactly8 x";
-  std::vector<int32_t> starts;
-  for (size_t i = 0; i < text.size(); ++i)
-    if (!is_space_byte(text[i]) && (i == 0 || is_space_byte(text[i - 1]))) starts.push_back(static_cast<int32_t>(i));
-  const std::vector<uint8_t> line_start(text.size() + 1, 0);
-  std::vector<int32_t> ends(starts.size());
-  std::vector<uint64_t> fused(starts.size()), separate(starts.size());
-  for (size_t w = 0; w < starts.size(); ++w)
-    WordEndAndKey{text.data(), line_start.data(), static_cast<int64_t>(text.size()), starts.data(), ends.data(), fused.data()}(
-        static_cast<int64_t>(w));
+  const std::string text = "alpha be\tgamma  a\nfourteen-bytes exactly8 x and-a-word-that-runs-past-its-chunk";
+  const FoundWords found = find_words(text.data(), text.size(), {0, static_cast<int32_t>(text.size())});
   ColumnView words;
   words.type = kString;
   words.chars = text.data();
-  words.offsets = starts.data();
-  words.ends = ends.data();
-  for (size_t w = 0; w < starts.size(); ++w) HashedKeyOf{&words, 1, separate.data()}(static_cast<int64_t>(w));
-  ASSERT_EQ(starts.size(), 7u);
-  EXPECT_EQ(text.substr(static_cast<size_t>(starts[4]), static_cast<size_t>(ends[4] - starts[4])), "fourteen-bytes");
-  EXPECT_EQ(fused, separate);
+  words.offsets = found.starts.data();
+  words.ends = found.ends.data();
+  std::vector<uint64_t> separate(found.starts.size());
+  for (size_t w = 0; w < separate.size(); ++w) HashedKeyOf{&words, 1, separate.data()}(static_cast<int64_t>(w));
+  ASSERT_EQ(found.starts.size(), 8u);
+  EXPECT_EQ(text.substr(static_cast<size_t>(found.starts[4]), static_cast<size_t>(found.ends[4] - found.starts[4])), "fourteen-bytes");
+  EXPECT_EQ(found.hashes, separate);
+}
+
+// The chunk passes find every word a byte-by-byte scan finds: words shorter and longer than a
+// chunk (up to three chunks), starting and ending on chunk boundaries, lines that abut with
+// no byte between them (a word ends where its line does), texts that end mid-chunk and on a
+// chunk's end, at every alignment of the text (the 16-byte loads and the byte loads).
+TEST(WordCountOnHostKeys, ChunkPassesFindTheWordsAByteScanFinds) {
+  std::mt19937_64 rng(21);
+  const char spaces[] = {' ', '\t', '\n', '\v', '\f', '\r'};
+  for (int round = 0; round < 40; ++round) {
+    std::string text;
+    std::vector<int32_t> line_offsets{0};
+    const size_t target = round < 8 ? 32 * static_cast<size_t>(round + 1) : 1 + rng() % 3000;  // some on a chunk's end
+    while (text.size() < target) {
+      const uint64_t kind = rng() % 10;
+      if (kind < 6) text.append(1 + rng() % (kind == 0 ? 96 : 12), static_cast<char>('a' + rng() % 26));
+      else if (kind < 9) text.append(1 + rng() % 3, spaces[rng() % 6]);
+      else line_offsets.push_back(static_cast<int32_t>(text.size()));  // a line ends here, maybe mid-word
+    }
+    text.resize(target);
+    line_offsets.push_back(static_cast<int32_t>(text.size()));
+    std::vector<uint8_t> line_start(text.size() + 1, 0);
+    for (int32_t o : line_offsets) line_start[static_cast<size_t>(o)] = 1;
+    std::vector<int32_t> want_starts, want_ends;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (is_space_byte(text[i]) || !(i == 0 || line_start[i] || is_space_byte(text[i - 1]))) continue;
+      size_t e = i + 1;
+      while (e < text.size() && !line_start[e] && !is_space_byte(text[e])) ++e;
+      want_starts.push_back(static_cast<int32_t>(i));
+      want_ends.push_back(static_cast<int32_t>(e));
+    }
+    for (size_t shift : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{16}}) {
+      SCOPED_TRACE("round " + std::to_string(round) + ", " + std::to_string(text.size()) + " bytes at offset " + std::to_string(shift));
+      std::vector<uint64_t> storage(text.size() / 8 + 4);  // 8-byte aligned; 16 at offset 0 with glibc's operator new
+      char* at = reinterpret_cast<char*>(storage.data()) + shift;
+      std::memcpy(at, text.data(), text.size());
+      const FoundWords found = find_words(at, text.size(), line_offsets);
+      EXPECT_EQ(found.starts, want_starts);
+      EXPECT_EQ(found.ends, want_ends);
+    }
+  }
 }
 
 // Hashes the caller gives (GroupedInput::row_hashes) group as computed ones do, by either
