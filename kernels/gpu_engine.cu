@@ -133,6 +133,7 @@ DeviceEngine::ReduceTiming DeviceEngine::time_reduce(const GroupedInput& host_in
       t.strategy = groups.strategy;
       t.estimated_keys = groups.estimated_keys;
       t.direct_block_tables = groups.direct_block_tables;
+      t.direct_device_table = groups.direct_device_table;
     }
     std::sort(runs.begin(), runs.end());
     t.best_seconds = runs.front();

@@ -207,6 +207,7 @@ class DeviceEngine {
     GroupStrategy strategy = GroupStrategy::Auto;
     size_t estimated_keys = 0;  ///< the keys Auto's sample estimated
     bool direct_block_tables = false;  ///< exact keys went straight to their block-table slots
+    bool direct_device_table = false;  ///< exact keys went straight to their device-table slots
   };
   ReduceTiming time_reduce(const GroupedInput& host_input, int repetitions);
 

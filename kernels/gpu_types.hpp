@@ -85,6 +85,7 @@ struct GroupedResult {
   GroupStrategy strategy = GroupStrategy::Auto;  ///< the strategy that produced the result
   bool hash_overflowed = false;                  ///< the hash table filled up and sorting took over
   bool direct_block_tables = false;              ///< exact keys went straight to their block-table slots
+  bool direct_device_table = false;              ///< exact keys went straight to their device-table slots
   size_t sampled_distinct = 0;                   ///< distinct keys in the strategy sample (Auto only)
   size_t estimated_keys = 0;                     ///< distinct keys of the batch as the sample estimates them
   unsigned long long key_collisions = 0;         ///< rows whose 64-bit key hash met another key

@@ -416,20 +416,30 @@ struct RowKeys {
 
 /// The device-wide open-addressing table of the hash strategy: a key per slot, the first
 /// row of each slot's key, and the accumulators (fold-major). The key kEmptySlot itself lives
-/// in the extra slot at index capacity.
+/// in the extra slot at index capacity. A direct table (exact keys, all within capacity of
+/// direct_base) holds key k in slot k - direct_base: no key is probed for, and slot_keys is
+/// not kept (a slot's key is its index plus direct_base).
 struct DeviceHashTable {
-  uint64_t* slot_keys;     // capacity + 1
+  uint64_t* slot_keys;     // capacity + 1 (none in a direct table)
   int64_t* first_row;      // capacity + 1
   uint64_t* accumulators;  // fold_count x (capacity + 1)
-  uint64_t mask;           // capacity - 1 (a power of two)
+  uint64_t mask;           // capacity - 1 (a power of two; any capacity of a direct table)
   unsigned int* overflow;  // set once a probe run is too long: the table is abandoned for sorting
+  bool direct = false;
+  uint64_t direct_base = 0;
 
   __host__ __device__ uint64_t slots() const { return mask + 2; }
   __host__ __device__ bool overflowed() const { return DeviceAtomic<unsigned int>(*overflow).load(kRelaxed) != 0; }
 
-  /// The slot of @p key, claimed if it has none; kNoSlot when the table is full.
+  /// The slot of @p key, claimed if it has none; kNoSlot when the table is full (or, direct,
+  /// has no slot for the key: it was sized by the keys' exact range, so never).
   __host__ __device__ uint64_t slot_of(uint64_t key) const {
     const uint64_t capacity = mask + 1;
+    if (direct) {
+      if (key - direct_base < capacity) return key - direct_base;
+      DeviceAtomic<unsigned int>(*overflow).store(1, kRelaxed);
+      return kNoSlot;
+    }
     if (key == kEmptySlot) return capacity;
     uint64_t i = fmix64(key) & mask;
     for (uint64_t probes = 0;; ++probes, i = (i + 1) & mask) {
@@ -450,6 +460,7 @@ struct DeviceHashTable {
   }
   /// The slot of @p key, which the table holds (read only: after the fold).
   __host__ __device__ uint64_t find(uint64_t key) const {
+    if (direct) return key - direct_base;
     if (key == kEmptySlot) return mask + 1;
     uint64_t i = fmix64(key) & mask;
     while (slot_keys[i] != key) i = (i + 1) & mask;
@@ -502,10 +513,10 @@ struct BlockHashFold {
   int32_t fold_count;
   const int8_t* row_sign;
   /// Slots of each block's table, a power of two; 0: no block table. One more slot holds
-  /// the key kEmptySlot.
+  /// the key kEmptySlot (in a hashed table).
   uint32_t block_slots;
-  /// Direct tables: slot s holds key direct_base + s (mod 2^64), and the key array is not
-  /// used. Exact keys only.
+  /// Direct tables: slot s holds key direct_base + s (mod 2^64); the key array and the extra
+  /// slot are not used. Exact keys only.
   bool direct = false;
   uint64_t direct_base = 0;
   /// Slots a key probes in a hashed block table (block_probe_limit).
@@ -706,10 +717,11 @@ struct MinRow {
 // ---------------------------------------------------------------- output
 
 /// Gathers group @p g's key, first row and accumulators from source index order[g] (a slot
-/// or a segment). Source keys are the keys less @p key_offset (a sort's narrowed keys).
+/// or a segment). Source keys are the keys less @p key_offset (a sort's narrowed keys, a
+/// direct table's slots).
 struct GatherGroups {
   const int64_t* order;
-  const uint64_t* key_src;
+  const uint64_t* key_src;  // nullptr: a source's key is its index (a direct table's slot)
   uint64_t key_offset;
   const int64_t* first_row_src;
   const uint64_t* acc_src;  // fold_count x source_stride
@@ -721,16 +733,25 @@ struct GatherGroups {
   uint64_t groups;
   __host__ __device__ void operator()(int64_t g) const {
     const int64_t s = order[g];
-    key_out[g] = key_src[s] + key_offset;
+    key_out[g] = (key_src ? key_src[s] : static_cast<uint64_t>(s)) + key_offset;
     first_row_out[g] = first_row_src[s];
     for (int32_t f = 0; f < fold_count; ++f)
       acc_out[static_cast<uint64_t>(f) * groups + g] = acc_src[static_cast<uint64_t>(f) * source_stride + s];
   }
 };
 
-struct StrideIndex {
-  int64_t stride;
-  __host__ __device__ int64_t operator()(int64_t i) const { return i * stride; }
+/// The row of sample @p i of @p count spread evenly over @p rows rows: floor(i * rows /
+/// count), without overflow (i < count). A plain stride of rows / count would leave the last
+/// rows unsampled, all but the first 4096 of a batch of 8191 rows.
+__host__ __device__ inline int64_t sampled_row(int64_t i, uint64_t rows, uint64_t count) {
+  const uint64_t at = static_cast<uint64_t>(i);
+  return static_cast<int64_t>(at * (rows / count) + at * (rows % count) / count);
+}
+
+struct SampledRow {
+  uint64_t rows;
+  uint64_t count;
+  __host__ __device__ int64_t operator()(int64_t i) const { return sampled_row(i, rows, count); }
 };
 
 struct CastToUnsigned {
@@ -776,6 +797,12 @@ inline uint64_t device_table_bytes(size_t keys, size_t fold_count) {
   return next_pow2(std::max<uint64_t>(1024, 4 * static_cast<uint64_t>(keys))) * (16 + 8 * static_cast<uint64_t>(fold_count));
 }
 
+/// Bytes of a direct device table (DeviceHashTable::direct) over a range of @p range_keys
+/// keys: a first row and the accumulators per slot, one extra slot.
+inline uint64_t direct_device_table_bytes(uint64_t range_keys, size_t fold_count) {
+  return (range_keys + 1) * (8 + 8 * static_cast<uint64_t>(fold_count));
+}
+
 /// Strategy for @p rows rows given a sample of their keys: hash when the keys are few
 /// enough for the device table to stay in (half of) the L2 cache, where its atomics cost
 /// less than radix sorting every row; sort otherwise. Keys that repeat in the sample but
@@ -798,12 +825,14 @@ template <class Exec> struct DeviceGroups {
   GroupStrategy strategy = GroupStrategy::Auto;
   bool hash_overflowed = false;
   bool direct_block_tables = false;
+  bool direct_device_table = false;
   size_t sampled_distinct = 0;
   size_t estimated_keys = 0;
   unsigned long long key_collisions = 0;
 };
 
-/// Orders the used sources (slots or segments) by first row into @p out.
+/// Orders the used sources (slots or segments) by first row into @p out. A source's key is
+/// @p source_key's entry (or, when that is nullptr, its index) plus @p key_offset.
 template <class Exec>
 void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t groups, const uint64_t* source_key,
                    uint64_t key_offset, const int64_t* source_first_row, const uint64_t* source_acc, uint64_t source_stride,
@@ -861,24 +890,27 @@ inline std::optional<uint64_t> direct_table_base(const KeyRange& sampled, uint32
 /// Hash strategy; returns false when the device table overflowed (@p out is then not filled).
 /// @p expected_keys sizes the blocks' tables, @p capacity the device table. Exact keys with
 /// @p sampled_range (their sample's least and greatest) go into direct block tables when that
-/// range fits one.
+/// range fits one. With @p direct_device_base the device table is direct: exact keys, all in
+/// [base, base + capacity).
 template <class Exec>
 bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& row_keys, const FoldView* folds,
                             const ColumnView* keys, bool verify, uint64_t capacity, size_t expected_keys,
-                            const std::optional<KeyRange>& sampled_range, DeviceGroups<Exec>& out) {
+                            const std::optional<KeyRange>& sampled_range, const std::optional<uint64_t>& direct_device_base,
+                            DeviceGroups<Exec>& out) {
   auto policy = exec.policy();
   const uint64_t slots = capacity + 1;
   const int32_t fold_count = static_cast<int32_t>(in.folds.size());
-  auto slot_keys = exec.template alloc<uint64_t>(slots);
+  auto slot_keys = exec.template alloc<uint64_t>(direct_device_base ? 0 : slots);
   auto first_row = exec.template alloc<int64_t>(slots);
   auto acc = exec.template alloc<uint64_t>(slots * static_cast<uint64_t>(fold_count));
   auto overflow = exec.template alloc<unsigned int>(1);
-  thrust::fill_n(policy, slot_keys.data(), slots, kEmptySlot);
+  if (!direct_device_base) thrust::fill_n(policy, slot_keys.data(), slots, kEmptySlot);
   thrust::fill_n(policy, first_row.data(), slots, kNoRow);
   thrust::fill_n(policy, overflow.data(), 1, 0u);
   thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(slots * fold_count),
                      InitAccumulators{acc.data(), folds, slots});
-  const DeviceHashTable table{slot_keys.data(), first_row.data(), acc.data(), capacity - 1, overflow.data()};
+  const DeviceHashTable table{slot_keys.data(), first_row.data(), acc.data(), capacity - 1, overflow.data(),
+                              direct_device_base.has_value(), direct_device_base.value_or(0)};
 
   // One wave of blocks, each over an equal tile (never more blocks than tiles of a few rows
   // a thread, and tiles short enough for 32-bit row offsets).
@@ -911,7 +943,10 @@ bool reduce_with_hash_table(Exec& exec, const GroupedInput& in, const RowKeys& r
   }
   out.strategy = GroupStrategy::Hash;
   out.direct_block_tables = direct_base.has_value();
-  gather_groups(exec, in.rows, used.data(), groups, slot_keys.data(), 0, first_row.data(), acc.data(), slots, fold_count, out);
+  out.direct_device_table = direct_device_base.has_value();
+  // A direct table's keys are its slots plus its base (wrapping as the keys do).
+  gather_groups(exec, in.rows, used.data(), groups, direct_device_base ? nullptr : slot_keys.data(), direct_device_base.value_or(0),
+                first_row.data(), acc.data(), slots, fold_count, out);
   return true;
 }
 
@@ -953,12 +988,19 @@ struct WidenSorted {
   }
 };
 
+/// The least and greatest value of the exact key column @p key over @p rows rows.
+template <class Exec> KeyRange exact_key_range(Exec& exec, const ColumnView& key, size_t rows) {
+  return thrust::transform_reduce(exec.policy(), thrust::counting_iterator<int64_t>(0),
+                                  thrust::counting_iterator<int64_t>(static_cast<int64_t>(rows)), KeyRangeOfRow{key},
+                                  KeyRange{std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()}, WidenKeyRange{});
+}
+
 /// Sort strategy. Exact keys are sorted less their least value, over as few bits as their
 /// range needs (as 32-bit keys and rows where those fit); hashed keys (@p hashed_keys,
-/// computed) over all 64.
+/// computed) over all 64. @p known_range: the exact keys' range, when already computed.
 template <class Exec>
 void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys, const ColumnView* keys, bool verify,
-                       DeviceGroups<Exec>& out) {
+                       const std::optional<KeyRange>& known_range, DeviceGroups<Exec>& out) {
   auto policy = exec.policy();
   const int64_t rows = static_cast<int64_t>(in.rows);
   const int32_t fold_count = static_cast<int32_t>(in.folds.size());
@@ -967,9 +1009,7 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys
   uint64_t key_offset = 0;
   int key_bits = 64;
   if (!hashed_keys) {
-    const KeyRange range = thrust::transform_reduce(policy, thrust::counting_iterator<int64_t>(0), thrust::counting_iterator<int64_t>(rows),
-                                                    KeyRangeOfRow{in.keys[0]}, KeyRange{std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()},
-                                                    WidenKeyRange{});
+    const KeyRange range = known_range ? *known_range : exact_key_range(exec, in.keys[0], in.rows);
     key_offset = static_cast<uint64_t>(range.least);
     const uint64_t span = static_cast<uint64_t>(range.greatest) - key_offset;  // greatest - least, without overflow
     key_bits = span == ~uint64_t{0} ? 64 : bit_width(span + 1);
@@ -1031,11 +1071,10 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys
 template <class Exec>
 KeySample sample_keys(Exec& exec, const RowKeys& row_keys, size_t rows, size_t sample_size) {
   std::vector<uint64_t> sample(sample_size);
-  const size_t stride = rows / sample_size;
   auto picked = exec.template alloc<uint64_t>(sample_size);
   thrust::copy_n(exec.policy(),
-                 thrust::make_transform_iterator(
-                     thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), StrideIndex{static_cast<int64_t>(stride)}), row_keys),
+                 thrust::make_transform_iterator(thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), SampledRow{rows, sample_size}),
+                                                 row_keys),
                  sample_size, picked.data());
   exec.to_host(sample.data(), picked.data(), sample_size * sizeof(uint64_t));
   std::sort(sample.begin(), sample.end());
@@ -1102,28 +1141,52 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
 
   GroupStrategy strategy = in.strategy;
   uint64_t capacity = next_pow2(std::max<uint64_t>(64, 2 * in.rows));
-  const size_t sample_size = std::min<size_t>(in.rows, 4096);
+  // Auto chooses by a sample of the keys. A chosen hash strategy samples exact keys too: the
+  // sample says where their direct tables lie and how many keys the block tables expect.
   std::optional<KeySample> sample;
-  if (strategy == GroupStrategy::Auto) {
-    sample = sample_keys(exec, row_keys, in.rows, sample_size);
-    const DeviceLimits limits = exec.device_limits();
-    strategy = choose_strategy(in.rows, *sample, in.folds.size(), limits.l2_cache_bytes);
+  if (strategy == GroupStrategy::Auto || (strategy == GroupStrategy::Hash && exact)) {
+    sample = sample_keys(exec, row_keys, in.rows, std::min<size_t>(in.rows, 4096));
     out.sampled_distinct = sample->distinct;
     out.estimated_keys = estimate_distinct(*sample, in.rows);
+  }
+  if (strategy == GroupStrategy::Auto) {
+    strategy = choose_strategy(in.rows, *sample, in.folds.size(), exec.device_limits().l2_cache_bytes);
     if (strategy == GroupStrategy::Hash && in.rows > 4096) capacity = next_pow2(std::max<uint64_t>(1024, 4 * out.estimated_keys));
+  }
+  // Exact keys, more than a block table holds, in a range whose direct device table stays in
+  // half the L2 cache: each key gets its own slot there (no probe, no compare-and-swap), so
+  // they are hashed however many they are. The sample's range rules out the rest before a
+  // pass over the keys finds the exact one (which a sort would need anyway).
+  std::optional<KeyRange> exact_range;
+  std::optional<uint64_t> direct_device_base;
+  if (exact && sample && in.rows > 4096) {
+    const DeviceLimits limits = exec.device_limits();
+    const auto direct_fits = [&](const KeyRange& r) {
+      const uint64_t span = static_cast<uint64_t>(r.greatest) - static_cast<uint64_t>(r.least);
+      return span < kMaxHashCapacity && direct_device_table_bytes(span + 1, in.folds.size()) <= limits.l2_cache_bytes / 2;
+    };
+    const KeyRange sampled{sample->least, sample->greatest};
+    const uint64_t sampled_span = static_cast<uint64_t>(sampled.greatest) - static_cast<uint64_t>(sampled.least);
+    const uint32_t block_slots = block_table_slots(limits, out.estimated_keys, static_cast<int32_t>(in.folds.size()));
+    if (sampled_span >= block_slots && direct_fits(sampled)) {
+      exact_range = exact_key_range(exec, in.keys[0], in.rows);
+      if (direct_fits(*exact_range)) {
+        direct_device_base = static_cast<uint64_t>(exact_range->least);
+        capacity = static_cast<uint64_t>(exact_range->greatest) - static_cast<uint64_t>(exact_range->least) + 1;
+        strategy = GroupStrategy::Hash;
+      }
+    }
   }
   if (strategy == GroupStrategy::Hash && capacity > kMaxHashCapacity) strategy = GroupStrategy::Sort;
   if (strategy == GroupStrategy::Hash) {
-    // A batch with no sample (or a small one) may have as many keys as rows.
-    const size_t expected_keys = in.strategy == GroupStrategy::Auto && in.rows > 4096 ? out.estimated_keys : in.rows;
-    // Exact keys within a small range go straight to their slots: the sample says where
-    // (a chosen hash strategy has none yet).
+    // A batch with no sample (chosen hashing of hashed keys) may have as many keys as rows.
+    const size_t expected_keys = sample ? out.estimated_keys : in.rows;
+    // Exact keys within a small range go straight to their block-table slots: the sample
+    // says where.
     std::optional<KeyRange> sampled_range;
-    if (exact) {
-      if (!sample) sample = sample_keys(exec, row_keys, in.rows, sample_size);
-      sampled_range = KeyRange{sample->least, sample->greatest};
-    }
-    if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, sampled_range, out))
+    if (exact) sampled_range = KeyRange{sample->least, sample->greatest};
+    if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, sampled_range,
+                               direct_device_base, out))
       return out;
     // More keys than the sample suggested (or a probe run too long): sorting takes over.
     out.hash_overflowed = true;
@@ -1133,7 +1196,7 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
     hashed_keys = exec.template alloc<uint64_t>(in.rows);
     thrust::copy_n(exec.policy(), in.row_hashes, in.rows, hashed_keys.data());
   }
-  reduce_by_sorting(exec, in, exact ? nullptr : hashed_keys.data(), keys.data(), verify, out);
+  reduce_by_sorting(exec, in, exact ? nullptr : hashed_keys.data(), keys.data(), verify, exact_range, out);
   return out;
 }
 
@@ -1145,6 +1208,7 @@ template <class Exec> GroupedResult download_groups(Exec& exec, const DeviceGrou
   out.strategy = groups.strategy;
   out.hash_overflowed = groups.hash_overflowed;
   out.direct_block_tables = groups.direct_block_tables;
+  out.direct_device_table = groups.direct_device_table;
   out.sampled_distinct = groups.sampled_distinct;
   out.estimated_keys = groups.estimated_keys;
   out.key_collisions = groups.key_collisions;

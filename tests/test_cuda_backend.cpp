@@ -987,13 +987,17 @@ TEST(CudaWordCount, MatchesSplittingAndCountingOnTheHost) {
   std::mt19937_64 rng(5);
   Column lines(TypeId::String);
   std::map<std::string, int64_t> want;
+  // Half the lines end in their last word, so that lines abut mid-word in the text ("ab" then
+  // "cd" are two words: the line-start bitmap decides), and a few words run over 32-byte chunks.
   for (int l = 0; l < 200000; ++l) {
     std::string line;
+    const bool ends_in_a_word = rng() % 2 == 0;
     for (int w = static_cast<int>(rng() % 10); w > 0; --w) {
       std::string word;
-      for (size_t i = 1 + rng() % 9; i > 0; --i) word += static_cast<char>('a' + rng() % 5);
+      for (size_t i = rng() % 50 == 0 ? 33 + rng() % 60 : 1 + rng() % 9; i > 0; --i) word += static_cast<char>('a' + rng() % 5);
       want[word]++;
-      line += word + (rng() % 3 == 0 ? "\t" : " ");
+      line += word;
+      if (w > 1 || !ends_in_a_word) line += rng() % 3 == 0 ? "\t" : " ";
     }
     lines.append_string(line);
   }

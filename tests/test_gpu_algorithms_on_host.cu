@@ -174,10 +174,10 @@ void expect_hash_strategy_matches(Exec& exec, size_t rows, int64_t keys, uint64_
 
 // The hash strategy folds each block's rows into a table in the block's shared memory and
 // sends a row whose key finds no room there to the device table; whatever the size of the
-// blocks' tables, their probe runs (long for a chosen strategy's tables, which expect as
-// many keys as rows; long or short for sampled ones) and however many blocks share the rows,
-// the groups are the same, for hashed keys and for exact ones (in direct tables where their
-// range fits).
+// blocks' tables, their probe runs (short for a chosen strategy's hashed keys, which are
+// expected to be as many as the rows; long or short for sampled ones) and however many
+// blocks share the rows, the groups are the same, for hashed keys and for exact ones (in
+// direct tables where their range fits).
 TEST(BlockTablesOnHost, AnyBlockTableSizeAndBlockCountGiveTheSameGroups) {
   for (size_t shared_bytes : {size_t{0}, size_t{1024}, size_t{8192}, size_t{96 * 1024}}) {
     for (int blocks : {1, 5}) {
@@ -281,15 +281,19 @@ class ConcurrentHostExec : public HostExec {
   };
 };
 
+// Sampled (Auto) hashed keys reach the long probe runs (block_probe_limit) where they are few.
 TEST(BlockTablesOnHost, BlocksAndThreadsRunningAtOnceGiveTheSameGroups) {
   for (size_t shared_bytes : {size_t{0}, size_t{2048}, size_t{96 * 1024}}) {
     for (int64_t keys : {int64_t{3}, int64_t{700}, int64_t{5000}}) {
       for (bool hashed : {false, true}) {
-        SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " keys " + std::to_string(keys) + (hashed ? " hashed" : " exact"));
-        ConcurrentHostExec exec;
-        exec.limits.multiprocessors = 4;
-        exec.limits.max_shared_bytes = shared_bytes;
-        expect_hash_strategy_matches(exec, 30011, keys, static_cast<uint64_t>(keys) * 31 + shared_bytes, hashed);
+        for (GroupStrategy strategy : {GroupStrategy::Hash, GroupStrategy::Auto}) {
+          SCOPED_TRACE("shared " + std::to_string(shared_bytes) + " keys " + std::to_string(keys) + (hashed ? " hashed" : " exact") +
+                       (strategy == GroupStrategy::Auto ? " sampled" : " chosen"));
+          ConcurrentHostExec exec;
+          exec.limits.multiprocessors = 4;
+          exec.limits.max_shared_bytes = shared_bytes;
+          expect_hash_strategy_matches(exec, 30011, keys, static_cast<uint64_t>(keys) * 31 + shared_bytes, hashed, strategy);
+        }
       }
     }
   }
@@ -448,13 +452,53 @@ TEST(DirectBlockTablesOnHost, TheTableIsCentredOnTheSampledRangeAndWraps) {
   EXPECT_FALSE(direct_table_base(KeyRange{lowest, std::numeric_limits<int64_t>::max()}, 1u << 20).has_value());
 }
 
+/// Reduces int64 keys @p k (with random values, every third null) by every kind of aggregate
+/// with @p strategy through @p exec, checks the groups against the reference, and their keys
+/// against their first rows' (a window or a running state merges batches by them). Returns
+/// the result for what it says of the strategy.
+template <class Exec> GroupedResult expect_exact_keys_reduce_exactly(Exec& exec, const std::vector<int64_t>& k, GroupStrategy strategy) {
+  const size_t rows = k.size();
+  std::mt19937_64 rng(rows);
+  std::vector<int64_t> v(rows);
+  std::vector<double> d(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
+    d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
+  }
+  TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
+  for (size_t r = 0; r < rows; r += 3) set_null(value, r);
+  const std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
+                                    fold(kFoldSum, &dv, true),     fold(kFoldCountValid, &value, false), fold(kFoldCountRows, nullptr, false)};
+  GroupedInput in;
+  in.rows = rows;
+  in.keys = {key.view()};
+  in.folds = folds;
+  in.strategy = strategy;
+  const auto groups = grouped_reduce_in_place(exec, in);
+  const GroupedResult got = download_groups(exec, groups);
+  expect_matches(got, reference({&key}, {&value, &value, &value, &dv, &value, nullptr}, folds, rows, {}), folds);
+  for (size_t g = 0; g < got.groups; ++g)
+    EXPECT_EQ(static_cast<int64_t>(groups.key.data()[g]), k[static_cast<size_t>(got.first_row[g])]) << "group " << g;
+  return got;
+}
+
+/// Limits under which a block table holds 1024 slots of expect_exact_keys_reduce_exactly's
+/// six aggregates (60 B each), for 4 blocks.
+template <class Exec> Exec& with_small_block_tables(Exec& exec) {
+  exec.limits.multiprocessors = 4;
+  exec.limits.max_shared_bytes = 96 * 1024;
+  return exec;
+}
+
 // Exact keys within a range that fits a block table fold into direct tables (no key probe),
 // with every kind of aggregate equal to the reference: ranges around 0 (with -1, the empty
 // slot's bits, an ordinary key there), at both ends of int64 (the table's start wraps), and
 // rows whose keys the sample never saw, inside the table's margin or far outside (those fold
 // into the device table). A range wider than the table is hashed as before.
 TEST(DirectBlockTablesOnHost, ExactKeysInASmallRangeFoldWhereverTheyFall) {
-  const size_t rows = 20011;  // sampled every 4th row
+  const size_t rows = 20011;
+  std::vector<bool> sampled(rows, false);  // the rows of the 4096-key sample
+  for (int64_t i = 0; i < 4096; ++i) sampled[static_cast<size_t>(sampled_row(i, rows, 4096))] = true;
   const int64_t lowest = std::numeric_limits<int64_t>::min(), highest = std::numeric_limits<int64_t>::max();
   struct Case {
     const char* name;
@@ -467,52 +511,67 @@ TEST(DirectBlockTablesOnHost, ExactKeysInASmallRangeFoldWhereverTheyFall) {
                         Case{"at INT64_MAX", highest - 599, 600, false, true}, Case{"with keys the sample missed", -3, 900, true, true},
                         Case{"wider than the table", 0, 20000, false, false}}) {
     std::mt19937_64 rng(static_cast<uint64_t>(c.keys));
-    std::vector<int64_t> k(rows), v(rows);
-    std::vector<double> d(rows);
+    std::vector<int64_t> k(rows);
     for (size_t r = 0; r < rows; ++r) {
       k[r] = static_cast<int64_t>(static_cast<uint64_t>(c.first_key) + rng() % static_cast<uint64_t>(c.keys));
-      if (c.unsampled_outliers && r % 4 == 1) {  // never among the sampled rows
+      if (c.unsampled_outliers && !sampled[r] && r % 2 == 1) {
         const uint64_t pick = rng() % 4;
         // Beyond the table's margin, within it, far away, and at the far end of int64.
         k[r] = pick == 0 ? c.first_key - 100 : pick == 1 ? c.first_key + c.keys + 5 : pick == 2 ? int64_t{1} << 40 : lowest;
       }
-      v[r] = static_cast<int64_t>(rng() % 2001) - 1000;
-      d[r] = static_cast<double>(rng() % 10000) / 7.0 - 500;
     }
-    TestColumn key = int64_column(k), value = int64_column(v), dv = float64_column(d);
-    for (size_t r = 0; r < rows; r += 3) set_null(value, r);
-    std::vector<FoldView> folds{fold(kFoldSum, &value, false), fold(kFoldMin, &value, false), fold(kFoldMax, &value, false),
-                                fold(kFoldSum, &dv, true), fold(kFoldCountValid, &value, false), fold(kFoldCountRows, nullptr, false)};
-    const auto want = reference({&key}, {&value, &value, &value, &dv, &value, nullptr}, folds, rows, {});
     for (GroupStrategy strategy : {GroupStrategy::Auto, GroupStrategy::Hash}) {
       for (bool concurrent : {false, true}) {
         SCOPED_TRACE(std::string(c.name) + (strategy == GroupStrategy::Auto ? ", auto" : ", hash") +
                      (concurrent ? ", threads at once" : ", threads in turn"));
-        GroupedInput in;
-        in.rows = rows;
-        in.keys = {key.view()};
-        in.folds = folds;
-        in.strategy = strategy;
         ConcurrentHostExec concurrent_exec;
         HostExec sequential_exec;
-        for (HostExec* exec : {static_cast<HostExec*>(&concurrent_exec), &sequential_exec}) {
-          exec->limits.multiprocessors = 4;
-          exec->limits.max_shared_bytes = 96 * 1024;  // 1024 slots of six folds (60 B each)
-        }
-        // The groups' keys too: a window or a running state merges batches by them.
-        std::vector<uint64_t> group_keys;
-        const auto reduce = [&](auto& exec) {
-          const auto groups = grouped_reduce_in_place(exec, in);
-          group_keys.assign(groups.key.data(), groups.key.data() + groups.groups);
-          return download_groups(exec, groups);
-        };
-        const GroupedResult got = concurrent ? reduce(concurrent_exec) : reduce(sequential_exec);
-        if (strategy == GroupStrategy::Hash || c.direct) ASSERT_EQ(got.strategy, GroupStrategy::Hash);
+        const GroupedResult got = concurrent ? expect_exact_keys_reduce_exactly(with_small_block_tables(concurrent_exec), k, strategy)
+                                             : expect_exact_keys_reduce_exactly(with_small_block_tables(sequential_exec), k, strategy);
+        if (strategy == GroupStrategy::Hash || c.direct) EXPECT_EQ(got.strategy, GroupStrategy::Hash);
         EXPECT_EQ(got.direct_block_tables, c.direct);
-        expect_matches(got, want, folds);
-        for (size_t g = 0; g < got.groups; ++g)
-          ASSERT_EQ(static_cast<int64_t>(group_keys[g]), k[static_cast<size_t>(got.first_row[g])]) << "group " << g;
+        // A range too wide for a block table has a direct device table.
+        EXPECT_EQ(got.direct_device_table, !c.direct);
       }
+    }
+  }
+}
+
+// Exact keys too many for a block table, in a range whose direct device table stays in half
+// the L2 cache, each get their own slot of it: ranges with gaps, at both ends of int64, with an
+// unsampled key that widens the range (still within the cache) and one that widens it far
+// beyond (then the keys are hashed or sorted as before). The sample's range alone decides
+// against the pass over the keys when it is already too wide.
+TEST(DirectDeviceTableOnHost, ManyExactKeysInARangeThatStaysInCacheEachHaveASlot) {
+  const size_t rows = 100003;
+  ASSERT_LT(sampled_row(4095, rows, 4096), static_cast<int64_t>(rows) - 2);  // the outliers' row is never sampled
+  const int64_t lowest = std::numeric_limits<int64_t>::min(), highest = std::numeric_limits<int64_t>::max();
+  struct Case {
+    const char* name;
+    int64_t first_key;
+    uint64_t spacing;  // between the keys
+    int64_t outlier;   // the key of one unsampled row; 0: none
+    bool direct;
+  };
+  for (const Case& c : {Case{"with gaps around zero", -5000, 3, 0, true}, Case{"at INT64_MIN", lowest, 1, 0, true},
+                        Case{"at INT64_MAX", highest - 19999, 1, 0, true},
+                        Case{"an unsampled key widening the range within the cache", 0, 1, 150000, true},
+                        Case{"an unsampled key far away", 0, 1, int64_t{1} << 50, false},
+                        Case{"a sampled range too wide", 0, 1'000'000'000, 0, false}}) {
+    std::mt19937_64 rng(c.spacing + 7);
+    std::vector<int64_t> k(rows);
+    for (size_t r = 0; r < rows; ++r) k[r] = static_cast<int64_t>(static_cast<uint64_t>(c.first_key) + c.spacing * (rng() % 20000));
+    if (c.outlier != 0) k[rows - 2] = c.outlier;
+    for (bool concurrent : {false, true}) {
+      SCOPED_TRACE(std::string(c.name) + (concurrent ? ", threads at once" : ", threads in turn"));
+      ConcurrentHostExec concurrent_exec;
+      HostExec sequential_exec;
+      const GroupedResult got = concurrent ? expect_exact_keys_reduce_exactly(with_small_block_tables(concurrent_exec), k, GroupStrategy::Auto)
+                                           : expect_exact_keys_reduce_exactly(with_small_block_tables(sequential_exec), k, GroupStrategy::Auto);
+      EXPECT_EQ(got.direct_device_table, c.direct);
+      if (c.direct) EXPECT_EQ(got.strategy, GroupStrategy::Hash);
+      EXPECT_FALSE(got.direct_block_tables);
+      EXPECT_FALSE(got.hash_overflowed);
     }
   }
 }
@@ -704,6 +763,20 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
 // Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
 // rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
 // keys whose device table stays in half the L2 cache are hashed.
+// The sample's rows spread over the whole batch, increasing, whatever its size: a stride of
+// rows / 4096 would sample only the first 4096 rows of a batch of 8191.
+TEST(GroupedReduceOnHostChoice, TheSampleSpreadsOverEveryRow) {
+  for (uint64_t rows : {uint64_t{4096}, uint64_t{4097}, uint64_t{8191}, uint64_t{100003}, uint64_t{1} << 40}) {
+    SCOPED_TRACE(std::to_string(rows) + " rows");
+    EXPECT_EQ(sampled_row(0, rows, 4096), 0);
+    EXPECT_GE(sampled_row(4095, rows, 4096), static_cast<int64_t>(rows - rows / 4096 - 1));
+    EXPECT_LT(sampled_row(4095, rows, 4096), static_cast<int64_t>(rows));
+    for (int64_t i = 1; i < 4096; ++i) ASSERT_LT(sampled_row(i - 1, rows, 4096), sampled_row(i, rows, 4096)) << i;
+  }
+  EXPECT_EQ(sampled_row(4095, 8191, 4096), 8189);
+  EXPECT_EQ(sampled_row(7, 4096, 4096), 7);  // every row
+}
+
 TEST(GroupedReduceOnHostChoice, TheSampleEstimatesTheKeysAndTheL2DecidesBetweenHashAndSort) {
   const size_t sample_size = 4096, rows = 100 * sample_size;
   HostExec exec;

@@ -535,12 +535,14 @@ int main(int argc, char** argv) {
         std::printf("reduce_by_key %zu pairs, %llu keys (%s%s, %zu estimated): best %.2f ms, median %.2f ms, %.2f G pairs/s, %.1f GB/s = "
                     "%.2f of device memory bound; copy in %.1f ms (%.2f of H2D bound)\n",
                     pairs, static_cast<unsigned long long>(key_counts[i]), strategy_name(t.strategy),
-                    t.direct_block_tables ? ", direct block tables" : "", t.estimated_keys, t.best_seconds * 1e3,
+                    t.direct_block_tables ? ", direct block tables" : t.direct_device_table ? ", direct device table" : "",
+                    t.estimated_keys, t.best_seconds * 1e3,
                     t.median_seconds * 1e3, static_cast<double>(pairs) / t.best_seconds / 1e9, bytes_per_s / 1e9, bytes_per_s / d2d,
                     t.copy_seconds * 1e3, 16.0 * static_cast<double>(pairs) / t.copy_seconds / h2d);
         json << "    {\"pairs\": " << pairs << ", \"distinct_keys\": " << key_counts[i] << ", \"groups\": " << t.groups
              << ", \"strategy\": \"" << strategy_name(t.strategy) << "\", \"direct_block_tables\": "
-             << (t.direct_block_tables ? "true" : "false") << ", \"estimated_keys\": " << t.estimated_keys
+             << (t.direct_block_tables ? "true" : "false") << ", \"direct_device_table\": "
+             << (t.direct_device_table ? "true" : "false") << ", \"estimated_keys\": " << t.estimated_keys
              << ", \"best_seconds\": " << t.best_seconds
              << ", \"median_seconds\": " << t.median_seconds << ", \"bytes_per_s\": " << bytes_per_s
              << ", \"fraction_of_device_memory_bound\": " << bytes_per_s / d2d << ", \"copy_seconds\": " << t.copy_seconds << "}"
