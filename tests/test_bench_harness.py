@@ -16,15 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.environ.get("SLUICE_BENCH_RUNNER", os.path.join(ROOT, "build", "bench", "sluice-bench-runner"))
 
 
-def load_harness():
-    loader = importlib.machinery.SourceFileLoader("sluice_bench", os.path.join(ROOT, "bench", "sluice-bench"))
-    spec = importlib.util.spec_from_loader("sluice_bench", loader)
+def load_module(name, path):
+    """A Python file as a module, whatever its name (sluice-bench has no .py)."""
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
 
 
-harness = load_harness()
+harness = load_module("sluice_bench", os.path.join(ROOT, "bench", "sluice-bench"))
 
 
 def generate(out, workload, *extra):
@@ -183,14 +184,6 @@ class Agreement(unittest.TestCase):
                 harness.load_rows(path, "ysb", (10_000, 10_000, 20_000))
 
 
-def load_kernel_times():
-    loader = importlib.machinery.SourceFileLoader("kernel_times", os.path.join(ROOT, "bench", "kernel_times.py"))
-    spec = importlib.util.spec_from_loader("kernel_times", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 class KernelTimes(unittest.TestCase):
     """bench/kernel_times.py, which sums an ncu CSV of launch durations by kernel."""
 
@@ -226,7 +219,7 @@ class KernelTimes(unittest.TestCase):
         self.assertNotIn("(int*, int)", proc.stdout)
 
     def test_names_keep_template_arguments_and_lose_parameters(self):
-        key = load_kernel_times().kernel_key
+        key = load_module("kernel_times", os.path.join(ROOT, "bench", "kernel_times.py")).kernel_key
         self.assertEqual(key("void f<(int)2>(g<h>(int), long)", 100), "f<(int)2>")
         self.assertEqual(key("void " + "k" * 50 + "(int)", 20), "k" * 17 + "...")
 
