@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "pipeline/expression.hpp"
 #include "pipeline/record_parsers.hpp"
@@ -1097,6 +1098,62 @@ TEST(CudaEngine, AColumnItMadeIsReadInPlaceUntilTheLastHostCopyGoes) {
 
   made.clear();
   EXPECT_EQ(engine.memory().resident_bytes, 0u) << "the device copy outlived its host column";
+}
+
+// Integer keys in a small range fold at their own slots of the blocks' tables, and half a
+// million keys in a range whose table stays in the L2 cache at their own slots of a direct
+// device table: on the GPU too, each key's sum and count and the groups' order of first row
+// equal the host's.
+TEST(CudaEngine, IntegerKeysInARangeFoldAtTheirOwnSlots) {
+  SKIP_WITHOUT_GPU();
+  gpu::DeviceEngine engine(0);
+  const size_t rows = 3'000'000;
+  struct Case {
+    uint64_t range;
+    bool block_tables, device_table;
+  };
+  for (const Case& c : {Case{1000, true, false}, Case{500'000, false, true}}) {
+    SCOPED_TRACE(std::to_string(c.range) + " keys");
+    std::mt19937_64 rng(c.range);
+    std::vector<int64_t> k(rows), v(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      k[r] = static_cast<int64_t>(rng() % c.range) - 500;  // -1 among them
+      v[r] = static_cast<int64_t>(rng() % 1001) - 500;
+    }
+    gpu::GroupedInput in;
+    in.rows = rows;
+    gpu::ColumnView key, value;
+    key.type = value.type = gpu::kInt64;
+    key.values = k.data();
+    value.values = v.data();
+    in.keys = {key};
+    gpu::FoldView sum, count;
+    sum.op = gpu::kFoldSum;
+    sum.input = value;
+    count.op = gpu::kFoldCountRows;
+    in.folds = {sum, count};
+    const gpu::GroupedResult got = engine.reduce(in);
+    EXPECT_EQ(got.direct_block_tables, c.block_tables);
+    EXPECT_EQ(got.direct_device_table, c.device_table);
+    std::unordered_map<int64_t, size_t> group_of;
+    std::vector<int64_t> first, sums, counts;
+    for (size_t r = 0; r < rows; ++r) {
+      const auto [at, added] = group_of.emplace(k[r], first.size());
+      if (added) {
+        first.push_back(static_cast<int64_t>(r));
+        sums.push_back(0);
+        counts.push_back(0);
+      }
+      sums[at->second] += v[r];
+      counts[at->second] += 1;
+    }
+    ASSERT_EQ(got.groups, first.size());
+    for (size_t g = 0; g < got.groups; ++g) {
+      ASSERT_EQ(got.first_row[g], first[g]) << "group " << g;
+      ASSERT_EQ(static_cast<int64_t>(got.accumulators[g]), sums[g]) << "group " << g;
+      ASSERT_EQ(static_cast<int64_t>(got.accumulators[got.groups + g]), counts[g]) << "group " << g;
+    }
+  }
 }
 
 TEST(CudaEngine, SteadyStateBatchesReuseThePoolInsteadOfGrowingIt) {

@@ -540,8 +540,9 @@ TEST(DirectBlockTablesOnHost, ExactKeysInASmallRangeFoldWhereverTheyFall) {
 // Exact keys too many for a block table, in a range whose direct device table stays in half
 // the L2 cache, each get their own slot of it: ranges with gaps, at both ends of int64, with an
 // unsampled key that widens the range (still within the cache) and one that widens it far
-// beyond (then the keys are hashed or sorted as before). The sample's range alone decides
-// against the pass over the keys when it is already too wide.
+// beyond (then the keys are hashed or sorted as before). The sample alone decides against
+// the pass over the keys when its range is already too wide, or its keys too few for the
+// range (100 keys spread over a million values stay in a small hashed table).
 TEST(DirectDeviceTableOnHost, ManyExactKeysInARangeThatStaysInCacheEachHaveASlot) {
   const size_t rows = 100003;
   ASSERT_LT(sampled_row(4095, rows, 4096), static_cast<int64_t>(rows) - 2);  // the outliers' row is never sampled
@@ -550,17 +551,19 @@ TEST(DirectDeviceTableOnHost, ManyExactKeysInARangeThatStaysInCacheEachHaveASlot
     const char* name;
     int64_t first_key;
     uint64_t spacing;  // between the keys
-    int64_t outlier;   // the key of one unsampled row; 0: none
+    uint64_t keys;
+    int64_t outlier;  // the key of one unsampled row; 0: none
     bool direct;
   };
-  for (const Case& c : {Case{"with gaps around zero", -5000, 3, 0, true}, Case{"at INT64_MIN", lowest, 1, 0, true},
-                        Case{"at INT64_MAX", highest - 19999, 1, 0, true},
-                        Case{"an unsampled key widening the range within the cache", 0, 1, 150000, true},
-                        Case{"an unsampled key far away", 0, 1, int64_t{1} << 50, false},
-                        Case{"a sampled range too wide", 0, 1'000'000'000, 0, false}}) {
+  for (const Case& c : {Case{"with gaps around zero", -5000, 3, 20000, 0, true}, Case{"at INT64_MIN", lowest, 1, 20000, 0, true},
+                        Case{"at INT64_MAX", highest - 19999, 1, 20000, 0, true},
+                        Case{"an unsampled key widening the range within the cache", 0, 1, 20000, 150000, true},
+                        Case{"an unsampled key far away", 0, 1, 20000, int64_t{1} << 50, false},
+                        Case{"a sampled range too wide", 0, 1'000'000'000, 20000, 0, false},
+                        Case{"few keys spread wide", 0, 10000, 100, 0, false}}) {
     std::mt19937_64 rng(c.spacing + 7);
     std::vector<int64_t> k(rows);
-    for (size_t r = 0; r < rows; ++r) k[r] = static_cast<int64_t>(static_cast<uint64_t>(c.first_key) + c.spacing * (rng() % 20000));
+    for (size_t r = 0; r < rows; ++r) k[r] = static_cast<int64_t>(static_cast<uint64_t>(c.first_key) + c.spacing * (rng() % c.keys));
     if (c.outlier != 0) k[rows - 2] = c.outlier;
     for (bool concurrent : {false, true}) {
       SCOPED_TRACE(std::string(c.name) + (concurrent ? ", threads at once" : ", threads in turn"));
@@ -763,6 +766,35 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
 // Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
 // rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
 // keys whose device table stays in half the L2 cache are hashed.
+// A sample's keys are counted exactly: distinct ones, those seen once and twice, and the
+// least and greatest as int64 (0 and ~0, the bits of -1, are ordinary keys).
+TEST(GroupedReduceOnHostChoice, TheSampleCountsItsKeysExactly) {
+  const uint64_t minus_one = ~uint64_t{0}, lowest = uint64_t{1} << 63;
+  std::vector<uint64_t> sample{5, minus_one, 5, 0, 7, 7, 7, lowest, 0, 12, minus_one};
+  std::mt19937_64 rng(4);
+  for (int i = 0; i < 3000; ++i) sample.push_back(1000 + rng() % 1500);  // collisions in the table's probe runs
+  std::shuffle(sample.begin(), sample.end(), rng);
+  std::map<uint64_t, size_t> times;
+  for (uint64_t key : sample) times[key]++;
+  size_t once = 0, twice = 0;
+  int64_t greatest = std::numeric_limits<int64_t>::min();
+  for (const auto& [key, n] : times) {
+    once += n == 1;
+    twice += n == 2;
+    greatest = std::max(greatest, static_cast<int64_t>(key));
+  }
+  const KeySample counts = count_sample(sample);
+  EXPECT_EQ(counts.size, sample.size());
+  EXPECT_EQ(counts.distinct, times.size());
+  EXPECT_EQ(counts.singletons, once);
+  EXPECT_EQ(counts.doubletons, twice);
+  EXPECT_EQ(counts.least, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(counts.greatest, greatest);
+  EXPECT_GT(greatest, 2000);
+  EXPECT_EQ(count_sample({}).distinct, 0u);
+  EXPECT_EQ(count_sample({minus_one}).least, -1);
+}
+
 // The sample's rows spread over the whole batch, increasing, whatever its size: a stride of
 // rows / 4096 would sample only the first 4096 rows of a batch of 8191.
 TEST(GroupedReduceOnHostChoice, TheSampleSpreadsOverEveryRow) {
