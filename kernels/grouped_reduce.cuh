@@ -731,12 +731,54 @@ struct GatherGroups {
   int64_t* first_row_out;
   uint64_t* acc_out;        // fold_count x groups
   uint64_t groups;
-  __host__ __device__ void operator()(int64_t g) const {
-    const int64_t s = order[g];
+  __host__ __device__ void operator()(int64_t g) const { write(g, order[g]); }
+  /// Writes source @p s as group @p g.
+  __host__ __device__ void write(int64_t g, int64_t s) const {
     key_out[g] = (key_src ? key_src[s] : static_cast<uint64_t>(s)) + key_offset;
     first_row_out[g] = first_row_src[s];
     for (int32_t f = 0; f < fold_count; ++f)
       acc_out[static_cast<uint64_t>(f) * groups + g] = acc_src[static_cast<uint64_t>(f) * source_stride + s];
+  }
+};
+
+/// Groups gather_groups places by counting rather than sorting: at most this many, each
+/// counts the groups whose first row is smaller, in one launch of groups^2 comparisons (4M
+/// at most), where a radix sort of (first row, source) pairs takes two copies and several
+/// launches of its own.
+constexpr size_t kGroupsPlacedByCounting = 2048;
+
+/// Marks group @p i's first row.
+struct MarkFirstRow {
+  const int64_t* sources;
+  const int64_t* source_first_row;
+  int32_t* first_row_mark;  // a row each
+  __host__ __device__ void operator()(int64_t i) const { first_row_mark[source_first_row[sources[i]]] = 1; }
+};
+
+/// Group @p i writes itself at its place in order of first row: the marks of the rows before
+/// its first row, counted by an exclusive scan of MarkFirstRow's marks.
+struct PlaceGroupByScan {
+  GatherGroups gather;  // order unused
+  const int64_t* sources;
+  const int32_t* marks_before;  // a row each
+  __host__ __device__ void operator()(int64_t i) const {
+    const int64_t s = sources[i];
+    gather.write(marks_before[gather.first_row_src[s]], s);
+  }
+};
+
+/// Group @p i (source sources[i]) finds its place in order of first row, the number of
+/// groups whose first row is smaller (first rows are distinct), and writes itself there.
+struct PlaceGroupByCounting {
+  GatherGroups gather;  // order unused
+  const int64_t* sources;
+  int64_t groups;
+  __host__ __device__ void operator()(int64_t i) const {
+    const int64_t s = sources[i];
+    const int64_t mine = gather.first_row_src[s];
+    int64_t place = 0;
+    for (int64_t j = 0; j < groups; ++j) place += gather.first_row_src[sources[j]] < mine ? 1 : 0;
+    gather.write(place, s);
   }
 };
 
@@ -832,7 +874,11 @@ template <class Exec> struct DeviceGroups {
 };
 
 /// Orders the used sources (slots or segments) by first row into @p out. A source's key is
-/// @p source_key's entry (or, when that is nullptr, its index) plus @p key_offset.
+/// @p source_key's entry (or, when that is nullptr, its index) plus @p key_offset. Few groups
+/// are placed by counting; groups that are many for the rows (an eighth of them or more, the
+/// sort strategy's many keys) by a scan over the rows of their first rows' marks, which moves
+/// 12 bytes a row where a radix sort of the groups' (first row, source) pairs moves 32 a group
+/// each pass; the rest by that sort.
 template <class Exec>
 void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t groups, const uint64_t* source_key,
                    uint64_t key_offset, const int64_t* source_first_row, const uint64_t* source_acc, uint64_t source_stride,
@@ -844,6 +890,23 @@ void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t group
   out.accumulators = exec.template alloc<uint64_t>(static_cast<size_t>(fold_count) * groups);
   if (groups == 0) return;
   auto policy = exec.policy();
+  GatherGroups gather{nullptr, source_key, key_offset, source_first_row, source_acc, source_stride, fold_count,
+                      out.key.data(), out.first_row.data(), out.accumulators.data(), groups};
+  const auto each_group = [&](auto place) {
+    thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups), place);
+  };
+  if (groups <= kGroupsPlacedByCounting) {
+    each_group(PlaceGroupByCounting{gather, sources, static_cast<int64_t>(groups)});
+    return;
+  }
+  if (groups * 8 >= rows && rows <= static_cast<size_t>(INT32_MAX)) {
+    auto marks = exec.template alloc<int32_t>(rows);
+    thrust::fill_n(policy, marks.data(), rows, int32_t{0});
+    each_group(MarkFirstRow{sources, source_first_row, marks.data()});
+    thrust::exclusive_scan(policy, marks.data(), marks.data() + rows, marks.data());
+    each_group(PlaceGroupByScan{gather, sources, marks.data()});
+    return;
+  }
   auto order_keys = exec.template alloc<uint64_t>(groups);
   auto order = exec.template alloc<int64_t>(groups);
   // Sorting (first row, source) pairs gives the output order.
@@ -851,9 +914,8 @@ void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t group
                  groups, order_keys.data());
   thrust::copy_n(policy, sources, groups, order.data());
   exec.sort_pairs(order_keys.data(), order.data(), groups, bit_width(rows));
-  thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups),
-                     GatherGroups{order.data(), source_key, key_offset, source_first_row, source_acc, source_stride, fold_count,
-                                  out.key.data(), out.first_row.data(), out.accumulators.data(), groups});
+  gather.order = order.data();
+  each_group(gather);
 }
 
 /// Slots of each block's table for about @p expected_keys keys: four times as many (short

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -766,6 +767,46 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
 // Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
 // rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
 // keys whose device table stays in half the L2 cache are hashed.
+// The groups come out in order of first row, with their keys and aggregates, whether they
+// are few enough to be placed by counting (kGroupsPlacedByCounting), many for the rows
+// (placed by a scan over the rows), or sorted.
+TEST(GatherGroupsOnHost, GroupsComeInOrderOfFirstRowPlacedByCountingScanningOrSorting) {
+  for (const auto& [groups, rows] : {std::pair<size_t, size_t>{1, 10}, {2, 20}, {kGroupsPlacedByCounting, 20480},
+                                     {kGroupsPlacedByCounting + 1, 20490}, {5000, 50000}, {5000, 40000}, {40000, 45000}}) {
+    SCOPED_TRACE(std::to_string(groups) + " groups of " + std::to_string(rows) + " rows");
+    const size_t slots = 3 * groups;
+    std::mt19937_64 rng(groups + rows);
+    std::vector<int64_t> row_pool(rows);
+    std::iota(row_pool.begin(), row_pool.end(), 0);
+    std::shuffle(row_pool.begin(), row_pool.end(), rng);
+    std::vector<int64_t> sources(slots);
+    std::iota(sources.begin(), sources.end(), 0);
+    std::shuffle(sources.begin(), sources.end(), rng);
+    sources.resize(groups);  // the used slots, in no order
+    std::vector<int64_t> first_row(slots, -1);  // distinct rows for the used slots
+    for (size_t i = 0; i < groups; ++i) first_row[static_cast<size_t>(sources[i])] = row_pool[i];
+    std::vector<uint64_t> slot_key(slots), acc(2 * slots);
+    for (size_t s = 0; s < slots; ++s) {
+      slot_key[s] = rng();
+      acc[s] = rng();
+      acc[slots + s] = rng();
+    }
+    HostExec exec;
+    DeviceGroups<HostExec> out;
+    gather_groups(exec, rows, sources.data(), groups, slot_key.data(), 5, first_row.data(), acc.data(), slots, 2, out);
+    std::vector<int64_t> want = sources;
+    std::sort(want.begin(), want.end(), [&](int64_t a, int64_t b) { return first_row[static_cast<size_t>(a)] < first_row[static_cast<size_t>(b)]; });
+    ASSERT_EQ(out.groups, groups);
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t s = static_cast<size_t>(want[g]);
+      ASSERT_EQ(out.first_row.data()[g], first_row[s]) << g;
+      ASSERT_EQ(out.key.data()[g], slot_key[s] + 5) << g;
+      ASSERT_EQ(out.accumulators.data()[g], acc[s]) << g;
+      ASSERT_EQ(out.accumulators.data()[groups + g], acc[slots + s]) << g;
+    }
+  }
+}
+
 // A sample's keys are counted exactly: distinct ones, those seen once and twice, and the
 // least and greatest as int64 (0 and ~0, the bits of -1, are ordinary keys).
 TEST(GroupedReduceOnHostChoice, TheSampleCountsItsKeysExactly) {
