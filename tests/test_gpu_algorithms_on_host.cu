@@ -764,9 +764,6 @@ TEST(GroupedReduceOnHostChoice, AutoHashesRepeatingKeysAndSortsDistinctOnes) {
   EXPECT_EQ(got.groups, rows);
 }
 
-// Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
-// rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
-// keys whose device table stays in half the L2 cache are hashed.
 // The groups come out in order of first row, with their keys and aggregates, whether they
 // are few enough to be placed by counting (kGroupsPlacedByCounting), many for the rows
 // (placed by a scan over the rows), or sorted.
@@ -850,6 +847,9 @@ TEST(GroupedReduceOnHostChoice, TheSampleSpreadsOverEveryRow) {
   EXPECT_EQ(sampled_row(7, 4096, 4096), 7);  // every row
 }
 
+// Keys that seldom repeat in the sample may still be few: a word count's 50k words in 70M
+// rows. The sample's singletons and doubletons estimate how many there are (Chao1), and
+// keys whose device table stays in half the L2 cache are hashed.
 TEST(GroupedReduceOnHostChoice, TheSampleEstimatesTheKeysAndTheL2DecidesBetweenHashAndSort) {
   const size_t sample_size = 4096, rows = 100 * sample_size;
   HostExec exec;
