@@ -772,12 +772,11 @@ struct PlaceGroupByScan {
 struct PlaceGroupByCounting {
   GatherGroups gather;  // order unused
   const int64_t* sources;
-  int64_t groups;
   __host__ __device__ void operator()(int64_t i) const {
     const int64_t s = sources[i];
     const int64_t mine = gather.first_row_src[s];
     int64_t place = 0;
-    for (int64_t j = 0; j < groups; ++j) place += gather.first_row_src[sources[j]] < mine ? 1 : 0;
+    for (uint64_t j = 0; j < gather.groups; ++j) place += gather.first_row_src[sources[j]] < mine ? 1 : 0;
     gather.write(place, s);
   }
 };
@@ -813,6 +812,14 @@ inline uint64_t next_pow2(uint64_t v) {
   return p;
 }
 
+/// The least and greatest value of an exact key column (or of a sample of it).
+struct KeyRange {
+  int64_t least;
+  int64_t greatest;
+  /// greatest - least, without overflow.
+  __host__ __device__ uint64_t span() const { return static_cast<uint64_t>(greatest) - static_cast<uint64_t>(least); }
+};
+
 /// What a sample of the keys says: how many distinct keys it holds, how many of those it saw
 /// once and twice, and its least and greatest key read as int64 (an exact key's value).
 struct KeySample {
@@ -822,6 +829,7 @@ struct KeySample {
   size_t doubletons = 0;
   int64_t least = 0;
   int64_t greatest = 0;
+  KeyRange range() const { return KeyRange{least, greatest}; }
 };
 
 /// The distinct keys of @p rows rows as @p sample estimates them (Chao1, bias-corrected: the
@@ -896,7 +904,7 @@ void gather_groups(Exec& exec, size_t rows, const int64_t* sources, size_t group
     thrust::for_each_n(policy, thrust::counting_iterator<int64_t>(0), static_cast<int64_t>(groups), place);
   };
   if (groups <= kGroupsPlacedByCounting) {
-    each_group(PlaceGroupByCounting{gather, sources, static_cast<int64_t>(groups)});
+    each_group(PlaceGroupByCounting{gather, sources});
     return;
   }
   if (groups * 8 >= rows && rows <= static_cast<size_t>(INT32_MAX)) {
@@ -934,17 +942,11 @@ inline uint32_t block_probe_limit(size_t expected_keys, uint32_t block_slots) {
   return expected_keys <= block_slots / 2 ? BlockHashFold::kMaxBlockProbes : BlockHashFold::kOverloadedBlockProbes;
 }
 
-/// The least and greatest value of an exact key column (or of a sample of it).
-struct KeyRange {
-  int64_t least;
-  int64_t greatest;
-};
-
 /// Where a direct block table of @p block_slots slots starts for exact keys whose sample
 /// spans [least, greatest]: centred on the sample, so that keys a little beyond it still
 /// have a slot; nullopt when the sampled range does not fit the table.
 inline std::optional<uint64_t> direct_table_base(const KeyRange& sampled, uint32_t block_slots) {
-  const uint64_t span = static_cast<uint64_t>(sampled.greatest) - static_cast<uint64_t>(sampled.least);  // no overflow
+  const uint64_t span = sampled.span();
   if (block_slots == 0 || span >= block_slots) return std::nullopt;
   return static_cast<uint64_t>(sampled.least) - (block_slots - 1 - span) / 2;  // wraps as the slots' keys do
 }
@@ -1073,8 +1075,7 @@ void reduce_by_sorting(Exec& exec, const GroupedInput& in, uint64_t* hashed_keys
   if (!hashed_keys) {
     const KeyRange range = known_range ? *known_range : exact_key_range(exec, in.keys[0], in.rows);
     key_offset = static_cast<uint64_t>(range.least);
-    const uint64_t span = static_cast<uint64_t>(range.greatest) - key_offset;  // greatest - least, without overflow
-    key_bits = span == ~uint64_t{0} ? 64 : bit_width(span + 1);
+    key_bits = range.span() == ~uint64_t{0} ? 64 : bit_width(range.span() + 1);
     narrowed = exec.template alloc<uint64_t>(in.rows);
     key_of_row = narrowed.data();
   }
@@ -1239,18 +1240,16 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
   if (exact && sample && in.rows > 4096) {
     const DeviceLimits limits = exec.device_limits();
     const auto direct_fits = [&](const KeyRange& r) {
-      const uint64_t span = static_cast<uint64_t>(r.greatest) - static_cast<uint64_t>(r.least);
-      return span < kMaxHashCapacity && direct_device_table_bytes(span + 1, in.folds.size()) <= limits.l2_cache_bytes / 2;
+      return r.span() < kMaxHashCapacity && direct_device_table_bytes(r.span() + 1, in.folds.size()) <= limits.l2_cache_bytes / 2;
     };
-    const KeyRange sampled{sample->least, sample->greatest};
-    const uint64_t sampled_span = static_cast<uint64_t>(sampled.greatest) - static_cast<uint64_t>(sampled.least);
+    const uint64_t sampled_span = sample->range().span();
     const uint32_t block_slots = block_table_slots(limits, out.estimated_keys, static_cast<int32_t>(in.folds.size()));
     if (sampled_span >= block_slots && out.estimated_keys > block_slots / 2 && sampled_span / 8 < out.estimated_keys &&
-        direct_fits(sampled)) {
+        direct_fits(sample->range())) {
       exact_range = exact_key_range(exec, in.keys[0], in.rows);
       if (direct_fits(*exact_range)) {
         direct_device_base = static_cast<uint64_t>(exact_range->least);
-        capacity = static_cast<uint64_t>(exact_range->greatest) - static_cast<uint64_t>(exact_range->least) + 1;
+        capacity = exact_range->span() + 1;
         strategy = GroupStrategy::Hash;
       }
     }
@@ -1262,7 +1261,7 @@ template <class Exec> DeviceGroups<Exec> grouped_reduce_in_place(Exec& exec, con
     // Exact keys within a small range go straight to their block-table slots: the sample
     // says where.
     std::optional<KeyRange> sampled_range;
-    if (exact) sampled_range = KeyRange{sample->least, sample->greatest};
+    if (exact) sampled_range = sample->range();
     if (reduce_with_hash_table(exec, in, row_keys, folds.data(), keys.data(), verify, capacity, expected_keys, sampled_range,
                                direct_device_base, out))
       return out;
